@@ -1,0 +1,122 @@
+/* pool: the invocation dispatch path between the HTTP front and the
+ * execution environments.
+ *
+ * DESIGN: civetweb threads build a struct invocation and call pool_submit,
+ * which pushes it onto the wait-free queue (cds_wfcq) of the executor that
+ * owns the function (functions are sharded over executors by identity) and
+ * wakes that executor only when its queue was empty. Each executor thread
+ * runs one epoll loop that owns its environments: their Runtime API
+ * listeners and connections, their log pipes, their process handles and
+ * their deadlines. When the invocation finishes (success, function error,
+ * crash, timeout, throttle) the executor fills the result fields and calls
+ * inv->on_done from the executor thread; on_done must not block.
+ *
+ * Thread rules: pool_submit, pool_evict, pool_envs_json and pool_stats may be
+ * called from any thread once pool_start returned; pool_stop from the main
+ * thread only. */
+#ifndef LAMBDAD_POOL_POOL_H
+#define LAMBDAD_POOL_POOL_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <urcu/wfcqueue.h>
+
+#include "runtime/fnspec.h"
+
+enum pool_executor_kind { POOL_EXEC_SUBPROCESS = 0, POOL_EXEC_DOCKER = 1, POOL_EXEC_AUTO = 2 };
+
+struct pool_config {
+    int executors;              /* executor threads (default: CPU count) */
+    int max_envs;               /* global cap on live environments */
+    int ttl_s;                  /* idle seconds before an environment is stopped */
+    enum pool_executor_kind kind;
+    const char *bootstrap_dir;  /* directory holding python/ node/ bootstraps */
+    const char *endpoint_url;   /* lambdad's own URL, for AWS_ENDPOINT_URL */
+    const char *work_dir;       /* per-environment scratch (TMPDIR) parent */
+    const char *docker_host;    /* NULL: DOCKER_HOST or /var/run/docker.sock */
+    const char *docker_network; /* "host", "bridge" or a network name */
+    const char **image_overrides; /* "runtime=image" strings, NULL-terminated */
+    const char *instance_id;    /* label value identifying this lambdad run */
+    int retry_delay_ms[2];      /* Event retry back-off (AWS: 60000, 120000) */
+};
+
+enum inv_outcome {
+    INV_OK = 0,          /* result holds the function's response */
+    INV_FUNCTION_ERROR,  /* result holds the error JSON; answer 200 + X-Amz-Function-Error */
+    INV_THROTTLED,       /* reserved concurrency 0: 429 TooManyRequestsException */
+    INV_SERVICE_ERROR,   /* lambdad fault (e.g. docker engine unreachable): error_message */
+};
+
+struct invocation {
+    struct cds_wfcq_node qnode; /* pool-private */
+    struct invocation *next;    /* pool-private */
+    struct fn_spec *fn;         /* reference owned by the invocation */
+    char request_id[40];
+    char *invoked_arn;          /* ARN as the caller named it (with qualifier) */
+    char *payload;              /* event bytes (already "{}" for an empty body) */
+    size_t payload_len;
+    char *client_context;       /* decoded client-context JSON text, or NULL */
+    char *cognito_identity;     /* JSON text, or NULL */
+    char *trace_id;             /* X-Ray trace header value, or NULL */
+    bool is_event;              /* Event invocation (no caller waiting) */
+    int attempt;                /* 0 for the first attempt */
+
+    /* Results, written by the executor before on_done. */
+    enum inv_outcome outcome;
+    char *result;               /* response or error body, malloc'd */
+    size_t result_len;
+    char content_type[96];
+    char error_type[64];        /* errorType for function errors when known */
+    char *error_message;        /* INV_SERVICE_ERROR / INV_THROTTLED text */
+    char *log;                  /* this invocation's log, START..REPORT, malloc'd */
+    size_t log_len;
+    double duration_ms;
+    bool cold;
+
+    void (*on_done)(struct invocation *inv);
+    void *user;
+    int64_t submit_ns;          /* monotonic time of submit */
+};
+
+/* Allocates an invocation with a fresh request id and a reference to fn.
+ * Takes ownership of nothing else. Returns NULL on allocation failure. */
+struct invocation *invocation_new(struct fn_spec *fn);
+
+/* Frees an invocation and everything it owns. NULL-safe. */
+void invocation_free(struct invocation *inv);
+
+/* Starts the executor threads. Returns 0 or a negative errno; on failure
+ * *err points at a message for the operator. */
+int pool_start(const struct pool_config *cfg, const char **err);
+
+/* Stops every environment (SIGTERM, then SIGKILL after a grace period; for
+ * containers: kill + remove) and joins the executors. Invocations still
+ * queued complete with INV_SERVICE_ERROR. */
+void pool_stop(void);
+
+/* Hands inv to its executor. Never blocks. on_done runs exactly once. */
+void pool_submit(struct invocation *inv);
+
+/* Stops every environment of the function key (all deploy IDs) once it is
+ * idle; invocations in flight finish first. */
+void pool_evict(const char *fn_key);
+
+/* JSON array describing live environments: function, deploy_id, state, pid
+ * or container id, idle seconds, invocations served, executor kind. */
+json_t *pool_envs_json(void);
+
+struct pool_stats {
+    uint64_t invocations;
+    uint64_t cold_starts;
+    int envs_live;
+    int envs_busy;
+    int queued;
+};
+void pool_stats(struct pool_stats *out);
+
+/* Whether a spec runs in docker under the configured executor kind. */
+bool pool_uses_docker(const struct fn_spec *spec);
+
+#endif

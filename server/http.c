@@ -1,0 +1,1 @@
+/* placeholder: the HTTP front arrives with the server work */

@@ -1,0 +1,5 @@
+/* placeholder: replaced by the server work */
+int main(void)
+{
+    return 0;
+}
