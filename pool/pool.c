@@ -1,51 +1,218 @@
-/* pool: TEMPORARY stub so the server links while the executor is written. */
+/* pool: public face of the dispatch path (see pool.h): invocation objects,
+ * executor start/stop, sharding by function identity, introspection. */
 #include "pool/pool.h"
 
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <urcu.h>
+
+#include "pool/envmap.h"
+#include "pool/executor.h"
+#include "runtime/log.h"
+#include "runtime/subprocess.h"
+
+static struct pool_config g_cfg;
+static int g_started;
+
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Per-thread xorshift seeded from getrandom: request ids must be unique,
+ * and this is on every invoke. */
+static uint64_t rand64(void)
+{
+    static __thread uint64_t s;
+    if (!s) {
+        if (getrandom(&s, sizeof(s), 0) != sizeof(s) || !s)
+            s = (uint64_t)mono_ns() | 1;
+    }
+    s ^= s >> 12;
+    s ^= s << 25;
+    s ^= s >> 27;
+    return s * 0x2545F4914F6CDD1Dull;
+}
+
+void pool_request_id(char out[40])
+{
+    uint64_t a = rand64(), b = rand64();
+    /* UUID v4 layout. */
+    snprintf(out, 40, "%08x-%04x-4%03x-%04x-%012llx", (unsigned)(a >> 32), (unsigned)(a >> 16) & 0xffff,
+             (unsigned)a & 0xfff, (unsigned)((b >> 48) & 0x3fff) | 0x8000,
+             (unsigned long long)(b & 0xffffffffffffull));
+}
 
 struct invocation *invocation_new(struct fn_spec *fn)
 {
     struct invocation *inv = calloc(1, sizeof(*inv));
-    if (inv)
-        inv->fn = fnspec_ref(fn);
+    if (!inv)
+        return NULL;
+    inv->fn = fnspec_ref(fn);
+    inv->msg_kind = POOL_MSG_INVOKE;
+    pool_request_id(inv->request_id);
     return inv;
 }
+
 void invocation_free(struct invocation *inv)
 {
     if (!inv)
         return;
     fnspec_unref(inv->fn);
+    free(inv->invoked_arn);
+    free(inv->payload);
+    free(inv->client_context);
+    free(inv->cognito_identity);
+    free(inv->trace_id);
+    free(inv->result);
+    free(inv->error_message);
+    free(inv->log);
     free(inv);
 }
+
+static unsigned long key_hash(const char *key)
+{
+    unsigned long h = 1469598103934665603ul;
+    for (const char *p = key; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ul;
+    return h;
+}
+
+static struct executor *owner_of(const char *key)
+{
+    return g_pool.all[key_hash(key) % (unsigned long)g_pool.n];
+}
+
 int pool_start(const struct pool_config *cfg, const char **err)
 {
-    (void)cfg;
-    (void)err;
+    g_cfg = *cfg;
+    if (g_cfg.executors <= 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        g_cfg.executors = n > 0 ? (int)n : 1;
+    }
+    if (g_cfg.max_envs <= 0)
+        g_cfg.max_envs = 32;
+    if (g_cfg.ttl_s <= 0)
+        g_cfg.ttl_s = 300;
+    if (!g_cfg.bootstrap_dir)
+        g_cfg.bootstrap_dir = LAMBDAD_SOURCE_DIR "/runtime/bootstrap";
+    if (!g_cfg.endpoint_url)
+        g_cfg.endpoint_url = "http://127.0.0.1:4566";
+    static char workdir[256];
+    if (!g_cfg.work_dir) {
+        const char *tmp = getenv("TMPDIR");
+        snprintf(workdir, sizeof(workdir), "%s/lambdad-%d", tmp && *tmp ? tmp : "/tmp", (int)getpid());
+        g_cfg.work_dir = workdir;
+    }
+    if (mkdir(g_cfg.work_dir, 0700) < 0 && errno != EEXIST) {
+        *err = "cannot create the environments' work directory";
+        return -errno;
+    }
+    if (g_cfg.kind == POOL_EXEC_DOCKER) {
+        *err = "the docker executor is not available in this build yet; use --lambda-executor "
+               "subprocess";
+        return -ENOTSUP;
+    }
+    const char *mem = subprocess_init(g_cfg.python, g_cfg.node);
+    LOG_INFO("subprocess executor: memory limits %s", mem);
+    if (envmap_init() < 0) {
+        *err = "out of memory";
+        return -ENOMEM;
+    }
+    g_pool.cfg = &g_cfg;
+    g_pool.n = g_cfg.executors;
+    g_pool.all = calloc((size_t)g_pool.n, sizeof(*g_pool.all));
+    if (!g_pool.all) {
+        *err = "out of memory";
+        return -ENOMEM;
+    }
+    for (int i = 0; i < g_pool.n; i++) {
+        int rc = executor_start(&g_pool.all[i], i, &g_cfg);
+        if (rc < 0) {
+            *err = "cannot start executor threads";
+            g_pool.n = i;
+            pool_stop();
+            return rc;
+        }
+    }
+    g_started = 1;
+    LOG_INFO("pool: %d executor threads, at most %d environments, idle ttl %d s", g_pool.n,
+             g_cfg.max_envs, g_cfg.ttl_s);
     return 0;
 }
+
 void pool_stop(void)
 {
+    for (int i = 0; i < g_pool.n; i++) {
+        struct pool_ctl c = {.msg_kind = POOL_MSG_STOP};
+        executor_call(g_pool.all[i], &c);
+    }
+    for (int i = 0; i < g_pool.n; i++)
+        executor_join(g_pool.all[i]);
+    if (g_pool.all) {
+        rcu_barrier(); /* fnpools freed with call_rcu */
+        envmap_fini();
+    }
+    free(g_pool.all);
+    g_pool.all = NULL;
+    g_pool.n = 0;
+    g_started = 0;
 }
+
 void pool_submit(struct invocation *inv)
 {
-    inv->outcome = INV_SERVICE_ERROR;
-    inv->on_done(inv);
+    inv->msg_kind = POOL_MSG_INVOKE;
+    inv->submit_ns = mono_ns();
+    if (!g_started) {
+        inv->outcome = INV_SERVICE_ERROR;
+        inv->error_message = strdup("the invocation pool is not running");
+        inv->on_done(inv);
+        return;
+    }
+    executor_post(owner_of(inv->fn->key), &inv->qnode);
 }
+
 void pool_evict(const char *fn_key)
 {
-    (void)fn_key;
+    if (!g_started)
+        return;
+    struct pool_ctl c = {.msg_kind = POOL_MSG_EVICT, .key = (char *)fn_key};
+    executor_call(owner_of(fn_key), &c);
 }
+
 json_t *pool_envs_json(void)
 {
-    return json_array();
+    json_t *arr = json_array();
+    for (int i = 0; g_started && i < g_pool.n; i++) {
+        struct pool_ctl c = {.msg_kind = POOL_MSG_LIST, .list = arr};
+        executor_call(g_pool.all[i], &c);
+    }
+    return arr;
 }
+
 void pool_stats(struct pool_stats *out)
 {
-    memset(out, 0, sizeof(*out));
+    out->invocations = atomic_load(&g_pool.invocations);
+    out->cold_starts = atomic_load(&g_pool.cold_starts);
+    out->envs_live = atomic_load(&g_pool.live_envs);
+    out->envs_busy = atomic_load(&g_pool.busy_envs);
+    out->queued = atomic_load(&g_pool.queued);
 }
+
 bool pool_uses_docker(const struct fn_spec *spec)
 {
-    (void)spec;
+    if (g_cfg.kind == POOL_EXEC_DOCKER)
+        return true;
+    if (g_cfg.kind == POOL_EXEC_AUTO)
+        return spec->n_layers > 0 || spec->force_docker ||
+               (spec->package_type && strcmp(spec->package_type, "Image") == 0);
     return false;
 }

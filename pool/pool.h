@@ -39,6 +39,8 @@ struct pool_config {
     const char *docker_network; /* "host", "bridge" or a network name */
     const char **image_overrides; /* "runtime=image" strings, NULL-terminated */
     const char *instance_id;    /* label value identifying this lambdad run */
+    const char *python;         /* interpreter for python runtimes (default python3) */
+    const char *node;           /* interpreter for nodejs runtimes (default node) */
     int retry_delay_ms[2];      /* Event retry back-off (AWS: 60000, 120000) */
 };
 
@@ -51,7 +53,9 @@ enum inv_outcome {
 
 struct invocation {
     struct cds_wfcq_node qnode; /* pool-private */
+    int msg_kind;               /* pool-private: queue message discriminator */
     struct invocation *next;    /* pool-private */
+    int64_t due_ns;             /* pool-private: retry time */
     struct fn_spec *fn;         /* reference owned by the invocation */
     char request_id[40];
     char *invoked_arn;          /* ARN as the caller named it (with qualifier) */
@@ -61,6 +65,7 @@ struct invocation {
     char *cognito_identity;     /* JSON text, or NULL */
     char *trace_id;             /* X-Ray trace header value, or NULL */
     bool is_event;              /* Event invocation (no caller waiting) */
+    bool want_log;              /* fill log (X-Amz-Log-Type: Tail, or debug logging) */
     int attempt;                /* 0 for the first attempt */
 
     /* Results, written by the executor before on_done. */
@@ -83,6 +88,9 @@ struct invocation {
 /* Allocates an invocation with a fresh request id and a reference to fn.
  * Takes ownership of nothing else. Returns NULL on allocation failure. */
 struct invocation *invocation_new(struct fn_spec *fn);
+
+/* Writes a fresh UUID v4 request id. Any thread. */
+void pool_request_id(char out[40]);
 
 /* Frees an invocation and everything it owns. NULL-safe. */
 void invocation_free(struct invocation *inv);

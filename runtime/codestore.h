@@ -61,4 +61,9 @@ int codestore_remove(struct codestore *cs, const char *sha256_hex);
  * Returns 0 or -EINVAL. */
 int codestore_b64_to_hex(const char *b64, char out[65]);
 
+/* For tests: lowers (or restores) the uncompressed-size limit that
+ * codestore_put enforces; the default is CODESTORE_MAX_UNZIPPED. The refusal
+ * message stays CODESTORE_ERR_TOO_BIG. Process-wide, atomic, any thread. */
+void codestore_set_max_unzipped(uint64_t limit);
+
 #endif

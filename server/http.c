@@ -1,1 +1,691 @@
-/* placeholder: the HTTP front arrives with the server work */
+/* http: civetweb setup, routing table, AWS response/error encoding (see
+ * http.h for the design). */
+#include "server/http.h"
+
+#include <civetweb.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+#include <time.h>
+#include <urcu.h>
+
+#include "runtime/log.h"
+#include "server/admin.h"
+#include "server/api_functions.h"
+#include "server/api_invoke.h"
+
+#define CAP_CODE HTTP_BODY_CAP_CODE
+#define CAP_INV HTTP_BODY_CAP_INVOKE
+#define CAP_DEF HTTP_BODY_CAP_DEFAULT
+#define FN "/2015-03-31/functions/{}"
+
+/* The hot routes come first: matching is a linear scan. */
+static const struct http_route g_routes[] = {
+    {"POST", FN "/invocations", "Invoke", api_invoke, CAP_INV},
+    {"POST", "/_lambdad/noop", "Noop", admin_noop, CAP_INV},
+    {"POST", "/2014-11-13/functions/{}/invoke-async", "InvokeAsync", api_invoke_async, CAP_INV},
+    {"GET", FN, "GetFunction", api_get_function, CAP_DEF},
+    {"GET", FN "/configuration", "GetFunctionConfiguration", api_get_function_configuration, CAP_DEF},
+    {"GET", "/2015-03-31/functions", "ListFunctions", api_list_functions, CAP_DEF},
+    {"POST", "/2015-03-31/functions", "CreateFunction", api_create_function, CAP_CODE},
+    {"PUT", FN "/code", "UpdateFunctionCode", api_update_function_code, CAP_CODE},
+    {"PUT", FN "/configuration", "UpdateFunctionConfiguration", api_update_function_configuration, CAP_DEF},
+    {"DELETE", FN, "DeleteFunction", api_delete_function, CAP_DEF},
+    {"POST", "/2017-03-31/tags/{}", "TagResource", api_tag_resource, CAP_DEF},
+    {"DELETE", "/2017-03-31/tags/{}", "UntagResource", api_untag_resource, CAP_DEF},
+    {"GET", "/2017-03-31/tags/{}", "ListTags", api_list_tags, CAP_DEF},
+    {"PUT", "/2017-10-31/functions/{}/concurrency", "PutFunctionConcurrency", api_put_function_concurrency, CAP_DEF},
+    {"GET", "/2019-09-30/functions/{}/concurrency", "GetFunctionConcurrency", api_get_function_concurrency, CAP_DEF},
+    {"DELETE", "/2017-10-31/functions/{}/concurrency", "DeleteFunctionConcurrency", api_delete_function_concurrency, CAP_DEF},
+    {"GET", "/2016-08-19/account-settings", "GetAccountSettings", api_get_account_settings, CAP_DEF},
+    {"POST", "/2021-11-15/functions/{}/response-streaming-invocations", "InvokeWithResponseStream", api_not_implemented, CAP_INV},
+    {"POST", FN "/versions", "PublishVersion", api_not_implemented, CAP_DEF},
+    {"GET", FN "/versions", "ListVersionsByFunction", api_list_versions, CAP_DEF},
+    {"POST", FN "/aliases", "CreateAlias", api_not_implemented, CAP_DEF},
+    {"GET", FN "/aliases", "ListAliases", api_list_aliases, CAP_DEF},
+    {"GET", FN "/aliases/{}", "GetAlias", api_get_alias, CAP_DEF},
+    {"PUT", FN "/aliases/{}", "UpdateAlias", api_not_implemented, CAP_DEF},
+    {"DELETE", FN "/aliases/{}", "DeleteAlias", api_not_implemented, CAP_DEF},
+    {"POST", FN "/policy", "AddPermission", api_not_implemented, CAP_DEF},
+    {"GET", FN "/policy", "GetPolicy", api_get_policy, CAP_DEF},
+    {"DELETE", FN "/policy/{}", "RemovePermission", api_not_implemented, CAP_DEF},
+    {"POST", "/2018-10-31/layers/{}/versions", "PublishLayerVersion", api_not_implemented, CAP_CODE},
+    {"GET", "/2018-10-31/layers", "ListLayers", api_list_layers, CAP_DEF},
+    {"GET", "/2018-10-31/layers/{}/versions", "ListLayerVersions", api_list_layers, CAP_DEF},
+    {"GET", "/2018-10-31/layers/{}/versions/{}", "GetLayerVersion", api_not_implemented, CAP_DEF},
+    {"DELETE", "/2018-10-31/layers/{}/versions/{}", "DeleteLayerVersion", api_not_implemented, CAP_DEF},
+    {"POST", "/2021-10-31/functions/{}/url", "CreateFunctionUrlConfig", api_not_implemented, CAP_DEF},
+    {"GET", "/2021-10-31/functions/{}/url", "GetFunctionUrlConfig", api_get_url_config, CAP_DEF},
+    {"PUT", "/2021-10-31/functions/{}/url", "UpdateFunctionUrlConfig", api_not_implemented, CAP_DEF},
+    {"DELETE", "/2021-10-31/functions/{}/url", "DeleteFunctionUrlConfig", api_not_implemented, CAP_DEF},
+    {"GET", "/2021-10-31/functions/{}/urls", "ListFunctionUrlConfigs", api_list_url_configs, CAP_DEF},
+    {"GET", "/2015-03-31/event-source-mappings", "ListEventSourceMappings", api_list_event_source_mappings, CAP_DEF},
+    {"POST", "/2015-03-31/event-source-mappings", "CreateEventSourceMapping", api_not_implemented, CAP_DEF},
+    {"GET", "/2015-03-31/event-source-mappings/{}", "GetEventSourceMapping", api_not_implemented, CAP_DEF},
+    {"PUT", "/2015-03-31/event-source-mappings/{}", "UpdateEventSourceMapping", api_not_implemented, CAP_DEF},
+    {"DELETE", "/2015-03-31/event-source-mappings/{}", "DeleteEventSourceMapping", api_not_implemented, CAP_DEF},
+    {"GET", "/2019-09-25/functions/{}/event-invoke-config", "GetFunctionEventInvokeConfig", api_not_implemented, CAP_DEF},
+    {"PUT", "/2019-09-25/functions/{}/event-invoke-config", "PutFunctionEventInvokeConfig", api_not_implemented, CAP_DEF},
+    {"POST", "/2019-09-25/functions/{}/event-invoke-config", "UpdateFunctionEventInvokeConfig", api_not_implemented, CAP_DEF},
+    {"DELETE", "/2019-09-25/functions/{}/event-invoke-config", "DeleteFunctionEventInvokeConfig", api_not_implemented, CAP_DEF},
+    {"GET", "/_lambdad/health", "Health", admin_health, CAP_DEF},
+    {"GET", "/_lambdad/environments", "ListEnvironments", admin_envs, CAP_DEF},
+    {"DELETE", "/_lambdad/environments/{}", "EvictEnvironments", admin_evict, CAP_DEF},
+    {"GET", "/_lambdad/code/{}", "GetCode", admin_code, CAP_DEF},
+};
+#define N_ROUTES (sizeof(g_routes) / sizeof(g_routes[0]))
+#define MAX_SEGS 8
+
+struct seg {
+    const char *s; /* NULL: capture */
+    size_t len;
+};
+
+struct compiled_route {
+    int nseg;
+    struct seg segs[MAX_SEGS];
+};
+
+static struct compiled_route g_compiled[N_ROUTES];
+static pthread_once_t g_compile_once = PTHREAD_ONCE_INIT;
+
+/* Splits "/a/b/c" into segments; a single trailing '/' is ignored. Returns
+ * the count, or -1 for too many or empty segments. */
+static int split_path(const char *path, size_t len, struct seg *out)
+{
+    int n = 0;
+    if (len == 0 || path[0] != '/')
+        return -1;
+    if (len > 1 && path[len - 1] == '/')
+        len--;
+    size_t i = 1;
+    if (len == 1)
+        return 0;
+    while (i <= len) {
+        size_t j = i;
+        while (j < len && path[j] != '/')
+            j++;
+        if (j == i || n == MAX_SEGS)
+            return -1;
+        out[n].s = path + i;
+        out[n].len = j - i;
+        n++;
+        i = j + 1;
+    }
+    return n;
+}
+
+static void compile_routes(void)
+{
+    for (size_t r = 0; r < N_ROUTES; r++) {
+        struct compiled_route *c = &g_compiled[r];
+        c->nseg = split_path(g_routes[r].pattern, strlen(g_routes[r].pattern), c->segs);
+        if (c->nseg < 0) {
+            fprintf(stderr, "lambdad: bad route pattern %s\n", g_routes[r].pattern);
+            abort();
+        }
+        for (int i = 0; i < c->nseg; i++)
+            if (c->segs[i].len == 2 && !memcmp(c->segs[i].s, "{}", 2))
+                c->segs[i].s = NULL;
+    }
+}
+
+static int hexval(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+int http_pct_decode(const char *src, size_t len, char *dst, size_t dstlen, bool form)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = src[i];
+        if (c == '%') {
+            int hi, lo;
+            if (i + 2 >= len || (hi = hexval(src[i + 1])) < 0 || (lo = hexval(src[i + 2])) < 0)
+                return -1;
+            c = (char)(hi * 16 + lo);
+            i += 2;
+        } else if (c == '+' && form) {
+            c = ' ';
+        }
+        if (o + 1 >= dstlen)
+            return -1;
+        dst[o++] = c;
+    }
+    if (o >= dstlen)
+        return -1;
+    dst[o] = 0;
+    return (int)o;
+}
+
+const struct http_route *http_route_match(struct http_req *req, const char *method,
+                                          const char *path, bool *bad_escape)
+{
+    struct seg segs[MAX_SEGS];
+    pthread_once(&g_compile_once, compile_routes);
+    *bad_escape = false;
+    int n = split_path(path, strlen(path), segs);
+    if (n < 0)
+        return NULL;
+    for (size_t r = 0; r < N_ROUTES; r++) {
+        const struct compiled_route *c = &g_compiled[r];
+        if (c->nseg != n || strcmp(g_routes[r].method, method) != 0)
+            continue;
+        int i;
+        for (i = 0; i < n; i++)
+            if (c->segs[i].s && (c->segs[i].len != segs[i].len ||
+                                 memcmp(c->segs[i].s, segs[i].s, segs[i].len) != 0))
+                break;
+        if (i < n)
+            continue;
+        /* Matched: decode the captured segments. */
+        size_t used = 0;
+        req->n_params = 0;
+        for (i = 0; i < n; i++) {
+            if (c->segs[i].s)
+                continue;
+            if (req->n_params == HTTP_MAX_PARAMS)
+                return NULL;
+            int len = http_pct_decode(segs[i].s, segs[i].len, req->pbuf + used,
+                                      sizeof(req->pbuf) - used, false);
+            if (len < 0) {
+                *bad_escape = true;
+                return NULL;
+            }
+            req->params[req->n_params++] = req->pbuf + used;
+            used += (size_t)len + 1;
+        }
+        req->op = g_routes[r].op;
+        req->body_cap = g_routes[r].body_cap;
+        return &g_routes[r];
+    }
+    return NULL;
+}
+
+void http_parse_identity(struct http_req *req, const char *auth, const char *default_account)
+{
+    memcpy(req->region, "us-east-1", 10);
+    memcpy(req->account, default_account, 13);
+    const char *cred = auth ? strstr(auth, "Credential=") : NULL;
+    if (!cred)
+        return;
+    const char *akid = cred + 11;
+    const char *slash = strchr(akid, '/');
+    if (!slash)
+        return;
+    if (slash - akid == 12 && strspn(akid, "0123456789") >= 12) {
+        memcpy(req->account, akid, 12);
+        req->account[12] = 0;
+    }
+    const char *date_end = strchr(slash + 1, '/');
+    if (!date_end)
+        return;
+    const char *region = date_end + 1;
+    size_t len = strspn(region, "abcdefghijklmnopqrstuvwxyz0123456789-");
+    if (len == 0 || len >= sizeof(req->region) || region[len] != '/')
+        return;
+    memcpy(req->region, region, len);
+    req->region[len] = 0;
+}
+
+/* --- request ids ------------------------------------------------------- */
+
+static _Thread_local uint64_t t_rng[2];
+
+static uint64_t rng_next(void)
+{
+    /* xorshift128+, seeded per thread from getrandom. */
+    if (!t_rng[0] && !t_rng[1]) {
+        if (getrandom(t_rng, sizeof(t_rng), 0) != sizeof(t_rng)) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            t_rng[0] = (uint64_t)ts.tv_nsec ^ ((uint64_t)(uintptr_t)&ts << 17);
+            t_rng[1] = (uint64_t)ts.tv_sec * 0x9E3779B97F4A7C15ull;
+        }
+        t_rng[0] |= 1;
+    }
+    uint64_t s1 = t_rng[0];
+    const uint64_t s0 = t_rng[1];
+    t_rng[0] = s0;
+    s1 ^= s1 << 23;
+    t_rng[1] = s1 ^ s0 ^ (s1 >> 17) ^ (s0 >> 26);
+    return t_rng[1] + s0;
+}
+
+void http_uuid4(char out[37])
+{
+    static const char hex[] = "0123456789abcdef";
+    uint64_t a = rng_next(), b = rng_next();
+    unsigned char bytes[16];
+    memcpy(bytes, &a, 8);
+    memcpy(bytes + 8, &b, 8);
+    bytes[6] = (unsigned char)((bytes[6] & 0x0f) | 0x40);
+    bytes[8] = (unsigned char)((bytes[8] & 0x3f) | 0x80);
+    int o = 0;
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            out[o++] = '-';
+        out[o++] = hex[bytes[i] >> 4];
+        out[o++] = hex[bytes[i] & 15];
+    }
+    out[o] = 0;
+}
+
+/* --- request accessors ------------------------------------------------- */
+
+const char *http_param(const struct http_req *req, int i)
+{
+    return i >= 0 && i < req->n_params ? req->params[i] : NULL;
+}
+
+const char *http_header(const struct http_req *req, const char *name)
+{
+    return mg_get_header(req->conn, name);
+}
+
+/* Walks "a=1&b=2": calls fn for each value of name. */
+static int query_walk(const char *qs, const char *name,
+                      int (*fn)(void *ud, const char *raw, size_t len), void *ud)
+{
+    size_t nlen = strlen(name);
+    for (const char *p = qs; p && *p;) {
+        size_t plen = strcspn(p, "&");
+        if (plen > nlen && p[nlen] == '=' && !memcmp(p, name, nlen)) {
+            int rc = fn(ud, p + nlen + 1, plen - nlen - 1);
+            if (rc)
+                return rc;
+        } else if (plen == nlen && !memcmp(p, name, nlen)) {
+            int rc = fn(ud, p + nlen, 0);
+            if (rc)
+                return rc;
+        }
+        p += plen + (p[plen] == '&');
+    }
+    return 0;
+}
+
+struct query_one {
+    char *buf;
+    size_t buflen;
+    int result;
+};
+
+static int query_one_cb(void *ud, const char *raw, size_t len)
+{
+    struct query_one *q = ud;
+    int n = http_pct_decode(raw, len, q->buf, q->buflen, true);
+    q->result = n < 0 ? -2 : n;
+    return 1;
+}
+
+int http_query(const struct http_req *req, const char *name, char *buf, size_t buflen)
+{
+    struct query_one q = {buf, buflen, -1};
+    if (!req->ri || !req->ri->query_string)
+        return -1;
+    query_walk(req->ri->query_string, name, query_one_cb, &q);
+    return q.result;
+}
+
+struct query_each {
+    int (*fn)(void *ud, const char *value);
+    void *ud;
+};
+
+static int query_each_cb(void *ud, const char *raw, size_t len)
+{
+    struct query_each *q = ud;
+    char buf[1024];
+    if (http_pct_decode(raw, len, buf, sizeof(buf), true) < 0)
+        return -2;
+    return q->fn(q->ud, buf);
+}
+
+int http_query_each(const struct http_req *req, const char *name,
+                    int (*fn)(void *ud, const char *value), void *ud)
+{
+    struct query_each q = {fn, ud};
+    if (!req->ri || !req->ri->query_string)
+        return 0;
+    return query_walk(req->ri->query_string, name, query_each_cb, &q);
+}
+
+/* --- responses --------------------------------------------------------- */
+
+static const char *status_text(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 400: return "Bad Request";
+    case 404: return "Not Found";
+    case 409: return "Conflict";
+    case 412: return "Precondition Failed";
+    case 413: return "Request Entity Too Large";
+    case 415: return "Unsupported Media Type";
+    case 429: return "Too Many Requests";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    default: return "Status";
+    }
+}
+
+static const char *connection_header(const struct http_req *req)
+{
+    const char *c = req->conn ? mg_get_header(req->conn, "Connection") : NULL;
+    if (c && strcasestr(c, "close"))
+        return "Connection: close\r\n";
+    if (req->ri && req->ri->http_version && !strcmp(req->ri->http_version, "1.0"))
+        return c && strcasestr(c, "keep-alive") ? "Connection: keep-alive\r\n" : "Connection: close\r\n";
+    return "";
+}
+
+void http_send(struct http_req *req, int status, const char *content_type,
+               const char *extra_headers, const void *body, size_t len)
+{
+    char stackbuf[8192];
+    char *buf = stackbuf;
+    size_t extra = extra_headers ? strlen(extra_headers) : 0;
+    size_t cap = sizeof(stackbuf);
+    if (req->status) {
+        LOG_WARN("second response for %s %s ignored", req->method, req->op ? req->op : "?");
+        return;
+    }
+    req->status = status;
+    if (extra + len + 512 > cap) {
+        cap = extra + 512 + (len <= (1u << 20) ? len : 0);
+        buf = malloc(cap);
+        if (!buf)
+            return;
+    }
+    int h = snprintf(buf, cap,
+                     "HTTP/1.1 %d %s\r\nContent-Length: %zu\r\nx-amzn-RequestId: %s\r\n"
+                     "%s%s%s%s%s\r\n",
+                     status, status_text(status), len, req->request_id,
+                     content_type ? "Content-Type: " : "", content_type ? content_type : "",
+                     content_type ? "\r\n" : "", extra_headers ? extra_headers : "",
+                     connection_header(req));
+    if (h < 0 || (size_t)h >= cap)
+        goto out;
+    if ((size_t)h + len <= cap) {
+        if (len)
+            memcpy(buf + h, body, len);
+        mg_write(req->conn, buf, (size_t)h + len);
+    } else {
+        mg_write(req->conn, buf, (size_t)h);
+        mg_write(req->conn, body, len);
+    }
+out:
+    if (buf != stackbuf)
+        free(buf);
+}
+
+void http_send_json(struct http_req *req, int status, const char *json, size_t len)
+{
+    http_send(req, status, "application/json", NULL, json, len);
+}
+
+void http_send_jsont(struct http_req *req, int status, json_t *obj)
+{
+    char *text = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
+    json_decref(obj);
+    if (!text) {
+        http_send_error(req, &AWS_SERVICE, "out of memory");
+        return;
+    }
+    http_send_json(req, status, text, strlen(text));
+    free(text);
+}
+
+void http_send_empty(struct http_req *req, int status)
+{
+    http_send(req, status, NULL, NULL, "", 0);
+}
+
+void http_send_error_ex(struct http_req *req, const struct aws_error *e, const char *extra_headers,
+                        const char *extra_members, const char *msg)
+{
+    char headers[1024];
+    json_t *m = json_string(msg ? msg : "");
+    if (!m)
+        m = json_string("(message was not valid UTF-8)");
+    char *mtext = json_dumps(m, JSON_ENCODE_ANY);
+    json_decref(m);
+    size_t blen = (mtext ? strlen(mtext) : 2) + (extra_members ? strlen(extra_members) : 0) + 64;
+    char *body = malloc(blen);
+    if (!body) {
+        free(mtext);
+        return;
+    }
+    int n = snprintf(body, blen, "{%s%s%s\"%s\":%s%s%s}", e->typed ? "\"Type\":\"" : "",
+                     e->typed ? (e->status >= 500 ? "Service" : "User") : "", e->typed ? "\"," : "",
+                     e->capital_msg ? "Message" : "message", mtext ? mtext : "\"\"",
+                     extra_members ? "," : "", extra_members ? extra_members : "");
+    snprintf(headers, sizeof(headers), "x-amzn-ErrorType: %s\r\n%s", e->code,
+             extra_headers ? extra_headers : "");
+    http_send(req, e->status, "application/json", headers, body, n > 0 ? (size_t)n : 0);
+    free(body);
+    free(mtext);
+}
+
+void http_send_error(struct http_req *req, const struct aws_error *e, const char *fmt, ...)
+{
+    char msg[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    http_send_error_ex(req, e, NULL, NULL, msg);
+}
+
+void http_send_api_error(struct http_req *req, const struct api_error *err)
+{
+    http_send_error_ex(req, err->type ? err->type : &AWS_SERVICE, NULL, NULL, err->msg);
+}
+
+/* --- bodies ------------------------------------------------------------ */
+
+static void drain_body(struct http_req *req)
+{
+    char buf[16384];
+    while (mg_read(req->conn, buf, sizeof(buf)) > 0)
+        ;
+}
+
+static int body_too_large(struct http_req *req)
+{
+    const char *op = req->op && !strcmp(req->op, "Invoke") ? "InvokeFunction" : req->op;
+    long long cl = req->ri ? req->ri->content_length : -1;
+    http_send_error(req, &AWS_REQUEST_ENTITY_TOO_LARGE, MSG_BODY_TOO_LARGE, req->body_cap,
+                    op ? op : "?");
+    /* Drain (without storing) so the client reads the 413 instead of a
+     * reset; past 256 MB just close the connection. */
+    if (cl >= 0 && cl <= (256ll << 20))
+        drain_body(req);
+    else
+        mg_disable_keep_alive(req->conn);
+    return -EFBIG;
+}
+
+int http_read_body(struct http_req *req)
+{
+    if (req->body_read)
+        return 0;
+    req->body_read = true;
+    long long cl = req->ri ? req->ri->content_length : -1;
+    if (cl > (long long)req->body_cap)
+        return body_too_large(req);
+    size_t cap = cl >= 0 ? (size_t)cl : 65536, len = 0;
+    char *buf = malloc(cap + 1);
+    if (!buf) {
+        http_send_error(req, &AWS_SERVICE, "out of memory reading the request body");
+        return -ENOMEM;
+    }
+    for (;;) {
+        if (cl >= 0 && len == (size_t)cl)
+            break;
+        if (len == cap) {
+            if (cap >= req->body_cap + 1) {
+                free(buf);
+                return body_too_large(req);
+            }
+            size_t ncap = cap * 2 > req->body_cap + 1 ? req->body_cap + 1 : cap * 2;
+            char *nb = realloc(buf, ncap + 1);
+            if (!nb) {
+                free(buf);
+                http_send_error(req, &AWS_SERVICE, "out of memory reading the request body");
+                return -ENOMEM;
+            }
+            buf = nb;
+            cap = ncap;
+        }
+        int n = mg_read(req->conn, buf + len, cap - len);
+        if (n < 0 || (n == 0 && cl >= 0)) {
+            free(buf);
+            http_send_error(req, &AWS_INVALID_REQUEST_CONTENT, "incomplete request body");
+            return -EIO;
+        }
+        if (n == 0)
+            break;
+        len += (size_t)n;
+    }
+    if (len > req->body_cap) {
+        free(buf);
+        return body_too_large(req);
+    }
+    buf[len] = 0;
+    req->body = buf;
+    req->body_len = len;
+    return 0;
+}
+
+/* --- civetweb glue ----------------------------------------------------- */
+
+static struct mg_context *g_ctx;
+static char g_account[13] = "000000000000";
+static atomic_int g_thread_seq;
+
+static int on_request(struct mg_connection *conn)
+{
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    struct http_req req;
+    req.conn = conn;
+    req.ri = ri;
+    req.method = ri->request_method;
+    req.op = NULL;
+    req.body_cap = HTTP_BODY_CAP_DEFAULT;
+    req.n_params = 0;
+    req.body = NULL;
+    req.body_len = 0;
+    req.body_read = false;
+    req.status = 0;
+    http_uuid4(req.request_id);
+    http_parse_identity(&req, mg_get_header(conn, "Authorization"), g_account);
+
+    bool bad_escape = false;
+    const char *path = ri->local_uri_raw ? ri->local_uri_raw : ri->request_uri;
+    const struct http_route *route = path ? http_route_match(&req, req.method, path, &bad_escape) : NULL;
+    if (route) {
+        route->handler(&req);
+        if (!req.status)
+            http_send_error(&req, &AWS_SERVICE, "the %s handler sent no response", route->op);
+    } else if (bad_escape) {
+        http_send_error(&req, &AWS_VALIDATION, "Invalid percent-encoding in the request path");
+    } else {
+        http_send_error(&req, &AWS_UNKNOWN_OPERATION, "Unknown operation: %s %s", req.method,
+                        path ? path : "");
+    }
+    if (!req.body_read && ri->content_length != 0)
+        drain_body(&req);
+    free(req.body);
+    return req.status ? req.status : 500;
+}
+
+static void *on_thread_start(const struct mg_context *ctx, int thread_type)
+{
+    (void)ctx;
+    char name[16];
+    int n = atomic_fetch_add(&g_thread_seq, 1);
+    snprintf(name, sizeof(name), thread_type == 1 ? "http-%d" : "http-main-%d", n);
+    pthread_setname_np(pthread_self(), name);
+    rcu_register_thread();
+    return NULL;
+}
+
+static void on_thread_stop(const struct mg_context *ctx, int thread_type, void *user)
+{
+    (void)ctx;
+    (void)thread_type;
+    (void)user;
+    rcu_unregister_thread();
+}
+
+static int on_log(const struct mg_connection *conn, const char *message)
+{
+    (void)conn;
+    LOG_DEBUG("civetweb: %s", message);
+    return 1;
+}
+
+int http_start(const struct http_options *o, const char **err)
+{
+    static char msg[512];
+    char ports[300], threads[16];
+    struct mg_callbacks cb;
+    snprintf(ports, sizeof(ports), strchr(o->host, ':') ? "[%s]:%d" : "%s:%d", o->host, o->port);
+    snprintf(threads, sizeof(threads), "%d", o->threads);
+    if (o->account_id)
+        snprintf(g_account, sizeof(g_account), "%s", o->account_id);
+    const char *options[] = {"listening_ports", ports,   "num_threads",        threads,
+                             "enable_keep_alive", "yes", "request_timeout_ms", "960000",
+                             "tcp_nodelay",     "1",     "decode_url",         "no",
+                             NULL};
+    memset(&cb, 0, sizeof(cb));
+    cb.begin_request = on_request;
+    cb.init_thread = on_thread_start;
+    cb.exit_thread = on_thread_stop;
+    cb.log_message = on_log;
+    pthread_once(&g_compile_once, compile_routes);
+    mg_init_library(0);
+    struct mg_init_data init = {.callbacks = &cb, .user_data = NULL, .configuration_options = options};
+    struct mg_error_data ed;
+    char ebuf[256] = "";
+    memset(&ed, 0, sizeof(ed));
+    ed.text = ebuf;
+    ed.text_buffer_size = sizeof(ebuf);
+    g_ctx = mg_start2(&init, &ed);
+    if (!g_ctx) {
+        snprintf(msg, sizeof(msg), "cannot listen on %s: %s", ports, ebuf[0] ? ebuf : "civetweb failed to start");
+        *err = msg;
+        mg_exit_library();
+        return -1;
+    }
+    return 0;
+}
+
+void http_stop(void)
+{
+    if (!g_ctx)
+        return;
+    mg_stop(g_ctx);
+    g_ctx = NULL;
+    mg_exit_library();
+}

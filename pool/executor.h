@@ -1,0 +1,79 @@
+/* executor: one executor thread and the environments it owns (pool
+ * internals; the public face is pool/pool.h).
+ *
+ * DESIGN: an executor is a thread running one epoll loop over
+ *   - its inbound queue's eventfd (invocations and control messages),
+ *   - the Runtime API listener and connections of each of its environments,
+ *   - each environment's log pipe and process handle (pidfd),
+ * with the epoll timeout set to the nearest invocation deadline, retry time
+ * or reaper tick. Functions are sharded over executors by identity, so
+ * every environment, pending invocation and per-function counter of a
+ * function is touched by exactly one thread: no locks on the invoke path.
+ * Per-function state (struct fnpool) is published in the warm map
+ * (pool/envmap.h) keyed by function identity + deploy ID.
+ *
+ * Thread rules: executor_post from any thread; everything else on the
+ * executor's own thread. */
+#ifndef LAMBDAD_POOL_EXECUTOR_H
+#define LAMBDAD_POOL_EXECUTOR_H
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "pool/pool.h"
+#include "pool/queue.h"
+
+enum pool_msg_kind {
+    POOL_MSG_INVOKE = 0,
+    POOL_MSG_EVICT,   /* stop every environment of a function key */
+    POOL_MSG_LIST,    /* append environment descriptions to a JSON array */
+    POOL_MSG_SHRINK,  /* another executor is starved: drop one idle env */
+    POOL_MSG_STOP,    /* stop everything and leave the loop */
+    POOL_MSG_ENV,     /* asynchronous environment event (docker threads) */
+};
+
+/* A control message; begins like struct invocation (qnode, msg_kind). */
+struct pool_ctl {
+    struct cds_wfcq_node qnode;
+    int msg_kind;
+    char *key;           /* EVICT */
+    json_t *list;        /* LIST: array to append to */
+    pthread_mutex_t mu;  /* LIST/EVICT/STOP: completion */
+    pthread_cond_t cv;
+    int done;
+    void *env;           /* ENV: the environment concerned */
+    int env_event;       /* ENV: what happened */
+    int status;          /* ENV: exit status or error code */
+    char *text;          /* ENV: error text */
+};
+
+struct executor;
+
+/* Creates executor number idx and starts its thread. */
+int executor_start(struct executor **out, int idx, const struct pool_config *cfg);
+
+/* Joins the thread (after a STOP message) and frees the executor. */
+void executor_join(struct executor *ex);
+
+/* Queues an invocation or control message. Any thread. */
+void executor_post(struct executor *ex, struct cds_wfcq_node *node);
+
+/* Posts a control message and waits until the executor handled it. */
+void executor_call(struct executor *ex, struct pool_ctl *ctl);
+
+/* Pool-wide counters shared by all executors. */
+struct pool_shared {
+    atomic_int live_envs;
+    atomic_int busy_envs;
+    atomic_int queued;
+    atomic_ullong invocations;
+    atomic_ullong cold_starts;
+    atomic_int starved;      /* executors waiting for capacity */
+    struct executor **all;
+    int n;
+    const struct pool_config *cfg;
+};
+extern struct pool_shared g_pool;
+
+#endif

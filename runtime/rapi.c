@@ -1,0 +1,446 @@
+/* rapi: per-environment Lambda Runtime API host (see rapi.h).
+ *
+ * Connection life: accept -> read/parse -> route -> reply (or park on
+ * GET /next) -> keep-alive. Replies go out with writev; what the socket
+ * does not take is copied to conn->out and flushed on EPOLLOUT. Callbacks
+ * must not close the host: environments are destroyed by their owner after
+ * the event that killed them has been handled. */
+#include "runtime/rapi.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "runtime/evloop.h"
+#include "runtime/log.h"
+
+#define RAPI_MAX_HEADERS (2u * 1024 * 1024)
+#define RAPI_PREFIX "/2018-06-01"
+
+struct rapi_conn {
+    struct ev_handler ev;
+    int fd;
+    struct rapi_host *host;
+    struct http_parser *parser;
+    char *out;
+    size_t out_len, out_off;
+    bool parked;
+    bool close_after_write;
+    bool want_out;
+    struct rapi_conn *prev, *next;
+};
+
+struct rapi_host {
+    struct ev_handler ev;
+    int fd;
+    int epfd;
+    int port;
+    const struct rapi_ops *ops;
+    void *user;
+    struct rapi_conn *conns;
+};
+
+static void conn_free(struct rapi_conn *c, bool notify)
+{
+    struct rapi_host *h = c->host;
+    if (notify && h->ops->conn_closed)
+        h->ops->conn_closed(h->user, c);
+    epoll_ctl(h->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+    close(c->fd);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        h->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    httpparse_free(c->parser);
+    free(c->out);
+    free(c);
+}
+
+static void conn_set_out_interest(struct rapi_conn *c, bool want)
+{
+    if (c->want_out == want)
+        return;
+    struct epoll_event ee = {.events = EPOLLIN | EPOLLRDHUP | (want ? EPOLLOUT : 0), .data.ptr = &c->ev};
+    epoll_ctl(c->host->epfd, EPOLL_CTL_MOD, c->fd, &ee);
+    c->want_out = want;
+}
+
+/* Writes iov fully or buffers the rest. Returns 0 or -errno (conn still
+ * alive; caller decides). */
+static int conn_writev(struct rapi_conn *c, struct iovec *iov, int n)
+{
+    size_t total = 0;
+    for (int i = 0; i < n; i++)
+        total += iov[i].iov_len;
+    ssize_t w = 0;
+    if (c->out_len == c->out_off) {
+        do
+            w = writev(c->fd, iov, n);
+        while (w < 0 && errno == EINTR);
+        if (w < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                return -errno;
+            w = 0;
+        }
+        if ((size_t)w == total)
+            return 0;
+    }
+    /* Buffer what was not written. */
+    size_t rest = total - (size_t)w;
+    size_t pending = c->out_len - c->out_off;
+    char *buf = malloc(pending + rest);
+    if (!buf)
+        return -ENOMEM;
+    memcpy(buf, c->out + c->out_off, pending);
+    size_t skip = (size_t)w, pos = pending;
+    for (int i = 0; i < n; i++) {
+        size_t len = iov[i].iov_len;
+        if (skip >= len) {
+            skip -= len;
+            continue;
+        }
+        memcpy(buf + pos, (char *)iov[i].iov_base + skip, len - skip);
+        pos += len - skip;
+        skip = 0;
+    }
+    free(c->out);
+    c->out = buf;
+    c->out_len = pos;
+    c->out_off = 0;
+    conn_set_out_interest(c, true);
+    return 0;
+}
+
+static void conn_flush(struct rapi_conn *c)
+{
+    while (c->out_off < c->out_len) {
+        ssize_t w = write(c->fd, c->out + c->out_off, c->out_len - c->out_off);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return;
+            conn_free(c, true);
+            return;
+        }
+        c->out_off += (size_t)w;
+    }
+    free(c->out);
+    c->out = NULL;
+    c->out_len = c->out_off = 0;
+    conn_set_out_interest(c, false);
+    if (c->close_after_write)
+        conn_free(c, true);
+}
+
+static const char *status_body(int status, const char **reason)
+{
+    switch (status) {
+    case 200:
+        *reason = "OK";
+        return "{}";
+    case 202:
+        *reason = "Accepted";
+        return "{\"status\":\"OK\"}";
+    case 400:
+        *reason = "Bad Request";
+        return "{\"errorMessage\":\"Invalid request ID\",\"errorType\":\"InvalidRequestID\"}";
+    case 403:
+        *reason = "Forbidden";
+        return "{\"errorMessage\":\"State transition failed for runtime: the environment is not "
+               "in a state that allows this call\",\"errorType\":\"InvalidStateTransition\"}";
+    case 404:
+        *reason = "Not Found";
+        return "{\"errorMessage\":\"Unknown Runtime API path\",\"errorType\":\"NotFound\"}";
+    case 413:
+        *reason = "Payload Too Large";
+        return "{\"errorMessage\":\"Exceeded maximum allowed payload size (6291556 "
+               "bytes).\",\"errorType\":\"RequestEntityTooLarge\"}";
+    case 431:
+        *reason = "Request Header Fields Too Large";
+        return "{\"errorMessage\":\"Request headers too large\",\"errorType\":\"BadRequest\"}";
+    default:
+        *reason = "Bad Request";
+        return "{\"errorMessage\":\"Malformed request\",\"errorType\":\"BadRequest\"}";
+    }
+}
+
+void rapi_send_status(struct rapi_conn *c, int status)
+{
+    const char *reason;
+    const char *body = status_body(status, &reason);
+    char head[256];
+    size_t blen = strlen(body);
+    int n = snprintf(head, sizeof(head),
+                     "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n%s\r\n",
+                     status, reason, blen, c->close_after_write ? "Connection: close\r\n" : "");
+    struct iovec iov[2] = {{head, (size_t)n}, {(void *)body, blen}};
+    c->parked = false;
+    if (conn_writev(c, iov, 2) < 0 || (c->close_after_write && c->out_len == c->out_off))
+        conn_free(c, true);
+}
+
+int rapi_send_next(struct rapi_conn *c, const struct rapi_event *ev)
+{
+    /* Headers: the C++ client (awslambdaric, Node's native client) needs the
+     * request id and deadline; Content-Type must be exactly
+     * application/json or awslambdaric hands the handler raw bytes. */
+    size_t cap = 512 + strlen(ev->function_arn) + (ev->trace_id ? strlen(ev->trace_id) : 0) +
+                 (ev->client_context ? strlen(ev->client_context) : 0) +
+                 (ev->cognito_identity ? strlen(ev->cognito_identity) : 0);
+    char stackbuf[1024];
+    char *head = cap <= sizeof(stackbuf) ? stackbuf : malloc(cap);
+    if (!head) {
+        conn_free(c, true);
+        return -ENOMEM;
+    }
+    int n = snprintf(head, cap,
+                     "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                     "Lambda-Runtime-Aws-Request-Id: %s\r\n"
+                     "Lambda-Runtime-Deadline-Ms: %lld\r\n"
+                     "Lambda-Runtime-Invoked-Function-Arn: %s\r\n",
+                     ev->request_id, (long long)ev->deadline_ms, ev->function_arn);
+    if (ev->trace_id)
+        n += snprintf(head + n, cap - (size_t)n, "Lambda-Runtime-Trace-Id: %s\r\n", ev->trace_id);
+    if (ev->client_context)
+        n += snprintf(head + n, cap - (size_t)n, "Lambda-Runtime-Client-Context: %s\r\n",
+                      ev->client_context);
+    if (ev->cognito_identity)
+        n += snprintf(head + n, cap - (size_t)n, "Lambda-Runtime-Cognito-Identity: %s\r\n",
+                      ev->cognito_identity);
+    n += snprintf(head + n, cap - (size_t)n, "Content-Length: %zu\r\n\r\n", ev->payload_len);
+    struct iovec iov[2] = {{head, (size_t)n}, {(void *)ev->payload, ev->payload_len}};
+    c->parked = false;
+    int rc = conn_writev(c, iov, 2);
+    if (head != stackbuf)
+        free(head);
+    if (rc < 0)
+        conn_free(c, true);
+    return rc;
+}
+
+/* Routes one complete request. Returns false when the conn was freed. */
+static bool conn_route(struct rapi_conn *c, const struct http_req *req)
+{
+    struct rapi_host *h = c->host;
+    const char *path = req->path;
+    c->close_after_write = !req->keep_alive;
+    if (strncmp(path, RAPI_PREFIX, sizeof(RAPI_PREFIX) - 1) != 0) {
+        rapi_send_status(c, 404);
+        return true;
+    }
+    path += sizeof(RAPI_PREFIX) - 1;
+    bool is_get = strcmp(req->method, "GET") == 0, is_post = strcmp(req->method, "POST") == 0;
+    if (is_get && strcmp(path, "/runtime/invocation/next") == 0) {
+        c->parked = true;
+        int st = h->ops->next(h->user, c);
+        if (st)
+            rapi_send_status(c, st);
+        return true;
+    }
+    if (is_get && strcmp(path, "/ping") == 0) {
+        rapi_send_status(c, 200);
+        return true;
+    }
+    if (is_post && strcmp(path, "/runtime/init/error") == 0) {
+        rapi_send_status(c, h->ops->init_error(h->user, req));
+        return true;
+    }
+    static const char inv[] = "/runtime/invocation/";
+    if (is_post && strncmp(path, inv, sizeof(inv) - 1) == 0) {
+        const char *id = path + sizeof(inv) - 1;
+        const char *slash = strchr(id, '/');
+        if (slash && slash > id && slash - id < 128) {
+            char rid[128];
+            memcpy(rid, id, (size_t)(slash - id));
+            rid[slash - id] = 0;
+            int op = strcmp(slash, "/response") == 0 ? RAPI_RESPONSE
+                     : strcmp(slash, "/error") == 0  ? RAPI_ERROR
+                                                     : -1;
+            if (op >= 0) {
+                rapi_send_status(c, h->ops->result(h->user, (enum rapi_op)op, rid, req));
+                return true;
+            }
+        }
+    }
+    rapi_send_status(c, 404);
+    return true;
+}
+
+static void conn_read(struct rapi_conn *c)
+{
+    char buf[65536];
+    for (;;) {
+        ssize_t r = read(c->fd, buf, sizeof(buf));
+        if (r == 0) {
+            conn_free(c, true);
+            return;
+        }
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                conn_free(c, true);
+            return;
+        }
+        size_t off = 0;
+        while (off < (size_t)r) {
+            if (c->parked) {
+                /* A runtime never pipelines behind GET /next. */
+                conn_free(c, true);
+                return;
+            }
+            bool done = false;
+            long used = httpparse_feed(c->parser, buf + off, (size_t)r - off, &done);
+            if (used < 0) {
+                c->close_after_write = true;
+                rapi_send_status(c, used == HTTPPARSE_EHEADERS ? 431 : 400);
+                return;
+            }
+            off += (size_t)used;
+            if (!done)
+                break;
+            struct rapi_conn *self = c;
+            if (!conn_route(self, httpparse_request(self->parser)))
+                return;
+            /* rapi_send_status may have freed c when close_after_write. */
+            struct rapi_host *h = self->host;
+            bool alive = false;
+            for (struct rapi_conn *it = h->conns; it; it = it->next)
+                if (it == self)
+                    alive = true;
+            if (!alive)
+                return;
+            httpparse_reset(self->parser);
+        }
+        if ((size_t)r < sizeof(buf))
+            return;
+    }
+}
+
+static void conn_event(struct ev_handler *ev, uint32_t events)
+{
+    struct rapi_conn *c = EV_CONTAINER_OF(ev, struct rapi_conn, ev);
+    if (events & EPOLLOUT) {
+        struct rapi_host *h = c->host;
+        conn_flush(c);
+        bool alive = false;
+        for (struct rapi_conn *it = h->conns; it; it = it->next)
+            if (it == c)
+                alive = true;
+        if (!alive)
+            return;
+    }
+    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+        conn_read(c);
+}
+
+static void listener_event(struct ev_handler *ev, uint32_t events)
+{
+    (void)events;
+    struct rapi_host *h = EV_CONTAINER_OF(ev, struct rapi_host, ev);
+    for (;;) {
+        int fd = accept4(h->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                LOG_WARN("runtime api: accept: %s", strerror(errno));
+            return;
+        }
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        struct rapi_conn *c = calloc(1, sizeof(*c));
+        if (c)
+            c->parser = httpparse_new(RAPI_MAX_HEADERS, RAPI_MAX_RESPONSE);
+        if (!c || !c->parser) {
+            if (c)
+                free(c);
+            close(fd);
+            continue;
+        }
+        c->ev.fn = conn_event;
+        c->fd = fd;
+        c->host = h;
+        struct epoll_event ee = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = &c->ev};
+        if (epoll_ctl(h->epfd, EPOLL_CTL_ADD, fd, &ee) < 0) {
+            httpparse_free(c->parser);
+            free(c);
+            close(fd);
+            continue;
+        }
+        c->next = h->conns;
+        if (h->conns)
+            h->conns->prev = c;
+        h->conns = c;
+    }
+}
+
+int rapi_host_open(struct rapi_host **out, int epfd, const char *bind_ip, const struct rapi_ops *ops,
+                   void *user)
+{
+    int rc = 0;
+    struct rapi_host *h = calloc(1, sizeof(*h));
+    if (!h)
+        return -ENOMEM;
+    h->ev.fn = listener_event;
+    h->epfd = epfd;
+    h->ops = ops;
+    h->user = user;
+    h->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (h->fd < 0) {
+        rc = -errno;
+        goto out;
+    }
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    if (inet_pton(AF_INET, bind_ip ? bind_ip : "127.0.0.1", &sa.sin_addr) != 1) {
+        rc = -EINVAL;
+        goto out;
+    }
+    socklen_t sl = sizeof(sa);
+    if (bind(h->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(h->fd, 64) < 0 ||
+        getsockname(h->fd, (struct sockaddr *)&sa, &sl) < 0) {
+        rc = -errno;
+        goto out;
+    }
+    h->port = ntohs(sa.sin_port);
+    struct epoll_event ee = {.events = EPOLLIN, .data.ptr = &h->ev};
+    if (epoll_ctl(epfd, EPOLL_CTL_ADD, h->fd, &ee) < 0) {
+        rc = -errno;
+        goto out;
+    }
+    *out = h;
+    return 0;
+out:
+    if (h->fd >= 0)
+        close(h->fd);
+    free(h);
+    return rc;
+}
+
+int rapi_host_port(const struct rapi_host *h)
+{
+    return h->port;
+}
+
+void rapi_host_close(struct rapi_host *h)
+{
+    if (!h)
+        return;
+    while (h->conns)
+        conn_free(h->conns, false);
+    epoll_ctl(h->epfd, EPOLL_CTL_DEL, h->fd, NULL);
+    close(h->fd);
+    free(h);
+}

@@ -1,0 +1,76 @@
+/* rapi: the Lambda Runtime API (2018-06-01) host of one execution
+ * environment.
+ *
+ * DESIGN: every environment gets its own TCP listener; its "ip:port" goes
+ * into AWS_LAMBDA_RUNTIME_API, so the listener itself identifies the
+ * environment and no request needs routing by id. The listener and its
+ * connections are non-blocking and registered in the epoll set of the
+ * executor thread that owns the environment: a runtime waiting in
+ * GET /invocation/next costs a parked connection, never a thread. Requests
+ * are parsed incrementally (runtime/httpparse.h: chunked bodies, trailers,
+ * 1 MiB header lines) and handed to the owner's callbacks; replies are
+ * written with one writev, the remainder buffered until EPOLLOUT.
+ *
+ * Thread rules: everything here runs on the owning executor thread. */
+#ifndef LAMBDAD_RUNTIME_RAPI_H
+#define LAMBDAD_RUNTIME_RAPI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "runtime/httpparse.h"
+
+#define RAPI_MAX_RESPONSE 6291556 /* 6 MiB + 100 bytes, as the RIE */
+
+struct rapi_host;
+struct rapi_conn;
+
+enum rapi_op { RAPI_RESPONSE, RAPI_ERROR };
+
+struct rapi_ops {
+    /* GET /runtime/invocation/next arrived on conn. The host keeps the
+     * connection parked until rapi_send_next, rapi_send_status or close.
+     * Return 0, or an HTTP status to answer at once (403). */
+    int (*next)(void *user, struct rapi_conn *conn);
+    /* POST /runtime/invocation/{id}/response or /error. req->body_too_large
+     * is set when the body exceeded RAPI_MAX_RESPONSE. Returns the HTTP
+     * status to answer: 202, 400 (unknown id), 403 (state) or 413. */
+    int (*result)(void *user, enum rapi_op op, const char *request_id, const struct http_req *req);
+    /* POST /runtime/init/error. Returns 202 or 403. */
+    int (*init_error)(void *user, const struct http_req *req);
+    /* conn is about to be freed (peer closed, error, or host closing). */
+    void (*conn_closed)(void *user, struct rapi_conn *conn);
+};
+
+/* One event handed to a runtime by GET /next. */
+struct rapi_event {
+    const char *request_id;
+    int64_t deadline_ms;      /* Unix epoch milliseconds */
+    const char *function_arn; /* as invoked, with qualifier */
+    const char *trace_id;     /* may be NULL */
+    const char *client_context;   /* decoded JSON text or NULL */
+    const char *cognito_identity; /* JSON text or NULL */
+    const char *payload;
+    size_t payload_len;
+};
+
+/* Opens a listener on bind_ip, port chosen by the kernel, registered in
+ * epfd. ops/user receive the requests. Returns 0 or -errno. */
+int rapi_host_open(struct rapi_host **out, int epfd, const char *bind_ip, const struct rapi_ops *ops,
+                   void *user);
+
+/* The listener's port. */
+int rapi_host_port(const struct rapi_host *h);
+
+/* Closes the listener and every connection (conn_closed is NOT called). */
+void rapi_host_close(struct rapi_host *h);
+
+/* Answers a parked GET /next with an event. Returns 0 or -errno (the
+ * connection is closed on error). */
+int rapi_send_next(struct rapi_conn *c, const struct rapi_event *ev);
+
+/* Answers a parked request with a status and the Runtime API's canonical
+ * JSON body for it. */
+void rapi_send_status(struct rapi_conn *c, int status);
+
+#endif

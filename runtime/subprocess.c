@@ -1,0 +1,282 @@
+/* subprocess: host-process execution environments (see subprocess.h). */
+#include "runtime/subprocess.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "runtime/lambda_env.h"
+#include "runtime/log.h"
+
+static const char *g_python = "python3";
+static const char *g_node = "node";
+static char g_cg_root[256]; /* parent cgroup dir for environments, "" = none */
+static int g_cg_v2;
+
+static int write_file(const char *dir, const char *name, const char *val)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    ssize_t w = write(fd, val, strlen(val));
+    int rc = w < 0 ? -errno : 0;
+    close(fd);
+    return rc;
+}
+
+const char *subprocess_init(const char *python, const char *node)
+{
+    if (python && *python)
+        g_python = python;
+    if (node && *node)
+        g_node = node;
+    /* cgroup v2 (unified at /sys/fs/cgroup) or v1 memory controller. */
+    const char *v2 = "/sys/fs/cgroup/lambdad";
+    const char *v1 = "/sys/fs/cgroup/memory/lambdad";
+    if (access("/sys/fs/cgroup/cgroup.controllers", F_OK) == 0) {
+        /* Environments are children of /sys/fs/cgroup/lambdad, which must
+         * delegate the memory controller to them. */
+        write_file("/sys/fs/cgroup", "cgroup.subtree_control", "+memory");
+        if ((mkdir(v2, 0755) == 0 || errno == EEXIST) &&
+            write_file(v2, "cgroup.subtree_control", "+memory") == 0) {
+            snprintf(g_cg_root, sizeof(g_cg_root), "%s", v2);
+            g_cg_v2 = 1;
+            return "cgroup v2 memory.max per environment";
+        }
+    } else if (access("/sys/fs/cgroup/memory", F_OK) == 0) {
+        if (mkdir(v1, 0755) == 0 || errno == EEXIST) {
+            snprintf(g_cg_root, sizeof(g_cg_root), "%s", v1);
+            return "cgroup v1 memory.limit_in_bytes per environment";
+        }
+    }
+    return "not enforced (no writable memory cgroup); Max Memory Used from VmHWM";
+}
+
+static char *xstrdup(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+char **subprocess_argv(const struct fn_spec *s, const char *bootstrap_dir, const char *opt_dir,
+                       const char **err)
+{
+    char path[4096];
+    char **argv = calloc(4, sizeof(char *));
+    if (!argv) {
+        *err = "out of memory";
+        return NULL;
+    }
+    const char *rt = s->runtime ? s->runtime : "";
+    if (strncmp(rt, "python", 6) == 0) {
+        snprintf(path, sizeof(path), "%s/python/bootstrap.py", bootstrap_dir);
+        argv[0] = xstrdup(g_python);
+        argv[1] = xstrdup(path);
+    } else if (strncmp(rt, "nodejs", 6) == 0) {
+        snprintf(path, sizeof(path), "%s/node/bootstrap.mjs", bootstrap_dir);
+        argv[0] = xstrdup(g_node);
+        argv[1] = xstrdup(path);
+    } else if (lambda_env_is_custom_runtime(rt)) {
+        /* RIE search order: task root, then /opt (the merged layers). */
+        snprintf(path, sizeof(path), "%s/bootstrap", s->code_dir ? s->code_dir : ".");
+        if (access(path, X_OK) != 0 && opt_dir)
+            snprintf(path, sizeof(path), "%s/bootstrap", opt_dir);
+        if (access(path, X_OK) != 0) {
+            *err = "Couldn't find valid bootstrap(s): [/var/task/bootstrap /opt/bootstrap]";
+            free(argv);
+            return NULL;
+        }
+        argv[0] = xstrdup(path);
+    } else {
+        *err = "This runtime is not supported by the subprocess executor; run lambdad with "
+               "--lambda-executor docker (or auto with the tag lambdad:executor=docker)";
+        free(argv);
+        return NULL;
+    }
+    if (!argv[0]) {
+        subprocess_free_argv(argv);
+        *err = "out of memory";
+        return NULL;
+    }
+    return argv;
+}
+
+void subprocess_free_argv(char **argv)
+{
+    for (size_t i = 0; argv && argv[i]; i++)
+        free(argv[i]);
+    free(argv);
+}
+
+static char *cgroup_create(const char *name, int memory_mb)
+{
+    if (!g_cg_root[0] || memory_mb <= 0)
+        return NULL;
+    char dir[512], val[64];
+    snprintf(dir, sizeof(dir), "%s/%s", g_cg_root, name);
+    if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+        return NULL;
+    snprintf(val, sizeof(val), "%lld", (long long)memory_mb * 1024 * 1024);
+    int rc;
+    if (g_cg_v2) {
+        rc = write_file(dir, "memory.max", val);
+        write_file(dir, "memory.swap.max", "0");
+    } else {
+        rc = write_file(dir, "memory.limit_in_bytes", val);
+        write_file(dir, "memory.memsw.limit_in_bytes", val);
+        write_file(dir, "memory.swappiness", "0");
+    }
+    if (rc < 0) {
+        rmdir(dir);
+        return NULL;
+    }
+    return strdup(dir);
+}
+
+int subprocess_start(struct subprocess *out, char **argv, char **envp, const char *cwd,
+                     const char *name, int memory_mb)
+{
+    int rc = 0;
+    int pipefd[2] = {-1, -1};
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t attr;
+    memset(out, 0, sizeof(*out));
+    out->pid = -1;
+    out->pidfd = out->log_fd = -1;
+    if (pipe2(pipefd, O_CLOEXEC) < 0)
+        return -errno;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawnattr_init(&attr);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, pipefd[1], 1);
+    posix_spawn_file_actions_adddup2(&fa, pipefd[1], 2);
+    if (cwd)
+        posix_spawn_file_actions_addchdir_np(&fa, cwd);
+    sigset_t none, all;
+    sigemptyset(&none);
+    sigfillset(&all);
+    posix_spawnattr_setsigmask(&attr, &none);
+    posix_spawnattr_setsigdefault(&attr, &all);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK |
+                                        POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_USEVFORK);
+    pid_t pid;
+    int err = posix_spawnp(&pid, argv[0], &fa, &attr, argv, envp);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&attr);
+    close(pipefd[1]);
+    if (err) {
+        close(pipefd[0]);
+        return -err;
+    }
+    out->pid = pid;
+    out->log_fd = pipefd[0];
+    fcntl(out->log_fd, F_SETFL, O_NONBLOCK);
+    out->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (out->pidfd < 0) {
+        rc = -errno;
+        subprocess_stop(out);
+        return rc;
+    }
+    out->cgroup = cgroup_create(name, memory_mb);
+    if (out->cgroup) {
+        char val[32];
+        snprintf(val, sizeof(val), "%d", (int)pid);
+        if (write_file(out->cgroup, "cgroup.procs", val) < 0) {
+            rmdir(out->cgroup);
+            free(out->cgroup);
+            out->cgroup = NULL;
+        }
+    }
+    return 0;
+}
+
+void subprocess_signal(struct subprocess *sp, int sig)
+{
+    if (sp->pid > 0)
+        kill(-sp->pid, sig);
+}
+
+int subprocess_reap(struct subprocess *sp)
+{
+    if (sp->pid <= 0)
+        return -1;
+    int status;
+    pid_t r = waitpid(sp->pid, &status, WNOHANG);
+    if (r == sp->pid) {
+        sp->pid = -sp->pid; /* remember the group id for the final kill */
+        return status;
+    }
+    return -1;
+}
+
+int subprocess_stop(struct subprocess *sp)
+{
+    int status = -1;
+    if (sp->pid > 0) {
+        kill(-sp->pid, SIGKILL);
+        while (waitpid(sp->pid, &status, 0) < 0 && errno == EINTR)
+            ;
+    } else if (sp->pid < -1) {
+        kill(sp->pid, SIGKILL); /* leftover children of the group */
+    }
+    sp->pid = -1;
+    if (sp->pidfd >= 0)
+        close(sp->pidfd);
+    if (sp->log_fd >= 0)
+        close(sp->log_fd);
+    sp->pidfd = sp->log_fd = -1;
+    if (sp->cgroup) {
+        /* Processes may take a moment to leave after SIGKILL. */
+        for (int i = 0; i < 50 && rmdir(sp->cgroup) < 0 && errno == EBUSY; i++)
+            usleep(1000);
+        free(sp->cgroup);
+        sp->cgroup = NULL;
+    }
+    return status;
+}
+
+static long read_long(const char *dir, const char *name)
+{
+    char path[512], buf[64];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t r = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (r <= 0)
+        return -1;
+    buf[r] = 0;
+    return atol(buf);
+}
+
+int subprocess_peak_mb(const struct subprocess *sp)
+{
+    if (sp->cgroup) {
+        long v = read_long(sp->cgroup, g_cg_v2 ? "memory.peak" : "memory.max_usage_in_bytes");
+        if (v > 0)
+            return (int)((v + (1 << 20) - 1) >> 20);
+    }
+    pid_t pid = sp->pid > 0 ? sp->pid : -sp->pid;
+    char path[64], buf[4096];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t r = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (r <= 0)
+        return 0;
+    buf[r] = 0;
+    const char *p = strstr(buf, "VmHWM:");
+    return p ? (int)((atol(p + 6) + 1023) / 1024) : 0;
+}

@@ -1,0 +1,63 @@
+/* subprocess: execution environments as host processes.
+ *
+ * DESIGN: a runtime is started with posix_spawn (vfork speed, no fork of
+ * lambdad's address space) in a new session (so the whole process group can
+ * be killed), cwd = the extracted code, stdout and stderr on one pipe that
+ * the executor reads as the function's log, and a pidfd the executor polls
+ * for exit. Which program runs follows the runtime: python* -> the bundled
+ * Python bootstrap on the host's python3, nodejs* -> the bundled Node
+ * bootstrap on the host's node, provided* -> the function's own
+ * `bootstrap` (task root, then the layers). MemorySize is enforced with a
+ * memory cgroup per environment where the host lets lambdad create one
+ * (cgroup v2 memory.max, or v1 memory.limit_in_bytes, both with swap off);
+ * elsewhere it is reported but not enforced.
+ *
+ * Thread rules: subprocess_start/stop/peak_mb run on the owning executor
+ * thread; subprocess_init once at start-up. */
+#ifndef LAMBDAD_RUNTIME_SUBPROCESS_H
+#define LAMBDAD_RUNTIME_SUBPROCESS_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "runtime/fnspec.h"
+
+struct subprocess {
+    pid_t pid;
+    int pidfd;      /* readable when the process exits */
+    int log_fd;     /* read end of the stdout+stderr pipe, non-blocking */
+    char *cgroup;   /* cgroup directory, or NULL when not enforced */
+};
+
+/* Detects cgroup support and remembers which interpreters to use
+ * (python: "python3", node: "node" by default, looked up in PATH).
+ * Returns a static description of how memory is enforced. */
+const char *subprocess_init(const char *python, const char *node);
+
+/* Builds argv for spec: the bundled bootstrap or the function's own
+ * bootstrap. opt_dir (merged layers) may be NULL. Returns a malloc'd
+ * NULL-terminated argv (free with subprocess_free_argv), or NULL with *err
+ * set to a message naming the problem (unsupported runtime, no bootstrap). */
+char **subprocess_argv(const struct fn_spec *spec, const char *bootstrap_dir, const char *opt_dir,
+                       const char **err);
+void subprocess_free_argv(char **argv);
+
+/* Starts argv with envp in cwd. name labels the cgroup. Fills *out.
+ * Returns 0 or -errno. */
+int subprocess_start(struct subprocess *out, char **argv, char **envp, const char *cwd,
+                     const char *name, int memory_mb);
+
+/* SIGKILLs the process group (if still running), reaps the child, closes
+ * the fds and removes the cgroup. Returns the wait status (or -1). */
+int subprocess_stop(struct subprocess *sp);
+
+/* Sends sig to the process group without reaping. */
+void subprocess_signal(struct subprocess *sp, int sig);
+
+/* Reaps the child if it exited; returns its wait status or -1 if running. */
+int subprocess_reap(struct subprocess *sp);
+
+/* Peak memory of the environment in MB (cgroup peak, else VmHWM). */
+int subprocess_peak_mb(const struct subprocess *sp);
+
+#endif

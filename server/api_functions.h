@@ -1,0 +1,50 @@
+/* api_functions: the Lambda control-plane handlers (functions, tags,
+ * concurrency, account settings, and the cheap read-only answers for
+ * features lambdad does not model yet).
+ *
+ * DESIGN: each handler validates its input completely before touching state
+ * (validate.h), does slow work that needs no lock (base64 decoding, zip
+ * extraction into the code store) first, then hands a JSON document to the
+ * registry, which persists it and publishes a new immutable record under its
+ * writer mutex. Responses are the stored FunctionConfiguration text, so reads
+ * serialise nothing.
+ *
+ * Thread rules: civetweb worker threads (RCU-registered). api_functions_init
+ * once on the main thread before http_start. */
+#ifndef LAMBDAD_SERVER_API_FUNCTIONS_H
+#define LAMBDAD_SERVER_API_FUNCTIONS_H
+
+#include "server/http.h"
+
+struct codestore;
+
+/* Sets the code store uploads go to. */
+void api_functions_init(struct codestore *cs);
+
+void api_create_function(struct http_req *req);
+void api_get_function(struct http_req *req);
+void api_get_function_configuration(struct http_req *req);
+void api_list_functions(struct http_req *req);
+void api_update_function_code(struct http_req *req);
+void api_update_function_configuration(struct http_req *req);
+void api_delete_function(struct http_req *req);
+void api_tag_resource(struct http_req *req);
+void api_untag_resource(struct http_req *req);
+void api_list_tags(struct http_req *req);
+void api_put_function_concurrency(struct http_req *req);
+void api_get_function_concurrency(struct http_req *req);
+void api_delete_function_concurrency(struct http_req *req);
+void api_get_account_settings(struct http_req *req);
+void api_list_versions(struct http_req *req);     /* $LATEST only */
+void api_list_aliases(struct http_req *req);      /* always empty */
+void api_get_alias(struct http_req *req);         /* always not found */
+void api_get_policy(struct http_req *req);        /* always "no policy" */
+void api_list_url_configs(struct http_req *req);  /* always empty */
+void api_get_url_config(struct http_req *req);    /* always not found */
+void api_list_layers(struct http_req *req);       /* always empty */
+void api_list_event_source_mappings(struct http_req *req); /* always empty */
+/* Any modelled operation lambdad does not implement: 501 ServiceException
+ * naming the operation (501 is not retried by botocore). */
+void api_not_implemented(struct http_req *req);
+
+#endif

@@ -1,0 +1,53 @@
+/* config: lambdad's command-line flags and their environment variables.
+ *
+ * DESIGN: every flag has an environment variable; defaults come first, then
+ * the environment, then the command line (the flag wins). Parsing validates
+ * every value so main() can refuse a bad configuration with one line and
+ * exit status 2 before anything starts.
+ *
+ * Thread rules: parsed once by the main thread before any other thread
+ * exists; read-only afterwards. */
+#ifndef LAMBDAD_SERVER_CONFIG_H
+#define LAMBDAD_SERVER_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "pool/pool.h"
+#include "runtime/log.h"
+
+#define CONFIG_MAX_IMAGES 64
+
+struct lambdad_config {
+    char *host;
+    int port;
+    char *data_dir;
+    bool ephemeral;
+    int http_threads;
+    char account_id[13];
+    enum log_level log_level;
+    int executors;
+    enum pool_executor_kind executor;
+    int container_ttl_s;
+    int max_containers;
+    char *network;
+    const char *images[CONFIG_MAX_IMAGES + 1]; /* "runtime=image", NULL-terminated */
+    size_t n_images;
+    char *docker_host;
+    size_t async_payload_limit;
+    int retry_delay_ms[2];
+    char *bootstrap_dir;
+};
+
+enum config_result { CONFIG_OK = 0, CONFIG_HELP = 1, CONFIG_ERROR = -1 };
+
+/* Parses the environment and argv into *cfg (strings are malloc'd and live
+ * for the process). CONFIG_HELP: usage was printed to stdout. CONFIG_ERROR:
+ * err holds a one-line message. */
+enum config_result config_parse(struct lambdad_config *cfg, int argc, char **argv, char *err,
+                                size_t errlen);
+
+/* Name of an executor kind ("subprocess", "docker", "auto"). */
+const char *config_executor_name(enum pool_executor_kind kind);
+
+#endif

@@ -1,0 +1,32 @@
+/* errors: AWS exception table (see errors.h). */
+#include "server/errors.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+
+const struct aws_error AWS_INVALID_PARAMETER_VALUE = {"InvalidParameterValueException", 400, true, false};
+const struct aws_error AWS_INVALID_REQUEST_CONTENT = {"InvalidRequestContentException", 400, true, false};
+const struct aws_error AWS_VALIDATION = {"ValidationException", 400, false, false};
+const struct aws_error AWS_RESOURCE_NOT_FOUND = {"ResourceNotFoundException", 404, true, true};
+const struct aws_error AWS_UNKNOWN_OPERATION = {"UnknownOperationException", 404, false, false};
+const struct aws_error AWS_RESOURCE_CONFLICT = {"ResourceConflictException", 409, true, false};
+const struct aws_error AWS_PRECONDITION_FAILED = {"PreconditionFailedException", 412, true, false};
+const struct aws_error AWS_REQUEST_TOO_LARGE = {"RequestTooLargeException", 413, true, false};
+const struct aws_error AWS_REQUEST_ENTITY_TOO_LARGE = {"RequestEntityTooLargeException", 413, false, false};
+const struct aws_error AWS_UNSUPPORTED_MEDIA_TYPE = {"UnsupportedMediaTypeException", 415, true, false};
+const struct aws_error AWS_TOO_MANY_REQUESTS = {"TooManyRequestsException", 429, true, false};
+const struct aws_error AWS_SERVICE = {"ServiceException", 500, true, true};
+const struct aws_error AWS_NOT_IMPLEMENTED = {"ServiceException", 501, true, true};
+const struct aws_error AWS_RESOURCE_NOT_READY = {"ResourceNotReadyException", 502, true, false};
+const struct aws_error AWS_INVALID_RUNTIME = {"InvalidRuntimeException", 502, true, true};
+const struct aws_error AWS_INVALID_ZIP_FILE = {"InvalidZipFileException", 502, true, true};
+
+int api_fail(struct api_error *err, const struct aws_error *type, const char *fmt, ...)
+{
+    va_list ap;
+    err->type = type;
+    va_start(ap, fmt);
+    vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+    va_end(ap);
+    return -1;
+}

@@ -1,0 +1,526 @@
+/* registry: RCU hash of immutable function records (see registry.h). */
+#include "server/registry.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pool/deploy.h"
+#include "pool/pool.h"
+#include "runtime/codestore.h"
+#include "runtime/log.h"
+#include "server/persist.h"
+
+static struct cds_lfht *g_ht;
+static struct codestore *g_cs;
+static struct persist *g_persist;
+static pthread_mutex_t g_write_lock = PTHREAD_MUTEX_INITIALIZER; /* serialises writers */
+static atomic_size_t g_count;
+
+static unsigned long hash_key(const char *s)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return (unsigned long)(h ^ (h >> 29));
+}
+
+static int match_key(struct cds_lfht_node *node, const void *key)
+{
+    const struct fn_record *r = caa_container_of(node, struct fn_record, node);
+    return strcmp(r->key, key) == 0;
+}
+
+static void make_key(char *out, size_t len, const char *region, const char *account, const char *name)
+{
+    snprintf(out, len, "%s/%s/%s", region, account, name);
+}
+
+/* --- records ----------------------------------------------------------- */
+
+static void record_free(struct fn_record *r)
+{
+    free(r->key);
+    free(r->region);
+    free(r->account);
+    free(r->name);
+    free(r->arn);
+    free(r->config_json);
+    free(r->tags_json);
+    free(r->code_hex);
+    free(r->image_uri);
+    free(r->revision_id);
+    fnspec_unref(r->spec);
+    json_decref(r->doc);
+    free(r);
+}
+
+struct fn_record *registry_record_ref(struct fn_record *r)
+{
+    if (r)
+        atomic_fetch_add_explicit(&r->refs, 1, memory_order_relaxed);
+    return r;
+}
+
+void registry_record_unref(struct fn_record *r)
+{
+    if (r && atomic_fetch_sub_explicit(&r->refs, 1, memory_order_acq_rel) == 1)
+        record_free(r);
+}
+
+static void record_free_rcu(struct rcu_head *head)
+{
+    registry_record_unref(caa_container_of(head, struct fn_record, rcu));
+}
+
+struct fn_spec *registry_spec_ref(const struct fn_record *rec)
+{
+    return fnspec_ref(rec->spec);
+}
+
+static const char *jstr(json_t *obj, const char *key)
+{
+    return json_string_value(json_object_get(obj, key));
+}
+
+static char **strv_from_json(json_t *arr, size_t *n)
+{
+    size_t i;
+    json_t *v;
+    *n = 0;
+    if (!json_is_array(arr))
+        return NULL;
+    char **out = calloc(json_array_size(arr) + 1, sizeof(char *));
+    if (!out)
+        return NULL;
+    json_array_foreach(arr, i, v) out[(*n)++] = fnspec_strdup(json_is_string(v) ? json_string_value(v) : "");
+    return out;
+}
+
+/* Builds the fn_spec of a document; code_dir already resolved. */
+static struct fn_spec *spec_build(const struct fn_record *r, json_t *cfg, json_t *tags, const char *code_dir)
+{
+    struct fn_spec *s = fnspec_new();
+    if (!s)
+        return NULL;
+    s->key = fnspec_strdup(r->key);
+    s->name = fnspec_strdup(r->name);
+    s->version = fnspec_strdup("$LATEST");
+    s->arn = fnspec_strdup(r->arn);
+    s->region = fnspec_strdup(r->region);
+    s->account = fnspec_strdup(r->account);
+    s->package_type = fnspec_strdup(jstr(cfg, "PackageType") ? jstr(cfg, "PackageType") : "Zip");
+    bool image = !strcmp(s->package_type, "Image");
+    s->runtime = image ? NULL : fnspec_strdup(jstr(cfg, "Runtime"));
+    s->handler = image ? NULL : fnspec_strdup(jstr(cfg, "Handler"));
+    s->code_dir = fnspec_strdup(code_dir);
+    s->code_sha256 = fnspec_strdup(jstr(cfg, "CodeSha256"));
+    s->layer_dirs = NULL;
+    s->layer_shas = NULL;
+    s->n_layers = 0;
+    json_t *vars = json_object_get(json_object_get(cfg, "Environment"), "Variables");
+    if (json_is_object(vars) && json_object_size(vars)) {
+        const char *k;
+        json_t *v;
+        s->env = calloc(json_object_size(vars), sizeof(*s->env));
+        if (!s->env) {
+            fnspec_unref(s);
+            return NULL;
+        }
+        json_object_foreach(vars, k, v) {
+            s->env[s->n_env].key = fnspec_strdup(k);
+            s->env[s->n_env].value = fnspec_strdup(json_is_string(v) ? json_string_value(v) : "");
+            s->n_env++;
+        }
+    }
+    s->memory_mb = (int)json_integer_value(json_object_get(cfg, "MemorySize"));
+    s->timeout_s = (int)json_integer_value(json_object_get(cfg, "Timeout"));
+    s->ephemeral_mb = (int)json_integer_value(json_object_get(json_object_get(cfg, "EphemeralStorage"), "Size"));
+    s->image_uri = fnspec_strdup(r->image_uri);
+    json_t *ic = json_object_get(json_object_get(cfg, "ImageConfigResponse"), "ImageConfig");
+    s->image_entrypoint = strv_from_json(json_object_get(ic, "EntryPoint"), &s->n_entrypoint);
+    s->image_command = strv_from_json(json_object_get(ic, "Command"), &s->n_command);
+    s->image_workdir = fnspec_strdup(jstr(ic, "WorkingDirectory"));
+    json_t *lc = json_object_get(cfg, "LoggingConfig");
+    char group[600];
+    snprintf(group, sizeof(group), "/aws/lambda/%s", r->name);
+    s->log_group = fnspec_strdup(jstr(lc, "LogGroup") ? jstr(lc, "LogGroup") : group);
+    s->log_format = fnspec_strdup(jstr(lc, "LogFormat") ? jstr(lc, "LogFormat") : "Text");
+    const char *ex = jstr(tags, "lambdad:executor");
+    s->force_docker = ex && !strcmp(ex, "docker");
+    s->reserved_concurrency = r->reserved_concurrency;
+    if (deploy_id_compute(s)) {
+        fnspec_unref(s);
+        return NULL;
+    }
+    return s;
+}
+
+int registry_record_build(json_t *doc, const void *zip, size_t zip_len, struct fn_record **out,
+                          struct api_error *err)
+{
+    const char *region = jstr(doc, "region"), *account = jstr(doc, "account"), *name = jstr(doc, "name");
+    json_t *cfg = json_object_get(doc, "configuration");
+    json_t *tags = json_object_get(doc, "tags");
+    json_t *rc_j = json_object_get(doc, "reserved_concurrency");
+    char key[200], *code_dir = NULL;
+    if (!region || !account || !name || !json_is_object(cfg) || strlen(region) > 31 ||
+        strlen(account) != 12 || strlen(name) > VALIDATE_NAME_MAX)
+        return api_fail(err, &AWS_SERVICE, "malformed function document");
+    struct fn_record *r = calloc(1, sizeof(*r));
+    if (!r)
+        return api_fail(err, &AWS_SERVICE, "out of memory");
+    atomic_init(&r->refs, 1);
+    make_key(key, sizeof(key), region, account, name);
+    r->key = fnspec_strdup(key);
+    r->region = fnspec_strdup(region);
+    r->account = fnspec_strdup(account);
+    r->name = fnspec_strdup(name);
+    r->arn = fnspec_strdup(jstr(cfg, "FunctionArn"));
+    r->code_hex = fnspec_strdup(jstr(doc, "code_hex"));
+    r->image_uri = fnspec_strdup(jstr(doc, "image_uri"));
+    r->revision_id = fnspec_strdup(jstr(cfg, "RevisionId"));
+    r->reserved_concurrency = json_is_integer(rc_j) ? (int)json_integer_value(rc_j) : -1;
+    r->config_json = json_dumps(cfg, JSON_COMPACT);
+    r->tags_json = json_is_object(tags) && json_object_size(tags) ? json_dumps(tags, JSON_COMPACT) : NULL;
+    if (!r->arn || !r->config_json)
+        goto fail;
+    r->config_len = strlen(r->config_json);
+    if (r->code_hex && g_cs) {
+        code_dir = codestore_dir_path(g_cs, r->code_hex);
+        if (!code_dir && zip) {
+            struct code_info info;
+            const char *cerr = NULL;
+            if (codestore_put(g_cs, zip, zip_len, &info, &cerr) == 0)
+                code_dir = codestore_dir_path(g_cs, r->code_hex);
+        }
+        if (!code_dir)
+            LOG_WARN("code %s of function %s is missing from the code store", r->code_hex, r->key);
+    }
+    r->spec = spec_build(r, cfg, tags, code_dir);
+    free(code_dir);
+    if (!r->spec)
+        goto fail;
+    r->doc = json_incref(doc);
+    *out = r;
+    return 0;
+fail:
+    record_free(r);
+    return api_fail(err, &AWS_SERVICE, "out of memory building function record");
+}
+
+/* --- reads ------------------------------------------------------------- */
+
+struct fn_record *registry_lookup(const char *region, const char *account, const char *name)
+{
+    char key[200];
+    struct cds_lfht_iter iter;
+    make_key(key, sizeof(key), region, account, name);
+    cds_lfht_lookup(g_ht, hash_key(key), match_key, key, &iter);
+    struct cds_lfht_node *node = cds_lfht_iter_get_node(&iter);
+    return node ? caa_container_of(node, struct fn_record, node) : NULL;
+}
+
+int registry_not_found(const struct fn_name *n, struct api_error *err)
+{
+    char arn[400];
+    validate_function_arn(n, true, arn, sizeof(arn));
+    return api_fail(err, &AWS_RESOURCE_NOT_FOUND, MSG_FUNCTION_NOT_FOUND, arn);
+}
+
+struct fn_record *registry_resolve(const char *function_name, const char *qualifier,
+                                   size_t max_len, const char *region, const char *account,
+                                   struct fn_name *name_out, struct api_error *err)
+{
+    struct fn_name local, *n = name_out ? name_out : &local;
+    if (validate_function_ref(function_name, qualifier, max_len, region, account, n, err))
+        return NULL;
+    struct fn_record *r = registry_lookup(n->region, n->account, n->name);
+    if (!r || (n->qualifier[0] && strcmp(n->qualifier, "$LATEST") != 0)) {
+        registry_not_found(n, err);
+        return NULL;
+    }
+    return r;
+}
+
+size_t registry_count(void)
+{
+    return atomic_load(&g_count);
+}
+
+static int cmp_records(const void *a, const void *b)
+{
+    const struct fn_record *x = *(struct fn_record *const *)a, *y = *(struct fn_record *const *)b;
+    return strcmp(x->name, y->name);
+}
+
+int registry_list(const char *region, const char *account, const char *marker, size_t max,
+                  struct fn_record ***out, size_t *n, bool *more)
+{
+    struct cds_lfht_iter iter;
+    struct fn_record *r;
+    size_t cap = 16, len = 0;
+    struct fn_record **v = malloc(cap * sizeof(*v));
+    if (!v)
+        return -ENOMEM;
+    rcu_read_lock();
+    cds_lfht_for_each_entry(g_ht, &iter, r, node) {
+        if (strcmp(r->region, region) || strcmp(r->account, account) ||
+            (marker && strcmp(r->name, marker) <= 0))
+            continue;
+        if (len == cap) {
+            struct fn_record **nv = realloc(v, cap * 2 * sizeof(*v));
+            if (!nv)
+                break;
+            v = nv;
+            cap *= 2;
+        }
+        v[len++] = registry_record_ref(r);
+    }
+    rcu_read_unlock();
+    qsort(v, len, sizeof(*v), cmp_records);
+    *more = len > max;
+    for (size_t i = max; i < len; i++)
+        registry_record_unref(v[i]);
+    *n = len > max ? max : len;
+    *out = v;
+    return 0;
+}
+
+/* --- writes (g_write_lock held) ---------------------------------------- */
+
+static int persist_doc(const struct fn_record *r, struct api_error *err)
+{
+    char id[200];
+    if (!g_persist)
+        return 0;
+    char *text = json_dumps(r->doc, JSON_INDENT(1));
+    if (!text)
+        return api_fail(err, &AWS_SERVICE, "out of memory");
+    persist_id(r->region, r->account, r->name, id, sizeof(id));
+    int rc = persist_write(g_persist, id, text, strlen(text));
+    free(text);
+    if (rc) {
+        LOG_ERROR("cannot persist function %s: %s", r->key, strerror(-rc));
+        return api_fail(err, &AWS_SERVICE, MSG_INTERNAL, "cannot write the function to the data directory");
+    }
+    return 0;
+}
+
+static bool code_in_use(const char *hex)
+{
+    struct cds_lfht_iter iter;
+    struct fn_record *r;
+    bool used = false;
+    rcu_read_lock();
+    cds_lfht_for_each_entry(g_ht, &iter, r, node) {
+        if (r->code_hex && !strcmp(r->code_hex, hex)) {
+            used = true;
+            break;
+        }
+    }
+    rcu_read_unlock();
+    return used;
+}
+
+/* Removes a code blob nobody uses any more (outside the read-side section). */
+static void release_code(const char *hex)
+{
+    if (hex && g_cs && !code_in_use(hex)) {
+        int rc = codestore_remove(g_cs, hex);
+        if (rc && rc != -ENOENT)
+            LOG_WARN("cannot remove code %s: %s", hex, strerror(-rc));
+    }
+}
+
+int registry_create(json_t *doc, const void *zip, size_t zip_len, struct fn_record **out,
+                    struct api_error *err)
+{
+    struct fn_record *r = NULL;
+    int rc = -1;
+    pthread_mutex_lock(&g_write_lock);
+    const char *region = jstr(doc, "region"), *account = jstr(doc, "account"), *name = jstr(doc, "name");
+    rcu_read_lock();
+    bool exists = region && account && name && registry_lookup(region, account, name);
+    rcu_read_unlock();
+    if (exists) {
+        api_fail(err, &AWS_RESOURCE_CONFLICT, MSG_FUNCTION_EXISTS, name);
+        goto out;
+    }
+    if (registry_record_build(doc, zip, zip_len, &r, err) || persist_doc(r, err))
+        goto out;
+    rcu_read_lock();
+    struct cds_lfht_node *prev = cds_lfht_add_unique(g_ht, hash_key(r->key), match_key, r->key, &r->node);
+    rcu_read_unlock();
+    if (prev != &r->node) { /* cannot happen: writers are serialised */
+        api_fail(err, &AWS_RESOURCE_CONFLICT, MSG_FUNCTION_EXISTS, r->name);
+        goto out;
+    }
+    atomic_fetch_add(&g_count, 1);
+    if (out)
+        *out = registry_record_ref(r);
+    r = NULL; /* the table owns the build reference */
+    rc = 0;
+out:
+    pthread_mutex_unlock(&g_write_lock);
+    if (r)
+        registry_record_unref(r);
+    json_decref(doc);
+    return rc;
+}
+
+int registry_update(const struct fn_name *n, registry_mutate_fn fn, void *ud, const void *zip,
+                    size_t zip_len, struct fn_record **out, struct api_error *err)
+{
+    struct fn_record *cur = NULL, *r = NULL;
+    json_t *doc = NULL;
+    int rc = -1;
+    pthread_mutex_lock(&g_write_lock);
+    rcu_read_lock();
+    cur = registry_record_ref(registry_lookup(n->region, n->account, n->name));
+    rcu_read_unlock();
+    if (!cur) {
+        registry_not_found(n, err);
+        goto out;
+    }
+    doc = json_deep_copy(cur->doc);
+    if (!doc) {
+        api_fail(err, &AWS_SERVICE, "out of memory");
+        goto out;
+    }
+    if (fn(doc, cur, ud, err) || registry_record_build(doc, zip, zip_len, &r, err) || persist_doc(r, err))
+        goto out;
+    rcu_read_lock();
+    struct cds_lfht_iter iter;
+    cds_lfht_lookup(g_ht, hash_key(r->key), match_key, r->key, &iter);
+    struct cds_lfht_node *old = cds_lfht_iter_get_node(&iter);
+    int rrc = old ? cds_lfht_replace(g_ht, &iter, hash_key(r->key), match_key, r->key, &r->node) : -ENOENT;
+    rcu_read_unlock();
+    if (rrc) { /* cannot happen: writers are serialised */
+        api_fail(err, &AWS_SERVICE, "function vanished during update");
+        goto out;
+    }
+    call_rcu(&caa_container_of(old, struct fn_record, node)->rcu, record_free_rcu);
+    if (cur->code_hex && (!r->code_hex || strcmp(cur->code_hex, r->code_hex)))
+        release_code(cur->code_hex);
+    if (out)
+        *out = registry_record_ref(r);
+    r = NULL;
+    rc = 0;
+out:
+    pthread_mutex_unlock(&g_write_lock);
+    json_decref(doc);
+    registry_record_unref(r);
+    registry_record_unref(cur);
+    return rc;
+}
+
+int registry_delete(const struct fn_name *n, struct api_error *err)
+{
+    struct fn_record *cur;
+    int rc = -1;
+    pthread_mutex_lock(&g_write_lock);
+    rcu_read_lock();
+    cur = registry_record_ref(registry_lookup(n->region, n->account, n->name));
+    rcu_read_unlock();
+    if (!cur) {
+        registry_not_found(n, err);
+        goto out;
+    }
+    if (g_persist) {
+        char id[200];
+        persist_id(cur->region, cur->account, cur->name, id, sizeof(id));
+        int prc = persist_remove(g_persist, id);
+        if (prc) {
+            LOG_ERROR("cannot remove function %s from the data directory: %s", cur->key, strerror(-prc));
+            api_fail(err, &AWS_SERVICE, MSG_INTERNAL, "cannot update the data directory");
+            goto out;
+        }
+    }
+    rcu_read_lock();
+    int drc = cds_lfht_del(g_ht, &cur->node);
+    rcu_read_unlock();
+    if (!drc) {
+        call_rcu(&cur->rcu, record_free_rcu);
+        atomic_fetch_sub(&g_count, 1);
+    }
+    pool_evict(cur->key);
+    release_code(cur->code_hex);
+    rc = 0;
+out:
+    pthread_mutex_unlock(&g_write_lock);
+    registry_record_unref(cur);
+    return rc;
+}
+
+/* --- life cycle -------------------------------------------------------- */
+
+int registry_init(struct codestore *cs, struct persist *p)
+{
+    g_cs = cs;
+    g_persist = p;
+    g_ht = cds_lfht_new(64, 64, 0, CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING, NULL);
+    return g_ht ? 0 : -ENOMEM;
+}
+
+static int load_one(void *ud, const char *id, json_t *doc)
+{
+    (void)ud;
+    struct fn_record *r;
+    struct api_error err;
+    char expect[200];
+    const char *region = jstr(doc, "region"), *account = jstr(doc, "account"), *name = jstr(doc, "name");
+    if (!region || !account || !name) {
+        LOG_ERROR("function document %s lacks region/account/name; skipped", id);
+        return 0;
+    }
+    persist_id(region, account, name, expect, sizeof(expect));
+    if (strcmp(expect, id))
+        LOG_WARN("function document %s names %s; loading it anyway", id, expect);
+    if (registry_record_build(doc, NULL, 0, &r, &err)) {
+        LOG_ERROR("function document %s skipped: %s", id, err.msg);
+        return 0;
+    }
+    rcu_read_lock();
+    struct cds_lfht_node *prev = cds_lfht_add_unique(g_ht, hash_key(r->key), match_key, r->key, &r->node);
+    rcu_read_unlock();
+    if (prev != &r->node) {
+        LOG_ERROR("function document %s duplicates %s; skipped", id, r->key);
+        registry_record_unref(r);
+        return 0;
+    }
+    atomic_fetch_add(&g_count, 1);
+    return 0;
+}
+
+int registry_load(void)
+{
+    if (!g_persist)
+        return 0;
+    pthread_mutex_lock(&g_write_lock);
+    int rc = persist_load(g_persist, load_one, NULL);
+    pthread_mutex_unlock(&g_write_lock);
+    return rc;
+}
+
+void registry_shutdown(void)
+{
+    struct cds_lfht_iter iter;
+    struct fn_record *r;
+    if (!g_ht)
+        return;
+    pthread_mutex_lock(&g_write_lock);
+    rcu_read_lock();
+    cds_lfht_for_each_entry(g_ht, &iter, r, node) {
+        if (!cds_lfht_del(g_ht, &r->node))
+            call_rcu(&r->rcu, record_free_rcu);
+    }
+    rcu_read_unlock();
+    atomic_store(&g_count, 0);
+    pthread_mutex_unlock(&g_write_lock);
+    rcu_barrier();
+    cds_lfht_destroy(g_ht, NULL);
+    g_ht = NULL;
+}

@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# setup.sh — make this checkout ready to build, run and test lambdad.
+#
+# Idempotent and non-interactive; meant for a fresh Debian 12 (run as root,
+# or with sudo available) as much as for a machine that already has
+# everything. It does only what is missing and says what it did; when there
+# is nothing to do it prints nothing.
+#
+#   1. Debian packages: installs the missing ones (checked with dpkg-query;
+#      one `apt-get update` first, only if something must be installed).
+#   2. Python: a virtualenv at .venv (created only if missing or broken) with
+#      boto3 and pytest (pip installs only what cannot be imported). The venv
+#      sees the base interpreter's site-packages, so a Python that already has
+#      boto3 (e.g. a pyenv install) is reused; on Debian's PEP 668 Python it
+#      is what makes pip usable at all.
+#   3. Build: configures build/ (RelWithDebInfo) if needed and builds it with
+#      make -j$(nproc).
+#
+# Environment:
+#   LAMBDAD_BUILD_DIR   build directory (default <repo>/build)
+#   LAMBDAD_PYTHON      interpreter for the venv (default python3 on PATH)
+#   LAMBDAD_SKIP_BUILD=1  stop after packages and venv
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BUILD_DIR="${LAMBDAD_BUILD_DIR:-$ROOT/build}"
+VENV="$ROOT/.venv"
+
+say() { printf 'setup: %s\n' "$*" >&2; }
+die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
+
+# ---------------------------------------------------------------- packages
+PACKAGES=(
+  build-essential cmake pkg-config
+  libcivetweb-dev liburcu-dev libcurl4-openssl-dev zlib1g-dev libzip-dev libssl-dev libjansson-dev
+  clang libclang-rt-14-dev
+  python3 python3-venv python3-pip
+  nodejs curl zip debootstrap
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+
+if ((${#missing[@]})); then
+  SUDO=()
+  if [[ $(id -u) -ne 0 ]]; then
+    command -v sudo >/dev/null || die "missing packages (${missing[*]}) and not root (no sudo)"
+    SUDO=(sudo)
+  fi
+  say "installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  "${SUDO[@]}" apt-get update -qq >/dev/null
+  "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  say "installed ${#missing[@]} package(s)"
+fi
+
+# ---------------------------------------------------------------- python venv
+venv_ok() { [[ -x "$VENV/bin/python" ]] && "$VENV/bin/python" -c 'import sys' >/dev/null 2>&1; }
+
+if ! venv_ok; then
+  PY="${LAMBDAD_PYTHON:-$(command -v python3 || true)}"
+  [[ -n "$PY" ]] || die "python3 not found"
+  [[ -e "$VENV" ]] && { say "removing broken venv $VENV"; rm -rf "$VENV"; }
+  say "creating venv $VENV ($("$PY" --version 2>&1))"
+  "$PY" -m venv --system-site-packages "$VENV"
+  venv_ok || die "the new venv at $VENV does not work"
+fi
+
+need_pip=()
+for mod in boto3 pytest; do
+  "$VENV/bin/python" -c "import $mod" >/dev/null 2>&1 || need_pip+=("$mod")
+done
+if ((${#need_pip[@]})); then
+  say "pip installing into .venv: ${need_pip[*]}"
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check "${need_pip[@]}"
+fi
+
+# ---------------------------------------------------------------- build
+[[ "${LAMBDAD_SKIP_BUILD:-0}" == 1 ]] && exit 0
+
+mkdir -p "$BUILD_DIR"
+LOG="$BUILD_DIR/setup-build.log"
+if [[ ! -f "$BUILD_DIR/CMakeCache.txt" ]] ||
+   ! grep -q '^CMAKE_BUILD_TYPE:STRING=RelWithDebInfo$' "$BUILD_DIR/CMakeCache.txt"; then
+  say "configuring $BUILD_DIR (RelWithDebInfo)"
+  if ! cmake -S "$ROOT" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo >"$LOG" 2>&1; then
+    cat "$LOG" >&2
+    die "cmake configure failed"
+  fi
+fi
+if ! cmake --build "$BUILD_DIR" -j"$(nproc)" >"$LOG" 2>&1; then
+  cat "$LOG" >&2
+  die "build failed (log: $LOG)"
+fi
+built=$(grep -c -E 'Building C object|Linking C ' "$LOG" || true)
+if ((built > 0)); then
+  say "built $BUILD_DIR ($built step(s); log: $LOG)"
+fi
