@@ -256,14 +256,23 @@ static int normalise_name(struct extract *ex, const char *name, char *out, size_
  * every later write. Returns an fd or a negative error. */
 static int enter_dir(struct extract *ex, int dirfd, const char *name)
 {
-    for (int attempt = 0;; attempt++) {
+    int created = 0;
+    for (;;) {
         int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (fd >= 0)
+        if (fd >= 0) {
+            /* 0755 whatever the umask: other users (containers) read it. */
+            if (created && fchmod(fd, 0755) < 0) {
+                int e = errno;
+                close(fd);
+                return -e;
+            }
             return fd;
-        if (errno != ENOENT || attempt > 0)
+        }
+        if (errno != ENOENT || created)
             return fs_error(ex, errno);
-        if (mkdirat(dirfd, name, 0755) < 0 && errno != EEXIST)
+        if (mkdirat(dirfd, name, 0755) < 0)
             return fs_error(ex, errno);
+        created = 1;
     }
 }
 
@@ -333,8 +342,9 @@ static int read_entry(struct extract *ex, zip_uint64_t i, uint64_t declared, int
     return r;
 }
 
-/* Creates leaf in dirfd with make(); an existing file or symlink of the same
- * name (duplicate entry) is replaced, last wins; a directory is not. */
+/* Creates leaf in dirfd: a symlink to target, else a file (returns its fd).
+ * An existing file or symlink of the same name (duplicate entry) is
+ * replaced, last wins; a directory is not. */
 static int create_leaf(struct extract *ex, int dirfd, const char *leaf, const char *target,
                        mode_t mode)
 {
@@ -652,8 +662,10 @@ static int store_new(struct codestore *cs, zip_t *za, const void *zip, size_t le
     if (rename(tmp, dir_path) < 0) {
         struct stat st;
         r = -errno;
-        if ((r == -ENOTEMPTY || r == -EEXIST) && lstat(dir_path, &st) == 0 && S_ISDIR(st.st_mode))
+        if (lstat(dir_path, &st) == 0 && S_ISDIR(st.st_mode))
             r = 0; /* lost the race to an identical put; ours is deleted below */
+        else
+            unlink(zip_path); /* failed: leave no zip without its directory */
         goto out;
     }
     tmp_made = 0;

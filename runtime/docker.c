@@ -305,14 +305,15 @@ out:
     return rc;
 }
 
-#define CALL_INIT(what_, method_, path_)                                                           \
+#define CALL_INIT(d_, what_, method_, path_)                                                    \
     {                                                                                              \
         .what = (what_), .method = (method_), .path = (path_), .body_fd = -1,                     \
-        .timeout_ms = d->timeout_ms                                                                \
+        .timeout_ms = (d_)->timeout_ms                                                             \
     }
 
 /* Builds "/<fmt>" into *path; returns 0 or -ENOMEM (message set). */
-static int mkpath(char **path, char *err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int mkpath(char **path, char *err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static int mkpath(char **path, char *err, const char *fmt, ...)
 {
     va_list ap;
@@ -393,7 +394,7 @@ void docker_set_timeout(struct docker *d, long timeout_ms)
 
 int docker_ping(struct docker *d, char *err)
 {
-    struct call c = CALL_INIT("ping Docker engine", "GET", "/_ping");
+    struct call c = CALL_INIT(d, "ping Docker engine", "GET", "/_ping");
     c.timeout_ms = d->timeout_ms < 5000 ? d->timeout_ms : 5000;
     int rc = docker_call(d, &c, err);
     if (rc == 0 && (!c.resp.p || strncmp(c.resp.p, "OK", 2) != 0)) {
@@ -418,7 +419,7 @@ static int image_inspect(struct docker *d, const char *image, json_t **root, cha
         set_err(err, "%s: out of memory", what);
         return -ENOMEM;
     }
-    struct call c = CALL_INIT(what, "GET", path);
+    struct call c = CALL_INIT(d, what, "GET", path);
     rc = docker_call(d, &c, err);
     if (rc == 0 && !(*root = json_loadb(c.resp.p, c.resp.len, 0, NULL))) {
         rc = -EPROTO;
@@ -533,10 +534,9 @@ static void progress_line(struct progress *p, const char *s, size_t n)
         const char *id = json_string_value(json_object_get(j, "id"));
         const char *pr = json_string_value(json_object_get(j, "progress"));
         char line[DOCKER_ERR_MAX];
-        snprintf(line, sizeof line, "%s%s%s%s%s", id ? id : "", id ? ": " : "",
-                 e ? "error: " : "", e ? e : (st ? st : ""), pr ? "" : "");
-        if (pr && !e)
-            snprintf(line + strlen(line), sizeof line - strlen(line), " %s", pr);
+        snprintf(line, sizeof line, "%s%s%s%s%s%s", id ? id : "", id ? ": " : "",
+                 e ? "error: " : "", e ? e : (st ? st : ""), pr && !e ? " " : "",
+                 pr && !e ? pr : "");
         p->cb(line, p->user);
     }
     json_decref(j);
@@ -605,7 +605,7 @@ int docker_image_pull(struct docker *d, const char *image, docker_progress_cb pr
         set_err(err, "%s: out of memory", what);
         goto out;
     }
-    struct call c = CALL_INIT(what, "POST", path);
+    struct call c = CALL_INIT(d, what, "POST", path);
     c.timeout_ms = DOCKER_TIMEOUT_LONG_MS;
     c.sink = progress_sink;
     c.sink_user = &p;
@@ -657,7 +657,7 @@ int docker_image_import(struct docker *d, const char *tar_path, const char *repo
         set_err(err, "%s: out of memory", what);
         goto out;
     }
-    struct call c = CALL_INIT(what, "POST", q.p);
+    struct call c = CALL_INIT(d, what, "POST", q.p);
     c.timeout_ms = DOCKER_TIMEOUT_LONG_MS;
     c.body_fd = fd;
     c.body_fd_len = st.st_size;
@@ -680,7 +680,7 @@ int docker_image_remove(struct docker *d, const char *image, bool force, char *e
     int rc = -ENOMEM;
     snprintf(what, sizeof what, "remove image %s", image);
     if (e && (rc = mkpath(&path, err, "/images/%s%s", e, force ? "?force=1" : "")) == 0) {
-        struct call c = CALL_INIT(what, "DELETE", path);
+        struct call c = CALL_INIT(d, what, "DELETE", path);
         rc = docker_call(d, &c, err);
         free(c.resp.p);
     } else {
@@ -694,11 +694,13 @@ int docker_image_remove(struct docker *d, const char *image, bool force, char *e
 int docker_image_tag(struct docker *d, const char *image, const char *repo, const char *tag,
                      char *err)
 {
-    char what[300], *path = NULL, *ei = pesc(image), *er = qesc(repo), *et = qesc(tag ? tag : "latest");
+    char what[300], *path = NULL, *ei = pesc(image), *er = qesc(repo);
+    char *et = qesc(tag ? tag : "latest");
     int rc = -ENOMEM;
     snprintf(what, sizeof what, "tag %s as %s:%s", image, repo, tag ? tag : "latest");
-    if (ei && er && et && (rc = mkpath(&path, err, "/images/%s/tag?repo=%s&tag=%s", ei, er, et)) == 0) {
-        struct call c = CALL_INIT(what, "POST", path);
+    if (ei && er && et &&
+        (rc = mkpath(&path, err, "/images/%s/tag?repo=%s&tag=%s", ei, er, et)) == 0) {
+        struct call c = CALL_INIT(d, what, "POST", path);
         rc = docker_call(d, &c, err);
         free(c.resp.p);
     } else {
@@ -776,6 +778,8 @@ static json_t *create_body(const struct docker_create_opts *o)
     if (o->nano_cpus > 0)
         json_object_set_new(hc, "NanoCpus", json_integer(o->nano_cpus));
     json_object_set_new(hc, "ReadonlyRootfs", json_boolean(o->readonly_rootfs));
+    if (o->log_driver)
+        json_object_set_new(hc, "LogConfig", json_pack("{s:s}", "Type", o->log_driver));
     json_object_set_new(hc, "AutoRemove", json_false());
     json_object_set_new(hc, "Init", json_false());
     json_object_set_new(b, "HostConfig", hc);
@@ -804,7 +808,7 @@ int docker_container_create(struct docker *d, const struct docker_create_opts *o
         rc = -ENOMEM;
         goto nomem;
     }
-    struct call c = CALL_INIT(what, "POST", path);
+    struct call c = CALL_INIT(d, what, "POST", path);
     c.body = body;
     c.body_len = strlen(body);
     c.content_type = "application/json";
@@ -846,7 +850,7 @@ static int container_simple(struct docker *d, const char *what_verb, const char 
         set_err(err, "%s: out of memory", what);
         return -ENOMEM;
     }
-    struct call c = CALL_INIT(what, method, path);
+    struct call c = CALL_INIT(d, what, method, path);
     rc = docker_call(d, &c, err);
     if (rc < 0 && ok_status && c.status == ok_status)
         rc = 0;
@@ -894,7 +898,7 @@ int docker_container_wait(struct docker *d, const char *id, long timeout_ms, int
         set_err(err, "%s: out of memory", what);
         return -ENOMEM;
     }
-    struct call c = CALL_INIT(what, "POST", path);
+    struct call c = CALL_INIT(d, what, "POST", path);
     c.timeout_ms = timeout_ms;
     rc = docker_call(d, &c, err);
     if (rc == 0) {
@@ -929,7 +933,7 @@ int docker_container_inspect_state(struct docker *d, const char *id, bool *runni
         set_err(err, "%s: out of memory", what);
         return -ENOMEM;
     }
-    struct call c = CALL_INIT(what, "GET", path);
+    struct call c = CALL_INIT(d, what, "GET", path);
     rc = docker_call(d, &c, err);
     if (rc == 0) {
         json_t *j = json_loadb(c.resp.p, c.resp.len, 0, NULL);
@@ -1022,7 +1026,7 @@ static int container_stream(struct docker *d, const char *verb, const char *id, 
         set_err(err, "%s: out of memory", what);
         return -ENOMEM;
     }
-    struct call c = CALL_INIT(what, method, path);
+    struct call c = CALL_INIT(d, what, method, path);
     c.timeout_ms = 0;
     c.sink = demux_sink;
     c.sink_user = m;
@@ -1072,7 +1076,7 @@ int docker_containers_list_by_label(struct docker *d, const char *label, char **
         set_err(err, "%s: out of memory", what);
         goto out;
     }
-    struct call c = CALL_INIT(what, "GET", path);
+    struct call c = CALL_INIT(d, what, "GET", path);
     rc = docker_call(d, &c, err);
     if (rc == 0) {
         j = json_loadb(c.resp.p, c.resp.len, 0, NULL);
@@ -1145,7 +1149,7 @@ int docker_put_archive(struct docker *d, const char *id, const char *path, const
         set_err(err, "%s: out of memory", what);
         goto out;
     }
-    struct call c = CALL_INIT(what, "PUT", p);
+    struct call c = CALL_INIT(d, what, "PUT", p);
     c.body = tar;
     c.body_len = len;
     c.content_type = "application/x-tar";

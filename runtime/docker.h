@@ -19,7 +19,8 @@
  *   -EEXIST       409: conflict (name in use, container not running, ...)
  *   -EINVAL       400 or bad argument;  -EACCES 401/403
  *   -EIO          500 / engine-reported error in a stream (e.g. pull)
- *   -EPROTO       unexpected answer;    -ENOMEM
+ *   -EPROTO       unexpected answer;    -ENOMEM; -E2BIG answer > 16 MB
+ *   -ECANCELED    docker_attached_cb asked to stop; -EPIPE etc. writing fd
  * and, when the caller passed an err buffer (char[DOCKER_ERR_MAX], may be
  * NULL), a one-line human message naming the operation, the object and
  * the engine's own error text, e.g.
@@ -155,6 +156,8 @@ struct docker_create_opts {
     int64_t memory_bytes;            /* HostConfig.Memory; MemorySwap = same (no swap) */
     int64_t nano_cpus;               /* HostConfig.NanoCpus (1e9 = one CPU), 0 = unlimited */
     bool readonly_rootfs;            /* HostConfig.ReadonlyRootfs (Lambda: only /tmp writable) */
+    const char *log_driver;          /* HostConfig.LogConfig.Type; "none" = no log file on
+                                      * disk (then only attach sees output, not logs_follow) */
 };
 
 /* POST /containers/create?name=.. (AutoRemove=false, Init=false,
@@ -196,11 +199,14 @@ int docker_container_inspect_state(struct docker *d, const char *id, bool *runni
 int docker_container_logs_follow(struct docker *d, const char *id, int fd, char *err);
 
 /* POST /containers/{id}/attach?stream=1&stdout=1&stderr=1: like
- * logs_follow but reads the container's output stream directly instead of
- * via the log file, so lines arrive sooner. Must be established before
- * start to see everything: on_attached (may be NULL) runs once the stream
- * is up, e.g. to start the container or release the starting thread.
- * Blocking until the container stops. */
+ * logs_follow but reads the container's output stream directly, not via
+ * the log file, so it also works with log_driver "none" (no per-line disk
+ * writes). Measured line latency on engine 20.10 is the same as
+ * logs_follow (about 1 ms both). Output written before the attach is
+ * established is NOT replayed: attach before start. on_attached (may be
+ * NULL) runs once the engine answered (it hooks the streams microseconds
+ * later, long before a start completes), e.g. to release the thread that
+ * starts the container. Blocking until the container stops. */
 int docker_container_attach(struct docker *d, const char *id, int fd,
                             docker_attached_cb on_attached, void *user, char *err);
 

@@ -250,10 +250,12 @@ static long collect_block(struct http_parser *p, struct pbuf *b, const char *buf
     size_t used = p->head.len + p->trailers.len;
     if (take > p->max_header_bytes || used > p->max_header_bytes - take)
         return HTTPPARSE_EHEADERS;
-    if (pbuf_reserve(b, take) < 0)
-        return HTTPPARSE_EHEADERS;
-    memcpy(b->data + b->len, buf + start, take);
-    b->len += take;
+    if (take > 0) { /* data may still be NULL when only blank lines were skipped */
+        if (pbuf_reserve(b, take) < 0)
+            return HTTPPARSE_EHEADERS;
+        memcpy(b->data + b->len, buf + start, take);
+        b->len += take;
+    }
     return (long)end;
 }
 

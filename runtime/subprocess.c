@@ -34,9 +34,29 @@ static int write_file(const char *dir, const char *name, const char *val)
     return rc;
 }
 
+/* Resolves a python launcher (possibly a pyenv shim, which costs ~60 ms per
+ * start) to the real interpreter once, at start-up. */
+static const char *resolve_python(const char *python)
+{
+    static char real[1024];
+    char cmd[1200];
+    snprintf(cmd, sizeof(cmd), "'%s' -S -c 'import sys; print(sys.executable)' 2>/dev/null", python);
+    FILE *f = popen(cmd, "r");
+    if (!f)
+        return python;
+    char *line = fgets(real, sizeof(real), f);
+    pclose(f);
+    if (!line)
+        return python;
+    real[strcspn(real, "\n")] = 0;
+    return real[0] == '/' && access(real, X_OK) == 0 ? real : python;
+}
+
 const char *subprocess_init(const char *python, const char *node)
 {
-    if (python && *python)
+    g_python = resolve_python(python && *python ? python : "python3");
+    LOG_INFO("python runtimes use %s", g_python);
+    if (python && *python && !g_python)
         g_python = python;
     if (node && *node)
         g_node = node;
@@ -82,7 +102,7 @@ char **subprocess_argv(const struct fn_spec *s, const char *bootstrap_dir, const
         argv[0] = xstrdup(g_python);
         argv[1] = xstrdup(path);
     } else if (strncmp(rt, "nodejs", 6) == 0) {
-        snprintf(path, sizeof(path), "%s/node/bootstrap.mjs", bootstrap_dir);
+        snprintf(path, sizeof(path), "%s/node/bootstrap.js", bootstrap_dir);
         argv[0] = xstrdup(g_node);
         argv[1] = xstrdup(path);
     } else if (lambda_env_is_custom_runtime(rt)) {
@@ -261,22 +281,26 @@ static long read_long(const char *dir, const char *name)
 
 int subprocess_peak_mb(const struct subprocess *sp)
 {
+    /* The process joins its cgroup just after it started, so the cgroup
+     * peak can miss the first pages: report the larger of it and VmHWM. */
+    int cg = 0;
     if (sp->cgroup) {
         long v = read_long(sp->cgroup, g_cg_v2 ? "memory.peak" : "memory.max_usage_in_bytes");
         if (v > 0)
-            return (int)((v + (1 << 20) - 1) >> 20);
+            cg = (int)((v + (1 << 20) - 1) >> 20);
     }
     pid_t pid = sp->pid > 0 ? sp->pid : -sp->pid;
     char path[64], buf[4096];
     snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return 0;
+        return cg;
     ssize_t r = read(fd, buf, sizeof(buf) - 1);
     close(fd);
     if (r <= 0)
-        return 0;
+        return cg;
     buf[r] = 0;
     const char *p = strstr(buf, "VmHWM:");
-    return p ? (int)((atol(p + 6) + 1023) / 1024) : 0;
+    int hwm = p ? (int)((atol(p + 6) + 1023) / 1024) : 0;
+    return hwm > cg ? hwm : cg;
 }

@@ -1,13 +1,301 @@
-/* api_invoke: STUB answering 501 until the real Invoke handler lands (the
- * lead replaces this file). */
+/* api_invoke: Invoke and InvokeAsync (see api_invoke.h).
+ *
+ * DESIGN: the civetweb worker validates the request (invocation type, log
+ * type, payload JSON, client context, size limits), resolves the function on
+ * the RCU read side and takes a reference to its fn_spec, then hands a
+ * struct invocation to the pool and - for RequestResponse - sleeps on its
+ * own condition variable until the executor calls on_done. Function
+ * failures of every kind answer 200 with X-Amz-Function-Error: Unhandled,
+ * never 5xx, because boto3 retries 5xx and would run the function again.
+ * The invocation reuses the HTTP request id, so x-amzn-RequestId, the
+ * runtime's Lambda-Runtime-Aws-Request-Id and the log lines all agree. */
 #include "server/api_invoke.h"
+
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <urcu.h>
+
+#include "pool/pool.h"
+#include "runtime/log.h"
+#include "server/registry.h"
+#include "server/validate.h"
+
+#define CLIENT_CONTEXT_MAX 3583
+#define LOG_TAIL_BYTES 4096
+
+static size_t g_async_limit = 1048576;
+
+void api_invoke_configure(size_t async_payload_limit)
+{
+    g_async_limit = async_payload_limit;
+}
+
+struct waiter {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int done;
+};
+
+static void on_done_sync(struct invocation *inv)
+{
+    struct waiter *w = inv->user;
+    pthread_mutex_lock(&w->mu);
+    w->done = 1;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+static void on_done_event(struct invocation *inv)
+{
+    invocation_free(inv);
+}
+
+/* Decodes standard base64 (padded) into a NUL-terminated malloc'd buffer.
+ * Returns NULL on invalid input. */
+static char *b64_decode(const char *in, size_t *outlen)
+{
+    size_t n = strlen(in);
+    if (n == 0 || n % 4 != 0)
+        return NULL;
+    unsigned char *out = malloc(n / 4 * 3 + 1);
+    if (!out)
+        return NULL;
+    int len = EVP_DecodeBlock(out, (const unsigned char *)in, (int)n);
+    if (len < 0) {
+        free(out);
+        return NULL;
+    }
+    if (in[n - 1] == '=')
+        len--;
+    if (in[n - 2] == '=')
+        len--;
+    out[len] = 0;
+    *outlen = (size_t)len;
+    return (char *)out;
+}
+
+static char *b64_encode(const char *data, size_t len)
+{
+    char *out = malloc(4 * ((len + 2) / 3) + 1);
+    if (out)
+        EVP_EncodeBlock((unsigned char *)out, (const unsigned char *)data, (int)len);
+    return out;
+}
+
+/* Validates the payload as JSON the way Lambda does (any JSON value). */
+static int check_payload(struct http_req *req)
+{
+    if (req->body_len == 0)
+        return 0;
+    json_error_t jerr;
+    json_t *j = json_loadb(req->body, req->body_len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
+    if (!j) {
+        http_send_error(req, &AWS_INVALID_REQUEST_CONTENT,
+                        "Could not parse request body into json: Could not parse payload into json: "
+                        "%s: at line %d column %d",
+                        jerr.text, jerr.line, jerr.column);
+        return -1;
+    }
+    json_decref(j);
+    return 0;
+}
+
+enum inv_kind { KIND_SYNC, KIND_EVENT, KIND_DRYRUN };
+
+/* Everything both entry points share: body, resolution, invocation. */
+static struct invocation *prepare(struct http_req *req, enum inv_kind kind, bool tail)
+{
+    char qualifier[130];
+    int ql = http_query(req, "Qualifier", qualifier, sizeof(qualifier));
+    if (ql == -2) {
+        http_send_error(req, &AWS_VALIDATION,
+                        "1 validation error detected: Value at 'qualifier' failed to satisfy "
+                        "constraint: Member must have length less than or equal to 128");
+        return NULL;
+    }
+    if (http_read_body(req) < 0)
+        return NULL;
+    struct fn_name name;
+    struct api_error err;
+    rcu_read_lock();
+    struct fn_record *rec = registry_resolve(http_param(req, 0), ql >= 0 ? qualifier : NULL, 170,
+                                             req->region, req->account, &name, &err);
+    struct fn_spec *spec = rec ? registry_spec_ref(rec) : NULL;
+    rcu_read_unlock();
+    if (!spec) {
+        http_send_api_error(req, &err);
+        return NULL;
+    }
+    if (kind == KIND_EVENT && req->body_len > g_async_limit) {
+        http_send_error(req, &AWS_REQUEST_ENTITY_TOO_LARGE,
+                        "%zu byte payload is too large for the Event invocation type (limit %zu "
+                        "bytes)",
+                        req->body_len, g_async_limit);
+        goto fail;
+    }
+    if (check_payload(req) < 0)
+        goto fail;
+    char *client_context = NULL;
+    const char *cc = http_header(req, "X-Amz-Client-Context");
+    if (cc && *cc) {
+        size_t cclen = 0;
+        json_t *j = NULL;
+        if (strlen(cc) <= CLIENT_CONTEXT_MAX && (client_context = b64_decode(cc, &cclen)))
+            j = json_loadb(client_context, cclen, 0, NULL);
+        if (!j) {
+            free(client_context);
+            http_send_error(req, &AWS_INVALID_REQUEST_CONTENT,
+                            "Client context must be a valid Base64-encoded JSON object.");
+            goto fail;
+        }
+        json_decref(j);
+    }
+    if (kind == KIND_DRYRUN) {
+        free(client_context);
+        fnspec_unref(spec);
+        http_send_empty(req, 204);
+        return NULL;
+    }
+    struct invocation *inv = invocation_new(spec);
+    fnspec_unref(spec);
+    if (!inv) {
+        free(client_context);
+        http_send_error(req, &AWS_SERVICE, MSG_INTERNAL, "out of memory");
+        return NULL;
+    }
+    snprintf(inv->request_id, sizeof(inv->request_id), "%s", req->request_id);
+    char arn[512];
+    validate_function_arn(&name, name.qualifier[0] != 0, arn, sizeof(arn));
+    inv->invoked_arn = strdup(arn);
+    if (req->body_len) {
+        inv->payload = req->body; /* take the body: no copy on the hot path */
+        inv->payload_len = req->body_len;
+        req->body = NULL;
+        req->body_len = 0; /* body_read stays true: nothing left to drain */
+    } else {
+        inv->payload = strdup("{}");
+        inv->payload_len = 2;
+    }
+    inv->client_context = client_context;
+    const char *trace = http_header(req, "X-Amzn-Trace-Id");
+    if (trace && *trace)
+        inv->trace_id = strdup(trace);
+    inv->is_event = kind == KIND_EVENT;
+    inv->want_log = tail && kind == KIND_SYNC;
+    return inv;
+fail:
+    fnspec_unref(spec);
+    return NULL;
+}
+
+static void respond(struct http_req *req, struct invocation *inv)
+{
+    char headers[8192];
+    size_t hn = 0;
+    const char *ver = inv->fn->version ? inv->fn->version : "$LATEST";
+    switch (inv->outcome) {
+    case INV_THROTTLED:
+        http_send_error_ex(req, &AWS_TOO_MANY_REQUESTS, "Retry-After: 1\r\n",
+                           "\"Reason\":\"ReservedFunctionConcurrentInvocationLimitExceeded\"",
+                           inv->error_message ? inv->error_message : "Rate Exceeded.");
+        return;
+    case INV_SERVICE_ERROR:
+        http_send_error(req, &AWS_SERVICE, MSG_INTERNAL,
+                        inv->error_message ? inv->error_message : "invocation failed");
+        return;
+    case INV_FUNCTION_ERROR:
+        hn += (size_t)snprintf(headers + hn, sizeof(headers) - hn, "X-Amz-Function-Error: Unhandled\r\n");
+        break;
+    case INV_OK:
+        break;
+    }
+    hn += (size_t)snprintf(headers + hn, sizeof(headers) - hn, "X-Amz-Executed-Version: %s\r\n", ver);
+    if (inv->want_log && inv->log) {
+        size_t off = inv->log_len > LOG_TAIL_BYTES ? inv->log_len - LOG_TAIL_BYTES : 0;
+        char *b64 = b64_encode(inv->log + off, inv->log_len - off);
+        if (b64) {
+            hn += (size_t)snprintf(headers + hn, sizeof(headers) - hn, "X-Amz-Log-Result: %s\r\n", b64);
+            free(b64);
+        }
+    }
+    http_send(req, 200, inv->content_type[0] ? inv->content_type : "application/json", headers,
+              inv->result ? inv->result : "", inv->result_len);
+}
+
+static int parse_headers(struct http_req *req, enum inv_kind *kind, bool *tail)
+{
+    const char *t = http_header(req, "X-Amz-Invocation-Type");
+    if (!t || strcmp(t, "RequestResponse") == 0)
+        *kind = KIND_SYNC;
+    else if (strcmp(t, "Event") == 0)
+        *kind = KIND_EVENT;
+    else if (strcmp(t, "DryRun") == 0)
+        *kind = KIND_DRYRUN;
+    else {
+        http_send_error(req, &AWS_VALIDATION,
+                        "1 validation error detected: Value '%.64s' at 'invocationType' failed to "
+                        "satisfy constraint: Member must satisfy enum value set: [Event, "
+                        "RequestResponse, DryRun]",
+                        t);
+        return -1;
+    }
+    const char *l = http_header(req, "X-Amz-Log-Type");
+    if (l && strcmp(l, "None") != 0 && strcmp(l, "Tail") != 0) {
+        http_send_error(req, &AWS_VALIDATION,
+                        "1 validation error detected: Value '%.64s' at 'logType' failed to satisfy "
+                        "constraint: Member must satisfy enum value set: [Tail, None]",
+                        l);
+        return -1;
+    }
+    *tail = l && strcmp(l, "Tail") == 0;
+    return 0;
+}
+
+static void submit_event(struct http_req *req, struct invocation *inv, bool legacy)
+{
+    inv->on_done = on_done_event;
+    pool_submit(inv);
+    if (legacy)
+        http_send_json(req, 202, "{\"Status\":202}", 14);
+    else
+        http_send_empty(req, 202);
+}
 
 void api_invoke(struct http_req *req)
 {
-    http_send_error(req, &AWS_NOT_IMPLEMENTED, "not implemented yet");
+    enum inv_kind kind;
+    bool tail;
+    if (parse_headers(req, &kind, &tail) < 0)
+        return;
+    struct invocation *inv = prepare(req, kind, tail);
+    if (!inv)
+        return;
+    if (kind == KIND_EVENT) {
+        submit_event(req, inv, false);
+        return;
+    }
+    struct waiter w = {.done = 0};
+    pthread_mutex_init(&w.mu, NULL);
+    pthread_cond_init(&w.cv, NULL);
+    inv->user = &w;
+    inv->on_done = on_done_sync;
+    pool_submit(inv);
+    pthread_mutex_lock(&w.mu);
+    while (!w.done)
+        pthread_cond_wait(&w.cv, &w.mu);
+    pthread_mutex_unlock(&w.mu);
+    pthread_mutex_destroy(&w.mu);
+    pthread_cond_destroy(&w.cv);
+    respond(req, inv);
+    invocation_free(inv);
 }
 
 void api_invoke_async(struct http_req *req)
 {
-    http_send_error(req, &AWS_NOT_IMPLEMENTED, "not implemented yet");
+    struct invocation *inv = prepare(req, KIND_EVENT, false);
+    if (inv)
+        submit_event(req, inv, true);
 }

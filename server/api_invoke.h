@@ -18,6 +18,10 @@
 
 #include "server/http.h"
 
+/* Sets the Event payload limit (bytes; default 1048576). Main thread,
+ * before http_start. */
+void api_invoke_configure(size_t async_payload_limit);
+
 /* POST /2015-03-31/functions/{FunctionName}/invocations[?Qualifier=Q] (Invoke). */
 void api_invoke(struct http_req *req);
 

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #ifndef LAMBDAD_SOURCE_DIR
@@ -272,6 +273,13 @@ static int default_data_dir(struct lambdad_config *c, char *err, size_t errlen)
     return 0;
 }
 
+static const struct lambdad_config *g_current;
+
+const struct lambdad_config *config_current(void)
+{
+    return g_current;
+}
+
 enum config_result config_parse(struct lambdad_config *c, int argc, char **argv, char *err,
                                 size_t errlen)
 {
@@ -331,6 +339,7 @@ enum config_result config_parse(struct lambdad_config *c, int argc, char **argv,
         c->max_containers = c->executor == POOL_EXEC_DOCKER ? 10 : 32;
     if (!c->data_dir && default_data_dir(c, err, errlen))
         return CONFIG_ERROR;
+    g_current = c;
     return CONFIG_OK;
 }
 
@@ -344,4 +353,18 @@ const char *config_executor_name(enum pool_executor_kind kind)
     default:
         return "subprocess";
     }
+}
+
+void config_free(struct lambdad_config *c)
+{
+    free(c->host);
+    free(c->data_dir);
+    free(c->network);
+    free(c->docker_host);
+    free(c->bootstrap_dir);
+    for (size_t i = 0; i < c->n_images; i++)
+        free((char *)c->images[i]);
+    if (g_current == c)
+        g_current = NULL;
+    memset(c, 0, sizeof(*c));
 }

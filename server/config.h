@@ -47,6 +47,13 @@ enum config_result { CONFIG_OK = 0, CONFIG_HELP = 1, CONFIG_ERROR = -1 };
 enum config_result config_parse(struct lambdad_config *cfg, int argc, char **argv, char *err,
                                 size_t errlen);
 
+/* Frees the strings config_parse allocated. Main thread, at exit. */
+void config_free(struct lambdad_config *cfg);
+
+/* The configuration parsed by the last successful config_parse (e.g. for
+ * the Invoke handler's async payload limit), or NULL before. Read-only. */
+const struct lambdad_config *config_current(void);
+
 /* Name of an executor kind ("subprocess", "docker", "auto"). */
 const char *config_executor_name(enum pool_executor_kind kind);
 

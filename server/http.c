@@ -4,6 +4,7 @@
 
 #include <civetweb.h>
 #include <errno.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -364,6 +365,30 @@ int http_query_each(const struct http_req *req, const char *name,
     return query_walk(req->ri->query_string, name, query_each_cb, &q);
 }
 
+/* Linear scan, strings skipped (see http.h). */
+bool http_json_too_deep(const char *s, size_t len, int max)
+{
+    int depth = 0;
+    bool in_str = false;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (in_str) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_str = false;
+        } else if (c == '"') {
+            in_str = true;
+        } else if (c == '{' || c == '[') {
+            if (++depth > max)
+                return true;
+        } else if (c == '}' || c == ']') {
+            depth--;
+        }
+    }
+    return false;
+}
+
 /* --- responses --------------------------------------------------------- */
 
 static const char *status_text(int status)
@@ -375,6 +400,11 @@ static const char *status_text(int status)
     case 204: return "No Content";
     case 400: return "Bad Request";
     case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 411: return "Length Required";
+    case 414: return "URI Too Long";
+    case 431: return "Request Header Fields Too Large";
     case 409: return "Conflict";
     case 412: return "Precondition Failed";
     case 413: return "Request Entity Too Large";
@@ -619,6 +649,28 @@ static int on_request(struct mg_connection *conn)
     return req.status ? req.status : 500;
 }
 
+/* civetweb's own errors (malformed requests, oversized headers, ...) get
+ * the AWS encoding and a request id too. */
+static int on_http_error(struct mg_connection *conn, int status, const char *msg)
+{
+    struct http_req req;
+    memset(&req, 0, offsetof(struct http_req, pbuf));
+    req.conn = conn;
+    req.ri = mg_get_request_info(conn);
+    req.method = req.ri && req.ri->request_method ? req.ri->request_method : "?";
+    http_uuid4(req.request_id);
+    struct aws_error e = {status >= 500 ? "ServiceException" : "InvalidRequestContentException", status,
+                          true, status >= 500};
+    if (status == 404)
+        e = AWS_UNKNOWN_OPERATION;
+    else if (status == 413)
+        e = AWS_REQUEST_ENTITY_TOO_LARGE;
+    if (status < 400 || status > 599)
+        return 1; /* not an error: let civetweb answer */
+    http_send_error(&req, &e, "%s", msg && *msg ? msg : "bad request");
+    return 0;
+}
+
 static void *on_thread_start(const struct mg_context *ctx, int thread_type)
 {
     (void)ctx;
@@ -647,7 +699,7 @@ static int on_log(const struct mg_connection *conn, const char *message)
 
 int http_start(const struct http_options *o, const char **err)
 {
-    static char msg[512];
+    static char msg[700];
     char ports[300], threads[16];
     struct mg_callbacks cb;
     snprintf(ports, sizeof(ports), strchr(o->host, ':') ? "[%s]:%d" : "%s:%d", o->host, o->port);
@@ -663,6 +715,7 @@ int http_start(const struct http_options *o, const char **err)
     cb.init_thread = on_thread_start;
     cb.exit_thread = on_thread_stop;
     cb.log_message = on_log;
+    cb.http_error = on_http_error;
     pthread_once(&g_compile_once, compile_routes);
     mg_init_library(0);
     struct mg_init_data init = {.callbacks = &cb, .user_data = NULL, .configuration_options = options};

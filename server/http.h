@@ -124,6 +124,12 @@ void http_send_error_ex(struct http_req *req, const struct aws_error *e, const c
 /* Sends an api_error (see errors.h). */
 void http_send_api_error(struct http_req *req, const struct api_error *err);
 
+/* Whether JSON text nests objects/arrays deeper than max_depth, found by a
+ * linear scan that skips strings. Call it before json_loadb on any request
+ * body: civetweb worker stacks are small, and jansson's recursive parser
+ * overflows them at roughly 1000 levels (a crash of the whole server). */
+bool http_json_too_deep(const char *text, size_t len, int max_depth);
+
 /* Writes a fresh uuid v4 (36 chars + NUL) into out. Any thread, lock-free. */
 void http_uuid4(char out[37]);
 

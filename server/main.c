@@ -1,5 +1,167 @@
-/* placeholder: replaced by the server work */
-int main(void)
+/* main: lambdad's entry point: configuration, start-up order, signals and
+ * orderly shutdown.
+ *
+ * DESIGN: SIGINT/SIGTERM are blocked before any thread starts and the main
+ * thread waits for them with sigwait, so no handler runs in a random thread.
+ * Start-up order: config -> data dir (lock) -> code store -> registry (load)
+ * -> pool -> HTTP. Shutdown runs it backwards: mg_stop lets in-flight
+ * requests finish, then the pool stops its environments, then the registry
+ * drains its RCU callbacks; an ephemeral run removes its temp directory. */
+#include <errno.h>
+#include <ftw.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <urcu.h>
+
+#include "pool/pool.h"
+#include "runtime/codestore.h"
+#include "runtime/log.h"
+#include "server/admin.h"
+#include "server/api_functions.h"
+#include "server/api_invoke.h"
+#include "server/config.h"
+#include "server/http.h"
+#include "server/persist.h"
+#include "server/registry.h"
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    remove(path);
     return 0;
+}
+
+static void rm_rf(const char *path)
+{
+    nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+int main(int argc, char **argv)
+{
+    struct lambdad_config cfg;
+    char err[512], tmp_root[PATH_MAX] = "", code_root[PATH_MAX], work_dir[PATH_MAX + 8];
+    char endpoint[300], instance[37];
+    struct persist *persist = NULL;
+    struct codestore *cs = NULL;
+    const char *perr = NULL;
+    int rc, exit_code = 1;
+
+    switch (config_parse(&cfg, argc, argv, err, sizeof(err))) {
+    case CONFIG_HELP:
+        config_free(&cfg);
+        return 0;
+    case CONFIG_ERROR:
+        fprintf(stderr, "lambdad: %s\n", err);
+        config_free(&cfg);
+        return 2;
+    default:
+        break;
+    }
+    log_set_level(cfg.log_level);
+    pthread_setname_np(pthread_self(), "lambdad-main");
+    rcu_register_thread();
+
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (cfg.ephemeral) {
+        const char *t = getenv("TMPDIR");
+        snprintf(tmp_root, sizeof(tmp_root), "%s/lambdad-XXXXXX", t && *t ? t : "/tmp");
+        if (!mkdtemp(tmp_root)) {
+            fprintf(stderr, "lambdad: cannot create a temp directory: %s\n", strerror(errno));
+            tmp_root[0] = 0;
+            goto out;
+        }
+        snprintf(code_root, sizeof(code_root), "%s", tmp_root);
+    } else {
+        rc = persist_open(&persist, cfg.data_dir);
+        if (rc) {
+            fprintf(stderr, "lambdad: data dir %s: %s\n", cfg.data_dir,
+                    rc == -EBUSY ? "in use by another lambdad" : strerror(-rc));
+            goto out;
+        }
+        snprintf(code_root, sizeof(code_root), "%s", cfg.data_dir);
+    }
+    snprintf(work_dir, sizeof(work_dir), "%s/work", code_root);
+    mkdir(work_dir, 0755);
+
+    rc = codestore_open(&cs, code_root);
+    if (rc) {
+        fprintf(stderr, "lambdad: code store under %s: %s\n", code_root, strerror(-rc));
+        goto out;
+    }
+    if (registry_init(cs, persist)) {
+        fprintf(stderr, "lambdad: out of memory\n");
+        goto out;
+    }
+    rc = registry_load();
+    if (rc < 0) {
+        fprintf(stderr, "lambdad: cannot load %s: %s\n", cfg.data_dir, strerror(-rc));
+        goto out_registry;
+    }
+    api_functions_init(cs);
+    api_invoke_configure(cfg.async_payload_limit);
+    admin_init(cs, config_executor_name(cfg.executor));
+
+    const char *host = cfg.host;
+    if (!strcmp(host, "0.0.0.0") || !strcmp(host, "::"))
+        host = "127.0.0.1";
+    snprintf(endpoint, sizeof(endpoint), strchr(host, ':') ? "http://[%s]:%d" : "http://%s:%d", host, cfg.port);
+    http_uuid4(instance);
+    struct pool_config pc = {
+        .executors = cfg.executors,
+        .max_envs = cfg.max_containers,
+        .ttl_s = cfg.container_ttl_s,
+        .kind = cfg.executor,
+        .bootstrap_dir = cfg.bootstrap_dir,
+        .endpoint_url = endpoint,
+        .work_dir = work_dir,
+        .docker_host = cfg.docker_host,
+        .docker_network = cfg.network,
+        .image_overrides = cfg.images,
+        .instance_id = instance,
+        .retry_delay_ms = {cfg.retry_delay_ms[0], cfg.retry_delay_ms[1]},
+    };
+    if (pool_start(&pc, &perr)) {
+        fprintf(stderr, "lambdad: %s\n", perr ? perr : "cannot start the executor pool");
+        goto out_registry;
+    }
+    struct http_options ho = {cfg.host, cfg.port, cfg.http_threads, cfg.account_id};
+    if (http_start(&ho, &perr)) {
+        fprintf(stderr, "lambdad: %s\n", perr);
+        pool_stop();
+        goto out_registry;
+    }
+    LOG_INFO("lambdad %s listening on %s (data dir %s, executor %s, %zu functions)", LAMBDAD_VERSION,
+             endpoint, cfg.ephemeral ? tmp_root : cfg.data_dir, config_executor_name(cfg.executor),
+             registry_count());
+
+    int sig = 0;
+    sigwait(&sigs, &sig);
+    LOG_INFO("received %s, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    http_stop();
+    pool_stop();
+    exit_code = 0;
+out_registry:
+    registry_shutdown();
+out:
+    codestore_close(cs);
+    persist_close(persist);
+    if (tmp_root[0])
+        rm_rf(tmp_root);
+    rcu_unregister_thread();
+    config_free(&cfg);
+    return exit_code;
 }

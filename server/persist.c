@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -207,7 +208,7 @@ int persist_load(struct persist *p, int (*fn)(void *ud, const char *id, json_t *
         json_error_t jerr;
         json_t *doc = json_load_file(path, 0, &jerr);
         if (!doc || !json_is_object(doc)) {
-            char aside[PATH_MAX];
+            char aside[PATH_MAX + 16];
             snprintf(aside, sizeof(aside), "%s.corrupt", path);
             LOG_ERROR("%s is not a valid function document (%s); moved to %s", path, jerr.text, aside);
             rename(path, aside);

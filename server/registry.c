@@ -446,11 +446,12 @@ int registry_delete(const struct fn_name *n, struct api_error *err)
         call_rcu(&cur->rcu, record_free_rcu);
         atomic_fetch_sub(&g_count, 1);
     }
-    pool_evict(cur->key);
     release_code(cur->code_hex);
     rc = 0;
 out:
     pthread_mutex_unlock(&g_write_lock);
+    if (rc == 0)
+        pool_evict(cur->key); /* talks to an executor: outside the writer mutex */
     registry_record_unref(cur);
     return rc;
 }

@@ -144,7 +144,7 @@ static bool region_ok(const char *s, size_t len)
 
 int validate_function_name(const char *s, size_t max_len, struct fn_name *out, struct vlist *v)
 {
-    char what[64];
+    char what[96];
     const char *pattern = max_len > 140 ? VALIDATE_PATTERN_NAMESPACED_NAME
                                         : VALIDATE_PATTERN_FUNCTION_NAME;
     memset(out, 0, sizeof(*out));

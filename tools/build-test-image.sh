@@ -18,10 +18,16 @@
 # stripped rootfs tarball is kept in ~/.cache/lambdad/ so a rebuild after
 # the image was removed only re-imports it (seconds).
 #
-# Usage: tools/build-test-image.sh [--force] [--fresh] [--quiet]
-#   --force   re-import the image even if it exists (reuses the cached rootfs)
-#   --fresh   also discard the cached rootfs tarball and debootstrap again
-#   --quiet   print only the image name on stdout
+# Usage: tools/build-test-image.sh [--force] [--fresh] [--quiet] [--print-env] [--tag-aws-names]
+#   --force          re-import the image even if it exists (reuses the cached rootfs)
+#   --fresh          also discard the cached rootfs tarball and debootstrap again
+#   --quiet          print only the image name on stdout
+#   --print-env      print LAMBDAD_LAMBDA_IMAGES=python3.9=IMAGE,...,nodejs22.x=IMAGE
+#                    (every python/nodejs runtime mapped onto the image) as the
+#                    last stdout line, for e2e tests: eval "$(... --quiet --print-env | tail -1)"
+#   --tag-aws-names  also tag the image as public.ecr.aws/lambda/python:3.X and
+#                    .../nodejs:NN so lambdad's default runtime map finds it locally
+#                    (it is NOT an AWS base image: no /lambda-entrypoint.sh)
 # Environment:
 #   DOCKER_HOST            unix:///path or tcp://host:port (default unix:///var/run/docker.sock)
 #   LAMBDAD_DEBIAN_MIRROR  Debian mirror (default: the one in /etc/apt/sources.list*)
@@ -40,13 +46,19 @@ API=v1.41
 FORCE=0
 FRESH=0
 QUIET=0
+PRINT_ENV=0
+TAG_AWS=0
+PY_RUNTIMES="3.9 3.10 3.11 3.12 3.13"
+NODE_RUNTIMES="18 20 22"
 
 for a in "$@"; do
     case "$a" in
     --force) FORCE=1 ;;
     --fresh) FORCE=1; FRESH=1 ;;
     --quiet) QUIET=1 ;;
-    -h | --help) sed -n '2,31p' "$0"; exit 0 ;;
+    --print-env) PRINT_ENV=1 ;;
+    --tag-aws-names) TAG_AWS=1 ;;
+    -h | --help) sed -n '2,38p' "$0"; exit 0 ;;
     *) echo "build-test-image: unknown argument: $a" >&2; exit 2 ;;
     esac
 done
@@ -89,10 +101,31 @@ api --max-time 10 "$BASE/_ping" >/dev/null 2>&1 || die "Docker engine not reacha
 
 image_exists() { api --max-time 10 -o /dev/null "$BASE/images/$(urlenc "$1")/json" 2>/dev/null; }
 
+finish() { # aliases and the final output, for both the cached and the built case
+    local v
+    if [ "$TAG_AWS" = 1 ]; then
+        for v in $PY_RUNTIMES; do tag_as public.ecr.aws/lambda/python "$v"; done
+        for v in $NODE_RUNTIMES; do tag_as public.ecr.aws/lambda/nodejs "$v"; done
+    fi
+    [ "$QUIET" = 1 ] && echo "$IMAGE"
+    if [ "$PRINT_ENV" = 1 ]; then
+        local m=""
+        for v in $PY_RUNTIMES; do m="$m${m:+,}python$v=$IMAGE"; done
+        for v in $NODE_RUNTIMES; do m="$m,nodejs$v.x=$IMAGE"; done
+        echo "LAMBDAD_LAMBDA_IMAGES=$m"
+    fi
+    exit 0
+}
+tag_as() { # tag_as <repo> <tag>
+    api --max-time 30 -o /dev/null -X POST \
+        "$BASE/images/$(urlenc "$IMAGE")/tag?repo=$(urlenc "$1")&tag=$(urlenc "$2")" ||
+        die "tagging $IMAGE as $1:$2 failed"
+    say "tagged $1:$2"
+}
+
 if [ "$FORCE" = 0 ] && image_exists "$IMAGE"; then
     say "image $IMAGE already exists (use --force to rebuild)"
-    [ "$QUIET" = 1 ] && echo "$IMAGE"
-    exit 0
+    finish
 fi
 
 # --- rootfs tarball (cached) ---------------------------------------------
@@ -169,6 +202,8 @@ CHANGES=(
     'CMD ["/bin/sh"]'
     "LABEL org.lambdad.test-image=1"
 )
+image_id() { api --max-time 10 "$BASE/images/$(urlenc "$1")/json" 2>/dev/null | grep -o '"Id":"[^"]*"' | head -1 | cut -d'"' -f4; }
+OLD_ID=$(image_id "$IMAGE" || true)
 Q="fromSrc=-&repo=$(urlenc "$REPO")&tag=$(urlenc "$TAG")"
 for c in "${CHANGES[@]}"; do Q="$Q&changes=$(urlenc "$c")"; done
 say "importing $CACHE_TAR as $IMAGE"
@@ -176,10 +211,18 @@ out=$(api --max-time 600 -X POST -H 'Content-Type: application/x-tar' -T "$CACHE
     die "image import failed: $out"
 if printf '%s' "$out" | grep -q '"error"'; then die "image import failed: $out"; fi
 image_exists "$IMAGE" || die "image $IMAGE missing after import: $out"
+NEW_ID=$(image_id "$IMAGE" || true)
+if [ -n "$OLD_ID" ] && [ "$OLD_ID" != "$NEW_ID" ]; then
+    # The rebuilt image replaced the tag: drop the old one unless in use.
+    if api --max-time 60 -o /dev/null -X DELETE "$BASE/images/$OLD_ID" 2>/dev/null; then
+        say "removed the previous image ${OLD_ID:7:12}"
+    else
+        say "previous image ${OLD_ID:7:12} kept (in use)"
+    fi
+fi
 
 size=$(api --max-time 10 "$BASE/images/$(urlenc "$IMAGE")/json" | grep -o '"Size":[0-9]*' | head -1 | cut -d: -f2)
 size=$(( ${size:-0} / 1048576 ))
 say "built $IMAGE (${size} MB)"
 say "map runtimes onto it with: --lambda-image python3.12=$IMAGE --lambda-image nodejs20.x=$IMAGE"
-[ "$QUIET" = 1 ] && echo "$IMAGE"
-exit 0
+finish

@@ -20,6 +20,8 @@
 # Environment:
 #   LAMBDAD_FUZZ_SECONDS   seconds per fuzz target (default 30)
 #   LAMBDAD_DETECT_LEAKS=1 turn LeakSanitizer on in the asan and fuzz stages
+#   LAMBDAD_BUILD_DIR      main build dir (default build/; the others get
+#                          -asan, -tsan, -fuzz appended)
 #   PYTEST_ADDOPTS         extra pytest options (standard pytest variable)
 # pytest's exit status 5 ("no tests collected") is a failure like any other.
 set -euo pipefail
@@ -31,6 +33,11 @@ PY="$ROOT/.venv/bin/python"
 FUZZ_SECONDS="${LAMBDAD_FUZZ_SECONDS:-30}"
 LEAKS="${LAMBDAD_DETECT_LEAKS:-0}"
 ALL_STAGES=(unit e2e asan tsan fuzz)
+# The main build dir (setup.sh builds it); the sanitizer and fuzz builds sit
+# beside it: build-asan, build-tsan, build-fuzz.
+BUILD="${LAMBDAD_BUILD_DIR:-$ROOT/build}"
+ASAN_BUILD="$BUILD-asan" TSAN_BUILD="$BUILD-tsan" FUZZ_BUILD="$BUILD-fuzz"
+export LAMBDAD_BUILD_DIR="$BUILD"
 
 log() { printf '\n=== %s\n' "$*"; }
 
@@ -73,31 +80,31 @@ asan_env() {
 
 # ---------------------------------------------------------------- stages
 stage_unit() {
-  run_ctest build
+  run_ctest "$BUILD"
 }
 
 stage_e2e() {
-  run_e2e "$ROOT/build/lambdad"
+  run_e2e "$BUILD/lambdad"
 }
 
 stage_asan() {
   local cc=clang
   command -v clang >/dev/null || cc=gcc
-  CC=$cc configure_build build-asan -DCMAKE_C_COMPILER=$cc -DLAMBDAD_SANITIZE=address,undefined
+  CC=$cc configure_build "$ASAN_BUILD" -DCMAKE_C_COMPILER=$cc -DLAMBDAD_SANITIZE=address,undefined
   asan_env
   local rc=0
-  run_ctest build-asan || rc=1
-  run_e2e "$ROOT/build-asan/lambdad" || rc=1
+  run_ctest "$ASAN_BUILD" || rc=1
+  run_e2e "$ASAN_BUILD/lambdad" || rc=1
   return $rc
 }
 
 stage_tsan() {
-  CC=clang configure_build build-tsan -DCMAKE_C_COMPILER=clang -DLAMBDAD_SANITIZE=thread
+  CC=clang configure_build "$TSAN_BUILD" -DCMAKE_C_COMPILER=clang -DLAMBDAD_SANITIZE=thread
   export TSAN_OPTIONS="halt_on_error=0:second_deadlock_stack=1:history_size=4"
   local wrap rc=0
   read -r -a wrap <<<"$(tsan_wrapper)"
-  "${wrap[@]}" ctest --test-dir build-tsan --output-on-failure --no-tests=error -L pool || rc=1
-  LAMBDAD_E2E_SMOKE=1 "${wrap[@]}" env LAMBDAD_BIN="$ROOT/build-tsan/lambdad" \
+  "${wrap[@]}" ctest --test-dir "$TSAN_BUILD" --output-on-failure --no-tests=error -L pool || rc=1
+  LAMBDAD_E2E_SMOKE=1 "${wrap[@]}" env LAMBDAD_BIN="$TSAN_BUILD/lambdad" \
     "$PY" -m pytest "$ROOT/tests/e2e" || rc=1
   return $rc
 }
@@ -105,11 +112,11 @@ stage_tsan() {
 stage_fuzz() {
   # Libraries get coverage instrumentation too (fuzzer-no-link), so the
   # fuzzers see the edges of the code they drive, not only their own.
-  CC=clang configure_build build-fuzz -DCMAKE_C_COMPILER=clang -DLAMBDAD_FUZZ=ON \
+  CC=clang configure_build "$FUZZ_BUILD" -DCMAKE_C_COMPILER=clang -DLAMBDAD_FUZZ=ON \
     -DLAMBDAD_SANITIZE=address,undefined -DCMAKE_C_FLAGS=-fsanitize=fuzzer-no-link
   asan_env
   local targets=() t name rc=0
-  for t in build-fuzz/fuzz_*; do
+  for t in "$FUZZ_BUILD"/fuzz_*; do
     [[ -f "$t" && -x "$t" ]] && targets+=("$t")
   done
   if ((${#targets[@]} == 0)); then
@@ -118,19 +125,23 @@ stage_fuzz() {
   fi
   for t in "${targets[@]}"; do
     name="$(basename "$t")"
-    local corpus="build-fuzz/corpus/$name" seeds=() dict=()
+    local corpus="$FUZZ_BUILD/corpus/$name" seeds=() dict=() d
     mkdir -p "$corpus"
-    [[ -d "tests/fuzz/corpus/$name" ]] && seeds+=("tests/fuzz/corpus/$name")
+    # Seed corpora (read-only): tests/fuzz/corpus/<target>/ or tests/fuzz/corpus_<x>/
+    # for target fuzz_<x>.
+    for d in "tests/fuzz/corpus/$name" "tests/fuzz/corpus_${name#fuzz_}"; do
+      [[ -d "$d" ]] && seeds+=("$d")
+    done
     [[ -f "tests/fuzz/$name.dict" ]] && dict+=("-dict=tests/fuzz/$name.dict")
     echo "--- $name: ${FUZZ_SECONDS}s"
     if ! "$t" -max_total_time="$FUZZ_SECONDS" -timeout=10 -rss_limit_mb=2048 \
-         -print_final_stats=1 -artifact_prefix="build-fuzz/$name-" "${dict[@]}" \
-         "$corpus" "${seeds[@]}" >"build-fuzz/$name.log" 2>&1; then
-      tail -n 60 "build-fuzz/$name.log"
-      echo "--- $name FAILED (log: build-fuzz/$name.log)"
+         -print_final_stats=1 -artifact_prefix="$FUZZ_BUILD/$name-" "${dict[@]}" \
+         "$corpus" "${seeds[@]}" >"$FUZZ_BUILD/$name.log" 2>&1; then
+      tail -n 60 "$FUZZ_BUILD/$name.log"
+      echo "--- $name FAILED (log: $FUZZ_BUILD/$name.log)"
       rc=1
     else
-      grep -E '^stat::number_of_executed_units|^Done ' "build-fuzz/$name.log" || true
+      grep -E '^stat::number_of_executed_units|^Done ' "$FUZZ_BUILD/$name.log" || true
     fi
   done
   return $rc

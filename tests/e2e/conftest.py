@@ -230,7 +230,7 @@ class _Registry:
 _registry = _Registry()
 
 
-def _new_server(tmp_root, **kwargs):
+def new_server(tmp_root, **kwargs):
     if not os.access(LAMBDAD_BIN, os.X_OK):
         pytest.fail(f"lambdad binary not found or not executable: {LAMBDAD_BIN} "
                     "(build it or set LAMBDAD_BIN)")
@@ -246,7 +246,7 @@ def lambdad_factory(tmp_path):
     made = []
 
     def factory(start=True, **kwargs):
-        srv = _new_server(str(tmp_path), **kwargs)
+        srv = new_server(str(tmp_path), **kwargs)
         made.append(srv)
         return srv.start() if start else srv
 
@@ -258,7 +258,7 @@ def lambdad_factory(tmp_path):
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """Module-scoped server with a persistent data dir."""
-    srv = _new_server(str(tmp_path_factory.mktemp("srv")))
+    srv = new_server(str(tmp_path_factory.mktemp("srv")))
     srv.start()
     yield srv
     stop_and_check(srv)

@@ -20,7 +20,8 @@ import urllib.request
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import LAMBDAD_BIN, free_port, sanitizer_findings, server_env, stop_and_check
+from conftest import (LAMBDAD_BIN, free_port, new_server, sanitizer_findings, server_env,
+                      stop_and_check)
 from helpers import (ACCOUNT, LAST_MODIFIED_RE, ROLE, UUID_RE, code_sha256, create_function,
                      download, function_arn, make_zip, py_zip, strip_meta, tree_snapshot,
                      unique_name)
@@ -151,22 +152,25 @@ def test_function_name_with_latest_qualifier(lam):
 # ListFunctions: its own server so the set of functions is known exactly
 
 
+LIST_COUNT = 120
+
+
+@pytest.fixture(scope="class")
+def listing(tmp_path_factory):
+    """A server holding exactly LIST_COUNT functions: (client, names)."""
+    srv = new_server(str(tmp_path_factory.mktemp("list")), ephemeral=True)
+    srv.start()
+    client = srv.client()
+    zip_bytes = py_zip("list")
+    names = [f"list-{i:03d}-{os.urandom(3).hex()}" for i in range(LIST_COUNT)]
+    for n in names:
+        create_function(client, n, zip_bytes)
+    yield client, set(names)
+    stop_and_check(srv)
+
+
 class TestListFunctions:
-    COUNT = 120
-
-    @pytest.fixture(scope="class")
-    def listing(self, tmp_path_factory):
-        from conftest import _new_server
-
-        srv = _new_server(str(tmp_path_factory.mktemp("list")), ephemeral=True)
-        srv.start()
-        client = srv.client()
-        zip_bytes = py_zip("list")
-        names = [f"list-{i:03d}-{os.urandom(3).hex()}" for i in range(self.COUNT)]
-        for n in names:
-            create_function(client, n, zip_bytes)
-        yield client, set(names)
-        stop_and_check(srv)
+    COUNT = LIST_COUNT
 
     @staticmethod
     def walk(client, **kwargs):
@@ -461,7 +465,7 @@ def test_create_validation_errors(lam_raw, case):
 def test_env_under_4kb_is_accepted(lam):
     # 3 KB of variables is within the 4 KB limit however it is counted.
     name = unique_name("env3k")
-    variables = {"K": "v" * 3000}
+    variables = {"KEY": "v" * 3000}
     resp = create_function(lam, name, Environment={"Variables": variables})
     assert resp["Environment"] == {"Variables": variables}
 

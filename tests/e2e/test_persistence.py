@@ -35,7 +35,7 @@ def full_state(client):
 def populate(client):
     """A mix of creates, updates and a delete. Returns the deleted name."""
     a, b, c, gone = (unique_name(p) for p in ("keep", "code", "conf", "gone"))
-    create_function(client, a, Environment={"Variables": {"K": "v"}}, Tags={"t": "1"},
+    create_function(client, a, Environment={"Variables": {"KEY": "v"}}, Tags={"t": "1"},
                     Description="kept as created", MemorySize=512)
     create_function(client, b, py_zip("b1"))
     client.update_function_code(FunctionName=b, ZipFile=make_zip({
@@ -44,7 +44,7 @@ def populate(client):
     create_function(client, c)
     client.update_function_configuration(FunctionName=c, Timeout=60, Handler="other.handler",
                                          EphemeralStorage={"Size": 2048},
-                                         Environment={"Variables": {"X": "1", "Y": "2"}})
+                                         Environment={"Variables": {"XX": "1", "YY": "2"}})
     create_function(client, gone)
     client.delete_function(FunctionName=gone)
     return gone

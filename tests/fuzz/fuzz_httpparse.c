@@ -22,6 +22,13 @@
 
 #define MAX_REQS 64
 
+/* The fuzz build compiles UBSan checks as recoverable: make them fatal. */
+const char *__ubsan_default_options(void);
+const char *__ubsan_default_options(void)
+{
+    return "halt_on_error=1:print_stacktrace=1";
+}
+
 struct outcome {
     size_t n;
     size_t end[MAX_REQS];

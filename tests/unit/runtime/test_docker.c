@@ -300,7 +300,9 @@ static void test_stream_latency(void)
                          NULL};
     for (int attach = 0; attach <= 1; attach++) {
         char id[DOCKER_ID_MAX], out[8192];
-        CHECK(create(cmd, NULL, id) == 0);
+        /* attach works without a log file: no disk writes per line */
+        struct docker_create_opts o = {.log_driver = attach ? "none" : NULL};
+        CHECK(create(cmd, &o, id) == 0);
         struct reader r;
         if (attach) {
             reader_start(&r, id, true);
@@ -630,7 +632,8 @@ static void test_pull_stream_error(void)
     fake_start(&f, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n"
                    "{\"status\":\"Pulling from lambdad/x\",\"id\":\"latest\"}\n"
                    "{\"status\":\"Downloading\",\"progress\":\"[=>   ] 1MB/9MB\",\"id\":\"abc\"}\n"
-                   "{\"errorDetail\":{\"message\":\"manifest unknown\"},\"error\":\"manifest unknown\"}\n",
+                   "{\"errorDetail\":{\"message\":\"manifest unknown\"},"
+                   "\"error\":\"manifest unknown\"}\n",
                host);
     struct docker *u = NULL;
     CHECK(docker_open(&u, host, err) == 0);
@@ -651,6 +654,30 @@ static void test_pull_stream_error(void)
     CHECK(strstr(f.request, "fromImage=reg%3A5000%2Fa%2Fb&tag=1 ") != NULL);
     fake_stop(&f);
     docker_close(u);
+}
+
+/* One handle shared by several threads (the documented thread rule). */
+static void *shared_main(void *arg)
+{
+    int *ok = arg;
+    char e[DOCKER_ERR_MAX];
+    for (int i = 0; i < 25; i++)
+        *ok += docker_ping(d, e) == 0 && docker_image_exists(d, IMAGE, e) == 1;
+    return NULL;
+}
+
+static void test_shared_handle(void)
+{
+    pthread_t t[4];
+    int ok[4] = {0};
+    double t0 = now_ms();
+    for (int i = 0; i < 4; i++)
+        pthread_create(&t[i], NULL, shared_main, &ok[i]);
+    for (int i = 0; i < 4; i++)
+        pthread_join(t[i], NULL);
+    for (int i = 0; i < 4; i++)
+        CHECK(ok[i] == 25);
+    printf("# 4 threads x 25 (ping + image inspect): %.1f ms\n", now_ms() - t0);
 }
 
 static void test_tar_errors(void)
@@ -674,7 +701,8 @@ int main(void)
     }
     int have = docker_image_exists(d, IMAGE, err);
     if (have != 1) {
-        fprintf(stderr, "skip: test image %s missing; build it with tools/build-test-image.sh%s%s\n",
+        fprintf(stderr,
+                "skip: test image %s missing; build it with tools/build-test-image.sh%s%s\n",
                 IMAGE, have < 0 ? ": " : "", have < 0 ? err : "");
         docker_close(d);
         return 77;
@@ -682,6 +710,7 @@ int main(void)
     snprintf(label, sizeof label, "org.lambdad.unit=test-docker-%d", (int)getpid());
     test_tar_errors();
     test_pull_stream_error();
+    test_shared_handle();
     test_unreachable();
     test_image();
     test_pull_fails();

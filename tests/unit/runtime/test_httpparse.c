@@ -454,8 +454,7 @@ static void test_malformed(void)
         "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\rX\nhi\r\n0\r\n\r\n",
         "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhiX\r\n0\r\n\r\n",
         "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\rX0\r\n\r\n",
-        "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
-        "fffffffffffffffffff\r\n",
+        "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffffffffff\r\n",
         "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nNoColon\r\n\r\n",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -547,37 +546,51 @@ static void test_reset_reuse(void)
     httpparse_free(NULL);
 }
 
-static double ns_per_parse(struct http_parser *p, const char *s, double seconds)
+static double now_s(void)
 {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* Parses s repeatedly for about `seconds`, in batches; reports the mean and
+ * the best batch (the machine is shared, so the best batch is the figure
+ * least disturbed by other processes). */
+static void ns_per_parse(struct http_parser *p, const char *s, double seconds, double *mean,
+                         double *best)
+{
+    enum { BATCH = 10000 };
     size_t len = strlen(s);
     long iters = 0;
     bool ok = true;
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    double elapsed;
+    double start = now_s(), t = start;
+    *best = 1e9;
     do {
-        for (int i = 0; i < 10000; i++) {
+        double t0 = t;
+        for (int i = 0; i < BATCH; i++) {
             bool done;
             long n = httpparse_feed(p, s, len, &done);
             ok &= n == (long)len && done;
             httpparse_reset(p);
         }
-        iters += 10000;
-        clock_gettime(CLOCK_MONOTONIC, &t1);
-        elapsed = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
-    } while (elapsed < seconds);
+        iters += BATCH;
+        t = now_s();
+        if ((t - t0) * 1e9 / BATCH < *best)
+            *best = (t - t0) * 1e9 / BATCH;
+    } while (t - start < seconds);
     CHECK(ok);
-    return elapsed * 1e9 / (double)iters;
+    *mean = (t - start) * 1e9 / (double)iters;
 }
 
 static void test_speed(void)
 {
     struct http_parser *p = httpparse_new(MIB + 4096, 6 * MIB);
-    double get = ns_per_parse(p, GET_NEXT, 0.3);
-    double post = ns_per_parse(p, POST_RESPONSE, 0.3);
-    printf("parse+reset: GET /next (%zu bytes) %.0f ns, POST /response (%zu bytes, 20-byte body) "
-           "%.0f ns\n",
-           strlen(GET_NEXT), get, strlen(POST_RESPONSE), post);
+    double get_mean, get_best, post_mean, post_best;
+    ns_per_parse(p, GET_NEXT, 0.3, &get_mean, &get_best);
+    ns_per_parse(p, POST_RESPONSE, 0.3, &post_mean, &post_best);
+    printf("parse+reset, whole request: GET /next (%zu bytes) %.0f ns mean, %.0f ns best batch; "
+           "POST /response (%zu bytes, 20-byte body) %.0f ns mean, %.0f ns best batch\n",
+           strlen(GET_NEXT), get_mean, get_best, strlen(POST_RESPONSE), post_mean, post_best);
     httpparse_free(p);
 }
 

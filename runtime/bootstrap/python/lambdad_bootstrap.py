@@ -1,0 +1,944 @@
+"""lambdad bundled Python runtime client (stdlib only, Python 3.9+).
+
+Loaded by the bootstrap.py stub next to it, which lambdad starts as
+`python3 <bootstrap_dir>/python/bootstrap.py` with cwd =
+the code dir and the Lambda environment (see ../README.md). It loads the
+handler named by _HANDLER and then serves invocations through the AWS Lambda
+Runtime API at http://$AWS_LAMBDA_RUNTIME_API/2018-06-01/..., behaving like
+AWS's awslambdaric: same handler resolution, same init error types and
+messages, same context object, same error payloads, same log format.
+
+DESIGN
+* Speed first. The Runtime API is spoken over ONE persistent keep-alive TCP
+  socket (TCP_NODELAY) with hand-written HTTP/1.1 framing: every request is a
+  single sendall(), every response is parsed by a small reader (status line,
+  headers, Content-Length or chunked body). No http.client/urllib anywhere,
+  and `_socket` instead of `socket` (which drags in selectors/enum).
+* Cold start: nothing is imported before the first GET /next that the loop
+  does not need. JSON goes straight through the C accelerator `_json` (same
+  functions json.dumps/json.loads use, so the same bytes) without importing
+  the json package and the re/enum it drags in; the host name is passed to
+  getaddrinfo as bytes so the idna codec is not imported either.
+  `traceback` is imported only when an error must be
+  formatted; `logging` is configured the moment anybody imports it (a
+  one-shot sys.meta_path hook) instead of being imported eagerly, so a
+  handler that never logs does not pay for it, and one that does sees the
+  root logger already configured exactly as awslambdaric leaves it.
+* Log ordering: lambdad attributes every byte written to stdout/stderr to
+  the running invocation, so stdout is made line-buffered and both streams
+  are flushed before each /response, /error or /init/error request.
+* The code lives in this module, not in the script lambdad starts: CPython
+  never caches the bytecode of its __main__ script, and compiling this file
+  costs ~10 ms of every cold start; as an imported module its bytecode is
+  cached in __pycache__. The bootstrap directory is then removed from
+  sys.path (the task root takes its place) so it cannot shadow user modules.
+"""
+
+import os
+import sys
+import _socket
+from time import time as _time
+
+
+_API_PREFIX = "/2018-06-01"
+_ERROR_TYPE_HEADER = "Lambda-Runtime-Function-Error-Type"
+_LAMBDA_WARNING = (
+    "LAMBDA_WARNING: Unhandled exception. The most likely cause is an issue in "
+    "the function code. However, in rare cases, a Lambda runtime update can "
+    "cause unexpected function behavior. For functions using managed runtimes, "
+    "runtime updates can be triggered by a function change, or can be applied "
+    "automatically. To determine if the runtime has been updated, check the "
+    "runtime version in the INIT_START log entry. If this error correlates "
+    "with a change in the runtime version, you may be able to mitigate this "
+    "error by temporarily rolling back to the previous runtime version. For "
+    "more information, see "
+    "https://docs.aws.amazon.com/lambda/latest/dg/runtimes-update.html"
+)
+_ERROR_LOG_IDENT = "\u00a0"  # awslambdaric indents traceback lines with NBSP
+
+_environ = os.environ
+_GLOBAL_AWS_REQUEST_ID = None
+_GLOBAL_TENANT_ID = None
+
+
+class FaultException(Exception):
+    """A runtime-detected failure with an AWS error type (awslambdaric's)."""
+
+    MARSHAL_ERROR = "Runtime.MarshalError"
+    UNMARSHAL_ERROR = "Runtime.UnmarshalError"
+    USER_CODE_SYNTAX_ERROR = "Runtime.UserCodeSyntaxError"
+    HANDLER_NOT_FOUND = "Runtime.HandlerNotFound"
+    IMPORT_MODULE_ERROR = "Runtime.ImportModuleError"
+    BUILT_IN_MODULE_CONFLICT = "Runtime.BuiltInModuleConflict"
+    MALFORMED_HANDLER_NAME = "Runtime.MalformedHandlerName"
+    LAMBDA_CONTEXT_UNMARSHAL_ERROR = "Runtime.LambdaContextUnmarshalError"
+
+    def __init__(self, exception_type, msg, trace=None):
+        Exception.__init__(self, msg)
+        self.msg = msg
+        self.exception_type = exception_type
+        self.trace = trace
+
+
+class _ConnectionLost(Exception):
+    """The Runtime API connection failed; `fresh` is True when nothing of the
+    response had arrived yet (the request may be retried once)."""
+
+    def __init__(self, msg, fresh):
+        Exception.__init__(self, msg)
+        self.fresh = fresh
+
+
+# --------------------------------------------------------------------------
+# Runtime API client: one keep-alive socket, minimal HTTP/1.1.
+# --------------------------------------------------------------------------
+
+
+class RuntimeClient(object):
+    def __init__(self, address):
+        self.address = address
+        if address.startswith("["):  # [v6]:port
+            host, _, port = address[1:].partition("]:")
+        else:
+            host, _, port = address.rpartition(":")
+        self.host = host or "127.0.0.1"
+        self.port = int(port or 80)
+        self.sock = None
+        self.used = False  # the socket has completed at least one exchange
+        self.buf = b""
+        host_hdr = ("Host: %s\r\n" % address).encode("latin-1")
+        self._host_hdr = host_hdr
+        self._next_req = (
+            b"GET " + _API_PREFIX.encode() + b"/runtime/invocation/next HTTP/1.1\r\n"
+            + host_hdr + b"User-Agent: lambdad-python\r\n\r\n"
+        )
+        self._inv_prefix = b"POST " + _API_PREFIX.encode() + b"/runtime/invocation/"
+
+    # -- connection --------------------------------------------------------
+
+    def _connect(self):
+        err = None
+        host = self.host
+        try:
+            host = host.encode("ascii")  # a str would import the idna codec
+        except UnicodeError:
+            pass
+        for af, st, proto, _cn, sa in _socket.getaddrinfo(
+            host, self.port, 0, _socket.SOCK_STREAM
+        ):
+            s = _socket.socket(af, st, proto)
+            try:
+                s.connect(sa)
+            except OSError as e:
+                s.close()
+                err = e
+                continue
+            if af != _socket.AF_UNIX:
+                s.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
+            self.sock = s
+            self.used = False
+            self.buf = b""
+            return
+        raise err if err else OSError("cannot resolve %s" % self.address)
+
+    def _close(self):
+        if self.sock is not None:
+            try:
+                self.sock.close()
+            except OSError:
+                pass
+        self.sock = None
+        self.buf = b""
+
+    # -- one exchange ------------------------------------------------------
+
+    def _exchange(self, head, body):
+        """Sends one request and returns (status, headers, body). Retries
+        once on a new connection when a reused keep-alive socket turns out to
+        be closed before any response byte arrived."""
+        for attempt in (0, 1):
+            if self.sock is None:
+                self._connect()
+            reused = self.used
+            try:
+                if body and len(body) > 65536:
+                    self.sock.sendall(head)
+                    self.sock.sendall(body)
+                else:
+                    self.sock.sendall(head + body if body else head)
+                return self._read_response()
+            except (OSError, _ConnectionLost) as e:
+                fresh = getattr(e, "fresh", True)
+                self._close()
+                if attempt or not reused or not fresh:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _read_response(self):
+        sock = self.sock
+        buf = self.buf
+        fresh = True
+        while True:
+            i = buf.find(b"\r\n\r\n")
+            if i >= 0:
+                break
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise _ConnectionLost("Runtime API closed the connection", fresh and not buf)
+            fresh = False
+            buf += chunk
+        lines = buf[:i].decode("latin-1").split("\r\n")
+        rest = buf[i + 4:]
+        status_line = lines[0]
+        try:
+            status = int(status_line.split(" ", 2)[1])
+        except (IndexError, ValueError):
+            raise _ConnectionLost("bad status line %r" % status_line, False)
+        headers = {}
+        for line in lines[1:]:
+            k, _, v = line.partition(":")
+            headers[k.strip().lower()] = v.strip()
+        cl = headers.get("content-length")
+        if cl is not None:
+            n = int(cl)
+            if len(rest) >= n:
+                body = rest[:n]
+                self.buf = rest[n:]
+            else:
+                body = self._read_exact(rest, n)
+                self.buf = b""
+        elif "chunked" in headers.get("transfer-encoding", "").lower():
+            body = self._read_chunked(rest)
+        elif status in (204, 304) or 100 <= status < 200:
+            body = b""
+            self.buf = rest
+        else:  # body delimited by connection close
+            parts = [rest]
+            while True:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                parts.append(chunk)
+            body = b"".join(parts)
+            headers["connection"] = "close"
+        if headers.get("connection", "").lower() == "close":
+            self._close()
+        else:
+            self.used = True
+        return status, headers, body
+
+    def _read_exact(self, have, n):
+        out = bytearray(n)
+        view = memoryview(out)
+        got = len(have)
+        view[:got] = have
+        sock = self.sock
+        while got < n:
+            r = sock.recv_into(view[got:], min(n - got, 1 << 20))
+            if not r:
+                raise _ConnectionLost("Runtime API closed the connection mid-body", False)
+            got += r
+        return bytes(out)
+
+    def _fill(self, buf):
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise _ConnectionLost("Runtime API closed the connection mid-body", False)
+        return buf + chunk
+
+    def _read_chunked(self, buf):
+        parts = []
+        while True:
+            while b"\r\n" not in buf:
+                buf = self._fill(buf)
+            line, _, buf = buf.partition(b"\r\n")
+            size = int(line.split(b";", 1)[0].strip() or b"0", 16)
+            if size == 0:
+                # trailers until an empty line
+                while True:
+                    while b"\r\n" not in buf:
+                        buf = self._fill(buf)
+                    line, _, buf = buf.partition(b"\r\n")
+                    if not line:
+                        break
+                self.buf = buf
+                return b"".join(parts)
+            while len(buf) < size + 2:
+                buf = self._fill(buf)
+            parts.append(buf[:size])
+            buf = buf[size + 2:]
+
+    # -- Runtime API operations --------------------------------------------
+
+    def next_invocation(self):
+        """GET /next; blocks with no timeout. Returns (headers, body)."""
+        status, headers, body = self._exchange(self._next_req, b"")
+        if status != 200:
+            raise _ConnectionLost(
+                "GET /next answered %d: %s" % (status, body[:512].decode("utf-8", "replace")),
+                False,
+            )
+        return headers, body
+
+    def post(self, path, body, content_type, extra=b""):
+        head = (
+            b"POST " + path + b" HTTP/1.1\r\n" + self._host_hdr
+            + b"Content-Type: " + content_type + b"\r\nContent-Length: "
+            + str(len(body)).encode() + b"\r\n" + extra + b"\r\n"
+        )
+        status, _h, rbody = self._exchange(head, body)
+        if not 200 <= status < 300:
+            _flush()
+            sys.stderr.write(
+                "lambdad bootstrap: POST %s answered %d: %s\n"
+                % (path.decode("latin-1"), status, rbody[:512].decode("utf-8", "replace"))
+            )
+            sys.stderr.flush()
+        return status
+
+    def post_invocation_result(self, invoke_id, body, content_type):
+        _flush()
+        head = (
+            self._inv_prefix + invoke_id.encode() + b"/response HTTP/1.1\r\n"
+            + self._host_hdr + b"Content-Type: " + content_type
+            + b"\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n"
+        )
+        status, _h, rbody = self._exchange(head, body)
+        if status != 202 and not 200 <= status < 300:
+            sys.stderr.write(
+                "lambdad bootstrap: POST /response answered %d: %s\n"
+                % (status, rbody[:512].decode("utf-8", "replace"))
+            )
+            sys.stderr.flush()
+
+    def post_invocation_error(self, invoke_id, error_json):
+        _flush()
+        path = self._inv_prefix[5:] + invoke_id.encode() + b"/error"
+        self.post(path, error_json.encode("utf-8", "replace"), b"application/json")
+
+    def post_init_error(self, error_json, error_type):
+        _flush()
+        extra = (_ERROR_TYPE_HEADER + ": " + error_type + "\r\n").encode("utf-8", "replace")
+        path = (_API_PREFIX + "/runtime/init/error").encode()
+        self.post(path, error_json.encode("utf-8", "replace"), b"application/json", extra)
+
+
+def _flush():
+    try:
+        sys.stdout.flush()
+    except Exception:
+        pass
+    try:
+        sys.stderr.flush()
+    except Exception:
+        pass
+
+
+# --------------------------------------------------------------------------
+# Context object (attribute for attribute awslambdaric's LambdaContext).
+# --------------------------------------------------------------------------
+
+_W3C_ALLOWED_FIELDS = ("traceparent", "tracestate", "baggage")
+
+
+class LambdaContext(object):
+    _env = (None, None, None, None, None)  # filled once at start-up
+
+    def __init__(self, invoke_id, client_context, cognito_identity,
+                 epoch_deadline_time_in_ms, invoked_function_arn=None, tenant_id=None):
+        self.aws_request_id = invoke_id
+        (self.log_group_name, self.log_stream_name, self.function_name,
+         self.memory_limit_in_mb, self.function_version) = LambdaContext._env
+        self.invoked_function_arn = invoked_function_arn
+        self.tenant_id = tenant_id
+        w3c = {}
+        if client_context is not None:
+            if isinstance(client_context, dict) and "w3c" in client_context:
+                raw = client_context.pop("w3c")
+                if isinstance(raw, dict):
+                    for key in _W3C_ALLOWED_FIELDS:
+                        value = raw.get(key)
+                        if isinstance(value, str):
+                            w3c[key] = value
+            cc = ClientContext()
+            get = client_context.get
+            cc.custom = get("custom")
+            cc.env = get("env")
+            client = get("client")
+            if client is not None:
+                c = Client()
+                get = client.get
+                c.installation_id = get("installation_id")
+                c.app_title = get("app_title")
+                c.app_version_name = get("app_version_name")
+                c.app_version_code = get("app_version_code")
+                c.app_package_name = get("app_package_name")
+                client = c
+            cc.client = client
+            self.client_context = cc
+        else:
+            self.client_context = None
+        self._w3c_fields = w3c
+        ident = CognitoIdentity()
+        if cognito_identity is not None:
+            ident.cognito_identity_id = cognito_identity.get("cognitoIdentityId")
+            ident.cognito_identity_pool_id = cognito_identity.get("cognitoIdentityPoolId")
+        else:
+            ident.cognito_identity_id = None
+            ident.cognito_identity_pool_id = None
+        self.identity = ident
+        self._epoch_deadline_time_in_ms = epoch_deadline_time_in_ms
+
+    def get_remaining_time_in_millis(self):
+        delta_ms = self._epoch_deadline_time_in_ms - int(_time() * 1000)
+        return delta_ms if delta_ms > 0 else 0
+
+    def w3c(self):
+        return dict(self._w3c_fields)
+
+    def log(self, msg):
+        sys.stdout.write(str(msg))
+
+    def __repr__(self):
+        return (
+            "%s([aws_request_id=%s,log_group_name=%s,log_stream_name=%s,"
+            "function_name=%s,memory_limit_in_mb=%s,function_version=%s,"
+            "invoked_function_arn=%s,client_context=%s,identity=%s,tenant_id=%s])"
+            % (self.__class__.__name__, self.aws_request_id, self.log_group_name,
+               self.log_stream_name, self.function_name, self.memory_limit_in_mb,
+               self.function_version, self.invoked_function_arn, self.client_context,
+               self.identity, self.tenant_id)
+        )
+
+
+class CognitoIdentity(object):
+    __slots__ = ["cognito_identity_id", "cognito_identity_pool_id"]
+
+    def __repr__(self):
+        return "%s([cognito_identity_id=%s,cognito_identity_pool_id=%s])" % (
+            self.__class__.__name__, self.cognito_identity_id, self.cognito_identity_pool_id)
+
+
+class Client(object):
+    __slots__ = ["installation_id", "app_title", "app_version_name",
+                 "app_version_code", "app_package_name"]
+
+    def __repr__(self):
+        return ("%s([installation_id=%s,app_title=%s,app_version_name=%s,"
+                "app_version_code=%s,app_package_name=%s])") % (
+            self.__class__.__name__, self.installation_id, self.app_title,
+            self.app_version_name, self.app_version_code, self.app_package_name)
+
+
+class ClientContext(object):
+    __slots__ = ["custom", "env", "client"]
+
+    def __repr__(self):
+        return "%s([custom=%s,env=%s,client=%s])" % (
+            self.__class__.__name__, self.custom, self.env, self.client)
+
+
+# --------------------------------------------------------------------------
+# Marshalling (awslambdaric's LambdaMarshaller on the stdlib json module).
+# --------------------------------------------------------------------------
+
+_decimal_raw = []  # str(Decimal) values of the encode in progress
+
+
+def _json_default(o):
+    # Decimal the way awslambdaric's simplejson RawJSON writes it (str(d),
+    # NaN as NaN): a placeholder string swapped for the digits afterwards.
+    if type(o).__name__ == "Decimal" and hasattr(o, "is_nan"):
+        if o.is_nan():
+            return float("nan")
+        _decimal_raw.append(str(o))
+        return "\x00%d\x00" % (len(_decimal_raw) - 1)
+    raise TypeError("Object of type %s is not JSON serializable" % o.__class__.__name__)
+
+
+def _ensure_ascii_for(exec_env):
+    # awslambdaric emits non-ASCII unescaped on the python3.12+ runtimes.
+    prefix = "AWS_Lambda_python3."
+    if exec_env and exec_env.startswith(prefix):
+        try:
+            return int(exec_env[len(prefix):].split(".")[0]) < 12
+        except ValueError:
+            return True
+    return True
+
+
+class _ScanContext(object):
+    # What json.decoder.JSONDecoder hands the C scanner by default.
+    strict = True
+    object_hook = None
+    object_pairs_hook = None
+    parse_float = float
+    parse_int = int
+    parse_constant = {
+        "-Infinity": float("-inf"), "Infinity": float("inf"), "NaN": float("nan"),
+    }.__getitem__
+    memo = {}
+
+
+def _make_codec(ensure_ascii):
+    """Returns (loads, encode) built straight on the C accelerator `_json`
+    with json.dumps()/json.loads() defaults, so the json package (and the
+    `re`/`enum` it imports, ~5 ms) stays out of the cold start. Output is
+    identical by construction (json uses the same C functions); a self-check
+    falls back to the json package if this Python's `_json` differs."""
+    try:
+        import _json
+
+        scan = _json.make_scanner(_ScanContext())
+        markers = {}
+        c_encode = _json.make_encoder(
+            markers, _json_default,
+            _json.encode_basestring_ascii if ensure_ascii else _json.encode_basestring,
+            None, ": ", ", ", False, False, True,
+        )
+        clear = markers.clear
+        join = "".join
+
+        def encode(obj):
+            clear()  # an aborted encode leaves stale ids behind
+            return join(c_encode(obj, 0))
+
+        ws = " \t\n\r"
+
+        def loads(data):
+            try:
+                s = data.decode("utf-8") if data.__class__ is bytes else data
+                if s[:1] == "\ufeff":
+                    raise ValueError("BOM")
+                obj, end = scan(s, len(s) - len(s.lstrip(ws)))
+                if end != len(s) and s[end:].strip(ws):
+                    raise ValueError("extra data")
+                return obj
+            except Exception:
+                import json  # the exact json.loads result or error message
+
+                return json.loads(data)
+
+        sample = {"a": [1, 2.5, None, True, "\u00e9", float("inf")]}
+        want = '{"a": [1, 2.5, null, true, %s, Infinity]}' % (
+            '"\\u00e9"' if ensure_ascii else '"\u00e9"')
+        if encode(sample) != want or loads(want.encode()) != sample:
+            raise ValueError("_json self-check failed")
+        return loads, encode
+    except Exception:
+        import json
+
+        enc = json.JSONEncoder(ensure_ascii=ensure_ascii, default=_json_default).encode
+        return json.loads, enc
+
+
+_loads, _encode = _make_codec(_ensure_ascii_for(_environ.get("AWS_EXECUTION_ENV")))
+
+
+def to_json(obj):
+    del _decimal_raw[:]
+    s = _encode(obj)
+    if _decimal_raw:
+        for i, raw in enumerate(_decimal_raw):
+            s = s.replace('"\\u0000%d\\u0000"' % i, raw, 1)
+        del _decimal_raw[:]
+    return s
+
+
+def marshal_response(response):
+    if isinstance(response, bytes):
+        return response, b"application/unknown"
+    try:
+        return _encode_result(response), b"application/json"
+    except Exception as e:
+        raise FaultException(
+            FaultException.MARSHAL_ERROR, "Unable to marshal response: {}".format(str(e)), None
+        )
+
+
+def _encode_result(response):
+    return to_json(response).encode("utf-8")
+
+
+# --------------------------------------------------------------------------
+# Errors and the error log record.
+# --------------------------------------------------------------------------
+
+
+def make_error(error_message, error_type, stack_trace, invoke_id=None):
+    return {
+        "errorMessage": error_message if error_message else "",
+        "errorType": error_type if error_type else "",
+        "requestId": invoke_id if invoke_id is not None else "",
+        "stackTrace": stack_trace if stack_trace else [],
+    }
+
+
+def _user_frames(tb):
+    import traceback
+
+    tuples = [(f.filename, f.lineno, f.name, f.line) for f in traceback.extract_tb(tb)]
+    for i in range(len(tuples)):
+        name = tuples[i][0]
+        if "/bootstrap.py" not in name and not name.endswith("/lambdad_bootstrap.py"):
+            tuples = tuples[i:]
+            break
+    return traceback.format_list(tuples)
+
+
+def build_fault_result(exc_info, msg):
+    etype, value, tb = exc_info
+    return make_error(msg if msg else str(value), etype.__name__, _user_frames(tb))
+
+
+def _replace_line_indentation(line, indent_char, new_indent_char):
+    n = len(line) - len(line.lstrip(indent_char))
+    return (new_indent_char * n) + line[n:]
+
+
+def log_error(error_result):
+    """Writes the "[ERROR] Type: message / Traceback ..." record awslambdaric
+    writes for an unhandled error (lines joined with "\\n" as the service's
+    log shows them; JSON when AWS_LAMBDA_LOG_FORMAT=JSON)."""
+    if _LOG_FORMAT_JSON:
+        import time
+
+        rec = {"timestamp": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()), "level": "ERROR"}
+        rec.update(error_result)
+        text = to_json(rec) + "\n"
+    else:
+        desc = "[ERROR]"
+        etype = error_result.get("errorType")
+        if etype:
+            desc += " " + etype
+        emsg = error_result.get("errorMessage")
+        if emsg:
+            if etype:
+                desc += ":"
+            desc += " " + emsg
+        lines = [desc]
+        stack = error_result.get("stackTrace")
+        if stack is not None:
+            lines.append("Traceback (most recent call last):")
+            for element in stack:
+                if element == "":
+                    lines.append("")
+                else:
+                    for tl in element.splitlines():
+                        lines.append(_replace_line_indentation(tl, " ", _ERROR_LOG_IDENT))
+        text = "\n".join(lines) + "\n"
+    _flush()
+    sys.stdout.write(text)
+    _flush()
+
+
+# --------------------------------------------------------------------------
+# Logging (awslambdaric's _setup_logging), configured lazily.
+# --------------------------------------------------------------------------
+
+_LOG_FORMAT_JSON = (_environ.get("AWS_LAMBDA_LOG_FORMAT") or "").upper() == "JSON"
+_lvl = _environ.get("AWS_LAMBDA_LOG_LEVEL")
+_LOG_LEVEL = {None: "", "TRACE": "DEBUG"}.get(_lvl, _lvl).upper()
+del _lvl
+
+
+def _setup_logging(logging):
+    import time
+
+    logging.Formatter.converter = time.gmtime
+    logger = logging.getLogger()
+
+    class LambdaLoggerHandler(logging.Handler):
+        def emit(self, record):
+            sys.stdout.write(self.format(record))
+
+    class LambdaLoggerFilter(logging.Filter):
+        def filter(self, record):
+            record.aws_request_id = _GLOBAL_AWS_REQUEST_ID or ""
+            record.tenant_id = _GLOBAL_TENANT_ID
+            return True
+
+    handler = LambdaLoggerHandler()
+    handler.log_sink = sys.stdout  # awslambdaric handlers expose a log_sink
+    if _LOG_FORMAT_JSON:
+        handler.setFormatter(_make_json_formatter(logging))
+    else:
+        handler.setFormatter(
+            logging.Formatter(
+                "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s\n",
+                "%Y-%m-%dT%H:%M:%S",
+            )
+        )
+    if _LOG_LEVEL in logging._nameToLevel:
+        logger.setLevel(_LOG_LEVEL)
+    handler.addFilter(LambdaLoggerFilter())
+    logger.addHandler(handler)
+
+
+_RESERVED_FIELDS = frozenset((
+    "name", "msg", "args", "levelname", "levelno", "pathname", "filename", "module",
+    "exc_info", "exc_text", "stack_info", "lineno", "funcName", "created", "msecs",
+    "relativeCreated", "thread", "threadName", "processName", "process",
+    "aws_request_id", "tenant_id", "_frame_type", "taskName",
+))
+
+
+def _make_json_formatter(logging):
+    from datetime import datetime, timezone
+    import json
+    import traceback
+
+    enc = json.JSONEncoder(ensure_ascii=False).encode
+
+    class JsonFormatter(logging.Formatter):
+        def formatTime(self, record, datefmt=None):
+            dt = datetime.fromtimestamp(record.created, tz=timezone.utc)
+            return dt.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+        def format(self, record):
+            record.levelno = min(50, max(0, record.levelno)) // 10 * 10
+            record.levelname = logging.getLevelName(record.levelno)
+            ei = record.exc_info
+            result = {
+                "timestamp": self.formatTime(record),
+                "level": record.levelname,
+                "message": record.getMessage(),
+                "logger": record.name,
+                "stackTrace": traceback.format_tb(ei[2]) if ei else None,
+                "errorType": ei[0].__name__ if ei else None,
+                "errorMessage": str(ei[1]) if ei else None,
+                "requestId": getattr(record, "aws_request_id", None),
+                "location": "%s:%s:%s" % (record.pathname, record.funcName, record.lineno)
+                if ei else None,
+            }
+            if getattr(record, "tenant_id", None) is not None:
+                result["tenantId"] = record.tenant_id
+            result.update(
+                (k, v) for k, v in record.__dict__.items()
+                if k not in _RESERVED_FIELDS and k not in result
+            )
+            result = {k: v for k, v in result.items() if v is not None}
+            try:
+                return enc(result) + "\n"
+            except TypeError:
+                return json.JSONEncoder(ensure_ascii=False, default=str).encode(result) + "\n"
+
+    return JsonFormatter()
+
+
+class _LoggingHook(object):
+    """One-shot meta path finder: lets the normal machinery find `logging`,
+    then configures the root logger right after the module has executed."""
+
+    @classmethod
+    def find_spec(cls, name, path=None, target=None):
+        if name != "logging":
+            return None
+        try:
+            sys.meta_path.remove(cls)
+        except ValueError:
+            pass
+        for finder in sys.meta_path:
+            find = getattr(finder, "find_spec", None)
+            spec = find(name, path, target) if find else None
+            if spec is not None:
+                break
+        else:
+            return None
+        loader = spec.loader
+        exec_module = getattr(loader, "exec_module", None)
+        if exec_module is None:
+            return spec
+
+        def exec_and_setup(module):
+            exec_module(module)
+            _setup_logging(module)
+
+        try:
+            loader.exec_module = exec_and_setup
+        except (AttributeError, TypeError):  # frozen/builtin loaders: eager fallback
+            return spec
+        return spec
+
+
+def _install_logging():
+    if "logging" in sys.modules:
+        _setup_logging(sys.modules["logging"])
+    else:
+        sys.meta_path.insert(0, _LoggingHook)
+
+
+# --------------------------------------------------------------------------
+# Handler loading (awslambdaric's _get_handler).
+# --------------------------------------------------------------------------
+
+
+def _get_handler(handler):
+    try:
+        modname, fname = handler.rsplit(".", 1)
+    except ValueError as e:
+        raise FaultException(
+            FaultException.MALFORMED_HANDLER_NAME, "Bad handler '{}': {}".format(handler, str(e))
+        )
+    try:
+        if modname.split(".")[0] in sys.builtin_module_names:
+            raise FaultException(
+                FaultException.BUILT_IN_MODULE_CONFLICT,
+                "Cannot use built-in module {} as a handler module".format(modname),
+            )
+        import importlib
+
+        m = importlib.import_module(modname.replace("/", "."))
+    except ImportError as e:
+        raise FaultException(
+            FaultException.IMPORT_MODULE_ERROR,
+            "Unable to import module '{}': {}".format(modname, str(e)),
+        )
+    except SyntaxError as e:
+        trace = ['  File "%s" Line %s\n    %s' % (e.filename, e.lineno, e.text)]
+        raise FaultException(
+            FaultException.USER_CODE_SYNTAX_ERROR,
+            "Syntax error in module '{}': {}".format(modname, str(e)),
+            trace,
+        )
+    try:
+        request_handler = getattr(m, fname)
+    except AttributeError:
+        raise FaultException(
+            FaultException.HANDLER_NOT_FOUND,
+            "Handler '{}' missing on module '{}'".format(fname, modname),
+            None,
+        )
+    return request_handler
+
+
+# --------------------------------------------------------------------------
+# The invoke loop.
+# --------------------------------------------------------------------------
+
+
+def _parse_json_header(value, name):
+    try:
+        return _loads(value.encode("latin-1"))
+    except Exception as e:
+        raise FaultException(
+            FaultException.LAMBDA_CONTEXT_UNMARSHAL_ERROR,
+            "Unable to parse {} JSON: {}".format(name, str(e)),
+            None,
+        )
+
+
+def _handle(client, request_handler, invoke_id, headers, body):
+    try:
+        cc = headers.get("lambda-runtime-client-context")
+        ci = headers.get("lambda-runtime-cognito-identity")
+        deadline = headers.get("lambda-runtime-deadline-ms")
+        context = LambdaContext(
+            invoke_id,
+            _parse_json_header(cc, "Client Context") if cc else None,
+            _parse_json_header(ci, "Cognito Identity") if ci else None,
+            int(deadline) if deadline else 0,
+            headers.get("lambda-runtime-invoked-function-arn"),
+            headers.get("lambda-runtime-aws-tenant-id"),
+        )
+        if headers.get("content-type") == "application/json":
+            try:
+                event = _loads(body)
+            except Exception as e:
+                raise FaultException(
+                    FaultException.UNMARSHAL_ERROR,
+                    "Unable to unmarshal input: {}".format(str(e)),
+                    None,
+                )
+        else:
+            event = body
+        response = request_handler(event, context)
+        result, content_type = marshal_response(response)
+    except FaultException as e:
+        error_result = make_error(e.msg, e.exception_type, e.trace, invoke_id)
+    except Exception:
+        etype, value, tb = sys.exc_info()
+        error_result = make_error(str(value), etype.__name__, _user_frames(tb), invoke_id)
+        del tb
+    else:
+        client.post_invocation_result(invoke_id, result, content_type)
+        return
+    log_error(error_result)
+    client.post_invocation_error(invoke_id, to_json(error_result))
+
+
+def _die(msg):
+    _flush()
+    sys.stderr.write("lambdad bootstrap: %s\n" % msg)
+    _flush()
+    os._exit(1)
+
+
+def main():
+    global _GLOBAL_AWS_REQUEST_ID, _GLOBAL_TENANT_ID
+
+    env = _environ
+    task_root = env.get("LAMBDA_TASK_ROOT") or os.getcwd()
+    # The bootstrap's own directory must not shadow user modules.
+    here = os.path.dirname(os.path.abspath(__file__))
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != here]
+    sys.path.insert(0, task_root)
+
+    try:
+        sys.stdout.reconfigure(line_buffering=True)
+    except Exception:
+        pass
+
+    api = env.get("AWS_LAMBDA_RUNTIME_API")
+    if not api:
+        _die("AWS_LAMBDA_RUNTIME_API is not set")
+    client = RuntimeClient(api)
+    LambdaContext._env = (
+        env.get("AWS_LAMBDA_LOG_GROUP_NAME"),
+        env.get("AWS_LAMBDA_LOG_STREAM_NAME"),
+        env.get("AWS_LAMBDA_FUNCTION_NAME"),
+        env.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE"),
+        env.get("AWS_LAMBDA_FUNCTION_VERSION"),
+    )
+    _install_logging()
+
+    handler_name = env.get("_HANDLER") or (sys.argv[1] if len(sys.argv) > 1 else "")
+    try:
+        request_handler = _get_handler(handler_name)
+    except Exception as e:
+        if isinstance(e, FaultException):
+            error_result = make_error(e.msg, e.exception_type, e.trace)
+        else:
+            error_result = build_fault_result(sys.exc_info(), None)
+        import logging
+
+        logging.warning(_LAMBDA_WARNING)
+        log_error(error_result)
+        try:
+            client.post_init_error(to_json(error_result), error_result["errorType"])
+        except (OSError, _ConnectionLost) as ce:
+            _die("cannot post init error: %s" % ce)
+        _flush()
+        sys.exit(1)
+
+    next_invocation = client.next_invocation
+    while True:
+        try:
+            headers, body = next_invocation()
+        except (OSError, _ConnectionLost, ValueError) as e:
+            _die("GET /next failed: %s" % e)
+        invoke_id = headers.get("lambda-runtime-aws-request-id")
+        if not invoke_id:
+            _die("GET /next returned no Lambda-Runtime-Aws-Request-Id")
+        _GLOBAL_AWS_REQUEST_ID = invoke_id
+        _GLOBAL_TENANT_ID = headers.get("lambda-runtime-aws-tenant-id")
+        trace_id = headers.get("lambda-runtime-trace-id")
+        if trace_id is not None:
+            env["_X_AMZN_TRACE_ID"] = trace_id
+        elif "_X_AMZN_TRACE_ID" in env:
+            del env["_X_AMZN_TRACE_ID"]
+        try:
+            _handle(client, request_handler, invoke_id, headers, body)
+        except (OSError, _ConnectionLost) as e:
+            _die("posting the result of %s failed: %s" % (invoke_id, e))
+

@@ -1,0 +1,1035 @@
+/* api_functions: Lambda control-plane handlers (see api_functions.h).
+ *
+ * DESIGN: the persisted document of a function (registry.h) carries the
+ * FunctionConfiguration exactly as the API returns it. Create builds it from
+ * the request; updates edit a copy inside registry_update's mutate callback
+ * (where the RevisionId precondition is checked against the current record);
+ * reads send the record's pre-serialised text. */
+#include "server/api_functions.h"
+
+#include <errno.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+
+#include "runtime/codestore.h"
+#include "runtime/log.h"
+#include "server/registry.h"
+#include "server/validate.h"
+
+#define FN_NAME_MAX 140
+#define FN_NAMESPACED_MAX 256
+#define LIST_PAGE_MAX 50
+
+static struct codestore *g_cs;
+
+void api_functions_init(struct codestore *cs)
+{
+    g_cs = cs;
+}
+
+/* --- helpers ----------------------------------------------------------- */
+
+static void now_lastmodified(char out[40])
+{
+    struct timeval tv;
+    struct tm tm;
+    gettimeofday(&tv, NULL);
+    gmtime_r(&tv.tv_sec, &tm);
+    size_t n = strftime(out, 40, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out + n, 40 - n, ".%03d+0000", (int)(tv.tv_usec / 1000) % 1000);
+}
+
+/* New LastModified and RevisionId: every mutation of the configuration. */
+static void touch(json_t *cfg)
+{
+    char ts[40], rev[37];
+    now_lastmodified(ts);
+    http_uuid4(rev);
+    json_object_set_new(cfg, "LastModified", json_string(ts));
+    json_object_set_new(cfg, "RevisionId", json_string(rev));
+    json_object_set_new(cfg, "LastUpdateStatus", json_string("Successful"));
+}
+
+/* Reads and parses the JSON body (empty -> {}). Answers and returns NULL on
+ * failure. */
+static json_t *read_json_body(struct http_req *req)
+{
+    json_error_t jerr;
+    if (http_read_body(req))
+        return NULL;
+    if (req->body_len == 0)
+        return json_object();
+    if (http_json_too_deep(req->body, req->body_len, 64)) {
+        http_send_error(req, &AWS_INVALID_REQUEST_CONTENT, MSG_BAD_JSON, "nesting too deep");
+        return NULL;
+    }
+    json_t *j = json_loadb(req->body, req->body_len, 0, &jerr);
+    if (!j || !json_is_object(j)) {
+        http_send_error(req, &AWS_INVALID_REQUEST_CONTENT, MSG_BAD_JSON,
+                        j ? "the body must be a JSON object" : jerr.text);
+        json_decref(j);
+        return NULL;
+    }
+    return j;
+}
+
+/* Resolves params[0] (+ ?Qualifier when with_qualifier) to a referenced
+ * record; answers the error and returns NULL otherwise. */
+static struct fn_record *resolve_ref(struct http_req *req, size_t max_len, bool with_qualifier,
+                                     struct fn_name *n)
+{
+    char q[160];
+    const char *qp = NULL;
+    struct api_error err;
+    if (with_qualifier) {
+        int ql = http_query(req, "Qualifier", q, sizeof(q));
+        if (ql == -2) {
+            http_send_error(req, &AWS_VALIDATION, "1 validation error detected: Value at 'qualifier' "
+                                                  "failed to satisfy constraint: Member must have length "
+                                                  "less than or equal to 128");
+            return NULL;
+        }
+        if (ql >= 0)
+            qp = q;
+    }
+    rcu_read_lock();
+    struct fn_record *r = registry_resolve(http_param(req, 0), qp, max_len, req->region,
+                                           req->account, n, &err);
+    registry_record_ref(r);
+    rcu_read_unlock();
+    if (!r)
+        http_send_api_error(req, &err);
+    return r;
+}
+
+static int b64_decode(const char *in, size_t len, unsigned char **out, size_t *outlen)
+{
+    EVP_ENCODE_CTX *ctx = EVP_ENCODE_CTX_new();
+    unsigned char *buf = malloc(len / 4 * 3 + 4);
+    int n1 = 0, n2 = 0;
+    if (!ctx || !buf)
+        goto fail;
+    EVP_DecodeInit(ctx);
+    if (len > INT32_MAX || EVP_DecodeUpdate(ctx, buf, &n1, (const unsigned char *)in, (int)len) < 0 ||
+        EVP_DecodeFinal(ctx, buf + n1, &n2) < 0)
+        goto fail;
+    EVP_ENCODE_CTX_free(ctx);
+    *out = buf;
+    *outlen = (size_t)(n1 + n2);
+    return 0;
+fail:
+    EVP_ENCODE_CTX_free(ctx);
+    free(buf);
+    return -1;
+}
+
+static void sha256_hex(const char *s, char out[65])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    EVP_Digest(s, strlen(s), md, &len, EVP_sha256(), NULL);
+    for (unsigned int i = 0; i < len && i < 32; i++)
+        snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
+static json_t *strv_copy(json_t *arr)
+{
+    size_t i;
+    json_t *v, *out = json_array();
+    json_array_foreach(arr, i, v) if (json_is_string(v)) json_array_append(out, v);
+    return out;
+}
+
+/* Applies the configuration members present in body onto cfg (shared by
+ * CreateFunction and UpdateFunctionConfiguration; body already validated). */
+static void apply_config(json_t *cfg, json_t *body)
+{
+    static const char *const plain[] = {"Role", "Handler", "Runtime", "Description", "Timeout",
+                                        "MemorySize", "KMSKeyArn", "FileSystemConfigs",
+                                        "DeadLetterConfig", NULL};
+    for (size_t i = 0; plain[i]; i++) {
+        json_t *v = json_object_get(body, plain[i]);
+        if (v && !json_is_null(v))
+            json_object_set(cfg, plain[i], v);
+    }
+    json_t *env = json_object_get(body, "Environment");
+    if (env && !json_is_null(env)) {
+        json_t *vars = json_object_get(env, "Variables");
+        if (json_is_object(vars) && json_object_size(vars))
+            json_object_set_new(cfg, "Environment", json_pack("{s:O}", "Variables", vars));
+        else
+            json_object_del(cfg, "Environment");
+    }
+    json_t *tc = json_object_get(body, "TracingConfig");
+    if (json_is_string(json_object_get(tc, "Mode")))
+        json_object_set_new(cfg, "TracingConfig", json_pack("{s:O}", "Mode", json_object_get(tc, "Mode")));
+    json_t *layers = json_object_get(body, "Layers");
+    if (json_is_array(layers)) {
+        size_t i;
+        json_t *l, *out = json_array();
+        json_array_foreach(layers, i, l)
+            json_array_append_new(out, json_pack("{s:O,s:i}", "Arn", l, "CodeSize", 0));
+        if (json_array_size(out))
+            json_object_set_new(cfg, "Layers", out);
+        else {
+            json_decref(out);
+            json_object_del(cfg, "Layers");
+        }
+    }
+    json_t *eph = json_object_get(body, "EphemeralStorage");
+    if (json_is_integer(json_object_get(eph, "Size")))
+        json_object_set_new(cfg, "EphemeralStorage", json_pack("{s:O}", "Size", json_object_get(eph, "Size")));
+    json_t *ic = json_object_get(body, "ImageConfig");
+    if (json_is_object(ic)) {
+        json_t *o = json_object();
+        if (json_is_array(json_object_get(ic, "EntryPoint")))
+            json_object_set_new(o, "EntryPoint", strv_copy(json_object_get(ic, "EntryPoint")));
+        if (json_is_array(json_object_get(ic, "Command")))
+            json_object_set_new(o, "Command", strv_copy(json_object_get(ic, "Command")));
+        if (json_is_string(json_object_get(ic, "WorkingDirectory")))
+            json_object_set(o, "WorkingDirectory", json_object_get(ic, "WorkingDirectory"));
+        if (json_object_size(o))
+            json_object_set_new(cfg, "ImageConfigResponse", json_pack("{s:o}", "ImageConfig", o));
+        else {
+            json_decref(o);
+            json_object_del(cfg, "ImageConfigResponse");
+        }
+    }
+    json_t *lc = json_object_get(body, "LoggingConfig");
+    if (json_is_object(lc)) {
+        json_t *cur = json_object_get(cfg, "LoggingConfig");
+        json_t *merged = json_is_object(cur) ? json_deep_copy(cur) : json_object();
+        static const char *const keys[] = {"LogFormat", "ApplicationLogLevel", "SystemLogLevel", "LogGroup", NULL};
+        for (size_t i = 0; keys[i]; i++)
+            if (json_is_string(json_object_get(lc, keys[i])))
+                json_object_set(merged, keys[i], json_object_get(lc, keys[i]));
+        json_object_set_new(cfg, "LoggingConfig", merged);
+    }
+    json_t *vpc = json_object_get(body, "VpcConfig");
+    if (json_is_object(vpc)) {
+        json_t *sn = json_object_get(vpc, "SubnetIds"), *sg = json_object_get(vpc, "SecurityGroupIds");
+        json_object_set_new(cfg, "VpcConfig",
+                            json_pack("{s:o,s:o,s:s,s:b}", "SubnetIds", strv_copy(sn), "SecurityGroupIds",
+                                      strv_copy(sg), "VpcId", "", "Ipv6AllowedForDualStack", 0));
+    }
+    json_t *ss = json_object_get(body, "SnapStart");
+    if (json_is_string(json_object_get(ss, "ApplyOn")))
+        json_object_set_new(cfg, "SnapStart", json_pack("{s:O,s:s}", "ApplyOn", json_object_get(ss, "ApplyOn"),
+                                                        "OptimizationStatus", "Off"));
+    json_t *ar = json_object_get(body, "Architectures");
+    if (json_is_array(ar) && json_array_size(ar) == 1)
+        json_object_set(cfg, "Architectures", ar);
+}
+
+/* Checks Runtime/Handler against the package type (after shape checks). */
+static int check_package_rules(json_t *body, const char *package, bool create, struct api_error *err)
+{
+    bool has_rt = json_is_string(json_object_get(body, "Runtime"));
+    bool has_h = json_is_string(json_object_get(body, "Handler"));
+    json_t *layers = json_object_get(body, "Layers");
+    if (!strcmp(package, "Image")) {
+        if (has_rt || has_h || (json_is_array(layers) && json_array_size(layers)))
+            return api_fail(err, &AWS_INVALID_PARAMETER_VALUE,
+                            "Please don't provide Handler or Runtime or Layer when the intended function "
+                            "PackageType is Image.");
+    } else if (create && (!has_rt || !has_h)) {
+        return api_fail(err, &AWS_INVALID_PARAMETER_VALUE, MSG_RUNTIME_HANDLER_MANDATORY);
+    }
+    return 0;
+}
+
+/* Code of a CreateFunction / UpdateFunctionCode request. */
+struct code_src {
+    unsigned char *zip;
+    size_t zip_len;
+    struct code_info info;
+    const char *image_uri;
+    char image_sha[65];
+};
+
+/* Decodes and stores the code members of obj (CreateFunction's Code or the
+ * UpdateFunctionCode body). Slow (unzips): no lock held. */
+static int take_code(json_t *obj, const char *package, bool create, struct code_src *c, struct api_error *err)
+{
+    json_t *zip = json_object_get(obj, "ZipFile");
+    const char *image = json_string_value(json_object_get(obj, "ImageUri"));
+    bool s3 = json_object_get(obj, "S3Bucket") || json_object_get(obj, "S3Key");
+    memset(c, 0, sizeof(*c));
+    if (!strcmp(package, "Image")) {
+        if (json_is_string(zip) || s3 || !image || !*image)
+            return api_fail(err, &AWS_INVALID_PARAMETER_VALUE,
+                            create ? "Please provide ImageUri when the intended function PackageType is Image."
+                                   : "Please provide ImageUri when updating a function with packageType Image.");
+        c->image_uri = image;
+        sha256_hex(image, c->image_sha);
+        return 0;
+    }
+    if (image)
+        return api_fail(err, &AWS_INVALID_PARAMETER_VALUE,
+                        create ? "Please don't provide ImageUri when the intended function PackageType is Zip."
+                               : "Please don't provide ImageUri when updating a function with packageType Zip.");
+    if (s3 && !json_is_string(zip))
+        return api_fail(err, &AWS_INVALID_PARAMETER_VALUE, MSG_S3_UNSUPPORTED);
+    if (!json_is_string(zip))
+        return api_fail(err, &AWS_INVALID_PARAMETER_VALUE,
+                        "Please provide a source for function code (Code.ZipFile).");
+    if (b64_decode(json_string_value(zip), json_string_length(zip), &c->zip, &c->zip_len))
+        return api_fail(err, &AWS_INVALID_PARAMETER_VALUE, "Code.ZipFile is not valid base64.");
+    if (!g_cs)
+        return api_fail(err, &AWS_SERVICE, MSG_INTERNAL, "no code store");
+    const char *cerr = NULL;
+    int rc = codestore_put(g_cs, c->zip, c->zip_len, &c->info, &cerr);
+    if (rc == -EINVAL)
+        return api_fail(err, &AWS_INVALID_PARAMETER_VALUE, "%s", cerr ? cerr : CODESTORE_ERR_UNZIP);
+    if (rc) {
+        LOG_ERROR("code store: %s (%s)", cerr ? cerr : "?", strerror(-rc));
+        return api_fail(err, &AWS_SERVICE, MSG_INTERNAL, "cannot store the deployment package");
+    }
+    return 0;
+}
+
+static void code_src_free(struct code_src *c)
+{
+    free(c->zip);
+}
+
+/* Writes the code fields into cfg and the document. */
+static void set_code(json_t *doc, json_t *cfg, const struct code_src *c)
+{
+    if (c->image_uri) {
+        json_object_set_new(cfg, "CodeSha256", json_string(c->image_sha));
+        json_object_set_new(cfg, "CodeSize", json_integer(0));
+        json_object_set_new(doc, "image_uri", json_string(c->image_uri));
+        json_object_del(doc, "code_hex");
+    } else {
+        json_object_set_new(cfg, "CodeSha256", json_string(c->info.sha256_b64));
+        json_object_set_new(cfg, "CodeSize", json_integer((json_int_t)c->info.size));
+        json_object_set_new(doc, "code_hex", json_string(c->info.sha256_hex));
+        json_object_del(doc, "image_uri");
+    }
+}
+
+static void send_record_config(struct http_req *req, int status, const struct fn_record *r)
+{
+    http_send_json(req, status, r->config_json, r->config_len);
+}
+
+/* --- CreateFunction ---------------------------------------------------- */
+
+void api_create_function(struct http_req *req)
+{
+    struct api_error err;
+    struct code_src code = {0};
+    struct fn_name n;
+    struct vlist v;
+    struct fn_record *rec = NULL;
+    char arn[400], group[600];
+    json_t *body = read_json_body(req);
+    if (!body)
+        return;
+    vlist_init(&v);
+    json_t *fname = json_object_get(body, "FunctionName");
+    validate_function_name(json_is_string(fname) ? json_string_value(fname) : NULL, FN_NAME_MAX, &n, &v);
+    json_t *code_j = json_object_get(body, "Code");
+    if (!json_is_object(code_j))
+        vlist_add(&v, NULL, "code", "Member must not be null");
+    if (vlist_finish(&v, &err) || validate_function_config(body, true, &err))
+        goto fail;
+    if (n.qualifier[0]) {
+        api_fail(&err, &AWS_INVALID_PARAMETER_VALUE, "Unsupported function name: a qualifier cannot be "
+                                                     "given when creating a function.");
+        goto fail;
+    }
+    if (!n.region[0])
+        snprintf(n.region, sizeof(n.region), "%s", req->region);
+    if (!n.account[0])
+        snprintf(n.account, sizeof(n.account), "%s", req->account);
+    const char *package = json_string_value(json_object_get(body, "PackageType"));
+    if (!package)
+        package = "Zip";
+    if (check_package_rules(body, package, true, &err))
+        goto fail;
+    json_t *tags = json_object_get(body, "Tags");
+    if (tags && !json_is_null(tags) && !json_is_object(tags)) {
+        api_fail(&err, &AWS_VALIDATION, "1 validation error detected: Value at 'tags' failed to satisfy "
+                                        "constraint: Member must be a map");
+        goto fail;
+    }
+    /* Cheap duplicate check before the slow unzip (registry_create re-checks). */
+    rcu_read_lock();
+    bool exists = registry_lookup(n.region, n.account, n.name) != NULL;
+    rcu_read_unlock();
+    if (exists) {
+        api_fail(&err, &AWS_RESOURCE_CONFLICT, MSG_FUNCTION_EXISTS, n.name);
+        goto fail;
+    }
+    if (take_code(code_j, package, true, &code, &err))
+        goto fail;
+
+    validate_function_arn(&n, false, arn, sizeof(arn));
+    snprintf(group, sizeof(group), "/aws/lambda/%s", n.name);
+    json_t *cfg = json_object();
+    json_object_set_new(cfg, "FunctionName", json_string(n.name));
+    json_object_set_new(cfg, "FunctionArn", json_string(arn));
+    if (strcmp(package, "Image")) {
+        json_object_set(cfg, "Runtime", json_object_get(body, "Runtime"));
+        json_object_set(cfg, "Role", json_object_get(body, "Role"));
+        json_object_set(cfg, "Handler", json_object_get(body, "Handler"));
+    } else {
+        json_object_set(cfg, "Role", json_object_get(body, "Role"));
+    }
+    json_object_set_new(cfg, "CodeSize", json_integer(0));
+    json_object_set_new(cfg, "Description", json_string(""));
+    json_object_set_new(cfg, "Timeout", json_integer(3));
+    json_object_set_new(cfg, "MemorySize", json_integer(128));
+    json_object_set_new(cfg, "LastModified", json_string(""));
+    json_object_set_new(cfg, "CodeSha256", json_string(""));
+    json_object_set_new(cfg, "Version", json_string("$LATEST"));
+    json_object_set_new(cfg, "TracingConfig", json_pack("{s:s}", "Mode", "PassThrough"));
+    json_object_set_new(cfg, "RevisionId", json_string(""));
+    json_object_set_new(cfg, "State", json_string("Active"));
+    json_object_set_new(cfg, "LastUpdateStatus", json_string("Successful"));
+    json_object_set_new(cfg, "PackageType", json_string(package));
+    json_object_set_new(cfg, "Architectures", json_pack("[s]", "x86_64"));
+    json_object_set_new(cfg, "EphemeralStorage", json_pack("{s:i}", "Size", 512));
+    json_object_set_new(cfg, "SnapStart", json_pack("{s:s,s:s}", "ApplyOn", "None", "OptimizationStatus", "Off"));
+    json_object_set_new(cfg, "LoggingConfig", json_pack("{s:s,s:s}", "LogFormat", "Text", "LogGroup", group));
+    apply_config(cfg, body);
+    touch(cfg);
+
+    json_t *doc = json_pack("{s:i,s:s,s:s,s:s}", "lambdad_format", 1, "region", n.region, "account",
+                            n.account, "name", n.name);
+    set_code(doc, cfg, &code);
+    json_object_set_new(doc, "configuration", cfg);
+    if (json_is_object(tags) && json_object_size(tags))
+        json_object_set(doc, "tags", tags);
+    if (registry_create(doc, code.zip, code.zip_len, &rec, &err))
+        goto fail;
+    send_record_config(req, 201, rec);
+    registry_record_unref(rec);
+    goto out;
+fail:
+    http_send_api_error(req, &err);
+out:
+    code_src_free(&code);
+    json_decref(body);
+}
+
+/* --- reads ------------------------------------------------------------- */
+
+void api_get_function_configuration(struct http_req *req)
+{
+    struct fn_name n;
+    struct fn_record *r = resolve_ref(req, FN_NAMESPACED_MAX, true, &n);
+    if (!r)
+        return;
+    send_record_config(req, 200, r);
+    registry_record_unref(r);
+}
+
+void api_get_function(struct http_req *req)
+{
+    struct fn_name n;
+    struct fn_record *r = resolve_ref(req, FN_NAMESPACED_MAX, true, &n);
+    if (!r)
+        return;
+    json_t *code;
+    if (r->image_uri) {
+        code = json_pack("{s:s,s:s,s:s}", "RepositoryType", "ECR", "ImageUri", r->image_uri,
+                         "ResolvedImageUri", r->image_uri);
+    } else {
+        const char *host = http_header(req, "Host");
+        char loc[1024];
+        snprintf(loc, sizeof(loc), "http://%s/_lambdad/code/%s.zip", host ? host : "127.0.0.1",
+                 r->code_hex ? r->code_hex : "");
+        code = json_pack("{s:s,s:s}", "RepositoryType", "S3", "Location", loc);
+    }
+    char *code_text = json_dumps(code, JSON_COMPACT);
+    json_decref(code);
+    size_t cap = r->config_len + (code_text ? strlen(code_text) : 0) +
+                 (r->tags_json ? strlen(r->tags_json) : 0) + 128;
+    char *out = malloc(cap);
+    if (!out || !code_text) {
+        http_send_error(req, &AWS_SERVICE, "out of memory");
+    } else {
+        int len = snprintf(out, cap, "{\"Configuration\":%s,\"Code\":%s", r->config_json, code_text);
+        if (r->tags_json)
+            len += snprintf(out + len, cap - (size_t)len, ",\"Tags\":%s", r->tags_json);
+        if (r->reserved_concurrency >= 0)
+            len += snprintf(out + len, cap - (size_t)len, ",\"Concurrency\":{\"ReservedConcurrentExecutions\":%d}",
+                            r->reserved_concurrency);
+        len += snprintf(out + len, cap - (size_t)len, "}");
+        http_send_json(req, 200, out, (size_t)len);
+    }
+    free(out);
+    free(code_text);
+    registry_record_unref(r);
+}
+
+void api_list_functions(struct http_req *req)
+{
+    char marker[160], maxs[32];
+    size_t max = LIST_PAGE_MAX;
+    int ml = http_query(req, "Marker", marker, sizeof(marker));
+    if (http_query(req, "MaxItems", maxs, sizeof(maxs)) >= 0) {
+        char *end;
+        long m = strtol(maxs, &end, 10);
+        if (!maxs[0] || *end || m < 1 || m > 10000) {
+            http_send_error(req, &AWS_VALIDATION, "1 validation error detected: Value '%s' at 'maxItems' "
+                            "failed to satisfy constraint: Member must have value %s", maxs,
+                            m < 1 ? "greater than or equal to 1" : "less than or equal to 10000");
+            return;
+        }
+        if ((size_t)m < max)
+            max = (size_t)m;
+    }
+    struct fn_record **v;
+    size_t n;
+    bool more;
+    if (registry_list(req->region, req->account, ml > 0 ? marker : NULL, max, &v, &n, &more)) {
+        http_send_error(req, &AWS_SERVICE, "out of memory");
+        return;
+    }
+    size_t cap = 64;
+    for (size_t i = 0; i < n; i++)
+        cap += v[i]->config_len + 1;
+    if (more)
+        cap += strlen(v[n - 1]->name) + 32;
+    char *out = malloc(cap);
+    if (out) {
+        size_t len = (size_t)snprintf(out, cap, "{\"Functions\":[");
+        for (size_t i = 0; i < n; i++) {
+            if (i)
+                out[len++] = ',';
+            memcpy(out + len, v[i]->config_json, v[i]->config_len);
+            len += v[i]->config_len;
+        }
+        len += (size_t)snprintf(out + len, cap - len, "]");
+        if (more && n)
+            len += (size_t)snprintf(out + len, cap - len, ",\"NextMarker\":\"%s\"", v[n - 1]->name);
+        len += (size_t)snprintf(out + len, cap - len, "}");
+        http_send_json(req, 200, out, len);
+        free(out);
+    } else {
+        http_send_error(req, &AWS_SERVICE, "out of memory");
+    }
+    for (size_t i = 0; i < n; i++)
+        registry_record_unref(v[i]);
+    free(v);
+}
+
+/* --- updates ----------------------------------------------------------- */
+
+static int check_revision(json_t *body, const struct fn_record *cur, struct api_error *err)
+{
+    const char *want = json_string_value(json_object_get(body, "RevisionId"));
+    if (want && (!cur->revision_id || strcmp(want, cur->revision_id)))
+        return api_fail(err, &AWS_PRECONDITION_FAILED, MSG_REVISION_MISMATCH);
+    return 0;
+}
+
+struct code_update {
+    json_t *body;
+    struct code_src code;
+};
+
+static int mutate_code(json_t *doc, const struct fn_record *cur, void *ud, struct api_error *err)
+{
+    struct code_update *u = ud;
+    json_t *cfg = json_object_get(doc, "configuration");
+    if (check_revision(u->body, cur, err))
+        return -1;
+    set_code(doc, cfg, &u->code);
+    json_t *ar = json_object_get(u->body, "Architectures");
+    if (json_is_array(ar) && json_array_size(ar) == 1)
+        json_object_set(cfg, "Architectures", ar);
+    touch(cfg);
+    return 0;
+}
+
+/* Package type and resolved name of a function, read under RCU. */
+static struct fn_record *update_target(struct http_req *req, struct fn_name *n)
+{
+    struct fn_record *r = resolve_ref(req, FN_NAME_MAX, false, n);
+    if (r && n->qualifier[0] && strcmp(n->qualifier, "$LATEST")) {
+        struct api_error err;
+        registry_not_found(n, &err);
+        http_send_api_error(req, &err);
+        registry_record_unref(r);
+        return NULL;
+    }
+    return r;
+}
+
+void api_update_function_code(struct http_req *req)
+{
+    struct api_error err;
+    struct fn_name n;
+    struct code_update u = {0};
+    struct fn_record *out = NULL;
+    if (http_read_body(req))
+        return;
+    struct fn_record *cur = update_target(req, &n);
+    if (!cur)
+        return;
+    char package[8];
+    snprintf(package, sizeof(package), "%s", cur->spec->package_type);
+    registry_record_unref(cur);
+    json_t *body = read_json_body(req);
+    if (!body)
+        return;
+    u.body = body;
+    json_t *ar = json_object_get(body, "Architectures");
+    if (ar && !json_is_null(ar)) {
+        json_t *probe = json_pack("{s:O}", "Architectures", ar);
+        int rc = validate_function_config(probe, false, &err);
+        json_decref(probe);
+        if (rc)
+            goto fail;
+    }
+    if (take_code(body, package, false, &u.code, &err))
+        goto fail;
+    if (json_is_true(json_object_get(body, "DryRun"))) {
+        rcu_read_lock();
+        struct fn_record *r = registry_record_ref(registry_lookup(n.region, n.account, n.name));
+        rcu_read_unlock();
+        if (!r) {
+            registry_not_found(&n, &err);
+            goto fail;
+        }
+        send_record_config(req, 200, r);
+        registry_record_unref(r);
+        goto out;
+    }
+    if (registry_update(&n, mutate_code, &u, u.code.zip, u.code.zip_len, &out, &err))
+        goto fail;
+    send_record_config(req, 200, out);
+    registry_record_unref(out);
+    goto out;
+fail:
+    http_send_api_error(req, &err);
+out:
+    code_src_free(&u.code);
+    json_decref(body);
+}
+
+static int mutate_config(json_t *doc, const struct fn_record *cur, void *ud, struct api_error *err)
+{
+    json_t *body = ud;
+    json_t *cfg = json_object_get(doc, "configuration");
+    if (check_revision(body, cur, err) ||
+        check_package_rules(body, cur->spec->package_type, false, err))
+        return -1;
+    apply_config(cfg, body);
+    touch(cfg);
+    return 0;
+}
+
+void api_update_function_configuration(struct http_req *req)
+{
+    struct api_error err;
+    struct fn_name n;
+    struct fn_record *out = NULL;
+    json_t *body = read_json_body(req);
+    if (!body)
+        return;
+    struct fn_record *cur = update_target(req, &n);
+    if (!cur)
+        goto out;
+    registry_record_unref(cur);
+    if (validate_function_config(body, false, &err) ||
+        registry_update(&n, mutate_config, body, NULL, 0, &out, &err)) {
+        http_send_api_error(req, &err);
+        goto out;
+    }
+    send_record_config(req, 200, out);
+    registry_record_unref(out);
+out:
+    json_decref(body);
+}
+
+void api_delete_function(struct http_req *req)
+{
+    struct api_error err;
+    struct fn_name n;
+    struct fn_record *cur = resolve_ref(req, FN_NAMESPACED_MAX, true, &n);
+    if (!cur) {
+        /* resolve_ref refuses $LATEST-less qualifiers already; nothing else to do. */
+        return;
+    }
+    registry_record_unref(cur);
+    if (n.qualifier[0]) { /* only "$LATEST" gets here */
+        http_send_error(req, &AWS_INVALID_PARAMETER_VALUE,
+                        "$LATEST version cannot be deleted without deleting the function.");
+        return;
+    }
+    if (registry_delete(&n, &err)) {
+        http_send_api_error(req, &err);
+        return;
+    }
+    http_send_empty(req, 204);
+}
+
+/* --- tags -------------------------------------------------------------- */
+
+/* Resolves a tag resource ARN (function ARN). */
+static struct fn_record *resolve_tag_resource(struct http_req *req, struct fn_name *n)
+{
+    const char *arn = http_param(req, 0);
+    if (!arn || strncmp(arn, "arn:", 4)) {
+        http_send_error(req, &AWS_VALIDATION,
+                        "1 validation error detected: Value '%s' at 'resource' failed to satisfy "
+                        "constraint: Member must satisfy regular expression pattern: "
+                        "arn:(aws[a-zA-Z-]*):lambda:[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\\d{1}:\\d{12}:"
+                        "(function:[a-zA-Z0-9-_]+(:(\\$LATEST|[a-zA-Z0-9-_]+))?|code-signing-config:csc-"
+                        "[a-z0-9]{17}|event-source-mapping:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
+                        "[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|capacity-provider:[a-zA-Z0-9-_]+)",
+                        arn ? arn : "");
+        return NULL;
+    }
+    struct api_error err;
+    rcu_read_lock();
+    struct fn_record *r = registry_resolve(arn, NULL, FN_NAMESPACED_MAX, req->region, req->account, n, &err);
+    registry_record_ref(r);
+    rcu_read_unlock();
+    if (!r)
+        http_send_api_error(req, &err);
+    return r;
+}
+
+static int mutate_tags_add(json_t *doc, const struct fn_record *cur, void *ud, struct api_error *err)
+{
+    (void)cur;
+    (void)err;
+    json_t *tags = json_object_get(doc, "tags");
+    if (!json_is_object(tags)) {
+        tags = json_object();
+        json_object_set_new(doc, "tags", tags);
+    }
+    json_object_update(tags, ud);
+    return 0;
+}
+
+void api_tag_resource(struct http_req *req)
+{
+    struct api_error err;
+    struct fn_name n;
+    json_t *body = read_json_body(req);
+    if (!body)
+        return;
+    struct fn_record *cur = resolve_tag_resource(req, &n);
+    if (!cur)
+        goto out;
+    registry_record_unref(cur);
+    json_t *tags = json_object_get(body, "Tags");
+    if (!json_is_object(tags)) {
+        http_send_error(req, &AWS_VALIDATION, "1 validation error detected: Value null at 'tags' failed "
+                                              "to satisfy constraint: Member must not be null");
+        goto out;
+    }
+    const char *k;
+    json_t *val;
+    json_object_foreach(tags, k, val) {
+        if (!json_is_string(val) || strlen(k) < 1 || strlen(k) > 128 || json_string_length(val) > 256 ||
+            !strncmp(k, "aws:", 4)) {
+            http_send_error(req, &AWS_INVALID_PARAMETER_VALUE,
+                            "Invalid tag '%s': keys are 1-128 characters, values at most 256, and the "
+                            "\"aws:\" prefix is reserved.", k);
+            goto out;
+        }
+    }
+    n.qualifier[0] = 0;
+    if (registry_update(&n, mutate_tags_add, tags, NULL, 0, NULL, &err)) {
+        http_send_api_error(req, &err);
+        goto out;
+    }
+    http_send_empty(req, 204);
+out:
+    json_decref(body);
+}
+
+static int collect_key(void *ud, const char *value)
+{
+    json_array_append_new(ud, json_string(value));
+    return 0;
+}
+
+static int mutate_tags_remove(json_t *doc, const struct fn_record *cur, void *ud, struct api_error *err)
+{
+    (void)cur;
+    (void)err;
+    size_t i;
+    json_t *k, *tags = json_object_get(doc, "tags");
+    json_array_foreach((json_t *)ud, i, k) json_object_del(tags, json_string_value(k));
+    if (json_is_object(tags) && !json_object_size(tags))
+        json_object_del(doc, "tags");
+    return 0;
+}
+
+void api_untag_resource(struct http_req *req)
+{
+    struct api_error err;
+    struct fn_name n;
+    struct fn_record *cur = resolve_tag_resource(req, &n);
+    if (!cur)
+        return;
+    registry_record_unref(cur);
+    json_t *keys = json_array();
+    if (http_query_each(req, "tagKeys", collect_key, keys) || !json_array_size(keys)) {
+        http_send_error(req, &AWS_VALIDATION, "1 validation error detected: Value null at 'tagKeys' "
+                                              "failed to satisfy constraint: Member must not be null");
+        json_decref(keys);
+        return;
+    }
+    n.qualifier[0] = 0;
+    if (registry_update(&n, mutate_tags_remove, keys, NULL, 0, NULL, &err))
+        http_send_api_error(req, &err);
+    else
+        http_send_empty(req, 204);
+    json_decref(keys);
+}
+
+void api_list_tags(struct http_req *req)
+{
+    struct fn_name n;
+    struct fn_record *r = resolve_tag_resource(req, &n);
+    if (!r)
+        return;
+    char *out;
+    if (asprintf(&out, "{\"Tags\":%s}", r->tags_json ? r->tags_json : "{}") < 0) {
+        http_send_error(req, &AWS_SERVICE, "out of memory");
+    } else {
+        http_send_json(req, 200, out, strlen(out));
+        free(out);
+    }
+    registry_record_unref(r);
+}
+
+/* --- concurrency ------------------------------------------------------- */
+
+#define UNRESERVED_MIN 100
+#define ACCOUNT_CONCURRENCY 1000
+
+static int mutate_concurrency(json_t *doc, const struct fn_record *cur, void *ud, struct api_error *err)
+{
+    (void)cur;
+    (void)err;
+    int v = *(int *)ud;
+    if (v < 0)
+        json_object_del(doc, "reserved_concurrency");
+    else
+        json_object_set_new(doc, "reserved_concurrency", json_integer(v));
+    return 0;
+}
+
+static int reserved_elsewhere(const char *region, const char *account, const char *except)
+{
+    struct fn_record **v;
+    size_t n;
+    bool more;
+    int sum = 0;
+    if (registry_list(region, account, NULL, SIZE_MAX / 2, &v, &n, &more))
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        if (v[i]->reserved_concurrency > 0 && (!except || strcmp(v[i]->name, except)))
+            sum += v[i]->reserved_concurrency;
+        registry_record_unref(v[i]);
+    }
+    free(v);
+    return sum;
+}
+
+void api_put_function_concurrency(struct http_req *req)
+{
+    struct api_error err;
+    struct fn_name n;
+    json_t *body = read_json_body(req);
+    if (!body)
+        return;
+    struct fn_record *cur = update_target(req, &n);
+    if (!cur)
+        goto out;
+    registry_record_unref(cur);
+    json_t *rce = json_object_get(body, "ReservedConcurrentExecutions");
+    if (!json_is_integer(rce) || json_integer_value(rce) < 0) {
+        if (!rce || json_is_null(rce))
+            http_send_error(req, &AWS_VALIDATION, "1 validation error detected: Value null at "
+                            "'reservedConcurrentExecutions' failed to satisfy constraint: Member must not be null");
+        else
+            http_send_error(req, &AWS_VALIDATION, "1 validation error detected: Value '%" JSON_INTEGER_FORMAT
+                            "' at 'reservedConcurrentExecutions' failed to satisfy constraint: Member must "
+                            "have value greater than or equal to 0", json_integer_value(rce));
+        goto out;
+    }
+    json_int_t want = json_integer_value(rce);
+    if (want + reserved_elsewhere(n.region, n.account, n.name) > ACCOUNT_CONCURRENCY - UNRESERVED_MIN) {
+        http_send_error(req, &AWS_INVALID_PARAMETER_VALUE,
+                        "Specified ReservedConcurrentExecutions for function decreases account's "
+                        "UnreservedConcurrentExecution below its minimum value of [%d].", UNRESERVED_MIN);
+        goto out;
+    }
+    int value = (int)want;
+    if (registry_update(&n, mutate_concurrency, &value, NULL, 0, NULL, &err)) {
+        http_send_api_error(req, &err);
+        goto out;
+    }
+    char text[64];
+    int len = snprintf(text, sizeof(text), "{\"ReservedConcurrentExecutions\":%d}", value);
+    http_send_json(req, 200, text, (size_t)len);
+out:
+    json_decref(body);
+}
+
+void api_get_function_concurrency(struct http_req *req)
+{
+    struct fn_name n;
+    struct fn_record *r = update_target(req, &n);
+    if (!r)
+        return;
+    char text[64];
+    int len = r->reserved_concurrency >= 0
+                  ? snprintf(text, sizeof(text), "{\"ReservedConcurrentExecutions\":%d}", r->reserved_concurrency)
+                  : snprintf(text, sizeof(text), "{}");
+    registry_record_unref(r);
+    http_send_json(req, 200, text, (size_t)len);
+}
+
+void api_delete_function_concurrency(struct http_req *req)
+{
+    struct api_error err;
+    struct fn_name n;
+    struct fn_record *r = update_target(req, &n);
+    if (!r)
+        return;
+    registry_record_unref(r);
+    int value = -1;
+    if (registry_update(&n, mutate_concurrency, &value, NULL, 0, NULL, &err))
+        http_send_api_error(req, &err);
+    else
+        http_send_empty(req, 204);
+}
+
+/* --- account and the features lambdad does not model yet --------------- */
+
+void api_get_account_settings(struct http_req *req)
+{
+    struct fn_record **v;
+    size_t n;
+    bool more;
+    long long total = 0;
+    int reserved = 0;
+    if (registry_list(req->region, req->account, NULL, SIZE_MAX / 2, &v, &n, &more)) {
+        http_send_error(req, &AWS_SERVICE, "out of memory");
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        json_t *cfg = json_loadb(v[i]->config_json, v[i]->config_len, 0, NULL);
+        total += json_integer_value(json_object_get(cfg, "CodeSize"));
+        json_decref(cfg);
+        if (v[i]->reserved_concurrency > 0)
+            reserved += v[i]->reserved_concurrency;
+        registry_record_unref(v[i]);
+    }
+    free(v);
+    http_send_jsont(req, 200,
+                    json_pack("{s:{s:I,s:I,s:I,s:i,s:i},s:{s:I,s:I}}", "AccountLimit", "TotalCodeSize",
+                              (json_int_t)80530636800LL, "CodeSizeUnzipped", (json_int_t)262144000,
+                              "CodeSizeZipped", (json_int_t)52428800, "ConcurrentExecutions",
+                              ACCOUNT_CONCURRENCY, "UnreservedConcurrentExecutions",
+                              ACCOUNT_CONCURRENCY - reserved, "AccountUsage", "TotalCodeSize",
+                              (json_int_t)total, "FunctionCount", (json_int_t)n));
+}
+
+void api_list_versions(struct http_req *req)
+{
+    struct fn_name n;
+    struct fn_record *r = resolve_ref(req, FN_NAME_MAX, false, &n);
+    if (!r)
+        return;
+    char *out;
+    if (asprintf(&out, "{\"Versions\":[%s]}", r->config_json) < 0) {
+        http_send_error(req, &AWS_SERVICE, "out of memory");
+    } else {
+        http_send_json(req, 200, out, strlen(out));
+        free(out);
+    }
+    registry_record_unref(r);
+}
+
+/* Answers a fixed JSON document once the function exists. */
+static void fixed_for_function(struct http_req *req, const char *json)
+{
+    struct fn_name n;
+    struct fn_record *r = resolve_ref(req, FN_NAME_MAX, false, &n);
+    if (!r)
+        return;
+    registry_record_unref(r);
+    http_send_json(req, 200, json, strlen(json));
+}
+
+void api_list_aliases(struct http_req *req)
+{
+    fixed_for_function(req, "{\"Aliases\":[]}");
+}
+
+void api_list_url_configs(struct http_req *req)
+{
+    fixed_for_function(req, "{\"FunctionUrlConfigs\":[]}");
+}
+
+void api_get_alias(struct http_req *req)
+{
+    struct fn_name n;
+    struct fn_record *r = resolve_ref(req, FN_NAME_MAX, false, &n);
+    if (!r)
+        return;
+    registry_record_unref(r);
+    http_send_error(req, &AWS_RESOURCE_NOT_FOUND, "Cannot find alias arn: arn:aws:lambda:%s:%s:function:%s:%s",
+                    n.region, n.account, n.name, http_param(req, 1) ? http_param(req, 1) : "");
+}
+
+void api_get_policy(struct http_req *req)
+{
+    struct fn_name n;
+    struct fn_record *r = resolve_ref(req, FN_NAMESPACED_MAX, true, &n);
+    if (!r)
+        return;
+    registry_record_unref(r);
+    http_send_error(req, &AWS_RESOURCE_NOT_FOUND, MSG_RESOURCE_NOT_FOUND);
+}
+
+void api_get_url_config(struct http_req *req)
+{
+    struct fn_name n;
+    struct fn_record *r = resolve_ref(req, FN_NAME_MAX, false, &n);
+    if (!r)
+        return;
+    registry_record_unref(r);
+    http_send_error(req, &AWS_RESOURCE_NOT_FOUND, MSG_RESOURCE_NOT_FOUND);
+}
+
+void api_list_layers(struct http_req *req)
+{
+    char find[32];
+    if (!strcmp(req->op, "ListLayers") && http_query(req, "find", find, sizeof(find)) >= 0) {
+        http_send_error(req, &AWS_RESOURCE_NOT_FOUND, MSG_RESOURCE_NOT_FOUND);
+        return;
+    }
+    const char *body = !strcmp(req->op, "ListLayers") ? "{\"Layers\":[]}" : "{\"LayerVersions\":[]}";
+    http_send_json(req, 200, body, strlen(body));
+}
+
+void api_list_event_source_mappings(struct http_req *req)
+{
+    static const char body[] = "{\"EventSourceMappings\":[]}";
+    http_send_json(req, 200, body, sizeof(body) - 1);
+}
+
+void api_not_implemented(struct http_req *req)
+{
+    http_send_error(req, &AWS_NOT_IMPLEMENTED, "lambdad does not implement %s yet", req->op ? req->op : "this operation");
+}
