@@ -12,6 +12,7 @@
 #include "pool/executor.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -26,7 +27,9 @@
 #include <urcu.h>
 
 #include "pool/envmap.h"
+#include "runtime/container.h"
 #include "runtime/evloop.h"
+#include "runtime/layers.h"
 #include "runtime/lambda_env.h"
 #include "runtime/log.h"
 #include "runtime/rapi.h"
@@ -75,6 +78,9 @@ struct env {
     int64_t peak_read_ns;
     char log_stream[96];
     char tmpdir[512];
+    bool docker;               /* a container, not a host process */
+    struct container *ct;
+    bool ct_final;             /* the container's final event arrived */
     struct env *next_idle;
     struct env *prev, *next;   /* executor's list of all envs */
     struct env *next_dead;
@@ -566,7 +572,12 @@ static void env_kill_now(struct env *e)
     if (e->state == ENV_STARTING)
         e->fp->n_starting--;
     e->state = ENV_DEAD;
-    subprocess_signal(&e->sp, SIGKILL);
+    if (e->docker) {
+        if (e->ct && !e->ct_final)
+            container_kill(e->ct);
+    } else {
+        subprocess_signal(&e->sp, SIGKILL);
+    }
     if (e->in_idle) {
         struct env **pp = &e->fp->idle;
         while (*pp && *pp != e)
@@ -671,6 +682,8 @@ static void env_destroy(struct env *e)
         epoll_ctl(ex->epfd, EPOLL_CTL_DEL, e->sp.pidfd, NULL);
     if (e->sp.log_fd >= 0)
         epoll_ctl(ex->epfd, EPOLL_CTL_DEL, e->sp.log_fd, NULL);
+    if (e->ct)
+        container_release(e->ct);
     subprocess_stop(&e->sp);
     rm_tree(e->tmpdir);
     if (e->prev)
@@ -688,56 +701,65 @@ static void env_destroy(struct env *e)
     free(e);
 }
 
-/* Starts one environment for fp. Returns 0, or -1 after failing the head
- * pending invocation with the reason (bad runtime, missing bootstrap). */
-static int env_spawn(struct fnpool *fp)
+/* Fails the head pending invocation of fp: a function error (bad runtime,
+ * missing bootstrap) or, with service set, a lambdad-side problem (docker
+ * engine or image unavailable). */
+static void fail_head(struct fnpool *fp, bool service, const char *etype, const char *msg)
 {
-    struct executor *ex = fp->owner;
-    const struct pool_config *cfg = ex->cfg;
-    struct fn_spec *s = fp->spec;
-    const char *err = NULL;
-    char api[64];
-    const char *opt = s->n_layers ? s->layer_dirs[0] : NULL;
-    char **argv = subprocess_argv(s, cfg->bootstrap_dir, opt, &err);
-    if (!argv) {
-        struct invocation *inv = fnpool_pop_pending(fp);
-        if (inv) {
-            set_platform_error(inv, "Runtime.InvalidEntrypoint", err);
-            inv_finish(ex, inv);
-        }
-        return -1;
+    struct invocation *inv = fnpool_pop_pending(fp);
+    if (!inv)
+        return;
+    if (service) {
+        inv_fail_service(fp->owner, inv, msg);
+        return;
     }
-    struct env *e = calloc(1, sizeof(*e));
-    if (!e) {
-        subprocess_free_argv(argv);
-        return -1;
-    }
-    e->ex = ex;
-    e->fp = fp;
-    e->spec = fnspec_ref(s);
-    e->id = ++ex->next_env_id * 64 + (uint64_t)ex->idx;
-    e->sp.pid = -1;
-    e->sp.pidfd = e->sp.log_fd = -1;
-    e->pid_ev.fn = env_pid_event;
-    e->log_ev.fn = env_log_event;
-    int rc = rapi_host_open(&e->rapi, ex->epfd, "127.0.0.1", &g_rapi_ops, e);
-    if (rc < 0) {
-        LOG_ERROR("runtime api listener: %s", strerror(-rc));
-        goto fail;
-    }
-    snprintf(api, sizeof(api), "127.0.0.1:%d", rapi_host_port(e->rapi));
-    time_t now = time(NULL);
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    snprintf(e->log_stream, sizeof(e->log_stream), "%04d/%02d/%02d/[%s]%016llx%016llx",
-             tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, s->version ? s->version : "$LATEST",
-             (unsigned long long)rng_next(ex), (unsigned long long)rng_next(ex));
-    snprintf(e->tmpdir, sizeof(e->tmpdir), "%s/env-%d-%" PRIu64, cfg->work_dir, (int)getpid(), e->id);
-    if (mkdir(e->tmpdir, 0700) < 0) {
-        LOG_ERROR("cannot create %s: %s", e->tmpdir, strerror(errno));
-        e->tmpdir[0] = 0;
-        goto fail;
-    }
+    set_platform_error(inv, etype, msg);
+    inv_finish(fp->owner, inv);
+}
+
+struct ct_ticket {
+    struct executor *ex;
+    uint64_t env_id;
+};
+
+/* Container helper thread -> executor: post the event as a message. */
+static void container_event(void *user, enum container_event ev, int status, const char *msg)
+{
+    struct ct_ticket *t = user;
+    struct pool_ctl *c = calloc(1, sizeof(*c));
+    if (!c)
+        return;
+    c->msg_kind = POOL_MSG_ENV;
+    c->env_id = t->env_id;
+    c->env_event = (int)ev;
+    c->status = status;
+    c->text = msg ? strdup(msg) : NULL;
+    struct executor *ex = t->ex;
+    if (ev != CONTAINER_STARTED)
+        free(t); /* final event: the helper never calls again */
+    executor_post(ex, &c->qnode);
+}
+
+/* The merged /opt of spec's layers, built once per deploy ID. */
+static int layers_dir(struct executor *ex, const struct fn_spec *s, char *out, size_t outlen)
+{
+    if (!s->n_layers)
+        return 0;
+    snprintf(out, outlen, "%s/layers-%s", ex->cfg->work_dir, s->deploy_id);
+    int rc = layers_merge(s->layer_dirs, s->n_layers, out);
+    if (rc < 0)
+        LOG_ERROR("merging the layers of %s into %s: %s", s->name, out, strerror(-rc));
+    return rc;
+}
+
+/* Starts the process (subprocess executor). */
+static int env_start_process(struct env *e, const char *api, const char *opt, const char **err)
+{
+    const struct pool_config *cfg = e->ex->cfg;
+    const struct fn_spec *s = e->spec;
+    char **argv = subprocess_argv(s, cfg->bootstrap_dir, opt, err);
+    if (!argv)
+        return -EINVAL;
     struct lambda_env_opts lo = {
         .runtime_api = api,
         .task_root = s->code_dir ? s->code_dir : ".",
@@ -748,43 +770,166 @@ static int env_spawn(struct fnpool *fp)
         .runtime_dir = cfg->bootstrap_dir,
     };
     char **envp = lambda_env_build(s, &lo);
-    if (!envp)
-        goto fail;
     char cgname[64];
     snprintf(cgname, sizeof(cgname), "env-%d-%" PRIu64, (int)getpid(), e->id);
-    e->spawn_ns = now_ns();
-    rc = subprocess_start(&e->sp, argv, envp, s->code_dir, cgname, s->memory_mb);
+    int rc = envp ? subprocess_start(&e->sp, argv, envp, s->code_dir, cgname, s->memory_mb) : -ENOMEM;
+    if (rc < 0) {
+        static __thread char msg[512];
+        snprintf(msg, sizeof(msg), "cannot start %s: %s", argv[0], strerror(-rc));
+        *err = msg;
+    }
+    lambda_env_free(envp);
+    subprocess_free_argv(argv);
+    if (rc < 0)
+        return rc;
+    struct epoll_event pe = {.events = EPOLLIN, .data.ptr = &e->pid_ev};
+    epoll_ctl(e->ex->epfd, EPOLL_CTL_ADD, e->sp.pidfd, &pe);
+    return 0;
+}
+
+/* Starts the container (docker executor); readiness still arrives as the
+ * runtime's first GET /next. */
+static int env_start_container(struct env *e, int port, const char *opt, const char **err)
+{
+    const struct pool_config *cfg = e->ex->cfg;
+    const struct fn_spec *s = e->spec;
+    const char *host = container_host_for_container();
+    char api[128], endpoint[256], name[96];
+    snprintf(api, sizeof(api), "%s:%d", host, port);
+    const char *colon = strrchr(cfg->endpoint_url, ':');
+    snprintf(endpoint, sizeof(endpoint), "http://%s:%s", host, colon ? colon + 1 : "4566");
+    struct lambda_env_opts lo = {
+        .runtime_api = api,
+        .task_root = "/var/task",
+        .opt_dir = opt ? "/opt" : NULL,
+        .endpoint_url = endpoint,
+        .log_stream = e->log_stream,
+        .runtime_dir = "/var/runtime",
+        .container = true,
+        .container_host = host,
+    };
+    char **envp = lambda_env_build(s, &lo);
+    int pipefd[2];
+    if (!envp || pipe2(pipefd, O_CLOEXEC) < 0) {
+        lambda_env_free(envp);
+        *err = "out of resources starting a container";
+        return -ENOMEM;
+    }
+    fcntl(pipefd[0], F_SETFL, O_NONBLOCK);
+    e->sp.log_fd = pipefd[0];
+    struct ct_ticket *t = malloc(sizeof(*t));
+    snprintf(name, sizeof(name), "lambdad-%s-%d-%" PRIu64, cfg->instance_id ? cfg->instance_id : "x",
+             (int)getpid(), e->id);
+    struct container_start_opts co = {
+        .spec = s, .envp = envp, .opt_dir = opt, .log_fd = pipefd[1], .name = name,
+        .cb = container_event, .user = t,
+    };
+    int rc = t ? 0 : -ENOMEM;
+    if (t) {
+        t->ex = e->ex;
+        t->env_id = e->id;
+        rc = container_start(&e->ct, &co);
+        if (rc < 0)
+            free(t);
+    } else {
+        close(pipefd[1]);
+    }
     lambda_env_free(envp);
     if (rc < 0) {
-        LOG_ERROR("spawning %s for %s: %s", argv[0], s->name, strerror(-rc));
-        struct invocation *inv = fnpool_pop_pending(fp);
-        if (inv) {
-            char msg[512];
-            snprintf(msg, sizeof(msg), "cannot start %s: %s", argv[0], strerror(-rc));
-            set_platform_error(inv, "Runtime.InvalidEntrypoint", msg);
-            inv_finish(ex, inv);
-        }
+        *err = "cannot start the container helper thread";
+        return rc;
+    }
+    return 0;
+}
+
+/* Starts one environment for fp. Returns 0, or -1 after failing the head
+ * pending invocation with the reason (bad runtime, missing bootstrap,
+ * docker engine or image unavailable). */
+static int env_spawn(struct fnpool *fp)
+{
+    struct executor *ex = fp->owner;
+    struct fn_spec *s = fp->spec;
+    const bool docker = pool_uses_docker(s);
+    const char *err = NULL;
+    char opt[768];
+    if (docker && !container_available()) {
+        fail_head(fp, true, NULL,
+                  "this function needs the docker executor, but the Docker engine was not "
+                  "reachable when lambdad started (see its log)");
+        atomic_fetch_sub(&g_pool.live_envs, 1);
+        return -1;
+    }
+    if (layers_dir(ex, s, opt, sizeof(opt)) < 0) {
+        fail_head(fp, true, NULL, "cannot prepare the function's layers");
+        atomic_fetch_sub(&g_pool.live_envs, 1);
+        return -1;
+    }
+    struct env *e = calloc(1, sizeof(*e));
+    if (!e) {
+        atomic_fetch_sub(&g_pool.live_envs, 1);
+        return -1;
+    }
+    e->ex = ex;
+    e->fp = fp;
+    e->spec = fnspec_ref(s);
+    e->docker = docker;
+    e->id = ++ex->next_env_id * 64 + (uint64_t)ex->idx;
+    e->sp.pid = -1;
+    e->sp.pidfd = e->sp.log_fd = -1;
+    e->pid_ev.fn = env_pid_event;
+    e->log_ev.fn = env_log_event;
+    int rc = rapi_host_open(&e->rapi, ex->epfd, docker ? container_bind_ip() : "127.0.0.1",
+                            &g_rapi_ops, e);
+    if (rc < 0) {
+        LOG_ERROR("runtime api listener: %s", strerror(-rc));
+        fail_head(fp, true, NULL, "cannot open a Runtime API listener");
         goto fail;
     }
-    subprocess_free_argv(argv);
-    argv = NULL;
-    struct epoll_event pe = {.events = EPOLLIN, .data.ptr = &e->pid_ev};
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    snprintf(e->log_stream, sizeof(e->log_stream), "%04d/%02d/%02d/[%s]%016llx%016llx",
+             tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, s->version ? s->version : "$LATEST",
+             (unsigned long long)rng_next(ex), (unsigned long long)rng_next(ex));
+    if (!docker) {
+        snprintf(e->tmpdir, sizeof(e->tmpdir), "%s/env-%d-%" PRIu64, ex->cfg->work_dir,
+                 (int)getpid(), e->id);
+        if (mkdir(e->tmpdir, 0700) < 0) {
+            LOG_ERROR("cannot create %s: %s", e->tmpdir, strerror(errno));
+            e->tmpdir[0] = 0;
+            fail_head(fp, true, NULL, "cannot create the environment's temp directory");
+            goto fail;
+        }
+    }
+    e->spawn_ns = now_ns();
+    char api[64];
+    snprintf(api, sizeof(api), "127.0.0.1:%d", rapi_host_port(e->rapi));
+    const char *optp = s->n_layers ? opt : NULL;
+    rc = docker ? env_start_container(e, rapi_host_port(e->rapi), optp, &err)
+                : env_start_process(e, api, optp, &err);
+    if (rc < 0) {
+        LOG_INFO("function %s: %s", s->name, err);
+        fail_head(fp, false, "Runtime.InvalidEntrypoint", err);
+        goto fail;
+    }
     struct epoll_event le = {.events = EPOLLIN, .data.ptr = &e->log_ev};
-    epoll_ctl(ex->epfd, EPOLL_CTL_ADD, e->sp.pidfd, &pe);
     epoll_ctl(ex->epfd, EPOLL_CTL_ADD, e->sp.log_fd, &le);
     e->state = ENV_STARTING;
-    /* Init may take up to 10 s (or the function timeout if longer). */
-    e->deadline_ns = e->spawn_ns + (int64_t)(s->timeout_s > 10 ? s->timeout_s : 10) * 1000000000;
+    /* Init may take up to 10 s (or the function timeout if longer); a
+     * container also has to be created and started first. */
+    int init_s = (s->timeout_s > 10 ? s->timeout_s : 10) + (docker ? 60 : 0);
+    e->deadline_ns = e->spawn_ns + (int64_t)init_s * 1000000000;
     e->next = ex->envs;
     if (ex->envs)
         ex->envs->prev = e;
     ex->envs = e;
     fp->n_envs++;
     fp->n_starting++;
-    LOG_DEBUG("env %" PRIu64 " of %s starting (pid %d)", e->id, s->name, (int)e->sp.pid);
+    LOG_DEBUG("env %" PRIu64 " of %s starting (%s)", e->id, s->name, docker ? "container" : "process");
     return 0;
 fail:
-    subprocess_free_argv(argv);
+    if (e->sp.log_fd >= 0)
+        close(e->sp.log_fd);
     rapi_host_close(e->rapi);
     if (e->tmpdir[0])
         rm_tree(e->tmpdir);
@@ -982,6 +1127,50 @@ static void handle_invoke(struct executor *ex, struct invocation *inv)
     fnpool_dispatch(fp);
 }
 
+static void ctl_done(struct pool_ctl *c);
+
+/* A container's helper thread reported (see container_event). */
+static void handle_env_event(struct executor *ex, struct pool_ctl *c)
+{
+    struct env *e = ex->envs;
+    while (e && e->id != c->env_id)
+        e = e->next;
+    if (!e)
+        return;
+    if (c->env_event == CONTAINER_STARTED) {
+        LOG_DEBUG("env %" PRIu64 " of %s: container %s started", e->id, e->spec->name,
+                  container_id(e->ct));
+        return;
+    }
+    e->ct_final = true;
+    if (e->state == ENV_DEAD) {
+        /* Killed earlier: now it can go. */
+        e->next_dead = ex->dead;
+        ex->dead = e;
+        return;
+    }
+    env_drain_log(e);
+    char msg[640];
+    if (c->env_event == CONTAINER_FAILED) {
+        LOG_WARN("function %s: container failed: %s", e->spec->name, c->text ? c->text : "?");
+        snprintf(msg, sizeof(msg), "%s", c->text ? c->text : "the container could not be started");
+        if (e->state == ENV_STARTING && e->fp->pend_head)
+            fail_head(e->fp, true, NULL, msg);
+        env_kill_now(e);
+    } else {
+        if (c->status == 137)
+            snprintf(msg, sizeof(msg), "Runtime exited with error: signal: killed");
+        else if (c->status != 0)
+            snprintf(msg, sizeof(msg), "Runtime exited with error: exit status %d", c->status);
+        else
+            snprintf(msg, sizeof(msg), "Runtime exited without providing a reason");
+        LOG_INFO("function %s env %" PRIu64 " (container %s): %s", e->spec->name, e->id,
+                 container_id(e->ct), msg);
+        env_fail(e, "Runtime.ExitError", msg, "error");
+    }
+    fnpool_dispatch(e->fp);
+}
+
 static void ctl_done(struct pool_ctl *c)
 {
     pthread_mutex_lock(&c->mu);
@@ -1000,7 +1189,9 @@ static void handle_list(struct executor *ex, struct pool_ctl *c)
         json_object_set_new(o, "function", json_string(e->spec->name));
         json_object_set_new(o, "function_key", json_string(e->spec->key));
         json_object_set_new(o, "deploy_id", json_string(e->fp->deploy_id));
-        json_object_set_new(o, "executor", json_string("subprocess"));
+        json_object_set_new(o, "executor", json_string(e->docker ? "docker" : "subprocess"));
+        if (e->ct)
+            json_object_set_new(o, "container", json_string(container_id(e->ct)));
         json_object_set_new(o, "state", json_string(e->state == ENV_STARTING ? "starting"
                                                     : e->cur                 ? "busy"
                                                                              : "idle"));
@@ -1042,10 +1233,11 @@ static void stop_all(struct executor *ex)
     ex->stopping = true;
     /* Graceful first: SIGTERM, a short grace period, then SIGKILL. */
     for (struct env *e = ex->envs; e; e = e->next)
-        subprocess_signal(&e->sp, SIGTERM);
+        if (!e->docker)
+            subprocess_signal(&e->sp, SIGTERM);
     int64_t until = now_ns() + 300000000;
     for (struct env *e = ex->envs; e; e = e->next)
-        while (now_ns() < until && subprocess_reap(&e->sp) < 0)
+        while (!e->docker && now_ns() < until && subprocess_reap(&e->sp) < 0)
             usleep(2000);
     for (struct env *e = ex->envs; e; e = e->next) {
         if (e->cur && e->delivered) {
@@ -1093,6 +1285,13 @@ static void drain_queue(struct executor *ex)
             executor_drop_idle(ex, NULL);
             free(n);
             break;
+        case POOL_MSG_ENV: {
+            struct pool_ctl *c = (struct pool_ctl *)(void *)n;
+            handle_env_event(ex, c);
+            free(c->text);
+            free(c);
+            break;
+        }
         case POOL_MSG_STOP:
             stop_all(ex);
             ctl_done((struct pool_ctl *)(void *)n);
@@ -1189,6 +1388,8 @@ static void destroy_dead(struct executor *ex)
     while (ex->dead) {
         struct env *e = ex->dead;
         ex->dead = e->next_dead;
+        if (e->ct && !e->ct_final)
+            continue; /* destroyed when the container's final event arrives */
         env_destroy(e);
         freed = true;
     }
@@ -1313,7 +1514,10 @@ void executor_join(struct executor *ex)
             inv_fail_service(ex, (struct invocation *)(void *)n, "lambdad is shutting down");
         else if (kind == POOL_MSG_SHRINK)
             free(n);
-        else
+        else if (kind == POOL_MSG_ENV) {
+            free(((struct pool_ctl *)(void *)n)->text);
+            free(n);
+        } else
             ctl_done((struct pool_ctl *)(void *)n);
     }
     close(ex->epfd);

@@ -42,7 +42,7 @@ struct pool_ctl {
     pthread_mutex_t mu;  /* LIST/EVICT/STOP: completion */
     pthread_cond_t cv;
     int done;
-    void *env;           /* ENV: the environment concerned */
+    uint64_t env_id;     /* ENV: the environment concerned */
     int env_event;       /* ENV: what happened */
     int status;          /* ENV: exit status or error code */
     char *text;          /* ENV: error text */

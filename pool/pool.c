@@ -14,11 +14,13 @@
 
 #include "pool/envmap.h"
 #include "pool/executor.h"
+#include "runtime/container.h"
 #include "runtime/log.h"
 #include "runtime/subprocess.h"
 
 static struct pool_config g_cfg;
 static int g_started;
+static int g_docker; /* container_init succeeded */
 
 static int64_t mono_ns(void)
 {
@@ -116,10 +118,31 @@ int pool_start(const struct pool_config *cfg, const char **err)
         *err = "cannot create the environments' work directory";
         return -errno;
     }
-    if (g_cfg.kind == POOL_EXEC_DOCKER) {
-        *err = "the docker executor is not available in this build yet; use --lambda-executor "
-               "subprocess";
-        return -ENOTSUP;
+    static char instance[24];
+    if (!g_cfg.instance_id) {
+        snprintf(instance, sizeof(instance), "%08x%04x", (unsigned)rand64(), (unsigned)getpid() & 0xffff);
+        g_cfg.instance_id = instance;
+    }
+    if (g_cfg.kind != POOL_EXEC_SUBPROCESS) {
+        static char derr[512];
+        struct container_config cc = {
+            .docker_host = g_cfg.docker_host,
+            .network = g_cfg.docker_network ? g_cfg.docker_network : "host",
+            .image_overrides = g_cfg.image_overrides,
+            .instance_id = g_cfg.instance_id,
+            .bootstrap_dir = g_cfg.bootstrap_dir,
+        };
+        int rc = container_init(&cc, derr);
+        if (rc < 0 && g_cfg.kind == POOL_EXEC_DOCKER) {
+            *err = derr;
+            return rc;
+        }
+        if (rc < 0)
+            LOG_WARN("%s; functions that need docker will fail until lambdad restarts", derr);
+        else
+            LOG_INFO("docker executor: engine reachable, network %s, instance %s", cc.network,
+                     g_cfg.instance_id);
+        g_docker = rc == 0;
     }
     const char *mem = subprocess_init(g_cfg.python, g_cfg.node);
     LOG_INFO("subprocess executor: memory limits %s", mem);
@@ -161,6 +184,9 @@ void pool_stop(void)
         rcu_barrier(); /* fnpools freed with call_rcu */
         envmap_fini();
     }
+    if (g_docker)
+        container_shutdown();
+    g_docker = 0;
     free(g_pool.all);
     g_pool.all = NULL;
     g_pool.n = 0;

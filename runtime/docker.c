@@ -1136,6 +1136,67 @@ int docker_containers_remove_by_label(struct docker *d, const char *label, char 
     return first_err ? first_err : removed;
 }
 
+/* ---- networks ---------------------------------------------------------- */
+
+/* The first IPv4 host address of "a.b.c.d/len" (the engine's default
+ * gateway choice), into out. Returns 0 or -EINVAL. */
+static int subnet_first_host(const char *cidr, char *out, size_t outlen)
+{
+    unsigned a, b, c, dd, len;
+    if (sscanf(cidr, "%u.%u.%u.%u/%u", &a, &b, &c, &dd, &len) != 5 || a > 255 || b > 255 ||
+        c > 255 || dd > 255 || len > 30)
+        return -EINVAL;
+    uint32_t ip = a << 24 | b << 16 | c << 8 | dd;
+    uint32_t mask = len ? 0xffffffffu << (32 - len) : 0;
+    ip = (ip & mask) + 1;
+    snprintf(out, outlen, "%u.%u.%u.%u", ip >> 24, (ip >> 16) & 255, (ip >> 8) & 255, ip & 255);
+    return 0;
+}
+
+int docker_network_gateway(struct docker *d, const char *network, char ip_out[64], char *err)
+{
+    char what[200], *path = NULL, *e = pesc(network);
+    json_t *j = NULL;
+    int rc;
+    ip_out[0] = '\0';
+    snprintf(what, sizeof what, "inspect network %s", network);
+    if (!e || mkpath(&path, err, "/networks/%s", e) < 0) {
+        rc = -ENOMEM;
+        set_err(err, "%s: out of memory", what);
+        goto out;
+    }
+    struct call c = CALL_INIT(d, what, "GET", path);
+    rc = docker_call(d, &c, err);
+    if (rc == 0 && !(j = json_loadb(c.resp.p, c.resp.len, 0, NULL)))
+        rc = -EPROTO;
+    free(c.resp.p);
+    if (rc < 0)
+        goto out;
+    json_t *cfg = json_object_get(json_object_get(j, "IPAM"), "Config");
+    /* An explicit IPv4 gateway first, else the first host of an IPv4
+     * subnet (the default bridge lists only its subnet). */
+    for (int pass = 0; pass < 2 && !ip_out[0]; pass++) {
+        for (size_t i = 0; i < json_array_size(cfg) && !ip_out[0]; i++) {
+            json_t *ci = json_array_get(cfg, i);
+            const char *gw = json_string_value(json_object_get(ci, "Gateway"));
+            const char *sn = json_string_value(json_object_get(ci, "Subnet"));
+            if (pass == 0 && gw && strchr(gw, '.') && !strchr(gw, ':'))
+                snprintf(ip_out, 64, "%s", gw);
+            else if (pass == 1 && sn && strchr(sn, '.') && !strchr(sn, ':'))
+                subnet_first_host(sn, ip_out, 64);
+        }
+    }
+    if (!ip_out[0]) {
+        rc = -ENOENT;
+        set_err(err, "%s: no IPv4 gateway or subnet in its IPAM config", what);
+    }
+out:
+    json_decref(j);
+    free(path);
+    free(e);
+    return rc;
+}
+
 /* ---- archives ---------------------------------------------------------- */
 
 int docker_put_archive(struct docker *d, const char *id, const char *path, const void *tar,
@@ -1242,8 +1303,10 @@ out:
     return rc;
 }
 
-/* Recursively appends dir/rel's entries (rel "" = the root itself). */
-static int tar_walk(struct buf *b, const char *root, const char *rel, int depth)
+/* Recursively appends dir/rel's entries (rel "" = the root itself), each
+ * named prefix + rel in the archive (prefix "" or "a/b/"). */
+static int tar_walk(struct buf *b, const char *root, const char *rel, const char *prefix,
+                    int depth)
 {
     char *full = NULL;
     int rc = 0;
@@ -1262,6 +1325,7 @@ static int tar_walk(struct buf *b, const char *root, const char *rel, int depth)
             continue;
         char *crel = NULL, *cfull = NULL;
         struct stat st;
+        char *cname = NULL;
         if (asprintf(&crel, "%s%s%s", rel, *rel ? "/" : "", de->d_name) < 0) {
             rc = -ENOMEM;
             goto out;
@@ -1271,14 +1335,20 @@ static int tar_walk(struct buf *b, const char *root, const char *rel, int depth)
             rc = -ENOMEM;
             goto out;
         }
+        if (asprintf(&cname, "%s%s", prefix, crel) < 0) {
+            free(cfull);
+            free(crel);
+            rc = -ENOMEM;
+            goto out;
+        }
         if (lstat(cfull, &st) < 0) {
             rc = -errno;
         } else if (S_ISDIR(st.st_mode)) {
             char *drel = NULL;
-            if (asprintf(&drel, "%s/", crel) < 0)
+            if (asprintf(&drel, "%s/", cname) < 0)
                 rc = -ENOMEM;
             else if ((rc = tar_header(b, drel, &st, '5', NULL, 0)) == 0)
-                rc = tar_walk(b, root, crel, depth + 1);
+                rc = tar_walk(b, root, crel, prefix, depth + 1);
             free(drel);
         } else if (S_ISLNK(st.st_mode)) {
             char target[PATH_MAX];
@@ -1287,11 +1357,12 @@ static int tar_walk(struct buf *b, const char *root, const char *rel, int depth)
                 rc = -errno;
             } else {
                 target[n] = '\0';
-                rc = tar_header(b, crel, &st, '2', target, 0);
+                rc = tar_header(b, cname, &st, '2', target, 0);
             }
         } else if (S_ISREG(st.st_mode)) {
-            rc = tar_file(b, cfull, crel, &st);
+            rc = tar_file(b, cfull, cname, &st);
         } /* sockets, fifos, devices: skipped */
+        free(cname);
         free(crel);
         free(cfull);
         if (rc < 0)
@@ -1306,9 +1377,26 @@ out:
 
 int docker_tar_dir(const char *dir, char **buf, size_t *len)
 {
+    return docker_tar_dir_at(dir, NULL, buf, len);
+}
+
+int docker_tar_dir_at(const char *dir, const char *prefix, char **buf, size_t *len)
+{
     static const char zero[1024];
     struct buf b = {0};
-    int rc = tar_walk(&b, dir, "", 0);
+    char *pfx = NULL;
+    while (prefix && *prefix == '/')
+        prefix++;
+    size_t pl = prefix ? strlen(prefix) : 0;
+    while (pl && prefix[pl - 1] == '/')
+        pl--;
+    if (asprintf(&pfx, "%.*s%s", (int)pl, pl ? prefix : "", pl ? "/" : "") < 0) {
+        *buf = NULL;
+        *len = 0;
+        return -ENOMEM;
+    }
+    int rc = tar_walk(&b, dir, "", pfx, 0);
+    free(pfx);
     if (rc == 0)
         rc = buf_append(&b, zero, sizeof zero);
     if (rc < 0) {

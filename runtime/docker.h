@@ -234,6 +234,18 @@ int docker_put_archive(struct docker *d, const char *id, const char *path, const
  * (name 100 + prefix 155) fail with -ENAMETOOLONG. Returns 0 or -errno. */
 int docker_tar_dir(const char *dir, char **buf, size_t *len);
 
+/* Like docker_tar_dir, but every entry is named prefix/<relative path>
+ * (prefix "var/task": upload with path "/" to land in /var/task even when
+ * that directory does not exist in the image; the engine creates missing
+ * parents). prefix NULL or "" = docker_tar_dir. */
+int docker_tar_dir_at(const char *dir, const char *prefix, char **buf, size_t *len);
+
+/* GET /networks/{network}: the IPv4 address of the network's gateway on the
+ * host (IPAM.Config[].Gateway, else the first host address of its IPv4
+ * subnet, which is what the engine assigns), e.g. "172.17.0.1" for
+ * "bridge". -ENOENT if the network does not exist or has no IPv4 config. */
+int docker_network_gateway(struct docker *d, const char *network, char ip_out[64], char *err);
+
 /* Frees a NULL-terminated array of malloc'd strings. NULL is a no-op. */
 void docker_strv_free(char **v);
 

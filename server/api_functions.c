@@ -1031,5 +1031,14 @@ void api_list_event_source_mappings(struct http_req *req)
 
 void api_not_implemented(struct http_req *req)
 {
+    /* Operations on a function still answer 404 for an unknown function. */
+    const char *op = req->op ? req->op : "";
+    if (req->n_params >= 1 && !strstr(op, "Layer") && !strstr(op, "EventSourceMapping")) {
+        struct fn_name n;
+        struct fn_record *r = resolve_ref(req, FN_NAMESPACED_MAX, true, &n);
+        if (!r)
+            return;
+        registry_record_unref(r);
+    }
     http_send_error(req, &AWS_NOT_IMPLEMENTED, "lambdad does not implement %s yet", req->op ? req->op : "this operation");
 }

@@ -91,6 +91,14 @@ static int check_payload(struct http_req *req)
     if (req->body_len == 0)
         return 0;
     json_error_t jerr;
+    /* jansson recurses per nesting level: refuse absurd depth before it can
+     * exhaust a worker's stack (Lambda's own parser has a limit too). */
+    if (http_json_too_deep(req->body, req->body_len, 512)) {
+        http_send_error(req, &AWS_INVALID_REQUEST_CONTENT,
+                        "Could not parse request body into json: Could not parse payload into json: "
+                        "nesting depth exceeds 512");
+        return -1;
+    }
     json_t *j = json_loadb(req->body, req->body_len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
     if (!j) {
         http_send_error(req, &AWS_INVALID_REQUEST_CONTENT,
@@ -143,7 +151,8 @@ static struct invocation *prepare(struct http_req *req, enum inv_kind kind, bool
     if (cc && *cc) {
         size_t cclen = 0;
         json_t *j = NULL;
-        if (strlen(cc) <= CLIENT_CONTEXT_MAX && (client_context = b64_decode(cc, &cclen)))
+        if (strlen(cc) <= CLIENT_CONTEXT_MAX && (client_context = b64_decode(cc, &cclen)) &&
+            !http_json_too_deep(client_context, cclen, 64))
             j = json_loadb(client_context, cclen, 0, NULL);
         if (!j) {
             free(client_context);
