@@ -426,6 +426,10 @@ static void env_assign(struct env *e, struct invocation *inv)
 {
     e->cur = inv;
     e->delivered = false;
+    /* The clock runs from assignment: a runtime that never asks for its next
+     * event still times out. Delivery restarts it (usually microseconds
+     * later). */
+    e->deadline_ns = now_ns() + (int64_t)e->spec->timeout_s * 1000000000;
     inv->cold = e->served == 0;
     if (inv->cold)
         atomic_fetch_add(&g_pool.cold_starts, 1);
@@ -1323,7 +1327,11 @@ static void check_deadlines(struct executor *ex, int64_t t)
                      e->spec->timeout_s > 10 ? e->spec->timeout_s : 10);
             LOG_INFO("function %s env %" PRIu64 ": init timed out", e->spec->name, e->id);
             env_fail(e, "Sandbox.Timedout", msg, "timeout");
-        } else if (e->cur && e->delivered) {
+        } else if (e->cur) {
+            if (!e->delivered) {
+                e->deliver_ns = e->deadline_ns - (int64_t)e->spec->timeout_s * 1000000000;
+                e->delivered = true; /* report it as this invocation's timeout */
+            }
             snprintf(msg, sizeof(msg), "Task timed out after %d.00 seconds", e->spec->timeout_s);
             env_drain_log(e);
             /* The platform's own line, as in the function's log. */
@@ -1372,7 +1380,7 @@ static int next_timeout_ms(struct executor *ex, int64_t t)
 {
     int64_t next = t + 1000000000; /* reaper tick */
     for (struct env *e = ex->envs; e; e = e->next)
-        if (e->state != ENV_DEAD && (e->state == ENV_STARTING || (e->cur && e->delivered)) &&
+        if (e->state != ENV_DEAD && (e->state == ENV_STARTING || e->cur) &&
             e->deadline_ns < next)
             next = e->deadline_ns;
     for (struct invocation *inv = ex->retry_head; inv; inv = inv->next)
