@@ -17,6 +17,7 @@
 
 #include "runtime/codestore.h"
 #include "runtime/log.h"
+#include "server/layers.h"
 #include "server/registry.h"
 #include "server/validate.h"
 
@@ -167,19 +168,6 @@ static void apply_config(json_t *cfg, json_t *body)
     json_t *tc = json_object_get(body, "TracingConfig");
     if (json_is_string(json_object_get(tc, "Mode")))
         json_object_set_new(cfg, "TracingConfig", json_pack("{s:O}", "Mode", json_object_get(tc, "Mode")));
-    json_t *layers = json_object_get(body, "Layers");
-    if (json_is_array(layers)) {
-        size_t i;
-        json_t *l, *out = json_array();
-        json_array_foreach(layers, i, l)
-            json_array_append_new(out, json_pack("{s:O,s:i}", "Arn", l, "CodeSize", 0));
-        if (json_array_size(out))
-            json_object_set_new(cfg, "Layers", out);
-        else {
-            json_decref(out);
-            json_object_del(cfg, "Layers");
-        }
-    }
     json_t *eph = json_object_get(body, "EphemeralStorage");
     if (json_is_integer(json_object_get(eph, "Size")))
         json_object_set_new(cfg, "EphemeralStorage", json_pack("{s:O}", "Size", json_object_get(eph, "Size")));
@@ -277,12 +265,20 @@ static int take_code(json_t *obj, const char *package, bool create, struct code_
     if (!json_is_string(zip))
         return api_fail(err, &AWS_INVALID_PARAMETER_VALUE,
                         "Please provide a source for function code (Code.ZipFile).");
-    if (b64_decode(json_string_value(zip), json_string_length(zip), &c->zip, &c->zip_len))
-        return api_fail(err, &AWS_INVALID_PARAMETER_VALUE, "Code.ZipFile is not valid base64.");
+    return api_store_zip(zip, "Code.ZipFile", &c->zip, &c->zip_len, &c->info, err);
+}
+
+int api_store_zip(json_t *zipfile, const char *what, unsigned char **zip, size_t *len,
+                  struct code_info *info, struct api_error *err)
+{
+    *zip = NULL;
+    *len = 0;
+    if (b64_decode(json_string_value(zipfile), json_string_length(zipfile), zip, len))
+        return api_fail(err, &AWS_INVALID_PARAMETER_VALUE, "%s is not valid base64.", what);
     if (!g_cs)
         return api_fail(err, &AWS_SERVICE, MSG_INTERNAL, "no code store");
     const char *cerr = NULL;
-    int rc = codestore_put(g_cs, c->zip, c->zip_len, &c->info, &cerr);
+    int rc = codestore_put(g_cs, *zip, *len, info, &cerr);
     if (rc == -EINVAL)
         return api_fail(err, &AWS_INVALID_PARAMETER_VALUE, "%s", cerr ? cerr : CODESTORE_ERR_UNZIP);
     if (rc) {
@@ -290,6 +286,80 @@ static int take_code(json_t *obj, const char *package, bool create, struct code_
         return api_fail(err, &AWS_SERVICE, MSG_INTERNAL, "cannot store the deployment package");
     }
     return 0;
+}
+
+/* Resolves a request's Layers (already shape-checked, at most 5) against
+ * the layer store, like the service: same region as the function, one
+ * version per layer, every version existing. *out gets the function's copy
+ * ([{"arn","code_hex","code_sha256","code_size"}], attach order), or NULL
+ * when the request has no Layers member. */
+static int resolve_layers(json_t *body, const char *region, json_t **out, struct api_error *err)
+{
+    json_t *layers = json_object_get(body, "Layers"), *l;
+    size_t i;
+    *out = NULL;
+    if (!json_is_array(layers))
+        return 0;
+    json_t *res = json_array();
+    json_array_foreach(layers, i, l) {
+        const char *arn = json_string_value(l);
+        char r[32], a[13], name[LAYERS_NAME_MAX + 1];
+        long long version;
+        if (layers_parse_arn(arn, r, a, name, &version) || version < 1) {
+            api_fail(err, &AWS_INVALID_PARAMETER_VALUE, "Layer version %s does not exist.", arn ? arn : "");
+            goto fail;
+        }
+        if (strcmp(r, region)) {
+            api_fail(err, &AWS_INVALID_PARAMETER_VALUE, "Layers are not in the same region as the function. "
+                     "Layers are expected to be in region %s.", region);
+            goto fail;
+        }
+        for (size_t j = 0; j < i; j++) {
+            const char *prev = json_string_value(json_array_get(layers, j));
+            size_t base = (size_t)(strrchr(arn, ':') - arn);
+            if (prev && !strncmp(prev, arn, base + 1) && strspn(prev + base + 1, "0123456789") == strlen(prev + base + 1)) {
+                api_fail(err, &AWS_INVALID_PARAMETER_VALUE, "Two different versions of the same layer are not "
+                         "allowed to be referenced in the same function. %s and %s are versions of the same "
+                         "layer.", prev, arn);
+                goto fail;
+            }
+        }
+        struct layer_version *v = layers_get(r, a, name, version);
+        if (!v) {
+            api_fail(err, &AWS_INVALID_PARAMETER_VALUE, "Layer version %s does not exist.", arn);
+            goto fail;
+        }
+        json_array_append_new(res, json_pack("{s:s,s:s,s:s,s:I}", "arn", v->arn, "code_hex", v->code_hex,
+                                             "code_sha256", v->code_sha256, "code_size",
+                                             (json_int_t)v->code_size));
+        layers_unref(v);
+    }
+    *out = res;
+    return 0;
+fail:
+    json_decref(res);
+    return -1;
+}
+
+/* Sets configuration.Layers ([{"Arn","CodeSize"}]) and the document's copy
+ * from resolved (see resolve_layers); NULL leaves both as they are. */
+static void set_layers(json_t *doc, json_t *cfg, json_t *resolved)
+{
+    size_t i;
+    json_t *l;
+    if (!resolved)
+        return;
+    if (!json_array_size(resolved)) {
+        json_object_del(cfg, "Layers");
+        json_object_del(doc, "layers");
+        return;
+    }
+    json_t *out = json_array();
+    json_array_foreach(resolved, i, l)
+        json_array_append_new(out, json_pack("{s:O,s:O}", "Arn", json_object_get(l, "arn"), "CodeSize",
+                                             json_object_get(l, "code_size")));
+    json_object_set_new(cfg, "Layers", out);
+    json_object_set(doc, "layers", resolved);
 }
 
 static void code_src_free(struct code_src *c)
@@ -327,6 +397,7 @@ void api_create_function(struct http_req *req)
     struct fn_name n;
     struct vlist v;
     struct fn_record *rec = NULL;
+    json_t *layers = NULL;
     char arn[400], group[600];
     json_t *body = read_json_body(req);
     if (!body)
@@ -351,7 +422,7 @@ void api_create_function(struct http_req *req)
     const char *package = json_string_value(json_object_get(body, "PackageType"));
     if (!package)
         package = "Zip";
-    if (check_package_rules(body, package, true, &err))
+    if (check_package_rules(body, package, true, &err) || resolve_layers(body, n.region, &layers, &err))
         goto fail;
     json_t *tags = json_object_get(body, "Tags");
     if (tags && !json_is_null(tags) && !json_is_object(tags)) {
@@ -404,6 +475,7 @@ void api_create_function(struct http_req *req)
     json_t *doc = json_pack("{s:i,s:s,s:s,s:s}", "lambdad_format", 1, "region", n.region, "account",
                             n.account, "name", n.name);
     set_code(doc, cfg, &code);
+    set_layers(doc, cfg, layers);
     json_object_set_new(doc, "configuration", cfg);
     if (json_is_object(tags) && json_object_size(tags))
         json_object_set(doc, "tags", tags);
@@ -416,6 +488,7 @@ fail:
     http_send_api_error(req, &err);
 out:
     code_src_free(&code);
+    json_decref(layers);
     json_decref(body);
 }
 
@@ -617,14 +690,20 @@ out:
     json_decref(body);
 }
 
+struct config_update {
+    json_t *body;
+    json_t *layers; /* resolve_layers' result, NULL when Layers is absent */
+};
+
 static int mutate_config(json_t *doc, const struct fn_record *cur, void *ud, struct api_error *err)
 {
-    json_t *body = ud;
+    struct config_update *u = ud;
     json_t *cfg = json_object_get(doc, "configuration");
-    if (check_revision(body, cur, err) ||
-        check_package_rules(body, cur->spec->package_type, false, err))
+    if (check_revision(u->body, cur, err) ||
+        check_package_rules(u->body, cur->spec->package_type, false, err))
         return -1;
-    apply_config(cfg, body);
+    apply_config(cfg, u->body);
+    set_layers(doc, cfg, u->layers);
     touch(cfg);
     return 0;
 }
@@ -641,11 +720,14 @@ void api_update_function_configuration(struct http_req *req)
     if (!cur)
         goto out;
     registry_record_unref(cur);
-    if (validate_function_config(body, false, &err) ||
-        registry_update(&n, mutate_config, body, NULL, 0, &out, &err)) {
+    struct config_update u = {body, NULL};
+    if (validate_function_config(body, false, &err) || resolve_layers(body, n.region, &u.layers, &err) ||
+        registry_update(&n, mutate_config, &u, NULL, 0, &out, &err)) {
         http_send_api_error(req, &err);
+        json_decref(u.layers);
         goto out;
     }
+    json_decref(u.layers);
     send_record_config(req, 200, out);
     registry_record_unref(out);
 out:
@@ -1010,17 +1092,6 @@ void api_get_url_config(struct http_req *req)
         return;
     registry_record_unref(r);
     http_send_error(req, &AWS_RESOURCE_NOT_FOUND, MSG_RESOURCE_NOT_FOUND);
-}
-
-void api_list_layers(struct http_req *req)
-{
-    char find[32];
-    if (!strcmp(req->op, "ListLayers") && http_query(req, "find", find, sizeof(find)) >= 0) {
-        http_send_error(req, &AWS_RESOURCE_NOT_FOUND, MSG_RESOURCE_NOT_FOUND);
-        return;
-    }
-    const char *body = !strcmp(req->op, "ListLayers") ? "{\"Layers\":[]}" : "{\"LayerVersions\":[]}";
-    http_send_json(req, 200, body, strlen(body));
 }
 
 void api_list_event_source_mappings(struct http_req *req)

@@ -21,6 +21,18 @@ struct codestore;
 /* Sets the code store uploads go to. */
 void api_functions_init(struct codestore *cs);
 
+struct api_error;
+struct code_info;
+
+/* Decodes a base64 ZipFile member (what names it in messages, e.g.
+ * "Code.ZipFile") and stores the zip in the code store: *zip and *len get the
+ * bytes (caller frees *zip, also on failure), *info the hashes and size.
+ * Errors: InvalidParameterValueException for bad base64 or a refused
+ * archive (codestore.h texts), ServiceException for storage failures.
+ * Slow (unzips): call with no lock held. Shared with api_layers. */
+int api_store_zip(json_t *zipfile, const char *what, unsigned char **zip, size_t *len,
+                  struct code_info *info, struct api_error *err);
+
 void api_create_function(struct http_req *req);
 void api_get_function(struct http_req *req);
 void api_get_function_configuration(struct http_req *req);
@@ -41,7 +53,6 @@ void api_get_alias(struct http_req *req);         /* always not found */
 void api_get_policy(struct http_req *req);        /* always "no policy" */
 void api_list_url_configs(struct http_req *req);  /* always empty */
 void api_get_url_config(struct http_req *req);    /* always not found */
-void api_list_layers(struct http_req *req);       /* always empty */
 void api_list_event_source_mappings(struct http_req *req); /* always empty */
 /* Any modelled operation lambdad does not implement: 501 ServiceException
  * naming the operation (501 is not retried by botocore). */

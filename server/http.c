@@ -21,6 +21,7 @@
 #include "server/admin.h"
 #include "server/api_functions.h"
 #include "server/api_invoke.h"
+#include "server/api_layers.h"
 
 #define CAP_CODE HTTP_BODY_CAP_CODE
 #define CAP_INV HTTP_BODY_CAP_INVOKE
@@ -57,11 +58,11 @@ static const struct http_route g_routes[] = {
     {"POST", FN "/policy", "AddPermission", api_not_implemented, CAP_DEF},
     {"GET", FN "/policy", "GetPolicy", api_get_policy, CAP_DEF},
     {"DELETE", FN "/policy/{}", "RemovePermission", api_not_implemented, CAP_DEF},
-    {"POST", "/2018-10-31/layers/{}/versions", "PublishLayerVersion", api_not_implemented, CAP_CODE},
-    {"GET", "/2018-10-31/layers", "ListLayers", api_list_layers, CAP_DEF},
-    {"GET", "/2018-10-31/layers/{}/versions", "ListLayerVersions", api_list_layers, CAP_DEF},
-    {"GET", "/2018-10-31/layers/{}/versions/{}", "GetLayerVersion", api_not_implemented, CAP_DEF},
-    {"DELETE", "/2018-10-31/layers/{}/versions/{}", "DeleteLayerVersion", api_not_implemented, CAP_DEF},
+    {"POST", "/2018-10-31/layers/{}/versions", "PublishLayerVersion", api_publish_layer_version, CAP_CODE},
+    {"GET", "/2018-10-31/layers", "ListLayers", api_list_layers, CAP_DEF}, /* + GetLayerVersionByArn */
+    {"GET", "/2018-10-31/layers/{}/versions", "ListLayerVersions", api_list_layer_versions, CAP_DEF},
+    {"GET", "/2018-10-31/layers/{}/versions/{}", "GetLayerVersion", api_get_layer_version, CAP_DEF},
+    {"DELETE", "/2018-10-31/layers/{}/versions/{}", "DeleteLayerVersion", api_delete_layer_version, CAP_DEF},
     {"POST", "/2021-10-31/functions/{}/url", "CreateFunctionUrlConfig", api_not_implemented, CAP_DEF},
     {"GET", "/2021-10-31/functions/{}/url", "GetFunctionUrlConfig", api_get_url_config, CAP_DEF},
     {"PUT", "/2021-10-31/functions/{}/url", "UpdateFunctionUrlConfig", api_not_implemented, CAP_DEF},

@@ -3,8 +3,8 @@
  *
  * DESIGN: SIGINT/SIGTERM are blocked before any thread starts and the main
  * thread waits for them with sigwait, so no handler runs in a random thread.
- * Start-up order: config -> data dir (lock) -> code store -> registry (load)
- * -> pool -> HTTP. Shutdown runs it backwards: mg_stop lets in-flight
+ * Start-up order: config -> data dir (lock) -> code store -> layers (load)
+ * -> registry (load) -> pool -> HTTP. Shutdown runs it backwards: mg_stop lets in-flight
  * requests finish, then the pool stops its environments, then the registry
  * drains its RCU callbacks; an ephemeral run removes its temp directory. */
 #include <errno.h>
@@ -27,6 +27,7 @@
 #include "server/api_invoke.h"
 #include "server/config.h"
 #include "server/http.h"
+#include "server/layers.h"
 #include "server/persist.h"
 #include "server/registry.h"
 
@@ -49,7 +50,7 @@ int main(int argc, char **argv)
     struct lambdad_config cfg;
     char err[512], tmp_root[PATH_MAX] = "", code_root[PATH_MAX], work_dir[PATH_MAX + 8];
     char endpoint[300], instance[37];
-    struct persist *persist = NULL;
+    struct persist *persist = NULL, *layers_persist = NULL;
     struct codestore *cs = NULL;
     const char *perr = NULL;
     int rc, exit_code = 1;
@@ -92,6 +93,11 @@ int main(int argc, char **argv)
                     rc == -EBUSY ? "in use by another lambdad" : strerror(-rc));
             goto out;
         }
+        rc = persist_open_sub(&layers_persist, persist, "layers");
+        if (rc) {
+            fprintf(stderr, "lambdad: data dir %s/layers: %s\n", cfg.data_dir, strerror(-rc));
+            goto out;
+        }
         snprintf(code_root, sizeof(code_root), "%s", cfg.data_dir);
     }
     snprintf(work_dir, sizeof(work_dir), "%s/work", code_root);
@@ -100,6 +106,12 @@ int main(int argc, char **argv)
     rc = codestore_open(&cs, code_root);
     if (rc) {
         fprintf(stderr, "lambdad: code store under %s: %s\n", code_root, strerror(-rc));
+        goto out;
+    }
+    layers_init(cs, layers_persist);
+    rc = layers_load();
+    if (rc < 0) {
+        fprintf(stderr, "lambdad: cannot load %s/layers: %s\n", cfg.data_dir, strerror(-rc));
         goto out;
     }
     if (registry_init(cs, persist)) {
@@ -157,7 +169,9 @@ int main(int argc, char **argv)
 out_registry:
     registry_shutdown();
 out:
+    layers_shutdown();
     codestore_close(cs);
+    persist_close(layers_persist);
     persist_close(persist);
     if (tmp_root[0])
         rm_rf(tmp_root);

@@ -17,9 +17,10 @@
 #include "runtime/log.h"
 
 struct persist {
-    char *dir;     /* <data-dir>/functions */
+    char *root;    /* <data-dir> */
+    char *dir;     /* <data-dir>/functions (or the subdir of persist_open_sub) */
     int dir_fd;
-    int lock_fd;
+    int lock_fd;   /* -1 for a persist_open_sub handle: the parent holds the lock */
 };
 
 static int mkdir_p(const char *path)
@@ -64,6 +65,29 @@ static void remove_temp_files(struct persist *p)
         fsync(p->dir_fd);
 }
 
+/* Creates and opens <root>/<subdir> as p's document directory, makes the
+ * entry durable and removes torn temp files. */
+static int open_docs_dir(struct persist *p, const char *subdir)
+{
+    char path[PATH_MAX];
+    int rc;
+    snprintf(path, sizeof(path), "%s/%s", p->root, subdir);
+    if ((rc = mkdir_p(path)))
+        return rc;
+    p->dir = strdup(path);
+    p->dir_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (!p->dir || p->dir_fd < 0)
+        return p->dir ? -errno : -ENOMEM;
+    /* Make the directory entries themselves durable. */
+    int dfd = open(p->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        fsync(dfd);
+        close(dfd);
+    }
+    remove_temp_files(p);
+    return 0;
+}
+
 int persist_open(struct persist **out, const char *data_dir)
 {
     char path[PATH_MAX];
@@ -84,22 +108,32 @@ int persist_open(struct persist **out, const char *data_dir)
         rc = errno == EWOULDBLOCK ? -EBUSY : -errno;
         goto fail;
     }
-    snprintf(path, sizeof(path), "%s/functions", data_dir);
-    if ((rc = mkdir_p(path)))
-        goto fail;
-    p->dir = strdup(path);
-    p->dir_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (!p->dir || p->dir_fd < 0) {
-        rc = p->dir ? -errno : -ENOMEM;
+    if (!(p->root = strdup(data_dir))) {
+        rc = -ENOMEM;
         goto fail;
     }
-    /* Make the directory entries themselves durable. */
-    int dfd = open(data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        fsync(dfd);
-        close(dfd);
+    if ((rc = open_docs_dir(p, "functions")))
+        goto fail;
+    *out = p;
+    return 0;
+fail:
+    persist_close(p);
+    return rc;
+}
+
+int persist_open_sub(struct persist **out, const struct persist *parent, const char *subdir)
+{
+    int rc;
+    struct persist *p = calloc(1, sizeof(*p));
+    if (!p)
+        return -ENOMEM;
+    p->dir_fd = p->lock_fd = -1;
+    if (!(p->root = strdup(parent->root))) {
+        rc = -ENOMEM;
+        goto fail;
     }
-    remove_temp_files(p);
+    if ((rc = open_docs_dir(p, subdir)))
+        goto fail;
     *out = p;
     return 0;
 fail:
@@ -115,6 +149,7 @@ void persist_close(struct persist *p)
         close(p->dir_fd);
     if (p->lock_fd >= 0)
         close(p->lock_fd); /* releases the flock */
+    free(p->root);
     free(p->dir);
     free(p);
 }
@@ -210,7 +245,7 @@ int persist_load(struct persist *p, int (*fn)(void *ud, const char *id, json_t *
         if (!doc || !json_is_object(doc)) {
             char aside[PATH_MAX + 16];
             snprintf(aside, sizeof(aside), "%s.corrupt", path);
-            LOG_ERROR("%s is not a valid function document (%s); moved to %s", path, jerr.text, aside);
+            LOG_ERROR("%s is not a valid JSON document (%s); moved to %s", path, jerr.text, aside);
             rename(path, aside);
             json_decref(doc);
             continue;

@@ -27,7 +27,12 @@ struct persist;
  * lambdad holds the lock). */
 int persist_open(struct persist **out, const char *data_dir);
 
-/* Releases the lock and frees p. NULL-safe. */
+/* Opens a second document directory, <data-dir>/<subdir> (e.g. "layers"),
+ * with the same write/remove/load discipline, under the lock parent holds.
+ * Close it before parent. Returns 0 or -errno. */
+int persist_open_sub(struct persist **out, const struct persist *parent, const char *subdir);
+
+/* Releases the lock (if p holds it) and frees p. NULL-safe. */
 void persist_close(struct persist *p);
 
 /* Atomically replaces the document of id with data[0..len). Durable on

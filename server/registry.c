@@ -11,6 +11,7 @@
 #include "pool/pool.h"
 #include "runtime/codestore.h"
 #include "runtime/log.h"
+#include "server/layers.h"
 #include "server/persist.h"
 
 static struct cds_lfht *g_ht;
@@ -18,6 +19,7 @@ static struct codestore *g_cs;
 static struct persist *g_persist;
 static pthread_mutex_t g_write_lock = PTHREAD_MUTEX_INITIALIZER; /* serialises writers */
 static atomic_size_t g_count;
+static bool g_loading; /* registry_load running: tolerate missing layer blobs */
 
 static unsigned long hash_key(const char *s)
 {
@@ -99,12 +101,71 @@ static char **strv_from_json(json_t *arr, size_t *n)
     return out;
 }
 
+/* The attached layers of a document: doc "layers" [{"arn","code_hex",
+ * "code_sha256","code_size"}] as api_functions resolved them when they were
+ * attached (the function's own copy: it outlives a deleted layer version).
+ * A document without it (written before layers existed) is resolved from
+ * configuration.Layers against the layer store. Returns a new reference. */
+static json_t *doc_layers(json_t *doc)
+{
+    json_t *have = json_object_get(doc, "layers");
+    if (json_is_array(have))
+        return json_incref(have);
+    json_t *out = json_array();
+    size_t i;
+    json_t *l;
+    json_array_foreach(json_object_get(json_object_get(doc, "configuration"), "Layers"), i, l) {
+        const char *arn = jstr(l, "Arn");
+        struct layer_version *v = layers_find_arn(arn);
+        json_array_append_new(out, v ? json_pack("{s:s,s:s,s:s,s:I}", "arn", v->arn, "code_hex", v->code_hex,
+                                                 "code_sha256", v->code_sha256, "code_size",
+                                                 (json_int_t)v->code_size)
+                                     : json_pack("{s:s?}", "arn", arn));
+        layers_unref(v);
+    }
+    return out;
+}
+
+/* Fills spec->layer_dirs/layer_shas in attach order. A blob missing from the
+ * code store fails (the layer version was deleted and its blob removed
+ * meanwhile) except while loading, where it is logged and skipped. */
+static int spec_layers(struct fn_spec *s, json_t *layers, struct api_error *err)
+{
+    size_t n = json_array_size(layers), i;
+    json_t *l;
+    if (!n)
+        return 0;
+    s->layer_dirs = calloc(n + 1, sizeof(char *));
+    s->layer_shas = calloc(n + 1, sizeof(char *));
+    if (!s->layer_dirs || !s->layer_shas)
+        return api_fail(err, &AWS_SERVICE, "out of memory");
+    json_array_foreach(layers, i, l) {
+        const char *hex = jstr(l, "code_hex"), *sha = jstr(l, "code_sha256");
+        char *dir = hex && sha && g_cs ? codestore_dir_path(g_cs, hex) : NULL;
+        if (!dir && g_cs) {
+            if (!g_loading)
+                return api_fail(err, &AWS_INVALID_PARAMETER_VALUE, "Layer version %s does not exist.",
+                                jstr(l, "arn") ? jstr(l, "arn") : "?");
+            LOG_WARN("layer %s of function %s is missing from the code store; not attached",
+                     jstr(l, "arn") ? jstr(l, "arn") : "?", s->key);
+            continue;
+        }
+        s->layer_dirs[s->n_layers] = dir ? dir : fnspec_strdup("");
+        s->layer_shas[s->n_layers] = fnspec_strdup(sha ? sha : "");
+        s->n_layers++;
+    }
+    return 0;
+}
+
 /* Builds the fn_spec of a document; code_dir already resolved. */
-static struct fn_spec *spec_build(const struct fn_record *r, json_t *cfg, json_t *tags, const char *code_dir)
+static struct fn_spec *spec_build(const struct fn_record *r, json_t *cfg, json_t *tags, const char *code_dir,
+                                  json_t *layers, struct api_error *err)
 {
     struct fn_spec *s = fnspec_new();
-    if (!s)
+    if (!s) {
+        api_fail(err, &AWS_SERVICE, "out of memory building function record");
         return NULL;
+    }
     s->key = fnspec_strdup(r->key);
     s->name = fnspec_strdup(r->name);
     s->version = fnspec_strdup("$LATEST");
@@ -117,9 +178,10 @@ static struct fn_spec *spec_build(const struct fn_record *r, json_t *cfg, json_t
     s->handler = image ? NULL : fnspec_strdup(jstr(cfg, "Handler"));
     s->code_dir = fnspec_strdup(code_dir);
     s->code_sha256 = fnspec_strdup(jstr(cfg, "CodeSha256"));
-    s->layer_dirs = NULL;
-    s->layer_shas = NULL;
-    s->n_layers = 0;
+    if (spec_layers(s, layers, err)) {
+        fnspec_unref(s);
+        return NULL;
+    }
     json_t *vars = json_object_get(json_object_get(cfg, "Environment"), "Variables");
     if (json_is_object(vars) && json_object_size(vars)) {
         const char *k;
@@ -127,6 +189,7 @@ static struct fn_spec *spec_build(const struct fn_record *r, json_t *cfg, json_t
         s->env = calloc(json_object_size(vars), sizeof(*s->env));
         if (!s->env) {
             fnspec_unref(s);
+            api_fail(err, &AWS_SERVICE, "out of memory building function record");
             return NULL;
         }
         json_object_foreach(vars, k, v) {
@@ -153,6 +216,7 @@ static struct fn_spec *spec_build(const struct fn_record *r, json_t *cfg, json_t
     s->reserved_concurrency = r->reserved_concurrency;
     if (deploy_id_compute(s)) {
         fnspec_unref(s);
+        api_fail(err, &AWS_SERVICE, "out of memory building function record");
         return NULL;
     }
     return s;
@@ -199,10 +263,14 @@ int registry_record_build(json_t *doc, const void *zip, size_t zip_len, struct f
         if (!code_dir)
             LOG_WARN("code %s of function %s is missing from the code store", r->code_hex, r->key);
     }
-    r->spec = spec_build(r, cfg, tags, code_dir);
+    json_t *layers = doc_layers(doc);
+    r->spec = spec_build(r, cfg, tags, code_dir, layers, err);
+    json_decref(layers);
     free(code_dir);
-    if (!r->spec)
-        goto fail;
+    if (!r->spec) {
+        record_free(r);
+        return -1;
+    }
     r->doc = json_incref(doc);
     *out = r;
     return 0;
@@ -309,6 +377,21 @@ static int persist_doc(const struct fn_record *r, struct api_error *err)
     return 0;
 }
 
+/* Whether rec's document attaches a layer whose zip is hex. */
+static bool layers_use(const struct fn_record *r, const char *hex)
+{
+    size_t i;
+    json_t *l;
+    json_array_foreach(json_object_get(r->doc, "layers"), i, l) {
+        const char *h = jstr(l, "code_hex");
+        if (h && !strcmp(h, hex))
+            return true;
+    }
+    return false;
+}
+
+/* Whether a function (its code or an attached layer) or a layer version
+ * uses the blob hex. Writer mutex held. */
 static bool code_in_use(const char *hex)
 {
     struct cds_lfht_iter iter;
@@ -316,13 +399,23 @@ static bool code_in_use(const char *hex)
     bool used = false;
     rcu_read_lock();
     cds_lfht_for_each_entry(g_ht, &iter, r, node) {
-        if (r->code_hex && !strcmp(r->code_hex, hex)) {
+        if ((r->code_hex && !strcmp(r->code_hex, hex)) || layers_use(r, hex)) {
             used = true;
             break;
         }
     }
     rcu_read_unlock();
-    return used;
+    return used || layers_code_in_use(hex);
+}
+
+static void release_code(const char *hex);
+
+/* Releases every layer blob of a replaced or deleted record. */
+static void release_layers(const struct fn_record *r)
+{
+    size_t i;
+    json_t *l;
+    json_array_foreach(json_object_get(r->doc, "layers"), i, l) release_code(jstr(l, "code_hex"));
 }
 
 /* Removes a code blob nobody uses any more (outside the read-side section). */
@@ -405,6 +498,7 @@ int registry_update(const struct fn_name *n, registry_mutate_fn fn, void *ud, co
     call_rcu(&caa_container_of(old, struct fn_record, node)->rcu, record_free_rcu);
     if (cur->code_hex && (!r->code_hex || strcmp(cur->code_hex, r->code_hex)))
         release_code(cur->code_hex);
+    release_layers(cur);
     if (out)
         *out = registry_record_ref(r);
     r = NULL;
@@ -447,6 +541,7 @@ int registry_delete(const struct fn_name *n, struct api_error *err)
         atomic_fetch_sub(&g_count, 1);
     }
     release_code(cur->code_hex);
+    release_layers(cur);
     rc = 0;
 out:
     pthread_mutex_unlock(&g_write_lock);
@@ -454,6 +549,32 @@ out:
         pool_evict(cur->key); /* talks to an executor: outside the writer mutex */
     registry_record_unref(cur);
     return rc;
+}
+
+void registry_release_code(const char *hex)
+{
+    if (!hex || !g_cs || !g_ht)
+        return;
+    pthread_mutex_lock(&g_write_lock);
+    release_code(hex);
+    pthread_mutex_unlock(&g_write_lock);
+}
+
+void registry_keep_code(const char *hex, const void *zip, size_t zip_len)
+{
+    if (!hex || !g_cs || !zip)
+        return;
+    pthread_mutex_lock(&g_write_lock);
+    char *dir = codestore_dir_path(g_cs, hex);
+    if (!dir) {
+        struct code_info info;
+        const char *cerr = NULL;
+        int rc = codestore_put(g_cs, zip, zip_len, &info, &cerr);
+        if (rc)
+            LOG_ERROR("cannot store code %s again: %s", hex, cerr ? cerr : strerror(-rc));
+    }
+    free(dir);
+    pthread_mutex_unlock(&g_write_lock);
 }
 
 /* --- life cycle -------------------------------------------------------- */
@@ -501,7 +622,9 @@ int registry_load(void)
     if (!g_persist)
         return 0;
     pthread_mutex_lock(&g_write_lock);
+    g_loading = true;
     int rc = persist_load(g_persist, load_one, NULL);
+    g_loading = false;
     pthread_mutex_unlock(&g_write_lock);
     return rc;
 }

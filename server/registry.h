@@ -107,7 +107,9 @@ size_t registry_count(void);
 
 /* Creates a function from a document (see the persistence format in
  * persist.h / the report): {"region","account","name","code_hex"?,
- * "image_uri"?,"configuration":{...},"tags"?,"reserved_concurrency"?}. Takes
+ * "image_uri"?,"configuration":{...},"tags"?,"reserved_concurrency"?,
+ * "layers"?:[{"arn","code_hex","code_sha256","code_size"}] (attach order; the
+ * function's copy of its layers, see api_functions)}. Takes
  * ownership of doc. zip (may be NULL) re-stores the code if a concurrent
  * delete removed it meanwhile. On success *out (may be NULL) gets a
  * reference to the new record. Errors: ResourceConflictException when it
@@ -130,6 +132,17 @@ int registry_update(const struct fn_name *n, registry_mutate_fn fn, void *ud, co
 /* Deletes the function: unlinks its document, unpublishes it, evicts its
  * environments (pool_evict) and removes its code blob when unused. */
 int registry_delete(const struct fn_name *n, struct api_error *err);
+
+/* Removes the code blob hex from the code store unless a function (its
+ * code or an attached layer) or a layer version (layers.h) still uses it.
+ * Every removal is decided under the writer mutex, which this takes: any
+ * registered thread outside a read-side section, without that mutex. */
+void registry_release_code(const char *hex);
+
+/* Under the writer mutex, stores zip again if the blob hex is missing: for
+ * a caller that has just published a new reference to hex (a layer
+ * version), in case a removal decided before the publish raced with it. */
+void registry_keep_code(const char *hex, const void *zip, size_t zip_len);
 
 /* Collects references to the functions of region/account whose name sorts
  * after marker (NULL: from the start), sorted by name, at most max of them.
