@@ -79,6 +79,10 @@ struct env {
     char log_stream[96];
     char tmpdir[512];
     bool docker;               /* a container, not a host process */
+    bool in_grace;             /* result in, waiting for the container's log */
+    const char *grace_status;
+    int64_t grace_ns;
+    int64_t result_ns;         /* when the grace began: the invocation's end */
     struct container *ct;
     bool ct_final;             /* the container's final event arrived */
     struct env *next_idle;
@@ -353,7 +357,8 @@ static void env_complete(struct env *e, const char *status)
     struct invocation *inv = e->cur;
     struct executor *ex = e->ex;
     int64_t t = now_ns();
-    double dur_ms = (double)(t - e->deliver_ns) / 1e6;
+    double dur_ms = (double)((e->result_ns ? e->result_ns : t) - e->deliver_ns) / 1e6;
+    e->result_ns = 0;
     inv->duration_ms = dur_ms;
     if (inv->cold || t - e->peak_read_ns > 1000000000) {
         int mb = subprocess_peak_mb(&e->sp);
@@ -467,12 +472,30 @@ static void fnpool_dispatch(struct fnpool *fp)
 
 /* ------------------------------------------------------- Runtime API ops */
 
+#define DOCKER_LOG_GRACE_NS 25000000 /* 25 ms */
+
+/* A container's output reaches lambdad through the Engine's log stream,
+ * which lags the Runtime API by about a millisecond. When the caller asked
+ * for the log tail, wait briefly so the handler's last lines make it in;
+ * host processes write into our pipe directly and need no wait. */
+static void env_complete_or_grace(struct env *e, const char *status)
+{
+    if (e->docker && e->cur->want_log) {
+        e->in_grace = true;
+        e->grace_status = status;
+        e->result_ns = now_ns();
+        e->grace_ns = e->result_ns + DOCKER_LOG_GRACE_NS;
+        return;
+    }
+    env_complete(e, status);
+}
+
 static int op_next(void *user, struct rapi_conn *conn)
 {
     struct env *e = user;
     if (e->state == ENV_DEAD)
         return 403;
-    if (e->cur && e->delivered)
+    if (e->cur && e->delivered && !e->in_grace)
         return 403; /* /next again without answering the current event */
     if (e->parked && e->parked != conn)
         return 403;
@@ -493,7 +516,7 @@ static int op_next(void *user, struct rapi_conn *conn)
         fnpool_dispatch(e->fp);
         return 0;
     }
-    if (e->cur)
+    if (e->cur && !e->delivered)
         env_deliver(e);
     return 0;
 }
@@ -521,7 +544,7 @@ static int op_result(void *user, enum rapi_op op, const char *request_id, const 
     const char *ctype = http_req_header(req, "Content-Type");
     if (op == RAPI_RESPONSE) {
         set_result(inv, INV_OK, req->body, req->body_len, ctype ? ctype : "application/json", NULL);
-        env_complete(e, NULL);
+        env_complete_or_grace(e, NULL);
         return 202;
     }
     const char *etype = http_req_header(req, "Lambda-Runtime-Function-Error-Type");
@@ -531,7 +554,7 @@ static int op_result(void *user, enum rapi_op op, const char *request_id, const 
     } else {
         set_platform_error(inv, etype ? etype : "Runtime.Unknown", "Unknown application error occurred");
     }
-    env_complete(e, "error");
+    env_complete_or_grace(e, "error");
     return 202;
 }
 
@@ -608,6 +631,12 @@ static void env_retire(struct env *e)
  * started for, with a platform error. */
 static void env_fail(struct env *e, const char *etype, const char *msg, const char *status)
 {
+    if (e->in_grace) {
+        /* The result was already in: deliver it, then stop. */
+        e->in_grace = false;
+        e->retire = true;
+        env_complete(e, e->grace_status);
+    }
     if (e->cur) {
         if (!e->delivered) {
             /* Never reached the runtime: let another environment take it. */
@@ -1320,6 +1349,14 @@ static void check_deadlines(struct executor *ex, int64_t t)
 {
     char msg[128];
     for (struct env *e = ex->envs; e; e = e->next) {
+        if (e->in_grace) {
+            if (t >= e->grace_ns) {
+                e->in_grace = false;
+                env_drain_log(e);
+                env_complete(e, e->grace_status);
+            }
+            continue;
+        }
         if (e->state == ENV_DEAD || t < e->deadline_ns)
             continue;
         if (e->state == ENV_STARTING) {
@@ -1379,6 +1416,9 @@ static void reap_idle(struct executor *ex, int64_t t)
 static int next_timeout_ms(struct executor *ex, int64_t t)
 {
     int64_t next = t + 1000000000; /* reaper tick */
+    for (struct env *e = ex->envs; e; e = e->next)
+        if (e->in_grace && e->grace_ns < next)
+            next = e->grace_ns;
     for (struct env *e = ex->envs; e; e = e->next)
         if (e->state != ENV_DEAD && (e->state == ENV_STARTING || e->cur) &&
             e->deadline_ns < next)

@@ -130,6 +130,7 @@ def test_kill9_during_create_burst(lambdad_factory):
     assert not failures, failures[:5]
     with lock:
         acked_now = dict(acked)
+    print(f"{len(acked_now)} creates acknowledged before the kill")
 
     srv.start()  # must come up despite whatever the kill left half-written
     client = srv.client()
