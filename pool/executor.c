@@ -11,6 +11,7 @@
  * recently used (hottest) one is reused first. */
 #include "pool/executor.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -665,6 +666,9 @@ static void env_fail(struct env *e, const char *etype, const char *msg, const ch
         inv->cold = true;
         if (inv->want_log) {
             env_drain_log(e);
+            int mb = subprocess_peak_mb(&e->sp);
+            if (mb > 0)
+                e->peak_mb = mb;
             e->cur = inv;
             e->deliver_ns = e->spawn_ns;
             e->report_init = false;
@@ -686,9 +690,14 @@ static void env_pid_event(struct ev_handler *h, uint32_t events)
         return;
     env_drain_log(e);
     char msg[128];
-    if (status >= 0 && WIFSIGNALED(status))
-        snprintf(msg, sizeof(msg), "Runtime exited with error: signal: %s",
-                 WTERMSIG(status) == SIGKILL ? "killed" : strsignal(WTERMSIG(status)));
+    if (status >= 0 && WIFSIGNALED(status)) {
+        /* Go's signal names, as the Lambda platform prints them. */
+        char name[64];
+        snprintf(name, sizeof(name), "%s", WTERMSIG(status) == SIGKILL ? "killed" : strsignal(WTERMSIG(status)));
+        for (char *p = name; *p; p++)
+            *p = (char)tolower((unsigned char)*p);
+        snprintf(msg, sizeof(msg), "Runtime exited with error: signal: %s", name);
+    }
     else if (status >= 0 && WEXITSTATUS(status) != 0)
         snprintf(msg, sizeof(msg), "Runtime exited with error: exit status %d", WEXITSTATUS(status));
     else
@@ -1360,8 +1369,9 @@ static void check_deadlines(struct executor *ex, int64_t t)
         if (e->state == ENV_DEAD || t < e->deadline_ns)
             continue;
         if (e->state == ENV_STARTING) {
-            snprintf(msg, sizeof(msg), "Task timed out after %d.00 seconds",
-                     e->spec->timeout_s > 10 ? e->spec->timeout_s : 10);
+            /* Init gets up to 10 s, then the invoke's own timeout applies:
+             * the message names the function's timeout, as AWS's does. */
+            snprintf(msg, sizeof(msg), "Task timed out after %d.00 seconds", e->spec->timeout_s);
             LOG_INFO("function %s env %" PRIu64 ": init timed out", e->spec->name, e->id);
             env_fail(e, "Sandbox.Timedout", msg, "timeout");
         } else if (e->cur) {

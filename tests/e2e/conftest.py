@@ -298,7 +298,7 @@ def _fail_on_findings():
         pytest.fail("\n\n".join(msgs), pytrace=False)
 
 
-class TestTimeout(Exception):
+class E2ETimeout(Exception):
     """Raised inside a test that ran longer than LAMBDAD_E2E_TEST_TIMEOUT."""
 
 
@@ -310,7 +310,7 @@ def _test_time_limit():
     limit = int(os.environ.get("LAMBDAD_E2E_TEST_TIMEOUT", "300"))
 
     def on_alarm(signum, frame):
-        raise TestTimeout(f"test exceeded {limit}s")
+        raise E2ETimeout(f"test exceeded {limit}s")
 
     old = signal.signal(signal.SIGALRM, on_alarm)
     signal.alarm(limit)
