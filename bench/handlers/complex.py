@@ -9,9 +9,11 @@ the 2-core benchmark machine (see bench/README.md, "Complex handler"):
 3. sort the records by two keys;
 4. SHA256_ROUNDS chained SHA-256 rounds over the serialised form.
 
-The constants were calibrated ONCE (python3 3.11, 2026-11-23, the 2-core
-machine: ~200 ms per call measured in-process after warm-up) and are fixed
-here on purpose: the benchmark must do the same work on every machine, so
+The constants were calibrated ONCE on 2026-11-23 on the 2-core benchmark
+machine with the host's python 3.11.7 (JSON_ROUNDS 12 gave ~115 ms, 22 gave
+~194 ms, 23 gives a median of ~196 ms per call in-process after one warm-up
+call; `python3 complex.py` prints five timings) and are fixed here on
+purpose: the benchmark must do the same work on every machine, so
 slower or faster machines show up as different timings, never as a
 different workload. Do not auto-calibrate.
 

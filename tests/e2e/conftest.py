@@ -213,10 +213,17 @@ class Server:
         found = list(self.problems)
         self.problems.clear()
         text = self.log
-        hits = sanitizer_findings(text[getattr(self, "_checked_upto", 0):])
+        new = text[getattr(self, "_checked_upto", 0):]
         self._checked_upto = len(text)
+        hits = sanitizer_findings(new)
         if hits:
-            found.append("sanitizer report in server log: " + ", ".join(hits))
+            # The report from its first line: the tail alone would cut off
+            # the faulting access and its stack.
+            first = min(new.index(m) for m in hits)
+            start = new.rfind("\n", 0, first) + 1
+            excerpt = "\n".join(new[start:].splitlines()[:150])
+            found.append("sanitizer report in server log: " + ", ".join(hits)
+                         + f"\n--- report from {self.log_path}:\n" + excerpt)
         return found
 
 
@@ -272,7 +279,7 @@ def stop_and_check(srv):
     if srv in _registry.servers:
         _registry.servers.remove(srv)
     if found:
-        pytest.fail("\n".join(found) + "\n" + srv.log_tail(), pytrace=False)
+        pytest.fail("\n".join(found) + "\n" + srv.log_tail(30), pytrace=False)
 
 
 @pytest.fixture(autouse=True)
@@ -290,7 +297,7 @@ def _fail_on_findings():
     for srv in list(_registry.servers):
         found = srv.check()
         if found:
-            msgs.append("\n".join(found) + "\n" + srv.log_tail())
+            msgs.append("\n".join(found) + "\n" + srv.log_tail(30))
         if srv.proc is None or srv.proc.poll() is not None:
             # Its test is over and it is stopped: nothing more to watch.
             _registry.servers.remove(srv)

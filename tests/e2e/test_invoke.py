@@ -404,7 +404,10 @@ def test_concurrency_scales_out(srv):
     pids = {body["pid"] for _, _, body in results}
     assert len(pids) > 1, pids
     live = envs(srv, name)
-    assert len(live) > 1 and {e["pid"] for e in live} <= pids
+    # Every environment that served stays warm. More may be live: one is
+    # started per waiting invocation, and under load a fast one can finish
+    # its first invocation and take a queued one before a slow one is ready.
+    assert len(live) > 1 and pids <= {e["pid"] for e in live}
 
 
 # --------------------------------------------------------------------------
