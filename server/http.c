@@ -15,6 +15,10 @@
 #include <strings.h>
 #include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <urcu.h>
 
 #include "runtime/log.h"
@@ -735,11 +739,38 @@ int http_start(const struct http_options *o, const char **err)
     return 0;
 }
 
+/* civetweb's master thread notices the stop flag only between polls of the
+ * listening socket, which time out after 2 s. A connection to ourselves
+ * ends that poll at once, so shutdown does not sit idle for 2 s. */
+static void *poke_listener(void *arg)
+{
+    struct mg_server_port *ports = arg;
+    usleep(20000);
+    for (int i = 0; i < 4 && ports[i].port; i++) {
+        int fd = socket(ports[i].protocol == 3 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+            continue;
+        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)ports[i].port)};
+        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        if (ports[i].protocol != 3)
+            (void)connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+        close(fd);
+    }
+    return NULL;
+}
+
 void http_stop(void)
 {
     if (!g_ctx)
         return;
+    struct mg_server_port ports[4];
+    memset(ports, 0, sizeof(ports));
+    mg_get_server_ports(g_ctx, 3, ports);
+    pthread_t poker;
+    int poked = pthread_create(&poker, NULL, poke_listener, ports) == 0;
     mg_stop(g_ctx);
+    if (poked)
+        pthread_join(poker, NULL);
     g_ctx = NULL;
     mg_exit_library();
 }

@@ -164,10 +164,13 @@ int main(int argc, char **argv)
     sigwait(&sigs, &sig);
     LOG_INFO("received %s, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
     http_stop();
+    LOG_DEBUG("http front stopped");
     pool_stop();
+    LOG_DEBUG("executor pool stopped");
     exit_code = 0;
 out_registry:
     registry_shutdown();
+    LOG_DEBUG("registry released");
 out:
     layers_shutdown();
     codestore_close(cs);
@@ -175,6 +178,7 @@ out:
     persist_close(persist);
     if (tmp_root[0])
         rm_rf(tmp_root);
+    LOG_DEBUG("state closed");
     rcu_unregister_thread();
     config_free(&cfg);
     return exit_code;
