@@ -1143,15 +1143,15 @@ def human_report(r):
         return t + (f" err={cell['errors']}" if cell.get("errors") else "")
 
     cols = [("subprocess", "cold"), ("subprocess", "warm"), ("docker", "cold"), ("docker", "warm")]
-    L.append(f"  {'':<16} {'Subprocess cold':<22} {'Subprocess warm':<22} {'Docker cold':<22} "
-             f"{'Docker warm':<22} published: Subprocess | Docker cold | Docker warm")
+    L.append(f"  {'':<16} {'Subprocess cold':<24} {'Subprocess warm':<24} {'Docker cold':<24} "
+             f"{'Docker warm':<24} published: Subprocess | Docker cold | Docker warm")
     for key, label, _ in SCENARIOS:
         pub = PUBLISHED[key]
         cells = []
         for mode, temp in cols:
             m = ref if "not_available" in ref else ex.get(mode, {})
             cells.append(short(m if "not_available" in m else m.get(key, {}).get(temp)))
-        L.append(f"  {label:<16} " + " ".join(f"{c:<22}" for c in cells) +
+        L.append(f"  {label:<16} " + " ".join(f"{c:<24}" for c in cells) +
                  f" {fmt_ms(pub['subprocess'])} | {fmt_ms(pub['docker_cold'])} | {fmt_ms(pub['docker_warm'])}")
     L.append("  (cells: median/p99 n=runs)")
     b3 = ex.get("docker", {}).get("boto3", {}).get("boto3_source") if isinstance(ex.get("docker"), dict) else None

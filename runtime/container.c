@@ -41,6 +41,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -91,6 +92,7 @@ struct container {
     bool have_exit;
     int exit_code;
     char io_err[DOCKER_ERR_MAX];
+    int cancel_fd; /* eventfd: ends the io thread's attach (abandon) */
 };
 
 static struct {
@@ -511,8 +513,9 @@ static void *io_main(void *arg)
     struct container *c = arg;
     char err[DOCKER_ERR_MAX];
     pthread_setname_np(pthread_self(), "ctr-io");
-    int rc = docker_container_attach(g.d, c->cid, c->log_fd, on_attached, c, err);
-    if (rc < 0 && rc != -ENOENT)
+    int rc = docker_container_attach_cancellable(g.d, c->cid, c->log_fd, on_attached, c,
+                                                 c->cancel_fd, err);
+    if (rc < 0 && rc != -ENOENT && rc != -ECANCELED)
         LOG_WARN("container %s: output stream: %s", c->name, err);
     pthread_mutex_lock(&c->mu);
     c->attached = true; /* also when attach failed: do not hold up the start */
@@ -557,7 +560,13 @@ static void abandon_created(struct container *c, bool io_running)
     c->abandon = true;
     pthread_cond_broadcast(&c->cv);
     pthread_mutex_unlock(&c->mu);
-    remove_container(c); /* ends the attach stream */
+    /* The engine never ends an attach to a container that did not start,
+     * not even when it is removed: cancel it. */
+    uint64_t one = 1;
+    if (io_running && write(c->cancel_fd, &one, sizeof one) < 0)
+        LOG_WARN("container %s: eventfd: %s", c->name, strerror(errno));
+    remove_container(c);
+    LOG_DEBUG("container %s: removed before it started", c->name);
     if (io_running)
         pthread_join(c->io_thr, NULL);
 }
@@ -721,6 +730,8 @@ static void container_free(struct container *c)
     docker_strv_free(c->envp);
     free(c->opt_dir);
     free(c->name);
+    if (c->cancel_fd >= 0)
+        close(c->cancel_fd);
     pthread_mutex_destroy(&c->mu);
     pthread_cond_destroy(&c->cv);
     free(c);
@@ -735,6 +746,8 @@ int container_start(struct container **out, const struct container_start_opts *o
         close(o->log_fd);
         return -ENOMEM;
     }
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->cv, NULL);
     c->log_fd = o->log_fd;
     /* The io thread writes with blocking write(2)s; keep the write end out
      * of processes other executors spawn. */
@@ -742,8 +755,10 @@ int container_start(struct container **out, const struct container_start_opts *o
     if (fl >= 0 && (fl & O_NONBLOCK))
         fcntl(c->log_fd, F_SETFL, fl & ~O_NONBLOCK);
     fcntl(c->log_fd, F_SETFD, FD_CLOEXEC);
-    pthread_mutex_init(&c->mu, NULL);
-    pthread_cond_init(&c->cv, NULL);
+    if ((c->cancel_fd = eventfd(0, EFD_CLOEXEC)) < 0) {
+        rc = -errno;
+        goto fail;
+    }
     c->spec = fnspec_ref((struct fn_spec *)o->spec);
     c->cb = o->cb;
     c->user = o->user;

@@ -131,6 +131,7 @@ struct call {
     docker_attached_cb on_headers;
     void *on_headers_user;
     bool headers_done;
+    int cancel_fd; /* >= 0: abort with -ECANCELED once it is readable */
     /* Out. */
     long status;
     struct buf resp;
@@ -209,6 +210,50 @@ static int status_errno(long status)
     }
 }
 
+/* curl_easy_perform that also watches cancel_fd: the transfer runs on a
+ * private multi handle whose wait includes the fd, so a cancel wakes it at
+ * once (no periodic polling). Sets *cancelled when that happened. */
+static CURLcode perform_cancellable(CURL *h, int cancel_fd, bool *cancelled)
+{
+    CURLM *m = curl_multi_init();
+    CURLcode cc = CURLE_OK;
+    int running = 1;
+    if (!m)
+        return CURLE_OUT_OF_MEMORY;
+    if (curl_multi_add_handle(m, h) != CURLM_OK) {
+        curl_multi_cleanup(m);
+        return CURLE_OUT_OF_MEMORY;
+    }
+    for (;;) {
+        if (curl_multi_perform(m, &running) != CURLM_OK) {
+            cc = CURLE_RECV_ERROR;
+            break;
+        }
+        if (!running)
+            break;
+        struct curl_waitfd w = {.fd = cancel_fd, .events = CURL_WAIT_POLLIN};
+        if (curl_multi_wait(m, &w, 1, 60000, NULL) != CURLM_OK) {
+            cc = CURLE_RECV_ERROR;
+            break;
+        }
+        if (w.revents & CURL_WAIT_POLLIN) {
+            *cancelled = true;
+            cc = CURLE_ABORTED_BY_CALLBACK;
+            break;
+        }
+    }
+    if (!running) {
+        CURLMsg *msg;
+        int left;
+        while ((msg = curl_multi_info_read(m, &left)))
+            if (msg->msg == CURLMSG_DONE)
+                cc = msg->data.result;
+    }
+    curl_multi_remove_handle(m, h);
+    curl_multi_cleanup(m);
+    return cc;
+}
+
 /* Performs the exchange. Returns 0 for a 2xx status (c->status, c->resp set),
  * else a negative errno with the message in err. Statuses the caller wants
  * to treat as success (e.g. 304) arrive as -EPROTO with c->status set. */
@@ -261,9 +306,14 @@ static int docker_call(struct docker *d, struct call *c, char *err)
     }
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
 
-    CURLcode cc = curl_easy_perform(h);
+    bool cancelled = false;
+    CURLcode cc = c->cancel_fd >= 0 ? perform_cancellable(h, c->cancel_fd, &cancelled)
+                                    : curl_easy_perform(h);
     if (cc != CURLE_OK) {
-        if (c->sink_errno) {
+        if (cancelled) {
+            rc = -ECANCELED;
+            set_err(err, "%s: cancelled", c->what);
+        } else if (c->sink_errno) {
             rc = c->sink_errno;
             set_err(err, "%s: %s", c->what, strerror(-rc));
         } else if (cc == CURLE_COULDNT_CONNECT || cc == CURLE_COULDNT_RESOLVE_HOST) {
@@ -307,7 +357,7 @@ out:
 
 #define CALL_INIT(d_, what_, method_, path_)                                                    \
     {                                                                                              \
-        .what = (what_), .method = (method_), .path = (path_), .body_fd = -1,                     \
+        .what = (what_), .method = (method_), .path = (path_), .body_fd = -1, .cancel_fd = -1,    \
         .timeout_ms = (d_)->timeout_ms                                                             \
     }
 
@@ -1016,7 +1066,7 @@ static size_t demux_sink(char *data, size_t n, void *user)
 
 /* Shared body of logs_follow and attach. */
 static int container_stream(struct docker *d, const char *verb, const char *id, const char *method,
-                            const char *suffix, struct demux *m, char *err)
+                            const char *suffix, struct demux *m, int cancel_fd, char *err)
 {
     char what[200], *path = NULL, *e = pesc(id);
     int rc;
@@ -1032,6 +1082,7 @@ static int container_stream(struct docker *d, const char *verb, const char *id, 
     c.sink_user = m;
     c.on_headers = m->on_attached;
     c.on_headers_user = m->user;
+    c.cancel_fd = cancel_fd;
     m->sink_errno = &c.sink_errno;
     rc = docker_call(d, &c, err);
     free(c.resp.p);
@@ -1044,7 +1095,7 @@ int docker_container_logs_follow(struct docker *d, const char *id, int fd, char 
 {
     struct demux m = {.fd = fd};
     return container_stream(d, "follow logs of", id, "GET", "/logs?follow=1&stdout=1&stderr=1", &m,
-                            err);
+                            -1, err);
 }
 
 /* The attach stream is an HTTP response without a length, read until the
@@ -1054,9 +1105,16 @@ int docker_container_logs_follow(struct docker *d, const char *id, int fd, char 
 int docker_container_attach(struct docker *d, const char *id, int fd,
                             docker_attached_cb on_attached, void *user, char *err)
 {
+    return docker_container_attach_cancellable(d, id, fd, on_attached, user, -1, err);
+}
+
+int docker_container_attach_cancellable(struct docker *d, const char *id, int fd,
+                                        docker_attached_cb on_attached, void *user, int cancel_fd,
+                                        char *err)
+{
     struct demux m = {.fd = fd, .on_attached = on_attached, .user = user};
     return container_stream(d, "attach to", id, "POST", "/attach?stream=1&stdout=1&stderr=1", &m,
-                            err);
+                            cancel_fd, err);
 }
 
 /* ---- listing and cleanup ----------------------------------------------- */

@@ -210,6 +210,15 @@ int docker_container_logs_follow(struct docker *d, const char *id, int fd, char 
 int docker_container_attach(struct docker *d, const char *id, int fd,
                             docker_attached_cb on_attached, void *user, char *err);
 
+/* docker_container_attach that also ends, with -ECANCELED, as soon as
+ * cancel_fd (an eventfd, a pipe's read end; -1 = none) becomes readable.
+ * Needed to let go of a container that will never start: the engine
+ * (20.10) keeps an attach to a created container open forever, even after
+ * removing it. The wait is event-driven (the fd is in curl's poll set). */
+int docker_container_attach_cancellable(struct docker *d, const char *id, int fd,
+                                        docker_attached_cb on_attached, void *user, int cancel_fd,
+                                        char *err);
+
 /* GET /containers/json?all=1&filters={"label":[label]}: ids of all
  * containers (any state) carrying label ("key" or "key=value"). On success
  * returns the count and, if ids is not NULL, a NULL-terminated array the

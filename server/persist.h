@@ -3,7 +3,9 @@
  *
  * DESIGN: <data-dir>/functions/<id>.json holds one function (id =
  * "<region>.<account>.<name>"; '.' cannot occur in any of the three, so ids
- * are unambiguous). A write goes to a temp file ".<id>.json.tmp.XXXXXX" in
+ * are unambiguous). persist_open_sub opens further document directories
+ * (<data-dir>/layers, see layers.h) with the same discipline under the
+ * same lock. A write goes to a temp file ".<id>.json.tmp.XXXXXX" in
  * the same directory, is fsync'd, renamed over the target, and the directory
  * is fsync'd, all before the caller acknowledges the change; a removal is
  * unlink + fsync(dir). A crash therefore leaves either the old or the new

@@ -501,7 +501,7 @@ static void test_image_map(void)
         {"java8.al2", "public.ecr.aws/lambda/java:8.al2"},
         {"java21", "public.ecr.aws/lambda/java:21"},
         {"dotnet8", "public.ecr.aws/lambda/dotnet:8"},
-        {"provided.al2", "public.ecr.aws/lambda/provided:al2"},
+        {"provided.al2", IMAGE}, /* overridden */
         {"provided.al2023", "public.ecr.aws/lambda/provided:al2023"},
         {"python3.12", IMAGE}, /* override wins */
     };
@@ -586,6 +586,9 @@ static void run_python(int round, const char *net, bool remote)
     CHECK(ev.status == 137);
     read_log(log_rd, log, sizeof log);
     CHECK(strstr(log, "hello from handler 42") != NULL);
+    if (!nexted)
+        fprintf(stderr, "no GET /next; final event %d status %d, output:\n%s\n", ev.final,
+                ev.status, log);
     container_release(c);
     CHECK(ev.n_started == 1 && ev.n_final == 1 && ev.n_after_final == 0);
     CHECK(count_instance() == 0);
@@ -659,6 +662,59 @@ static void test_kill_early(void)
     }
 }
 
+/* A custom runtime (provided.*): /var/task/bootstrap runs in /var/task;
+ * one that exits by itself yields EXITED with its status and its output. */
+static void test_provided_exits(void)
+{
+    struct events ev;
+    events_init(&ev);
+    char dir[] = "/tmp/lambdad-test-ctr-prov-XXXXXX", path[128], log[1024];
+    CHECK(mkdtemp(dir) != NULL);
+    chmod(dir, 0755);
+    snprintf(path, sizeof path, "%s/bootstrap", dir);
+    FILE *f = fopen(path, "w");
+    fputs("#!/bin/sh\necho \"custom bootstrap in $(pwd) handler=$_HANDLER\"\nexit 3\n", f);
+    fclose(f);
+    chmod(path, 0755);
+    struct fn_spec *s = make_spec("ctr-prov", "provided.al2");
+    free(s->code_dir);
+    s->code_dir = fnspec_strdup(dir);
+    char name[96];
+    snprintf(name, sizeof name, "lambdad-test-%s-provided", instance);
+    struct container *c = NULL;
+    int log_rd = -1;
+    CHECK(start(&c, s, name, &ev, &log_rd) == 0);
+    CHECK(events_wait(&ev, true, 30000));
+    read_log(log_rd, log, sizeof log);
+    container_release(c);
+    CHECK(ev.n_final == 1 && ev.n_after_final == 0);
+    CHECK(ev.final == CONTAINER_EXITED && ev.status == 3);
+    CHECK(strstr(log, "custom bootstrap in /var/task handler=app.handler") != NULL);
+    CHECK(count_instance() == 0);
+    printf("provided: %s %d, output: %s", ev.final == CONTAINER_EXITED ? "EXITED" : "FAILED",
+           ev.status, log);
+    close(log_rd);
+
+    /* Not executable: the engine refuses the start. The helper must let go
+     * of its attach to the never-started container and report FAILED. */
+    events_init(&ev);
+    chmod(path, 0644);
+    snprintf(name, sizeof name, "lambdad-test-%s-provided-noexec", instance);
+    double t0 = now_ms();
+    CHECK(start(&c, s, name, &ev, &log_rd) == 0);
+    CHECK(events_wait(&ev, true, 30000));
+    container_release(c);
+    CHECK(ev.n_final == 1 && ev.n_started == 0);
+    CHECK(ev.final == CONTAINER_FAILED && strstr(ev.msg, "cannot start the container") != NULL);
+    CHECK(count_instance() == 0);
+    printf("provided, bootstrap not executable: FAILED after %.1f ms: %s\n", now_ms() - t0,
+           ev.msg);
+    close(log_rd);
+    unlink(path);
+    rmdir(dir);
+    fnspec_unref(s);
+}
+
 /* container_shutdown with a running container: it gets killed (EXITED,
  * one final event) and nothing of the instance is left. */
 static void test_shutdown(void)
@@ -720,7 +776,8 @@ int main(void)
     snprintf(instance, sizeof instance, "unit-%d", (int)getpid());
     snprintf(inst_label, sizeof inst_label, "lambdad.instance=%s", instance);
     write_code();
-    const char *overrides[] = {"python3.12=" IMAGE, "python3.11=" MISSING_IMAGE, NULL};
+    const char *overrides[] = {"python3.12=" IMAGE, "python3.11=" MISSING_IMAGE,
+                               "provided.al2=" IMAGE, NULL};
 
     /* Host networking (the Linux default). */
     CHECK(init_with("host", overrides, NULL) == 0);
@@ -733,6 +790,7 @@ int main(void)
             run_python(i, "host", false);
         test_missing_image();
         test_kill_early();
+        test_provided_exits();
         test_shutdown();
         api_stop();
     } else {
