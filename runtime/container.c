@@ -15,7 +15,10 @@
  *   io      attaches to the container's output before start (so no byte is
  *           lost and no log file is written: log driver "none"), copies it
  *           into the caller's log fd until the container stops, then
- *           collects the exit code with a wait.
+ *           collects the exit code with a wait. The engine never ends an
+ *           attach to a container that did not start (not even when it is
+ *           removed), so the helper cancels it through an eventfd when it
+ *           gives up on a created container.
  *
  * The per-container mutex guards only the hand-off flags below; no engine
  * call is made with it held. container_kill just sets a flag and signals,
@@ -24,6 +27,13 @@
  * arrives between create and start removes it unstarted; both end with
  * FAILED "killed before start". After start a kill is SIGKILL and the final
  * event is EXITED 137.
+ *
+ * Cleanup: every container carries lambdad=1, lambdad.instance=<id> and
+ * lambdad.owner=<hostname>/<boot id>/<pid>. container_init removes the
+ * lambdad=1 containers whose owner process is gone (or that have stopped),
+ * never those of another lambdad running on the same engine right now;
+ * container_shutdown kills this process's containers through their
+ * helpers, then removes whatever still carries its instance label.
  *
  * Module state (the engine handle, configuration copies, the image cache
  * and the list of live containers) is set up by container_init and torn
@@ -36,6 +46,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -52,6 +63,7 @@
 #define HELPER_STACK_SIZE (512u << 10) /* curl + jansson + a 64 KB tar chunk */
 #define SHUTDOWN_WAIT_S 20             /* for helpers to kill and remove theirs */
 #define MSG_MAX (DOCKER_ERR_MAX + 256)
+#define OWNER_LABEL "lambdad.owner"
 
 /* What the helper needs to know about an image; immutable once cached. */
 struct image_facts {
@@ -107,6 +119,7 @@ static struct {
     char *bootstrap_dir;
     char bind_ip[64];
     char host_for_container[64];
+    char owner[256]; /* "<hostname>/<boot id>/<pid>": the owner label's value */
     pthread_mutex_t mu;     /* guards images, live, n_live */
     pthread_cond_t idle_cv; /* n_live dropped to 0 */
     struct image_facts *images;
@@ -318,7 +331,7 @@ static const struct image_facts *image_ensure(const char *image, char *msg)
 /* The create request and the strings it points to. */
 struct plan {
     struct docker_create_opts o;
-    const char *entry[4], *cmd[2], *binds[4], *tmpfs[2], *labels[5], *hosts[2];
+    const char *entry[4], *cmd[2], *binds[4], *tmpfs[2], *labels[6], *hosts[2];
     char *owned[12];
     size_t n_owned;
 };
@@ -437,6 +450,7 @@ static int plan_build(struct plan *p, const struct container *c, const char *ima
     p->labels[1] = plan_fmt(p, "lambdad.instance=%s", g.instance_id);
     p->labels[2] = plan_fmt(p, "lambdad.function=%s", s->name ? s->name : "");
     p->labels[3] = plan_fmt(p, "lambdad.deploy=%s", s->deploy_id);
+    p->labels[4] = plan_fmt(p, "%s=%s", OWNER_LABEL, g.owner);
     o->labels = p->labels;
     o->network_mode = g.network;
     if (!g.host_net) {
@@ -449,7 +463,7 @@ static int plan_build(struct plan *p, const struct container *c, const char *ima
     for (size_t i = 0; i < nb; i++)
         if (!p->binds[i])
             goto nomem;
-    if (!p->tmpfs[0] || !p->labels[1] || !p->labels[2] || !p->labels[3])
+    if (!p->tmpfs[0] || !p->labels[1] || !p->labels[2] || !p->labels[3] || !p->labels[4])
         goto nomem;
     return 0;
 nomem:
@@ -610,19 +624,15 @@ static enum container_event run(struct container *c, int *code, char *msg)
     char err[DOCKER_ERR_MAX];
     const char *e = NULL;
     enum container_event ev = CONTAINER_FAILED;
-    struct plan p = {0};
-    bool planned = false;
+    struct plan p = {0}; /* plan_free of a zeroed plan is a no-op */
     char *image = container_image_for(c->spec, &e);
     if (!image) {
         snprintf(msg, MSG_MAX, "%s", e);
         goto out;
     }
     const struct image_facts *f = NULL;
-    if (kill_requested(c) || !(f = image_ensure(image, msg)))
+    if (kill_requested(c) || !(f = image_ensure(image, msg)) || kill_requested(c))
         goto killed_or_failed;
-    if (kill_requested(c))
-        goto killed_or_failed;
-    planned = true;
     if (plan_build(&p, c, image, f, msg) < 0)
         goto out;
     double t_create = now_ms();
@@ -683,8 +693,7 @@ killed_or_failed:
     if (kill_requested(c))
         snprintf(msg, MSG_MAX, "%s", KILLED_BEFORE_START);
 out:
-    if (planned)
-        plan_free(&p);
+    plan_free(&p);
     free(image);
     return ev;
 }
@@ -716,9 +725,11 @@ static void *helper_main(void *arg)
         LOG_DEBUG("container %s (function %s) exited with %d", c->name, c->spec->name, code);
     close(c->log_fd);
     c->log_fd = -1;
-    live_remove(c);
-    /* Last: the owner may release c as soon as it sees this. */
     c->cb(c->user, ev, ev == CONTAINER_EXITED ? code : 0, msg);
+    /* c stays valid: container_release joins this thread before freeing
+     * it. Leaving the live list after the event lets container_shutdown
+     * return only once every final event was delivered. */
+    live_remove(c);
     return NULL;
 }
 
@@ -863,6 +874,65 @@ static void choose_addresses(void)
     }
 }
 
+static void owner_init(void)
+{
+    char host[128] = "?", boot[64] = "?";
+    gethostname(host, sizeof host - 1);
+    FILE *f = fopen("/proc/sys/kernel/random/boot_id", "r");
+    if (f) {
+        if (!fgets(boot, sizeof boot, f))
+            snprintf(boot, sizeof boot, "?");
+        boot[strcspn(boot, "\n")] = '\0';
+        fclose(f);
+    }
+    snprintf(g.owner, sizeof g.owner, "%s/%s/%d", host, boot, (int)getpid());
+}
+
+/* Whether the lambdad process that labelled a container with owner is
+ * gone. Containers without the label predate it: leftovers. Another
+ * host's (or boot's) process cannot be checked: assume it lives. */
+static bool owner_gone(const char *owner)
+{
+    const char *slash = owner ? strrchr(owner, '/') : NULL;
+    const char *mine = strrchr(g.owner, '/');
+    if (!slash)
+        return true;
+    if (slash - owner != mine - g.owner || strncmp(owner, g.owner, (size_t)(slash - owner)) != 0)
+        return false;
+    int pid = atoi(slash + 1);
+    if (pid <= 0 || pid == (int)getpid()) /* an earlier init of this process */
+        return true;
+    return kill(pid, 0) < 0 && errno == ESRCH;
+}
+
+/* Removes containers left by lambdad runs that ended without cleaning up
+ * (crash, SIGKILL), but never those of another lambdad that is running
+ * now on the same engine (tests and several instances share engines):
+ * only containers whose owner process is gone, or that have stopped. */
+static void remove_leftovers(void)
+{
+    char derr[DOCKER_ERR_MAX];
+    struct docker_container_info *v = NULL;
+    int n = docker_containers_list_info(g.d, "lambdad=1", OWNER_LABEL, &v, derr), removed = 0;
+    if (n < 0) {
+        LOG_WARN("looking for containers of earlier runs: %s", derr);
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        bool stopped = strcmp(v[i].state, "exited") == 0 || strcmp(v[i].state, "dead") == 0;
+        if (!stopped && !owner_gone(v[i].label))
+            continue;
+        int rc = docker_container_remove(g.d, v[i].id, true, derr);
+        if (rc == 0)
+            removed++;
+        else if (rc != -ENOENT)
+            LOG_WARN("removing a leftover container: %s", derr);
+    }
+    if (removed)
+        LOG_INFO("removed %d container(s) left by earlier lambdad runs", removed);
+    docker_container_infos_free(v, n);
+}
+
 /* The reason part of a docker error that already names the engine. */
 static const char *engine_reason(const char *derr, const char *host)
 {
@@ -913,11 +983,8 @@ int container_init(const struct container_config *cfg, char *err)
         return rc;
     }
     g.local = docker_is_local(g.d);
-    int n = docker_containers_remove_by_label(g.d, "lambdad=1", derr);
-    if (n > 0)
-        LOG_INFO("removed %d container(s) left by earlier lambdad runs", n);
-    else if (n < 0)
-        LOG_WARN("cleaning up containers of earlier runs: %s", derr);
+    owner_init();
+    remove_leftovers();
     choose_addresses();
     atomic_store(&g.available, true);
     LOG_INFO("docker engine at %s (%s), network %s: Runtime API on %s, containers reach "

@@ -1119,13 +1119,13 @@ int docker_container_attach_cancellable(struct docker *d, const char *id, int fd
 
 /* ---- listing and cleanup ----------------------------------------------- */
 
-int docker_containers_list_by_label(struct docker *d, const char *label, char ***ids, char *err)
+/* GET /containers/json?all=1 filtered by label, as a JSON array in *out. */
+static int list_json(struct docker *d, const char *label, json_t **out, char *err)
 {
     char what[300], *path = NULL, *ef = NULL, *filt = NULL;
-    json_t *f = NULL, *j = NULL;
+    json_t *f = NULL;
     int rc;
-    if (ids)
-        *ids = NULL;
+    *out = NULL;
     snprintf(what, sizeof what, "list containers labelled %s", label);
     f = json_pack("{s:[s]}", "label", label);
     if (!f || !(filt = json_dumps(f, JSON_COMPACT)) || !(ef = qesc(filt)) ||
@@ -1137,42 +1137,94 @@ int docker_containers_list_by_label(struct docker *d, const char *label, char **
     struct call c = CALL_INIT(d, what, "GET", path);
     rc = docker_call(d, &c, err);
     if (rc == 0) {
-        j = json_loadb(c.resp.p, c.resp.len, 0, NULL);
-        if (!json_is_array(j)) {
+        *out = json_loadb(c.resp.p, c.resp.len, 0, NULL);
+        if (!json_is_array(*out)) {
+            json_decref(*out);
+            *out = NULL;
             rc = -EPROTO;
             set_err(err, "%s: engine did not answer a list", what);
-        } else {
-            size_t n = json_array_size(j);
-            char **v = ids ? calloc(n + 1, sizeof *v) : NULL;
-            if (ids && !v) {
-                rc = -ENOMEM;
-            } else {
-                for (size_t i = 0; v && i < n; i++) {
-                    const char *id = json_string_value(json_object_get(json_array_get(j, i), "Id"));
-                    if (!(v[i] = strdup(id ? id : ""))) {
-                        docker_strv_free(v);
-                        v = NULL;
-                        rc = -ENOMEM;
-                    }
-                }
-                if (rc == 0) {
-                    rc = (int)n;
-                    if (ids)
-                        *ids = v;
-                }
-            }
-            if (rc == -ENOMEM)
-                set_err(err, "%s: out of memory", what);
         }
     }
     free(c.resp.p);
 out:
-    json_decref(j);
     json_decref(f);
     free(filt);
     curl_free(ef);
     free(path);
     return rc;
+}
+
+int docker_containers_list_by_label(struct docker *d, const char *label, char ***ids, char *err)
+{
+    json_t *j = NULL;
+    if (ids)
+        *ids = NULL;
+    int rc = list_json(d, label, &j, err);
+    if (rc < 0)
+        return rc;
+    size_t n = json_array_size(j);
+    char **v = ids ? calloc(n + 1, sizeof *v) : NULL;
+    if (ids && !v)
+        rc = -ENOMEM;
+    for (size_t i = 0; v && i < n; i++) {
+        const char *id = json_string_value(json_object_get(json_array_get(j, i), "Id"));
+        if (!(v[i] = strdup(id ? id : ""))) {
+            docker_strv_free(v);
+            v = NULL;
+            rc = -ENOMEM;
+        }
+    }
+    json_decref(j);
+    if (rc < 0) {
+        set_err(err, "list containers labelled %s: out of memory", label);
+        return rc;
+    }
+    if (ids)
+        *ids = v;
+    return (int)n;
+}
+
+int docker_containers_list_info(struct docker *d, const char *label, const char *key,
+                                struct docker_container_info **out, char *err)
+{
+    json_t *j = NULL;
+    *out = NULL;
+    int rc = list_json(d, label, &j, err);
+    if (rc < 0)
+        return rc;
+    size_t n = json_array_size(j);
+    struct docker_container_info *v = calloc(n + 1, sizeof *v);
+    for (size_t i = 0; v && i < n; i++) {
+        json_t *ci = json_array_get(j, i);
+        const char *id = json_string_value(json_object_get(ci, "Id"));
+        const char *st = json_string_value(json_object_get(ci, "State"));
+        const char *lv = key ? json_string_value(json_object_get(json_object_get(ci, "Labels"), key))
+                             : NULL;
+        v[i].id = strdup(id ? id : "");
+        v[i].state = strdup(st ? st : "");
+        v[i].label = lv ? strdup(lv) : NULL;
+        if (!v[i].id || !v[i].state || (lv && !v[i].label)) {
+            docker_container_infos_free(v, (int)i + 1);
+            v = NULL;
+        }
+    }
+    json_decref(j);
+    if (!v) {
+        set_err(err, "list containers labelled %s: out of memory", label);
+        return -ENOMEM;
+    }
+    *out = v;
+    return (int)n;
+}
+
+void docker_container_infos_free(struct docker_container_info *v, int n)
+{
+    for (int i = 0; v && i < n; i++) {
+        free(v[i].id);
+        free(v[i].state);
+        free(v[i].label);
+    }
+    free(v);
 }
 
 int docker_containers_remove_by_label(struct docker *d, const char *label, char *err)

@@ -225,6 +225,21 @@ int docker_container_attach_cancellable(struct docker *d, const char *id, int fd
  * caller frees with docker_strv_free. */
 int docker_containers_list_by_label(struct docker *d, const char *label, char ***ids, char *err);
 
+/* One entry of docker_containers_list_info. */
+struct docker_container_info {
+    char *id;
+    char *state; /* "created", "running", "exited", "dead", ... */
+    char *label; /* value of the requested label key, NULL if the container has none */
+};
+
+/* Like docker_containers_list_by_label, but also returns each container's
+ * state and the value of its label key (e.g. an owner label, to tell a
+ * live instance's containers from leftovers). Returns the count and sets
+ * *out (free with docker_container_infos_free(*out, count)). */
+int docker_containers_list_info(struct docker *d, const char *label, const char *key,
+                                struct docker_container_info **out, char *err);
+void docker_container_infos_free(struct docker_container_info *v, int n);
+
 /* Lists containers with label and force-removes each. Returns how many
  * were removed, or a negative error if listing failed or any removal
  * failed (the message names the first failure; the others are still

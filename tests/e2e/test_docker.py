@@ -23,6 +23,7 @@ Cold and warm invoke latencies are printed (run with -s to see them), not
 asserted.
 """
 import base64
+import fcntl
 import http.client
 import io
 import json
@@ -160,8 +161,33 @@ def build_image(tag, files):
 # module set-up
 
 
+LOCK_PATH = "/tmp/lambdad-e2e-docker.lock"
+LOCK_WAIT = 600
+
+
+@pytest.fixture(scope="module")
+def engine_lock():
+    """Serialises this module across concurrent pytest runs on one machine:
+    every docker-mode lambdad start removes all lambdad=1 containers, so two
+    runs at once would kill each other's environments."""
+    f = open(LOCK_PATH, "a")
+    deadline = time.monotonic() + LOCK_WAIT
+    while True:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                f.close()
+                pytest.fail(f"{LOCK_PATH} held by another test run for over {LOCK_WAIT} s")
+            time.sleep(0.5)
+    yield
+    fcntl.flock(f, fcntl.LOCK_UN)
+    f.close()
+
+
 @pytest.fixture(scope="module", autouse=True)
-def base_image():
+def base_image(engine_lock):
     """Skips the module without an engine; builds the test image (cached)."""
     ok, why = engine_reachable()
     if not ok:

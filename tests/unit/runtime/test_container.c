@@ -31,6 +31,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -732,14 +733,72 @@ static void test_shutdown(void)
     CHECK(api_wait_next(30000));
     CHECK(count_instance() == 1);
     container_shutdown();
-    CHECK(ev.n_final == 1); /* delivered before shutdown returned */
+    pthread_mutex_lock(&ev.mu); /* delivered before shutdown returned */
+    CHECK(ev.n_final == 1);
     CHECK(ev.final == CONTAINER_EXITED && ev.status == 137);
+    pthread_mutex_unlock(&ev.mu);
     read_log(log_rd, log, sizeof log);
     container_release(c);
     CHECK(count_instance() == 0);
     CHECK(!container_available());
     close(log_rd);
     fnspec_unref(s);
+}
+
+/* Creates (does not start) a labelled container; owner NULL = no owner
+ * label. Returns 0 and fills id. */
+static int create_labelled(const char *owner, char id[DOCKER_ID_MAX])
+{
+    char err[DOCKER_ERR_MAX], own[300];
+    const char *cmd[] = {"true", NULL};
+    snprintf(own, sizeof own, "lambdad.owner=%s", owner ? owner : "");
+    const char *labels[] = {"lambdad=1", inst_label, owner ? own : NULL, NULL};
+    struct docker_create_opts o = {.image = IMAGE, .cmd = cmd, .labels = labels};
+    int rc = docker_container_create(d, &o, id, err);
+    if (rc < 0)
+        fprintf(stderr, "create: %s\n", err);
+    return rc;
+}
+
+static bool exists(const char *id)
+{
+    bool running;
+    return docker_container_inspect_state(d, id, &running, NULL, NULL, NULL) == 0;
+}
+
+static int init_with(const char *network, const char **overrides, const char *host);
+
+/* container_init removes leftovers of dead lambdad processes, never the
+ * containers of a lambdad that is still running. */
+static void test_leftovers(void)
+{
+    char host[128] = "?", boot[64] = "?", live[300], dead[300];
+    gethostname(host, sizeof host - 1);
+    FILE *f = fopen("/proc/sys/kernel/random/boot_id", "r");
+    if (f) {
+        if (fgets(boot, sizeof boot, f))
+            boot[strcspn(boot, "\n")] = '\0';
+        fclose(f);
+    }
+    pid_t child = fork();
+    if (child == 0)
+        _exit(0);
+    waitpid(child, NULL, 0);
+    snprintf(live, sizeof live, "%s/%s/%d", host, boot, (int)getppid()); /* our shell: alive */
+    snprintf(dead, sizeof dead, "%s/%s/%d", host, boot, (int)child);
+    char id_live[DOCKER_ID_MAX], id_dead[DOCKER_ID_MAX], id_none[DOCKER_ID_MAX],
+        id_other[DOCKER_ID_MAX];
+    CHECK(create_labelled(live, id_live) == 0);
+    CHECK(create_labelled(dead, id_dead) == 0);
+    CHECK(create_labelled(NULL, id_none) == 0);
+    CHECK(create_labelled("another-host/some-boot/1", id_other) == 0);
+    CHECK(init_with("host", NULL, NULL) == 0);
+    CHECK(exists(id_live));
+    CHECK(!exists(id_dead));
+    CHECK(!exists(id_none));
+    CHECK(exists(id_other));
+    container_shutdown(); /* removes this instance's: the two survivors too */
+    CHECK(!exists(id_live) && !exists(id_other));
 }
 
 static int init_with(const char *network, const char **overrides, const char *host)
@@ -778,6 +837,8 @@ int main(void)
     write_code();
     const char *overrides[] = {"python3.12=" IMAGE, "python3.11=" MISSING_IMAGE,
                                "provided.al2=" IMAGE, NULL};
+
+    test_leftovers();
 
     /* Host networking (the Linux default). */
     CHECK(init_with("host", overrides, NULL) == 0);
