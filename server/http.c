@@ -617,8 +617,32 @@ int http_read_body(struct http_req *req)
 static struct mg_context *g_ctx;
 static char g_account[13] = "000000000000";
 static atomic_int g_thread_seq;
+static atomic_int g_inflight; /* requests inside on_request */
+static atomic_int g_draining; /* shutting down: refuse new requests */
+
+static const struct aws_error AWS_SHUTTING_DOWN = {"ServiceException", 503, true, true};
+
+void http_drain_begin(void)
+{
+    atomic_store(&g_draining, 1);
+}
+
+int http_inflight(void)
+{
+    return atomic_load(&g_inflight);
+}
+
+static int handle_request(struct mg_connection *conn);
 
 static int on_request(struct mg_connection *conn)
+{
+    atomic_fetch_add(&g_inflight, 1);
+    int rc = handle_request(conn);
+    atomic_fetch_sub(&g_inflight, 1);
+    return rc;
+}
+
+static int handle_request(struct mg_connection *conn)
 {
     const struct mg_request_info *ri = mg_get_request_info(conn);
     struct http_req req;
@@ -638,7 +662,12 @@ static int on_request(struct mg_connection *conn)
     bool bad_escape = false;
     const char *path = ri->local_uri_raw ? ri->local_uri_raw : ri->request_uri;
     const struct http_route *route = path ? http_route_match(&req, req.method, path, &bad_escape) : NULL;
-    if (route) {
+    if (atomic_load(&g_draining)) {
+        /* In-flight requests finish; new ones are told to come back (boto3
+         * retries 503 with back-off). */
+        mg_disable_keep_alive(conn);
+        http_send_error(&req, &AWS_SHUTTING_DOWN, "lambdad is shutting down");
+    } else if (route) {
         route->handler(&req);
         if (!req.status)
             http_send_error(&req, &AWS_SERVICE, "the %s handler sent no response", route->op);

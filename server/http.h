@@ -70,6 +70,13 @@ struct http_options {
  * a message for the operator (static or owned by http). Main thread. */
 int http_start(const struct http_options *opts, const char **err);
 
+/* Starts a graceful shutdown: requests arriving from now on are answered
+ * 503 ServiceException; those already running go on. Any thread. */
+void http_drain_begin(void);
+
+/* Number of requests currently being handled. Any thread. */
+int http_inflight(void);
+
 /* Stops accepting, waits for in-flight requests to finish, frees civetweb.
  * Main thread. */
 void http_stop(void);

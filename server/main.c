@@ -163,6 +163,19 @@ int main(int argc, char **argv)
     int sig = 0;
     sigwait(&sigs, &sig);
     LOG_INFO("received %s, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    /* Let in-flight requests (a synchronous invoke may run for minutes)
+     * finish while new ones get 503; a second signal stops at once. */
+    http_drain_begin();
+    if (http_inflight() > 0)
+        LOG_INFO("waiting for %d in-flight request(s); send the signal again to stop now",
+                 http_inflight());
+    while (http_inflight() > 0) {
+        struct timespec tick = {0, 10000000};
+        if (sigtimedwait(&sigs, NULL, &tick) > 0) {
+            LOG_WARN("second signal: stopping without waiting for in-flight requests");
+            break;
+        }
+    }
     http_stop();
     LOG_DEBUG("http front stopped");
     pool_stop();
