@@ -9,6 +9,7 @@
 int queue_init(struct queue *q)
 {
     cds_wfcq_init(&q->head, &q->tail);
+    atomic_init(&q->pushes, 0);
     q->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     return q->efd < 0 ? -errno : 0;
 }
@@ -24,6 +25,7 @@ void queue_fini(struct queue *q)
 void queue_push(struct queue *q, struct cds_wfcq_node *node)
 {
     cds_wfcq_node_init(node);
+    atomic_fetch_add_explicit(&q->pushes, 1, memory_order_release);
     if (!cds_wfcq_enqueue(&q->head, &q->tail, node)) {
         uint64_t one = 1;
         ssize_t w = write(q->efd, &one, sizeof(one));
@@ -35,7 +37,10 @@ struct cds_wfcq_node *queue_pop(struct queue *q)
 {
     /* Single consumer: the "blocking" dequeue only spins on a producer that
      * is between its two enqueue steps, which is bounded. */
-    return __cds_wfcq_dequeue_blocking(&q->head, &q->tail);
+    struct cds_wfcq_node *n = __cds_wfcq_dequeue_blocking(&q->head, &q->tail);
+    if (n)
+        (void)atomic_load_explicit(&q->pushes, memory_order_acquire);
+    return n;
 }
 
 void queue_ack_wake(struct queue *q)

@@ -16,6 +16,7 @@
 #ifndef LAMBDAD_POOL_QUEUE_H
 #define LAMBDAD_POOL_QUEUE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <urcu/wfcqueue.h>
 
@@ -23,6 +24,11 @@ struct queue {
     struct cds_wfcq_head head;
     struct cds_wfcq_tail tail;
     int efd; /* eventfd, readable when the consumer must look */
+    /* Pushes so far. Bumped (release) before each enqueue and read
+     * (acquire) after each dequeue: liburcu's own barriers are inline
+     * assembly ThreadSanitizer cannot see, this pair it can, so the
+     * message contents a producer wrote are ordered for TSan too. */
+    _Atomic unsigned long pushes;
 };
 
 /* Initializes q with a new non-blocking eventfd. Returns 0 or -errno. */

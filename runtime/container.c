@@ -479,7 +479,7 @@ static int upload_trees(const struct container *c, char *msg)
     const char *dirs[3][2] = {
         {s->package_type && strcmp(s->package_type, "Image") == 0 ? NULL : s->code_dir, "var/task"},
         {c->opt_dir, "opt"},
-        {g.bootstrap_dir, CONTAINER_BOOTSTRAP_DIR + 1},
+        {g.bootstrap_dir, &CONTAINER_BOOTSTRAP_DIR[1]},
     };
     for (int i = 0; i < 3; i++) {
         char *tar = NULL, err[DOCKER_ERR_MAX];

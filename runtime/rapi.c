@@ -102,7 +102,8 @@ static int conn_writev(struct rapi_conn *c, struct iovec *iov, int n)
     char *buf = malloc(pending + rest);
     if (!buf)
         return -ENOMEM;
-    memcpy(buf, c->out + c->out_off, pending);
+    if (pending)
+        memcpy(buf, c->out + c->out_off, pending);
     size_t skip = (size_t)w, pos = pending;
     for (int i = 0; i < n; i++) {
         size_t len = iov[i].iov_len;
@@ -312,10 +313,10 @@ static void conn_read(struct rapi_conn *c)
             if (!done)
                 break;
             struct rapi_conn *self = c;
+            struct rapi_host *h = c->host;
             if (!conn_route(self, httpparse_request(self->parser)))
                 return;
-            /* rapi_send_status may have freed c when close_after_write. */
-            struct rapi_host *h = self->host;
+            /* The reply may have freed c (close_after_write, write error). */
             bool alive = false;
             for (struct rapi_conn *it = h->conns; it; it = it->next)
                 if (it == self)

@@ -334,7 +334,11 @@ int registry_list(const char *region, const char *account, const char *marker, s
     if (!v)
         return -ENOMEM;
     rcu_read_lock();
-    cds_lfht_for_each_entry(g_ht, &iter, r, node) {
+    struct cds_lfht_node *it_node;
+    cds_lfht_for_each(g_ht, &iter, it_node) {
+        /* Not cds_lfht_for_each_entry: it applies container_of to the NULL
+         * that ends the walk, which UBSan rightly reports. */
+        r = caa_container_of(it_node, struct fn_record, node);
         if (strcmp(r->region, region) || strcmp(r->account, account) ||
             (marker && strcmp(r->name, marker) <= 0))
             continue;
@@ -398,7 +402,11 @@ static bool code_in_use(const char *hex)
     struct fn_record *r;
     bool used = false;
     rcu_read_lock();
-    cds_lfht_for_each_entry(g_ht, &iter, r, node) {
+    struct cds_lfht_node *it_node;
+    cds_lfht_for_each(g_ht, &iter, it_node) {
+        /* Not cds_lfht_for_each_entry: it applies container_of to the NULL
+         * that ends the walk, which UBSan rightly reports. */
+        r = caa_container_of(it_node, struct fn_record, node);
         if ((r->code_hex && !strcmp(r->code_hex, hex)) || layers_use(r, hex)) {
             used = true;
             break;
@@ -637,7 +645,11 @@ void registry_shutdown(void)
         return;
     pthread_mutex_lock(&g_write_lock);
     rcu_read_lock();
-    cds_lfht_for_each_entry(g_ht, &iter, r, node) {
+    struct cds_lfht_node *it_node;
+    cds_lfht_for_each(g_ht, &iter, it_node) {
+        /* Not cds_lfht_for_each_entry: it applies container_of to the NULL
+         * that ends the walk, which UBSan rightly reports. */
+        r = caa_container_of(it_node, struct fn_record, node);
         if (!cds_lfht_del(g_ht, &r->node))
             call_rcu(&r->rcu, record_free_rcu);
     }
