@@ -35,7 +35,7 @@ PACKAGES=(
   libcivetweb-dev liburcu-dev libcurl4-openssl-dev zlib1g-dev libzip-dev libssl-dev libjansson-dev
   clang libclang-rt-14-dev
   python3 python3-venv python3-pip
-  nodejs curl zip debootstrap
+  nodejs curl zip debootstrap gnuplot-nox
 )
 
 missing=()

@@ -16,6 +16,8 @@
 #         (the concurrency unit tests) and the e2e tests marked `smoke`
 #   fuzz  build-fuzz/ with -DLAMBDAD_FUZZ=ON (clang): every fuzz_* target for
 #         LAMBDAD_FUZZ_SECONDS (default 30) each
+#   bench bench/loadgen_selftest.py, then bench/run.py --quick (figures are
+#         reported, never asserted; results go to build/bench-results)
 #
 # Environment:
 #   LAMBDAD_FUZZ_SECONDS   seconds per fuzz target (default 30)
@@ -32,7 +34,7 @@ JOBS="$(nproc)"
 PY="$ROOT/.venv/bin/python"
 FUZZ_SECONDS="${LAMBDAD_FUZZ_SECONDS:-30}"
 LEAKS="${LAMBDAD_DETECT_LEAKS:-0}"
-ALL_STAGES=(unit e2e asan tsan fuzz)
+ALL_STAGES=(unit e2e asan tsan fuzz bench)
 # The main build dir (setup.sh builds it); the sanitizer and fuzz builds sit
 # beside it: build-asan, build-tsan, build-fuzz.
 BUILD="${LAMBDAD_BUILD_DIR:-$ROOT/build}"
@@ -100,15 +102,9 @@ stage_asan() {
 
 stage_tsan() {
   CC=clang configure_build "$TSAN_BUILD" -DCMAKE_C_COMPILER=clang -DLAMBDAD_SANITIZE=thread
-  # liburcu is a system library built without TSan: its synchronisation
-  # (grace periods, membarrier, futex wake-ups, its call_rcu and workqueue
-  # threads) is invisible to TSan, which then reports every hand-over of
-  # memory through it as a race. Races with a liburcu frame are suppressed;
-  # races entirely in our code are still reported.
-  printf '%s\n' 'race:liburcu' 'race:liburcu-cds' 'race:liburcu-common' \
-    'called_from_lib:liburcu.so' 'called_from_lib:liburcu-cds.so' \
-    'called_from_lib:liburcu-common.so' >"$TSAN_BUILD/tsan.supp"
-  export TSAN_OPTIONS="halt_on_error=0:second_deadlock_stack=1:history_size=4:suppressions=$TSAN_BUILD/tsan.supp"
+  # liburcu is a system library built without TSan: its synchronisation is
+  # invisible to TSan (see tests/tsan.supp for what is suppressed and why).
+  export TSAN_OPTIONS="halt_on_error=0:second_deadlock_stack=1:history_size=4:suppressions=$ROOT/tests/tsan.supp"
   local wrap rc=0
   read -r -a wrap <<<"$(tsan_wrapper)"
   "${wrap[@]}" ctest --test-dir "$TSAN_BUILD" --output-on-failure --no-tests=error -L pool || rc=1
@@ -153,6 +149,13 @@ stage_fuzz() {
     fi
   done
   return $rc
+}
+
+stage_bench() {
+  # The benchmark suite must not rot: its load generator's self-test, then
+  # the quick suite (reports figures, asserts no timing).
+  "$PY" "$ROOT/bench/loadgen_selftest.py" "$BUILD/bench/loadgen"
+  "$PY" "$ROOT/bench/run.py" --quick --build-dir "$BUILD" --out "$BUILD/bench-results"
 }
 
 # ---------------------------------------------------------------- main
