@@ -1238,6 +1238,8 @@ static void handle_list(struct executor *ex, struct pool_ctl *c)
                                                     : e->cur                 ? "busy"
                                                                              : "idle"));
         json_object_set_new(o, "pid", json_integer(e->sp.pid > 0 ? e->sp.pid : -e->sp.pid));
+        if (!e->docker)
+            json_object_set_new(o, "spawn", json_string(e->sp.zygote ? "zygote" : "spawn"));
         json_object_set_new(o, "idle_seconds",
                             json_real(e->cur || e->state != ENV_READY
                                           ? 0.0

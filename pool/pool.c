@@ -146,6 +146,8 @@ int pool_start(const struct pool_config *cfg, const char **err)
     }
     const char *mem = subprocess_init(g_cfg.python, g_cfg.node);
     LOG_INFO("subprocess executor: memory limits %s", mem);
+    if (g_cfg.kind != POOL_EXEC_DOCKER)
+        subprocess_set_zygote(g_cfg.python_zygote, g_cfg.bootstrap_dir);
     if (envmap_init() < 0) {
         *err = "out of memory";
         return -ENOMEM;
@@ -186,6 +188,7 @@ void pool_stop(void)
     }
     if (g_docker)
         container_shutdown();
+    subprocess_shutdown();
     g_docker = 0;
     free(g_pool.all);
     g_pool.all = NULL;

@@ -42,6 +42,7 @@ struct pool_config {
     const char *python;         /* interpreter for python runtimes (default python3) */
     const char *node;           /* interpreter for nodejs runtimes (default node) */
     int retry_delay_ms[2];      /* Event retry back-off (AWS: 60000, 120000) */
+    bool python_zygote;         /* fork python environments from a zygote */
 };
 
 enum inv_outcome {

@@ -15,6 +15,7 @@
 
 #include "runtime/lambda_env.h"
 #include "runtime/log.h"
+#include "runtime/zygote.h"
 
 static const char *g_python = "python3";
 static const char *g_node = "node";
@@ -162,6 +163,36 @@ static char *cgroup_create(const char *name, int memory_mb)
     return strdup(dir);
 }
 
+void subprocess_set_zygote(bool on, const char *bootstrap_dir)
+{
+    if (!on) {
+        zygote_disable();
+        return;
+    }
+    int rc = zygote_enable(g_python, bootstrap_dir);
+    if (rc < 0)
+        LOG_WARN("python zygote unavailable (%s): python environments start as plain processes",
+                 strerror(-rc));
+}
+
+void subprocess_shutdown(void)
+{
+    zygote_disable();
+}
+
+/* Whether argv is the bundled Python bootstrap on the resolved interpreter
+ * and the environment suits the zygote. */
+static bool use_zygote(char **argv, char **envp)
+{
+    static const char tail[] = "/python/bootstrap.py";
+    if (!argv[0] || !argv[1] || argv[2] || strcmp(argv[0], g_python) != 0)
+        return false;
+    size_t l = strlen(argv[1]);
+    if (l < sizeof(tail) - 1 || strcmp(argv[1] + l - (sizeof(tail) - 1), tail) != 0)
+        return false;
+    return zygote_available() && zygote_accepts(envp);
+}
+
 int subprocess_start(struct subprocess *out, char **argv, char **envp, const char *cwd,
                      const char *name, int memory_mb)
 {
@@ -189,7 +220,11 @@ int subprocess_start(struct subprocess *out, char **argv, char **envp, const cha
     posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK |
                                         POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_USEVFORK);
     pid_t pid;
-    int err = posix_spawnp(&pid, argv[0], &fa, &attr, argv, envp);
+    int err = 0;
+    if (use_zygote(argv, envp) && zygote_spawn(envp, cwd, pipefd[1], &pid) == 0)
+        out->zygote = true;
+    else
+        err = posix_spawnp(&pid, argv[0], &fa, &attr, argv, envp);
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&attr);
     close(pipefd[1]);

@@ -10,7 +10,9 @@
  * `bootstrap` (task root, then the layers). MemorySize is enforced with a
  * memory cgroup per environment where the host lets lambdad create one
  * (cgroup v2 memory.max, or v1 memory.limit_in_bytes, both with swap off);
- * elsewhere it is reported but not enforced.
+ * elsewhere it is reported but not enforced. Python environments can
+ * instead be forked from a pre-initialised interpreter (runtime/zygote.h);
+ * the resulting process is lambdad's child in its own session all the same.
  *
  * Thread rules: subprocess_start/stop/peak_mb run on the owning executor
  * thread; subprocess_init once at start-up. */
@@ -27,12 +29,21 @@ struct subprocess {
     int pidfd;      /* readable when the process exits */
     int log_fd;     /* read end of the stdout+stderr pipe, non-blocking */
     char *cgroup;   /* cgroup directory, or NULL when not enforced */
+    bool zygote;    /* forked from the Python zygote (else posix_spawn) */
 };
 
 /* Detects cgroup support and remembers which interpreters to use
  * (python: "python3", node: "node" by default, looked up in PATH).
  * Returns a static description of how memory is enforced. */
 const char *subprocess_init(const char *python, const char *node);
+
+/* Turns the Python zygote (runtime/zygote.h) on or off; call after
+ * subprocess_init. When on, python* environments are forked from it and
+ * fall back to posix_spawn whenever it is unavailable or fails. */
+void subprocess_set_zygote(bool on, const char *bootstrap_dir);
+
+/* Stops the zygote; call once at shut-down. */
+void subprocess_shutdown(void);
 
 /* Builds argv for spec: the bundled bootstrap or the function's own
  * bootstrap. opt_dir (merged layers) may be NULL. Returns a malloc'd

@@ -22,7 +22,8 @@
 enum opt_id {
     OPT_HOST = 1, OPT_PORT, OPT_DATA_DIR, OPT_EPHEMERAL, OPT_HTTP_THREADS, OPT_ACCOUNT,
     OPT_LOG_LEVEL, OPT_EXECUTORS, OPT_EXECUTOR, OPT_TTL, OPT_MAX_CONTAINERS, OPT_NETWORK,
-    OPT_IMAGE, OPT_DOCKER_HOST, OPT_ASYNC_LIMIT, OPT_RETRY_DELAYS, OPT_BOOTSTRAP, OPT_HELP,
+    OPT_IMAGE, OPT_DOCKER_HOST, OPT_ASYNC_LIMIT, OPT_RETRY_DELAYS, OPT_BOOTSTRAP, OPT_PYTHON_ZYGOTE,
+    OPT_HELP,
 };
 
 struct opt_desc {
@@ -60,6 +61,8 @@ static const struct opt_desc g_opts[] = {
      "Event retry delays \"ms,ms\" (default 60000,120000)"},
     {"bootstrap-dir", 1, OPT_BOOTSTRAP, "LAMBDAD_BOOTSTRAP_DIR",
      "bundled bootstraps (default " LAMBDAD_SOURCE_DIR "/runtime/bootstrap)"},
+    {"python-zygote", 1, OPT_PYTHON_ZYGOTE, "LAMBDAD_PYTHON_ZYGOTE",
+     "on|off: fork python environments from a pre-initialised interpreter (default on)"},
     {"help", 0, OPT_HELP, NULL, "print this help and exit"},
 };
 #define N_OPTS (sizeof(g_opts) / sizeof(g_opts[0]))
@@ -160,6 +163,14 @@ static int config_set(struct lambdad_config *c, enum opt_id id, const char *name
         else
             return fail(err, errlen, "invalid %s '%s' (expected subprocess|docker|auto)", name, v);
         return 0;
+    case OPT_PYTHON_ZYGOTE:
+        if (!strcmp(v, "on") || !strcmp(v, "1") || !strcmp(v, "true"))
+            c->python_zygote = true;
+        else if (!strcmp(v, "off") || !strcmp(v, "0") || !strcmp(v, "false"))
+            c->python_zygote = false;
+        else
+            return fail(err, errlen, "invalid %s '%s' (expected on|off)", name, v);
+        return 0;
     case OPT_TTL:
         if (parse_int(v, 0, 86400 * 365, &n))
             return fail(err, errlen, "invalid %s '%s' (expected seconds >= 0)", name, v);
@@ -251,6 +262,7 @@ static void set_defaults(struct lambdad_config *c)
     c->executors = ncpu > 0 ? (int)ncpu : 1;
     c->executor = POOL_EXEC_SUBPROCESS;
     c->container_ttl_s = 300;
+    c->python_zygote = true;
     c->network = fnspec_strdup("host");
     c->async_payload_limit = 1048576;
     c->retry_delay_ms[0] = 60000;

@@ -37,6 +37,7 @@ struct lambdad_config {
     size_t async_payload_limit;
     int retry_delay_ms[2];
     char *bootstrap_dir;
+    bool python_zygote; /* --python-zygote on|off */
 };
 
 enum config_result { CONFIG_OK = 0, CONFIG_HELP = 1, CONFIG_ERROR = -1 };

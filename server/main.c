@@ -145,6 +145,7 @@ int main(int argc, char **argv)
         .image_overrides = cfg.images,
         .instance_id = instance,
         .retry_delay_ms = {cfg.retry_delay_ms[0], cfg.retry_delay_ms[1]},
+        .python_zygote = cfg.python_zygote,
     };
     if (pool_start(&pc, &perr)) {
         fprintf(stderr, "lambdad: %s\n", perr ? perr : "cannot start the executor pool");

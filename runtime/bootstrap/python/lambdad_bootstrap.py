@@ -556,7 +556,6 @@ def _make_codec(ensure_ascii):
         return json.loads, enc
 
 
-_loads, _encode = _make_codec(_ensure_ascii_for(_environ.get("AWS_EXECUTION_ENV")))
 
 
 def to_json(obj):
@@ -660,10 +659,18 @@ def log_error(error_result):
 # Logging (awslambdaric's _setup_logging), configured lazily.
 # --------------------------------------------------------------------------
 
-_LOG_FORMAT_JSON = (_environ.get("AWS_LAMBDA_LOG_FORMAT") or "").upper() == "JSON"
-_lvl = _environ.get("AWS_LAMBDA_LOG_LEVEL")
-_LOG_LEVEL = {None: "", "TRACE": "DEBUG"}.get(_lvl, _lvl).upper()
-del _lvl
+def _configure_from_env(env):
+    """Reads the settings that depend on the environment. Runs at import;
+    lambdad's zygote (zygote.py) imports this module once and calls it again
+    in every forked environment after installing that environment."""
+    global _loads, _encode, _LOG_FORMAT_JSON, _LOG_LEVEL
+    _loads, _encode = _make_codec(_ensure_ascii_for(env.get("AWS_EXECUTION_ENV")))
+    _LOG_FORMAT_JSON = (env.get("AWS_LAMBDA_LOG_FORMAT") or "").upper() == "JSON"
+    lvl = env.get("AWS_LAMBDA_LOG_LEVEL")
+    _LOG_LEVEL = {None: "", "TRACE": "DEBUG"}.get(lvl, lvl).upper()
+
+
+_configure_from_env(_environ)
 
 
 def _setup_logging(logging):
