@@ -119,7 +119,7 @@ struct executor {
     struct env *dead;
     struct invocation *retry_head; /* Event retries, unsorted */
     bool stopping;
-    bool starved;
+    struct fnpool *starving_fp; /* waits for room under the global cap */
     uint64_t next_env_id;
     uint64_t rng;
     int64_t last_reap_ns;
@@ -351,6 +351,22 @@ static void build_log(struct env *e, struct invocation *inv, double dur_ms, cons
     inv->log_len = (size_t)(p - inv->log);
 }
 
+static bool other_function_starves(const struct fnpool *fp)
+{
+    for (int i = 0; i < g_pool.n; i++) {
+        uintptr_t v = atomic_load_explicit(&g_pool.starving[i], memory_order_relaxed);
+        if (v && v != (uintptr_t)fp)
+            return true;
+    }
+    return false;
+}
+
+static void set_starving(struct executor *ex, struct fnpool *fp)
+{
+    ex->starving_fp = fp;
+    atomic_store_explicit(&g_pool.starving[ex->idx], (uintptr_t)fp, memory_order_relaxed);
+}
+
 /* Completes env->cur (result fields already set) and frees the env for the
  * next invocation unless it must stop. */
 static void env_complete(struct env *e, const char *status)
@@ -391,8 +407,9 @@ static void env_complete(struct env *e, const char *status)
     e->fp->idle = e;
     e->in_idle = true;
     fnpool_dispatch(e->fp);
-    /* Somebody waits for capacity under the global cap: give this one up. */
-    if (e->in_idle && atomic_load(&g_pool.starved) > 0)
+    /* Another function waits for room under the global cap: give this one
+     * up (an environment of the waiting function itself is reused above). */
+    if (e->in_idle && other_function_starves(e->fp))
         env_kill_now(e);
 }
 
@@ -1008,9 +1025,8 @@ static void fnpool_maybe_start(struct fnpool *fp)
              * then ask the other executors to drop one. */
             if (executor_drop_idle(ex, fp))
                 return; /* room appears when the victim is destroyed at the end of the pass */
-            if (!ex->starved) {
-                ex->starved = true;
-                atomic_fetch_add(&g_pool.starved, 1);
+            if (ex->starving_fp != fp) {
+                set_starving(ex, fp);
                 for (int i = 0; i < g_pool.n; i++) {
                     if (g_pool.all[i] == ex)
                         continue;
@@ -1121,6 +1137,8 @@ static void executor_gc_pools(struct executor *ex)
     while (fp) {
         struct fnpool *next = fp->next;
         if (fp->n_envs == 0 && fp->n_pending == 0) {
+            if (ex->starving_fp == fp)
+                set_starving(ex, NULL);
             if (fp->prev)
                 fp->prev->next = fp->next;
             else
@@ -1460,8 +1478,8 @@ static void destroy_dead(struct executor *ex)
         for (struct fnpool *fp = ex->pools; fp; fp = fp->next)
             if (fp->pend_head)
                 fnpool_dispatch(fp);
-        if (atomic_load(&g_pool.starved) > 0) {
-            for (int i = 0; i < g_pool.n; i++) {
+        for (int i = 0; i < g_pool.n; i++) {
+            if (g_pool.all[i] != ex && atomic_load_explicit(&g_pool.starving[i], memory_order_relaxed)) {
                 uint64_t one = 1;
                 ssize_t w = write(g_pool.all[i]->q.efd, &one, sizeof(one));
                 (void)w;
@@ -1494,12 +1512,13 @@ static void *executor_main(void *arg)
             reap_idle(ex, t);
         }
         destroy_dead(ex);
-        if (ex->starved) {
-            ex->starved = false;
-            atomic_fetch_sub(&g_pool.starved, 1);
-            for (struct fnpool *fp = ex->pools; fp; fp = fp->next)
-                if (fp->pend_head)
-                    fnpool_dispatch(fp);
+        if (ex->starving_fp) {
+            /* Still waiting for room? Retry (quietly: no new SHRINK). */
+            struct fnpool *sf = ex->starving_fp;
+            if (!sf->pend_head || sf->draining)
+                set_starving(ex, NULL);
+            else
+                fnpool_dispatch(sf);
         }
     }
     executor_gc_pools(ex);

@@ -69,7 +69,10 @@ struct pool_shared {
     atomic_int queued;
     atomic_ullong invocations;
     atomic_ullong cold_starts;
-    atomic_int starved;      /* executors waiting for capacity */
+    /* Per executor: the fnpool (as an opaque address) that waits for room
+     * under the global cap, or 0. Idle environments of OTHER functions are
+     * given up while any entry is set. */
+    atomic_uintptr_t *starving;
     struct executor **all;
     int n;
     const struct pool_config *cfg;

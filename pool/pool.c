@@ -155,7 +155,8 @@ int pool_start(const struct pool_config *cfg, const char **err)
     g_pool.cfg = &g_cfg;
     g_pool.n = g_cfg.executors;
     g_pool.all = calloc((size_t)g_pool.n, sizeof(*g_pool.all));
-    if (!g_pool.all) {
+    g_pool.starving = calloc((size_t)g_pool.n, sizeof(*g_pool.starving));
+    if (!g_pool.all || !g_pool.starving) {
         *err = "out of memory";
         return -ENOMEM;
     }
@@ -191,7 +192,9 @@ void pool_stop(void)
     subprocess_shutdown();
     g_docker = 0;
     free(g_pool.all);
+    free(g_pool.starving);
     g_pool.all = NULL;
+    g_pool.starving = NULL;
     g_pool.n = 0;
     g_started = 0;
 }
