@@ -40,7 +40,20 @@ def handler(event, context):
 """
 
 
+def read_json_file(path):
+    """The file's JSON, or None while it is absent or still being written."""
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
 def test_memory_hog_past_memory_size(lam, srv):
+    # MemorySize is enforced only where lambdad may create memory cgroups
+    # (not e.g. inside an unprivileged container); it says so at start-up.
+    if "memory limits not enforced" in srv.log:
+        pytest.skip("this host gives lambdad no writable memory cgroup (see its start-up log)")
     name = py_fn(lam, MEMORY_HOG, MemorySize=128, Timeout=30)
     small = invoke_ok(lam, name, {"mb": 16})
     assert small["held"] == 16
@@ -219,8 +232,7 @@ def test_runtime_api_rejects_wrong_ids(lam, srv, tmp_path):
     resp, body = invoke(lam, name, {})
     assert "FunctionError" not in resp, body
     assert body == b'"real"'
-    seen = wait_for(lambda: os.path.exists(out) and json.load(open(out)), 3,
-                    what="bootstrap's record")
+    seen = wait_for(lambda: read_json_file(out), 3, what="bootstrap's record")
     (s_bogus, b_bogus), (s_init, _), (s_real, b_real), (s_twice, b_twice) = seen
     assert s_bogus == 400 and b_bogus["errorType"] == "InvalidRequestID", seen
     assert s_init == 403, seen  # /init/error after init is over
