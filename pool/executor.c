@@ -30,6 +30,7 @@
 #include "pool/envmap.h"
 #include "runtime/container.h"
 #include "runtime/evloop.h"
+#include "runtime/fsutil.h"
 #include "runtime/layers.h"
 #include "runtime/lambda_env.h"
 #include "runtime/log.h"
@@ -194,19 +195,10 @@ static void logbuf_free(struct logbuf *b)
     memset(b, 0, sizeof(*b));
 }
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    remove(path);
-    return 0;
-}
-
 static void rm_tree(const char *dir)
 {
     if (dir[0])
-        nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+        fsutil_rm_rf(dir);
 }
 
 /* ------------------------------------------------------------ completion */

@@ -24,6 +24,7 @@
  * exactly its declared size, so an accepted archive's header sizes are true
  * and the idempotent path can take the total from the central directory. */
 #include "runtime/codestore.h"
+#include "runtime/fsutil.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -132,22 +133,6 @@ static int fsync_dir(const char *path)
     return r;
 }
 
-static int rm_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
-{
-    (void)st, (void)type, (void)ftw;
-    return remove(path) < 0 && errno != ENOENT ? -1 : 0;
-}
-
-/* rm -rf path (never follows symlinks). Returns 0, -ENOENT or -errno. */
-static int rm_rf(const char *path)
-{
-    struct stat st;
-    if (lstat(path, &st) < 0)
-        return -errno;
-    if (!S_ISDIR(st.st_mode))
-        return unlink(path) < 0 ? -errno : 0;
-    return nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS) != 0 ? -(errno ? errno : EIO) : 0;
-}
 
 static int mkdir_p(const char *path)
 {
@@ -189,7 +174,7 @@ static void remove_leftovers(const char *code_dir)
             continue;
         char *p = NULL;
         if (asprintf(&p, "%s/%s", code_dir, de->d_name) >= 0) {
-            rm_rf(p);
+            fsutil_rm_rf(p);
             free(p);
         }
     }
@@ -674,7 +659,7 @@ out:
     if (ex.rootfd >= 0)
         close(ex.rootfd);
     if (tmp_made)
-        rm_rf(tmp);
+        fsutil_rm_rf(tmp);
     for (size_t i = 0; i < ex.n_links; i++)
         free(ex.links[i]);
     free(ex.links);
@@ -813,7 +798,7 @@ int codestore_remove(struct codestore *cs, const char *sha256_hex)
     /* The directory disappears atomically, then is deleted at leisure. */
     if (rename(dir_path, tmp) == 0) {
         found = 1;
-        if ((r = rm_rf(tmp)) < 0)
+        if ((r = fsutil_rm_rf(tmp)) < 0)
             goto out;
     } else if (errno != ENOENT) {
         r = -errno;

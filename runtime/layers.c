@@ -1,5 +1,6 @@
 /* layers: merged /opt trees from extracted layers (see layers.h). */
 #include "runtime/layers.h"
+#include "runtime/fsutil.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -82,15 +83,6 @@ static int merge_entry(const char *path, const struct stat *sb, int flag, struct
     return 0;
 }
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    remove(path);
-    return 0;
-}
-
 int layers_merge(char *const *dirs, size_t n, const char *out_dir)
 {
     struct stat st;
@@ -114,6 +106,6 @@ int layers_merge(char *const *dirs, size_t n, const char *out_dir)
     if (rc == 0 && rename(tmp, out_dir) < 0)
         rc = errno == EEXIST || errno == ENOTEMPTY ? 0 : -errno;
     if (rc < 0 || stat(tmp, &st) == 0)
-        nftw(tmp, rm_entry, 32, FTW_DEPTH | FTW_PHYS);
+        fsutil_rm_rf(tmp);
     return rc;
 }

@@ -27,23 +27,11 @@
 #include "server/api_invoke.h"
 #include "server/config.h"
 #include "server/http.h"
+#include "runtime/fsutil.h"
 #include "server/layers.h"
 #include "server/persist.h"
 #include "server/registry.h"
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    remove(path);
-    return 0;
-}
-
-static void rm_rf(const char *path)
-{
-    nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
 
 int main(int argc, char **argv)
 {
@@ -191,7 +179,7 @@ out:
     persist_close(layers_persist);
     persist_close(persist);
     if (tmp_root[0])
-        rm_rf(tmp_root);
+        fsutil_rm_rf(tmp_root);
     LOG_DEBUG("state closed");
     rcu_unregister_thread();
     config_free(&cfg);
