@@ -21,7 +21,7 @@
 #
 # Environment:
 #   LAMBDAD_FUZZ_SECONDS   seconds per fuzz target (default 30)
-#   LAMBDAD_DETECT_LEAKS=1 turn LeakSanitizer on in the asan and fuzz stages
+#   LAMBDAD_DETECT_LEAKS=0 turn LeakSanitizer off in the asan and fuzz stages (on by default)
 #   LAMBDAD_BUILD_DIR      main build dir (default build/; the others get
 #                          -asan, -tsan, -fuzz appended)
 #   PYTEST_ADDOPTS         extra pytest options (standard pytest variable)
@@ -33,7 +33,7 @@ cd "$ROOT"
 JOBS="$(nproc)"
 PY="$ROOT/.venv/bin/python"
 FUZZ_SECONDS="${LAMBDAD_FUZZ_SECONDS:-30}"
-LEAKS="${LAMBDAD_DETECT_LEAKS:-0}"
+LEAKS="${LAMBDAD_DETECT_LEAKS:-1}"
 ALL_STAGES=(unit e2e asan tsan fuzz bench)
 # The main build dir (setup.sh builds it); the sanitizer and fuzz builds sit
 # beside it: build-asan, build-tsan, build-fuzz.
