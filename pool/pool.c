@@ -3,6 +3,8 @@
 #include "pool/pool.h"
 
 #include <errno.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,7 +21,26 @@
 #include "runtime/subprocess.h"
 
 static struct pool_config g_cfg;
-static int g_started;
+/* g_running gates every entry from other threads; g_inside counts callers
+ * between that check and the hand-off to an executor, so pool_stop can
+ * wait for them before it stops the executors: nothing is posted to a
+ * queue nobody will read again. */
+static atomic_int g_running;
+static atomic_int g_inside;
+
+static bool pool_enter(void)
+{
+    atomic_fetch_add(&g_inside, 1);
+    if (atomic_load(&g_running))
+        return true;
+    atomic_fetch_sub(&g_inside, 1);
+    return false;
+}
+
+static void pool_leave(void)
+{
+    atomic_fetch_sub(&g_inside, 1);
+}
 static int g_docker; /* container_init succeeded */
 
 static int64_t mono_ns(void)
@@ -169,7 +190,7 @@ int pool_start(const struct pool_config *cfg, const char **err)
             return rc;
         }
     }
-    g_started = 1;
+    atomic_store(&g_running, 1);
     LOG_INFO("pool: %d executor threads, at most %d environments, idle ttl %d s", g_pool.n,
              g_cfg.max_envs, g_cfg.ttl_s);
     return 0;
@@ -177,6 +198,9 @@ int pool_start(const struct pool_config *cfg, const char **err)
 
 void pool_stop(void)
 {
+    atomic_store(&g_running, 0);
+    while (atomic_load(&g_inside) > 0)
+        sched_yield();
     for (int i = 0; i < g_pool.n; i++) {
         struct pool_ctl c = {.msg_kind = POOL_MSG_STOP};
         executor_call(g_pool.all[i], &c);
@@ -196,37 +220,41 @@ void pool_stop(void)
     g_pool.all = NULL;
     g_pool.starving = NULL;
     g_pool.n = 0;
-    g_started = 0;
 }
 
 void pool_submit(struct invocation *inv)
 {
     inv->msg_kind = POOL_MSG_INVOKE;
     inv->submit_ns = mono_ns();
-    if (!g_started) {
+    if (!pool_enter()) {
         inv->outcome = INV_SERVICE_ERROR;
-        inv->error_message = strdup("the invocation pool is not running");
+        inv->error_message = strdup("lambdad is shutting down");
         inv->on_done(inv);
         return;
     }
     executor_post(owner_of(inv->fn->key), &inv->qnode);
+    pool_leave();
 }
 
 void pool_evict(const char *fn_key)
 {
-    if (!g_started)
+    if (!pool_enter())
         return;
     struct pool_ctl c = {.msg_kind = POOL_MSG_EVICT, .key = (char *)fn_key};
     executor_call(owner_of(fn_key), &c);
+    pool_leave();
 }
 
 json_t *pool_envs_json(void)
 {
     json_t *arr = json_array();
-    for (int i = 0; g_started && i < g_pool.n; i++) {
+    if (!pool_enter())
+        return arr;
+    for (int i = 0; i < g_pool.n; i++) {
         struct pool_ctl c = {.msg_kind = POOL_MSG_LIST, .list = arr};
         executor_call(g_pool.all[i], &c);
     }
+    pool_leave();
     return arr;
 }
 

@@ -165,10 +165,13 @@ int main(int argc, char **argv)
             break;
         }
     }
-    http_stop();
-    LOG_DEBUG("http front stopped");
+    /* The pool stops first: after a forced stop it answers what is still in
+     * flight (ServiceException), so the HTTP workers can finish and
+     * civetweb's stop, which joins them, returns. */
     pool_stop();
     LOG_DEBUG("executor pool stopped");
+    http_stop();
+    LOG_DEBUG("http front stopped");
     exit_code = 0;
 out_registry:
     registry_shutdown();
