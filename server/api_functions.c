@@ -55,9 +55,64 @@ static void touch(json_t *cfg)
     json_object_set_new(cfg, "LastUpdateStatus", json_string("Successful"));
 }
 
-/* Reads and parses the JSON body (empty -> {}). Answers and returns NULL on
- * failure. */
-static json_t *read_json_body(struct http_req *req)
+/* Whether two configurations describe the same function, ignoring what
+ * differs between $LATEST and a version snapshot of it. */
+static bool same_config(json_t *a, json_t *b)
+{
+    static const char *const volatile_keys[] = {"FunctionArn", "Version", "LastModified", "RevisionId",
+                                                "Description", "LastUpdateStatus", "State", NULL};
+    json_t *x = json_deep_copy(a), *y = json_deep_copy(b);
+    for (size_t i = 0; volatile_keys[i]; i++) {
+        json_object_del(x, volatile_keys[i]);
+        json_object_del(y, volatile_keys[i]);
+    }
+    bool eq = json_equal(x, y);
+    json_decref(x);
+    json_decref(y);
+    return eq;
+}
+
+int api_publish_doc(json_t *doc, const char *description, char ver[24])
+{
+    json_t *cfg = json_object_get(doc, "configuration");
+    json_t *versions = json_object_get(doc, "versions");
+    if (!json_is_array(versions)) {
+        versions = json_array();
+        json_object_set_new(doc, "versions", versions);
+    }
+    size_t nv = json_array_size(versions);
+    json_t *last = nv ? json_array_get(versions, nv - 1) : NULL;
+    /* The version's Description may come from the publish request: compare
+     * $LATEST's with the one $LATEST had when that version was taken. */
+    json_t *was = json_object_get(last, "latest_description");
+    if (last && same_config(json_object_get(last, "configuration"), cfg) &&
+        (!was || json_equal(was, json_object_get(cfg, "Description")))) {
+        snprintf(ver, 24, "%s", json_string_value(json_object_get(last, "version")));
+        return 0;
+    }
+    json_int_t n = json_integer_value(json_object_get(doc, "last_version")) + 1;
+    json_object_set_new(doc, "last_version", json_integer(n));
+    snprintf(ver, 24, "%" JSON_INTEGER_FORMAT, n);
+    json_t *vcfg = json_deep_copy(cfg);
+    char arn[600];
+    snprintf(arn, sizeof(arn), "%s:%s", json_string_value(json_object_get(cfg, "FunctionArn")), ver);
+    json_object_set_new(vcfg, "FunctionArn", json_string(arn));
+    json_object_set_new(vcfg, "Version", json_string(ver));
+    if (description)
+        json_object_set_new(vcfg, "Description", json_string(description));
+    touch(vcfg);
+    json_t *e = json_pack("{s:s,s:o}", "version", ver, "configuration", vcfg);
+    if (json_object_get(cfg, "Description"))
+        json_object_set(e, "latest_description", json_object_get(cfg, "Description"));
+    static const char *const copy[] = {"code_hex", "image_uri", "layers", NULL};
+    for (size_t i = 0; copy[i]; i++)
+        if (json_object_get(doc, copy[i]))
+            json_object_set(e, copy[i], json_object_get(doc, copy[i]));
+    json_array_append_new(versions, e);
+    return 0;
+}
+
+json_t *api_read_json_body(struct http_req *req)
 {
     json_error_t jerr;
     if (http_read_body(req))
@@ -78,10 +133,11 @@ static json_t *read_json_body(struct http_req *req)
     return j;
 }
 
-/* Resolves params[0] (+ ?Qualifier when with_qualifier) to a referenced
- * record; answers the error and returns NULL otherwise. */
-static struct fn_record *resolve_ref(struct http_req *req, size_t max_len, bool with_qualifier,
-                                     struct fn_name *n)
+#define read_json_body api_read_json_body
+#define resolve_ref api_resolve_ref
+
+struct fn_record *api_resolve_ref(struct http_req *req, size_t max_len, bool with_qualifier,
+                                  struct fn_name *n)
 {
     char q[160];
     const char *qp = NULL;
@@ -388,6 +444,16 @@ static void send_record_config(struct http_req *req, int status, const struct fn
     http_send_json(req, status, r->config_json, r->config_len);
 }
 
+/* Sends version ver's configuration ("" or missing: $LATEST's). */
+static void send_version_config(struct http_req *req, int status, const struct fn_record *r, const char *ver)
+{
+    const struct fn_version *v = ver[0] ? registry_version(r, ver) : NULL;
+    if (v)
+        http_send_json(req, status, v->config_json, v->config_len);
+    else
+        send_record_config(req, status, r);
+}
+
 /* --- CreateFunction ---------------------------------------------------- */
 
 void api_create_function(struct http_req *req)
@@ -479,9 +545,12 @@ void api_create_function(struct http_req *req)
     json_object_set_new(doc, "configuration", cfg);
     if (json_is_object(tags) && json_object_size(tags))
         json_object_set(doc, "tags", tags);
+    char ver[24] = "";
+    if (json_is_true(json_object_get(body, "Publish")))
+        api_publish_doc(doc, NULL, ver);
     if (registry_create(doc, code.zip, code.zip_len, &rec, &err))
         goto fail;
-    send_record_config(req, 201, rec);
+    send_version_config(req, 201, rec, ver);
     registry_record_unref(rec);
     goto out;
 fail:
@@ -494,13 +563,53 @@ out:
 
 /* --- reads ------------------------------------------------------------- */
 
+/* The FunctionConfiguration a (possibly qualified) request answers with,
+ * as malloc'd text: $LATEST's, a version's, or an alias's version with the
+ * FunctionArn qualified by the alias. code_hex/image_uri (may be NULL)
+ * receive the target's code (borrowed from r). */
+static char *target_config(const struct fn_record *r, const struct fn_name *n, const char **code_hex,
+                           const char **image_uri)
+{
+    const char *q = n->qualifier, *hex = r->code_hex, *img = r->image_uri, *text = r->config_json;
+    const struct fn_alias *a = NULL;
+    const struct fn_version *v = NULL;
+    if (q[0] && strcmp(q, "$LATEST")) {
+        v = registry_version(r, q);
+        if (!v && (a = registry_alias(r, q)))
+            v = registry_version(r, a->version); /* NULL: the alias points at $LATEST */
+        if (v) {
+            hex = v->code_hex;
+            img = v->image_uri;
+            text = v->config_json;
+        }
+    }
+    if (code_hex)
+        *code_hex = hex;
+    if (image_uri)
+        *image_uri = img;
+    if (!a)
+        return strdup(text);
+    json_t *cfg = json_loads(text, 0, NULL);
+    char arn[600];
+    validate_function_arn(n, true, arn, sizeof(arn));
+    json_object_set_new(cfg, "FunctionArn", json_string(arn));
+    char *out = json_dumps(cfg, JSON_COMPACT);
+    json_decref(cfg);
+    return out;
+}
+
 void api_get_function_configuration(struct http_req *req)
 {
     struct fn_name n;
     struct fn_record *r = resolve_ref(req, FN_NAMESPACED_MAX, true, &n);
     if (!r)
         return;
-    send_record_config(req, 200, r);
+    char *text = target_config(r, &n, NULL, NULL);
+    if (text)
+        http_send_json(req, 200, text, strlen(text));
+    else
+        http_send_error(req, &AWS_SERVICE, "out of memory");
+    free(text);
     registry_record_unref(r);
 }
 
@@ -511,25 +620,27 @@ void api_get_function(struct http_req *req)
     if (!r)
         return;
     json_t *code;
-    if (r->image_uri) {
-        code = json_pack("{s:s,s:s,s:s}", "RepositoryType", "ECR", "ImageUri", r->image_uri,
-                         "ResolvedImageUri", r->image_uri);
+    const char *code_hex, *image_uri;
+    char *config = target_config(r, &n, &code_hex, &image_uri);
+    if (image_uri) {
+        code = json_pack("{s:s,s:s,s:s}", "RepositoryType", "ECR", "ImageUri", image_uri,
+                         "ResolvedImageUri", image_uri);
     } else {
         const char *host = http_header(req, "Host");
         char loc[1024];
         snprintf(loc, sizeof(loc), "http://%s/_lambdad/code/%s.zip", host ? host : "127.0.0.1",
-                 r->code_hex ? r->code_hex : "");
+                 code_hex ? code_hex : "");
         code = json_pack("{s:s,s:s}", "RepositoryType", "S3", "Location", loc);
     }
     char *code_text = json_dumps(code, JSON_COMPACT);
     json_decref(code);
-    size_t cap = r->config_len + (code_text ? strlen(code_text) : 0) +
+    size_t cap = (config ? strlen(config) : 0) + (code_text ? strlen(code_text) : 0) +
                  (r->tags_json ? strlen(r->tags_json) : 0) + 128;
     char *out = malloc(cap);
-    if (!out || !code_text) {
+    if (!out || !code_text || !config) {
         http_send_error(req, &AWS_SERVICE, "out of memory");
     } else {
-        int len = snprintf(out, cap, "{\"Configuration\":%s,\"Code\":%s", r->config_json, code_text);
+        int len = snprintf(out, cap, "{\"Configuration\":%s,\"Code\":%s", config, code_text);
         if (r->tags_json)
             len += snprintf(out + len, cap - (size_t)len, ",\"Tags\":%s", r->tags_json);
         if (r->reserved_concurrency >= 0)
@@ -540,14 +651,25 @@ void api_get_function(struct http_req *req)
     }
     free(out);
     free(code_text);
+    free(config);
     registry_record_unref(r);
 }
 
 void api_list_functions(struct http_req *req)
 {
-    char marker[160], maxs[32];
+    char marker[160], maxs[32], fv[16] = "";
     size_t max = LIST_PAGE_MAX;
     int ml = http_query(req, "Marker", marker, sizeof(marker));
+    bool all = false;
+    if (http_query(req, "FunctionVersion", fv, sizeof(fv)) != -1) {
+        if (strcmp(fv, "ALL")) {
+            http_send_error(req, &AWS_VALIDATION, "1 validation error detected: Value '%s' at "
+                            "'functionVersion' failed to satisfy constraint: Member must satisfy enum "
+                            "value set: [ALL]", fv);
+            return;
+        }
+        all = true;
+    }
     if (http_query(req, "MaxItems", maxs, sizeof(maxs)) >= 0) {
         char *end;
         long m = strtol(maxs, &end, 10);
@@ -568,8 +690,11 @@ void api_list_functions(struct http_req *req)
         return;
     }
     size_t cap = 64;
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         cap += v[i]->config_len + 1;
+        for (size_t j = 0; all && j < v[i]->n_versions; j++)
+            cap += v[i]->versions[j].config_len + 1;
+    }
     if (more)
         cap += strlen(v[n - 1]->name) + 32;
     char *out = malloc(cap);
@@ -580,6 +705,11 @@ void api_list_functions(struct http_req *req)
                 out[len++] = ',';
             memcpy(out + len, v[i]->config_json, v[i]->config_len);
             len += v[i]->config_len;
+            for (size_t j = 0; all && j < v[i]->n_versions; j++) {
+                out[len++] = ',';
+                memcpy(out + len, v[i]->versions[j].config_json, v[i]->versions[j].config_len);
+                len += v[i]->versions[j].config_len;
+            }
         }
         len += (size_t)snprintf(out + len, cap - len, "]");
         if (more && n)
@@ -608,6 +738,7 @@ static int check_revision(json_t *body, const struct fn_record *cur, struct api_
 struct code_update {
     json_t *body;
     struct code_src code;
+    char ver[24]; /* the version Publish=true published, else "" */
 };
 
 static int mutate_code(json_t *doc, const struct fn_record *cur, void *ud, struct api_error *err)
@@ -621,6 +752,8 @@ static int mutate_code(json_t *doc, const struct fn_record *cur, void *ud, struc
     if (json_is_array(ar) && json_array_size(ar) == 1)
         json_object_set(cfg, "Architectures", ar);
     touch(cfg);
+    if (json_is_true(json_object_get(u->body, "Publish")))
+        api_publish_doc(doc, NULL, u->ver);
     return 0;
 }
 
@@ -680,7 +813,7 @@ void api_update_function_code(struct http_req *req)
     }
     if (registry_update(&n, mutate_code, &u, u.code.zip, u.code.zip_len, &out, &err))
         goto fail;
-    send_record_config(req, 200, out);
+    send_version_config(req, 200, out, u.ver);
     registry_record_unref(out);
     goto out;
 fail:
@@ -734,19 +867,60 @@ out:
     json_decref(body);
 }
 
+/* Removes the published version ud from a document; refuses while an
+ * alias routes to it. */
+static int mutate_delete_version(json_t *doc, const struct fn_record *cur, void *ud, struct api_error *err)
+{
+    const char *ver = ud;
+    json_t *versions = json_object_get(doc, "versions"), *e;
+    size_t i;
+    if (!registry_version(cur, ver)) {
+        char arn[600];
+        snprintf(arn, sizeof(arn), "%s:%s", cur->arn, ver);
+        return api_fail(err, &AWS_RESOURCE_NOT_FOUND, MSG_FUNCTION_NOT_FOUND, arn);
+    }
+    for (i = 0; i < cur->n_aliases; i++) {
+        const struct fn_alias *a = &cur->aliases[i];
+        if (!strcmp(a->version, ver) || (a->extra_version && !strcmp(a->extra_version, ver)))
+            return api_fail(err, &AWS_RESOURCE_CONFLICT, "Unable to delete version because the following "
+                            "aliases reference it: [%s]", a->name);
+    }
+    json_array_foreach(versions, i, e) {
+        const char *v = json_string_value(json_object_get(e, "version"));
+        if (v && !strcmp(v, ver)) {
+            json_array_remove(versions, i);
+            break;
+        }
+    }
+    return 0;
+}
+
 void api_delete_function(struct http_req *req)
 {
     struct api_error err;
     struct fn_name n;
     struct fn_record *cur = resolve_ref(req, FN_NAMESPACED_MAX, true, &n);
-    if (!cur) {
-        /* resolve_ref refuses $LATEST-less qualifiers already; nothing else to do. */
+    if (!cur)
+        return;
+    bool is_version = n.qualifier[0] && registry_version(cur, n.qualifier);
+    registry_record_unref(cur);
+    if (is_version) {
+        char ver[sizeof(n.qualifier)];
+        snprintf(ver, sizeof(ver), "%s", n.qualifier);
+        if (registry_update(&n, mutate_delete_version, ver, NULL, 0, NULL, &err))
+            http_send_api_error(req, &err);
+        else
+            http_send_empty(req, 204);
         return;
     }
-    registry_record_unref(cur);
-    if (n.qualifier[0]) { /* only "$LATEST" gets here */
+    if (!strcmp(n.qualifier, "$LATEST")) {
         http_send_error(req, &AWS_INVALID_PARAMETER_VALUE,
                         "$LATEST version cannot be deleted without deleting the function.");
+        return;
+    }
+    if (n.qualifier[0]) { /* an alias */
+        http_send_error(req, &AWS_INVALID_PARAMETER_VALUE,
+                        "Deletion of aliases is not supported by DeleteFunction; use DeleteAlias.");
         return;
     }
     if (registry_delete(&n, &err)) {
@@ -1026,22 +1200,6 @@ void api_get_account_settings(struct http_req *req)
                               (json_int_t)total, "FunctionCount", (json_int_t)n));
 }
 
-void api_list_versions(struct http_req *req)
-{
-    struct fn_name n;
-    struct fn_record *r = resolve_ref(req, FN_NAME_MAX, false, &n);
-    if (!r)
-        return;
-    char *out;
-    if (asprintf(&out, "{\"Versions\":[%s]}", r->config_json) < 0) {
-        http_send_error(req, &AWS_SERVICE, "out of memory");
-    } else {
-        http_send_json(req, 200, out, strlen(out));
-        free(out);
-    }
-    registry_record_unref(r);
-}
-
 /* Answers a fixed JSON document once the function exists. */
 static void fixed_for_function(struct http_req *req, const char *json)
 {
@@ -1053,25 +1211,9 @@ static void fixed_for_function(struct http_req *req, const char *json)
     http_send_json(req, 200, json, strlen(json));
 }
 
-void api_list_aliases(struct http_req *req)
-{
-    fixed_for_function(req, "{\"Aliases\":[]}");
-}
-
 void api_list_url_configs(struct http_req *req)
 {
     fixed_for_function(req, "{\"FunctionUrlConfigs\":[]}");
-}
-
-void api_get_alias(struct http_req *req)
-{
-    struct fn_name n;
-    struct fn_record *r = resolve_ref(req, FN_NAME_MAX, false, &n);
-    if (!r)
-        return;
-    registry_record_unref(r);
-    http_send_error(req, &AWS_RESOURCE_NOT_FOUND, "Cannot find alias arn: arn:aws:lambda:%s:%s:function:%s:%s",
-                    n.region, n.account, n.name, http_param(req, 1) ? http_param(req, 1) : "");
 }
 
 void api_get_policy(struct http_req *req)

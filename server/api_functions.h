@@ -33,6 +33,27 @@ struct code_info;
 int api_store_zip(json_t *zipfile, const char *what, unsigned char **zip, size_t *len,
                   struct code_info *info, struct api_error *err);
 
+struct fn_name;
+struct fn_record;
+
+/* Reads and parses the JSON request body (empty -> {}). Answers the error
+ * and returns NULL on failure; the caller owns the result. */
+json_t *api_read_json_body(struct http_req *req);
+
+/* Resolves path parameter 0 (plus ?Qualifier= when with_qualifier) to a
+ * referenced record (release with registry_record_unref); n gets the
+ * parsed identity. Answers the error and returns NULL otherwise. */
+struct fn_record *api_resolve_ref(struct http_req *req, size_t max_len, bool with_qualifier,
+                                  struct fn_name *n);
+
+/* Publishes $LATEST of a function document (a writer's copy, see
+ * registry_update) as a new version entry: the configuration snapshot with
+ * Version "N", FunctionArn ":N", a new RevisionId and LastModified, and
+ * description as its Description when not NULL. When $LATEST is unchanged
+ * since the newest version, nothing is added and ver gets that version.
+ * ver receives the version number text. Returns 0. */
+int api_publish_doc(json_t *doc, const char *description, char ver[24]);
+
 void api_create_function(struct http_req *req);
 void api_get_function(struct http_req *req);
 void api_get_function_configuration(struct http_req *req);
@@ -47,9 +68,6 @@ void api_put_function_concurrency(struct http_req *req);
 void api_get_function_concurrency(struct http_req *req);
 void api_delete_function_concurrency(struct http_req *req);
 void api_get_account_settings(struct http_req *req);
-void api_list_versions(struct http_req *req);     /* $LATEST only */
-void api_list_aliases(struct http_req *req);      /* always empty */
-void api_get_alias(struct http_req *req);         /* always not found */
 void api_get_policy(struct http_req *req);        /* always "no policy" */
 void api_list_url_configs(struct http_req *req);  /* always empty */
 void api_get_url_config(struct http_req *req);    /* always not found */

@@ -131,7 +131,11 @@ static struct invocation *prepare(struct http_req *req, enum inv_kind kind, bool
     rcu_read_lock();
     struct fn_record *rec = registry_resolve(http_param(req, 0), ql >= 0 ? qualifier : NULL, 170,
                                              req->region, req->account, &name, &err);
-    struct fn_spec *spec = rec ? registry_spec_ref(rec) : NULL;
+    /* $LATEST, a version, or an alias (its RoutingConfig picks the version
+     * here); spec->version is what X-Amz-Executed-Version reports. */
+    struct fn_spec *spec = rec ? registry_spec_for(rec, name.qualifier) : NULL;
+    if (rec && !spec)
+        registry_not_found(&name, &err);
     rcu_read_unlock();
     if (!spec) {
         http_send_api_error(req, &err);

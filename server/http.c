@@ -26,6 +26,7 @@
 #include "server/api_functions.h"
 #include "server/api_invoke.h"
 #include "server/api_layers.h"
+#include "server/api_versions.h"
 
 #define CAP_CODE HTTP_BODY_CAP_CODE
 #define CAP_INV HTTP_BODY_CAP_INVOKE
@@ -52,13 +53,13 @@ static const struct http_route g_routes[] = {
     {"DELETE", "/2017-10-31/functions/{}/concurrency", "DeleteFunctionConcurrency", api_delete_function_concurrency, CAP_DEF},
     {"GET", "/2016-08-19/account-settings", "GetAccountSettings", api_get_account_settings, CAP_DEF},
     {"POST", "/2021-11-15/functions/{}/response-streaming-invocations", "InvokeWithResponseStream", api_not_implemented, CAP_INV},
-    {"POST", FN "/versions", "PublishVersion", api_not_implemented, CAP_DEF},
+    {"POST", FN "/versions", "PublishVersion", api_publish_version, CAP_DEF},
     {"GET", FN "/versions", "ListVersionsByFunction", api_list_versions, CAP_DEF},
-    {"POST", FN "/aliases", "CreateAlias", api_not_implemented, CAP_DEF},
+    {"POST", FN "/aliases", "CreateAlias", api_create_alias, CAP_DEF},
     {"GET", FN "/aliases", "ListAliases", api_list_aliases, CAP_DEF},
     {"GET", FN "/aliases/{}", "GetAlias", api_get_alias, CAP_DEF},
-    {"PUT", FN "/aliases/{}", "UpdateAlias", api_not_implemented, CAP_DEF},
-    {"DELETE", FN "/aliases/{}", "DeleteAlias", api_not_implemented, CAP_DEF},
+    {"PUT", FN "/aliases/{}", "UpdateAlias", api_update_alias, CAP_DEF},
+    {"DELETE", FN "/aliases/{}", "DeleteAlias", api_delete_alias, CAP_DEF},
     {"POST", FN "/policy", "AddPermission", api_not_implemented, CAP_DEF},
     {"GET", FN "/policy", "GetPolicy", api_get_policy, CAP_DEF},
     {"DELETE", FN "/policy/{}", "RemovePermission", api_not_implemented, CAP_DEF},

@@ -1,11 +1,18 @@
-/* registry: RCU hash of immutable function records (see registry.h). */
+/* registry: RCU hash of immutable function records (see registry.h).
+ *
+ * Versions and aliases live inside the function's record (and document):
+ * a publish, an alias change or a version deletion is one more copy-edit-
+ * swap of the whole record under the writer mutex, persisted in the same
+ * atomic write as everything else about the function. */
 #include "server/registry.h"
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "pool/deploy.h"
 #include "pool/pool.h"
@@ -44,6 +51,23 @@ static void make_key(char *out, size_t len, const char *region, const char *acco
 
 static void record_free(struct fn_record *r)
 {
+    for (size_t i = 0; i < r->n_versions; i++) {
+        struct fn_version *v = &r->versions[i];
+        free(v->version);
+        free(v->config_json);
+        free(v->code_hex);
+        free(v->image_uri);
+        fnspec_unref(v->spec);
+    }
+    free(r->versions);
+    for (size_t i = 0; i < r->n_aliases; i++) {
+        struct fn_alias *a = &r->aliases[i];
+        free(a->name);
+        free(a->version);
+        free(a->extra_version);
+        free(a->json);
+    }
+    free(r->aliases);
     free(r->key);
     free(r->region);
     free(r->account);
@@ -158,18 +182,19 @@ static int spec_layers(struct fn_spec *s, json_t *layers, struct api_error *err)
 }
 
 /* Builds the fn_spec of a document; code_dir already resolved. */
-static struct fn_spec *spec_build(const struct fn_record *r, json_t *cfg, json_t *tags, const char *code_dir,
-                                  json_t *layers, struct api_error *err)
+static struct fn_spec *spec_build(const struct fn_record *r, const char *key, const char *version,
+                                  const char *arn, const char *image_uri, json_t *cfg, json_t *tags,
+                                  const char *code_dir, json_t *layers, struct api_error *err)
 {
     struct fn_spec *s = fnspec_new();
     if (!s) {
         api_fail(err, &AWS_SERVICE, "out of memory building function record");
         return NULL;
     }
-    s->key = fnspec_strdup(r->key);
+    s->key = fnspec_strdup(key);
     s->name = fnspec_strdup(r->name);
-    s->version = fnspec_strdup("$LATEST");
-    s->arn = fnspec_strdup(r->arn);
+    s->version = fnspec_strdup(version);
+    s->arn = fnspec_strdup(arn);
     s->region = fnspec_strdup(r->region);
     s->account = fnspec_strdup(r->account);
     s->package_type = fnspec_strdup(jstr(cfg, "PackageType") ? jstr(cfg, "PackageType") : "Zip");
@@ -201,7 +226,7 @@ static struct fn_spec *spec_build(const struct fn_record *r, json_t *cfg, json_t
     s->memory_mb = (int)json_integer_value(json_object_get(cfg, "MemorySize"));
     s->timeout_s = (int)json_integer_value(json_object_get(cfg, "Timeout"));
     s->ephemeral_mb = (int)json_integer_value(json_object_get(json_object_get(cfg, "EphemeralStorage"), "Size"));
-    s->image_uri = fnspec_strdup(r->image_uri);
+    s->image_uri = fnspec_strdup(image_uri);
     json_t *ic = json_object_get(json_object_get(cfg, "ImageConfigResponse"), "ImageConfig");
     s->image_entrypoint = strv_from_json(json_object_get(ic, "EntryPoint"), &s->n_entrypoint);
     s->image_command = strv_from_json(json_object_get(ic, "Command"), &s->n_command);
@@ -220,6 +245,92 @@ static struct fn_spec *spec_build(const struct fn_record *r, json_t *cfg, json_t
         return NULL;
     }
     return s;
+}
+
+static char *code_dir_of(const char *hex, const char *key)
+{
+    char *dir = hex && g_cs ? codestore_dir_path(g_cs, hex) : NULL;
+    if (hex && g_cs && !dir)
+        LOG_WARN("code %s of function %s is missing from the code store", hex, key);
+    return dir;
+}
+
+/* Builds r->versions from doc "versions" (ascending, as stored). */
+static int versions_build(struct fn_record *r, json_t *doc, json_t *tags, struct api_error *err)
+{
+    json_t *arr = json_object_get(doc, "versions"), *e;
+    size_t i;
+    if (!json_array_size(arr))
+        return 0;
+    r->versions = calloc(json_array_size(arr), sizeof(*r->versions));
+    if (!r->versions)
+        return api_fail(err, &AWS_SERVICE, "out of memory");
+    json_array_foreach(arr, i, e) {
+        json_t *cfg = json_object_get(e, "configuration");
+        const char *ver = jstr(e, "version");
+        if (!ver || !json_is_object(cfg) || strspn(ver, "0123456789") != strlen(ver) || !*ver ||
+            strlen(ver) > 18)
+            return api_fail(err, &AWS_SERVICE, "malformed version in function document");
+        struct fn_version *v = &r->versions[r->n_versions++];
+        char key[240];
+        snprintf(key, sizeof(key), "%s:%s", r->key, ver);
+        v->version = fnspec_strdup(ver);
+        v->number = strtol(ver, NULL, 10);
+        v->config_json = json_dumps(cfg, JSON_COMPACT);
+        v->code_hex = fnspec_strdup(jstr(e, "code_hex"));
+        v->image_uri = fnspec_strdup(jstr(e, "image_uri"));
+        if (!v->version || !v->config_json)
+            return api_fail(err, &AWS_SERVICE, "out of memory");
+        v->config_len = strlen(v->config_json);
+        char *dir = code_dir_of(v->code_hex, key);
+        json_t *layers = doc_layers(e);
+        const char *arn = jstr(cfg, "FunctionArn");
+        v->spec = spec_build(r, key, ver, arn ? arn : r->arn, v->image_uri, cfg, tags, dir, layers, err);
+        json_decref(layers);
+        free(dir);
+        if (!v->spec)
+            return -1;
+    }
+    return 0;
+}
+
+static int cmp_alias(const void *a, const void *b)
+{
+    return strcmp(((const struct fn_alias *)a)->name, ((const struct fn_alias *)b)->name);
+}
+
+/* Builds r->aliases from doc "aliases" (AliasConfiguration objects). */
+static int aliases_build(struct fn_record *r, json_t *doc, struct api_error *err)
+{
+    json_t *arr = json_object_get(doc, "aliases"), *e;
+    size_t i;
+    if (!json_array_size(arr))
+        return 0;
+    r->aliases = calloc(json_array_size(arr), sizeof(*r->aliases));
+    if (!r->aliases)
+        return api_fail(err, &AWS_SERVICE, "out of memory");
+    json_array_foreach(arr, i, e) {
+        const char *name = jstr(e, "Name"), *ver = jstr(e, "FunctionVersion");
+        if (!name || !ver)
+            return api_fail(err, &AWS_SERVICE, "malformed alias in function document");
+        struct fn_alias *a = &r->aliases[r->n_aliases++];
+        a->name = fnspec_strdup(name);
+        a->version = fnspec_strdup(ver);
+        a->json = json_dumps(e, JSON_COMPACT);
+        if (!a->name || !a->version || !a->json)
+            return api_fail(err, &AWS_SERVICE, "out of memory");
+        a->json_len = strlen(a->json);
+        const char *k;
+        json_t *w;
+        json_object_foreach(json_object_get(json_object_get(e, "RoutingConfig"), "AdditionalVersionWeights"), k, w) {
+            if (a->extra_version)
+                break;
+            a->extra_version = fnspec_strdup(k);
+            a->extra_weight = json_number_value(w);
+        }
+    }
+    qsort(r->aliases, r->n_aliases, sizeof(*r->aliases), cmp_alias);
+    return 0;
 }
 
 int registry_record_build(json_t *doc, const void *zip, size_t zip_len, struct fn_record **out,
@@ -264,10 +375,10 @@ int registry_record_build(json_t *doc, const void *zip, size_t zip_len, struct f
             LOG_WARN("code %s of function %s is missing from the code store", r->code_hex, r->key);
     }
     json_t *layers = doc_layers(doc);
-    r->spec = spec_build(r, cfg, tags, code_dir, layers, err);
+    r->spec = spec_build(r, r->key, "$LATEST", r->arn, r->image_uri, cfg, tags, code_dir, layers, err);
     json_decref(layers);
     free(code_dir);
-    if (!r->spec) {
+    if (!r->spec || versions_build(r, doc, tags, err) || aliases_build(r, doc, err)) {
         record_free(r);
         return -1;
     }
@@ -306,11 +417,79 @@ struct fn_record *registry_resolve(const char *function_name, const char *qualif
     if (validate_function_ref(function_name, qualifier, max_len, region, account, n, err))
         return NULL;
     struct fn_record *r = registry_lookup(n->region, n->account, n->name);
-    if (!r || (n->qualifier[0] && strcmp(n->qualifier, "$LATEST") != 0)) {
+    if (!r || (n->qualifier[0] && strcmp(n->qualifier, "$LATEST") != 0 &&
+               !registry_version(r, n->qualifier) && !registry_alias(r, n->qualifier))) {
         registry_not_found(n, err);
         return NULL;
     }
     return r;
+}
+
+const struct fn_version *registry_version(const struct fn_record *r, const char *version)
+{
+    size_t lo = 0, hi = r->n_versions;
+    char *end;
+    if (!version || !*version || strspn(version, "0123456789") != strlen(version))
+        return NULL;
+    long want = strtol(version, &end, 10);
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (r->versions[mid].number == want)
+            return &r->versions[mid];
+        if (r->versions[mid].number < want)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+const struct fn_alias *registry_alias(const struct fn_record *r, const char *name)
+{
+    struct fn_alias key = {.name = (char *)name};
+    if (!name || !r->n_aliases)
+        return NULL;
+    return bsearch(&key, r->aliases, r->n_aliases, sizeof(*r->aliases), cmp_alias);
+}
+
+/* A uniform double in [0, 1) from a per-thread xorshift64* generator. */
+static double route_random(void)
+{
+    static __thread uint64_t state;
+    if (!state) {
+        if (getrandom(&state, sizeof(state), 0) != sizeof(state) || !state)
+            state = (uint64_t)(uintptr_t)&state ^ 0x9e3779b97f4a7c15ull;
+    }
+    state ^= state >> 12;
+    state ^= state << 25;
+    state ^= state >> 27;
+    return (double)((state * 2685821657736338717ull) >> 11) / 9007199254740992.0;
+}
+
+static struct fn_spec *spec_of_version(const struct fn_record *r, const char *version)
+{
+    if (!strcmp(version, "$LATEST"))
+        return fnspec_ref(r->spec);
+    const struct fn_version *v = registry_version(r, version);
+    return v ? fnspec_ref(v->spec) : NULL;
+}
+
+struct fn_spec *registry_spec_for(const struct fn_record *r, const char *qualifier)
+{
+    if (!qualifier || !*qualifier || !strcmp(qualifier, "$LATEST"))
+        return fnspec_ref(r->spec);
+    const struct fn_version *v = registry_version(r, qualifier);
+    if (v)
+        return fnspec_ref(v->spec);
+    const struct fn_alias *a = registry_alias(r, qualifier);
+    if (!a)
+        return NULL;
+    if (a->extra_version && a->extra_weight > 0 && route_random() < a->extra_weight) {
+        struct fn_spec *s = spec_of_version(r, a->extra_version);
+        if (s)
+            return s;
+    }
+    return spec_of_version(r, a->version);
 }
 
 size_t registry_count(void)
@@ -381,12 +560,13 @@ static int persist_doc(const struct fn_record *r, struct api_error *err)
     return 0;
 }
 
-/* Whether rec's document attaches a layer whose zip is hex. */
-static bool layers_use(const struct fn_record *r, const char *hex)
+/* Whether a document (function or version entry) attaches a layer whose
+ * zip is hex. */
+static bool layers_use(json_t *doc, const char *hex)
 {
     size_t i;
     json_t *l;
-    json_array_foreach(json_object_get(r->doc, "layers"), i, l) {
+    json_array_foreach(json_object_get(doc, "layers"), i, l) {
         const char *h = jstr(l, "code_hex");
         if (h && !strcmp(h, hex))
             return true;
@@ -407,10 +587,21 @@ static bool code_in_use(const char *hex)
         /* Not cds_lfht_for_each_entry: it applies container_of to the NULL
          * that ends the walk, which UBSan rightly reports. */
         r = caa_container_of(it_node, struct fn_record, node);
-        if ((r->code_hex && !strcmp(r->code_hex, hex)) || layers_use(r, hex)) {
+        if ((r->code_hex && !strcmp(r->code_hex, hex)) || layers_use(r->doc, hex)) {
             used = true;
             break;
         }
+        size_t i;
+        json_t *e;
+        json_array_foreach(json_object_get(r->doc, "versions"), i, e) {
+            const char *h = jstr(e, "code_hex");
+            if ((h && !strcmp(h, hex)) || layers_use(e, hex)) {
+                used = true;
+                break;
+            }
+        }
+        if (used)
+            break;
     }
     rcu_read_unlock();
     return used || layers_code_in_use(hex);
@@ -418,12 +609,41 @@ static bool code_in_use(const char *hex)
 
 static void release_code(const char *hex);
 
-/* Releases every layer blob of a replaced or deleted record. */
-static void release_layers(const struct fn_record *r)
+/* Releases every blob (code and layers, of $LATEST and of every version)
+ * of a replaced or deleted record; release_code keeps those still used. */
+static void release_blobs(const struct fn_record *r)
 {
-    size_t i;
-    json_t *l;
+    size_t i, j;
+    json_t *l, *e;
+    release_code(r->code_hex);
     json_array_foreach(json_object_get(r->doc, "layers"), i, l) release_code(jstr(l, "code_hex"));
+    json_array_foreach(json_object_get(r->doc, "versions"), j, e) {
+        release_code(jstr(e, "code_hex"));
+        json_array_foreach(json_object_get(e, "layers"), i, l) release_code(jstr(l, "code_hex"));
+    }
+}
+
+/* strdup'd spec keys of the versions of old missing from new (NULL: all),
+ * NULL-terminated, for pool_evict outside the writer mutex. */
+static char **gone_keys(const struct fn_record *old, const struct fn_record *new)
+{
+    char **out = calloc(old->n_versions + 1, sizeof(char *));
+    size_t n = 0;
+    if (!out)
+        return NULL;
+    for (size_t i = 0; i < old->n_versions; i++)
+        if (!new || !registry_version(new, old->versions[i].version))
+            out[n++] = fnspec_strdup(old->versions[i].spec->key);
+    return out;
+}
+
+static void evict_keys(char **keys)
+{
+    for (size_t i = 0; keys && keys[i]; i++) {
+        pool_evict(keys[i]);
+        free(keys[i]);
+    }
+    free(keys);
 }
 
 /* Removes a code blob nobody uses any more (outside the read-side section). */
@@ -477,6 +697,7 @@ int registry_update(const struct fn_name *n, registry_mutate_fn fn, void *ud, co
 {
     struct fn_record *cur = NULL, *r = NULL;
     json_t *doc = NULL;
+    char **gone = NULL;
     int rc = -1;
     pthread_mutex_lock(&g_write_lock);
     rcu_read_lock();
@@ -504,15 +725,15 @@ int registry_update(const struct fn_name *n, registry_mutate_fn fn, void *ud, co
         goto out;
     }
     call_rcu(&caa_container_of(old, struct fn_record, node)->rcu, record_free_rcu);
-    if (cur->code_hex && (!r->code_hex || strcmp(cur->code_hex, r->code_hex)))
-        release_code(cur->code_hex);
-    release_layers(cur);
+    release_blobs(cur);
+    gone = gone_keys(cur, r);
     if (out)
         *out = registry_record_ref(r);
     r = NULL;
     rc = 0;
 out:
     pthread_mutex_unlock(&g_write_lock);
+    evict_keys(gone); /* talks to executors: outside the writer mutex */
     json_decref(doc);
     registry_record_unref(r);
     registry_record_unref(cur);
@@ -522,6 +743,7 @@ out:
 int registry_delete(const struct fn_name *n, struct api_error *err)
 {
     struct fn_record *cur;
+    char **gone = NULL;
     int rc = -1;
     pthread_mutex_lock(&g_write_lock);
     rcu_read_lock();
@@ -548,13 +770,15 @@ int registry_delete(const struct fn_name *n, struct api_error *err)
         call_rcu(&cur->rcu, record_free_rcu);
         atomic_fetch_sub(&g_count, 1);
     }
-    release_code(cur->code_hex);
-    release_layers(cur);
+    release_blobs(cur);
+    gone = gone_keys(cur, NULL);
     rc = 0;
 out:
     pthread_mutex_unlock(&g_write_lock);
-    if (rc == 0)
+    if (rc == 0) {
         pool_evict(cur->key); /* talks to an executor: outside the writer mutex */
+        evict_keys(gone);
+    }
     registry_record_unref(cur);
     return rc;
 }

@@ -41,7 +41,36 @@
 struct codestore;
 struct persist;
 
-/* One function ($LATEST). All fields are read-only once published. */
+/* A published version of a function (immutable, like its record). Its
+ * spec's key is "<region>/<account>/<name>:<N>" so that its environments
+ * are pooled apart from $LATEST's and never drained by $LATEST updates. */
+struct fn_version {
+    char *version;             /* "1", "2", ... */
+    long number;
+    char *config_json;         /* the version's FunctionConfiguration */
+    size_t config_len;
+    char *code_hex;            /* Zip: code store key; NULL for Image */
+    char *image_uri;           /* Image: Code.ImageUri; NULL for Zip */
+    struct fn_spec *spec;      /* version = "N", deploy_id filled */
+};
+
+/* An alias: AliasConfiguration as the API returns it, plus what Invoke
+ * needs to route (at most one additional version, as in AWS). */
+struct fn_alias {
+    char *name;
+    char *version;             /* FunctionVersion: "N" or "$LATEST" */
+    char *extra_version;       /* RoutingConfig additional version, or NULL */
+    double extra_weight;       /* its probability in [0, 1] */
+    char *json;                /* AliasConfiguration, compact JSON text */
+    size_t json_len;
+};
+
+/* One function ($LATEST plus its published versions and aliases). All
+ * fields are read-only once published. The document keeps "versions"
+ * ([{"version","configuration","code_hex"?,"image_uri"?,"layers"?,
+ * "latest_description"?}], ascending),
+ * "last_version" (the never-reused counter) and "aliases" (array of
+ * AliasConfiguration objects). */
 struct fn_record {
     struct cds_lfht_node node; /* registry-private */
     struct rcu_head rcu;       /* registry-private */
@@ -58,7 +87,24 @@ struct fn_record {
     char *revision_id;
     struct fn_spec *spec;      /* what the pool needs; deploy_id filled */
     json_t *doc;               /* the persisted document; writers only */
+    struct fn_version *versions; /* ascending by number */
+    size_t n_versions;
+    struct fn_alias *aliases;  /* sorted by name */
+    size_t n_aliases;
 };
+
+/* The published version "N" of r, or NULL. */
+const struct fn_version *registry_version(const struct fn_record *r, const char *version);
+
+/* The alias named name of r, or NULL. */
+const struct fn_alias *registry_alias(const struct fn_record *r, const char *name);
+
+/* Takes a reference on the spec a qualifier selects: "" or "$LATEST" ->
+ * $LATEST, "N" -> that version, an alias -> its version, or (with a
+ * RoutingConfig) its additional version with the configured probability.
+ * NULL when the qualifier names nothing. Same thread rules as
+ * registry_spec_ref. */
+struct fn_spec *registry_spec_for(const struct fn_record *r, const char *qualifier);
 
 /* Sets the code store and the persistence handle (NULL: ephemeral) and
  * creates the table. Returns 0 or -ENOMEM. */
@@ -84,7 +130,9 @@ struct fn_record *registry_lookup(const char *region, const char *account, const
  * NULL with err filled: ValidationException for a malformed name,
  * InvalidParameterValueException for a qualifier conflict,
  * ResourceNotFoundException "Function not found: <arn>[:qualifier]" for an
- * unknown function or a qualifier other than $LATEST. name_out (may be NULL)
+ * unknown function or a qualifier that is neither $LATEST, a published
+ * version nor an alias (the record returned is the whole function; see
+ * registry_spec_for / registry_version / registry_alias for the target). name_out (may be NULL)
  * receives the parsed identity. max_len: 140 (FunctionName) or 256. */
 struct fn_record *registry_resolve(const char *function_name, const char *qualifier,
                                    size_t max_len, const char *region, const char *account,
@@ -124,13 +172,15 @@ typedef int (*registry_mutate_fn)(json_t *doc, const struct fn_record *cur, void
 
 /* Updates the function named by n (region/account/name) under the writer
  * mutex: copies its document, runs fn, rebuilds the record, persists, swaps.
- * zip as in registry_create. A code blob no longer used by any function is
- * removed from the code store. */
+ * zip as in registry_create. A code blob no longer used by any function or
+ * version is removed from the code store; the environments of a version
+ * the update removed are evicted. */
 int registry_update(const struct fn_name *n, registry_mutate_fn fn, void *ud, const void *zip,
                     size_t zip_len, struct fn_record **out, struct api_error *err);
 
-/* Deletes the function: unlinks its document, unpublishes it, evicts its
- * environments (pool_evict) and removes its code blob when unused. */
+/* Deletes the function with all its versions and aliases: unlinks its
+ * document, unpublishes it, evicts its environments (pool_evict, every
+ * version's key too) and removes its code blobs when unused. */
 int registry_delete(const struct fn_name *n, struct api_error *err);
 
 /* Removes the code blob hex from the code store unless a function (its

@@ -1,6 +1,8 @@
 /* Unit tests for server/registry.c with persistence: create, resolve in
  * every name form and namespace, update (immutable records, new spec and
- * deploy ID), list order/paging, delete, and a reload from the data dir. */
+ * deploy ID), versions and aliases (their specs, qualifier resolution,
+ * alias routing), list order/paging, delete, and a reload from the data
+ * dir. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +29,26 @@ static int set_memory(json_t *doc, const struct fn_record *cur, void *ud, struct
     (void)cur;
     (void)err;
     json_object_set_new(json_object_get(doc, "configuration"), "MemorySize", json_integer(*(int *)ud));
+    return 0;
+}
+
+/* Adds version 1 (a snapshot of $LATEST with MemorySize 256) and aliases
+ * "live" -> 1 and "all" -> $LATEST routing *(double *)ud of the traffic to
+ * version 1. */
+static int add_version_and_aliases(json_t *doc, const struct fn_record *cur, void *ud, struct api_error *err)
+{
+    (void)cur;
+    (void)err;
+    json_t *cfg = json_deep_copy(json_object_get(doc, "configuration"));
+    json_object_set_new(cfg, "Version", json_string("1"));
+    json_object_set_new(cfg, "MemorySize", json_integer(256));
+    json_object_set_new(doc, "versions", json_pack("[{s:s,s:o}]", "version", "1", "configuration", cfg));
+    json_object_set_new(doc, "last_version", json_integer(1));
+    json_object_set_new(doc, "aliases",
+                        json_pack("[{s:s,s:s,s:s},{s:s,s:s,s:s,s:{s:{s:f}}}]", "Name", "live", "FunctionVersion",
+                                  "1", "RevisionId", "r1", "Name", "all", "FunctionVersion", "$LATEST",
+                                  "RevisionId", "r2", "RoutingConfig", "AdditionalVersionWeights", "1",
+                                  *(double *)ud));
     return 0;
 }
 
@@ -102,6 +124,44 @@ int main(void)
     registry_record_unref(before);
     CHECK(registry_update(&n, refuse, NULL, NULL, 0, NULL, &err) == -1 && err.type == &AWS_PRECONDITION_FAILED);
 
+    /* Versions and aliases: own spec key, version and deploy ID; qualifier
+     * resolution; alias routing at weights 1 and 0. */
+    double weight = 1.0;
+    CHECK(registry_update(&n, add_version_and_aliases, &weight, NULL, 0, &rec, &err) == 0);
+    CHECK(rec->n_versions == 1 && rec->n_aliases == 2 && !strcmp(rec->aliases[0].name, "all"));
+    const struct fn_version *ver = registry_version(rec, "1");
+    CHECK(ver && ver->number == 1 && registry_version(rec, "2") == NULL && registry_version(rec, "x") == NULL);
+    CHECK(!strcmp(ver->spec->key, "us-east-1/000000000000/b-fn:1") && !strcmp(ver->spec->version, "1"));
+    CHECK(ver->spec->memory_mb == 256 && strcmp(ver->spec->deploy_id, rec->spec->deploy_id) != 0);
+    struct fn_spec *s1 = registry_spec_for(rec, "live");
+    CHECK(s1 == ver->spec);
+    fnspec_unref(s1);
+    for (int i = 0; i < 20; i++) { /* weight 1: always the additional version */
+        s1 = registry_spec_for(rec, "all");
+        CHECK(s1 == ver->spec);
+        fnspec_unref(s1);
+    }
+    CHECK(registry_spec_for(rec, "nope") == NULL);
+    s1 = registry_spec_for(rec, "$LATEST");
+    CHECK(s1 == rec->spec);
+    fnspec_unref(s1);
+    registry_record_unref(rec);
+    weight = 0.0;
+    CHECK(registry_update(&n, add_version_and_aliases, &weight, NULL, 0, &rec, &err) == 0);
+    for (int i = 0; i < 20; i++) { /* weight 0: always the primary ($LATEST) */
+        s1 = registry_spec_for(rec, "all");
+        CHECK(s1 == rec->spec);
+        fnspec_unref(s1);
+    }
+    registry_record_unref(rec);
+    rcu_read_lock();
+    CHECK(registry_resolve("b-fn:1", NULL, 256, "us-east-1", "000000000000", &n, &err) != NULL);
+    CHECK(registry_resolve("b-fn", "live", 256, "us-east-1", "000000000000", &n, &err) != NULL);
+    CHECK(registry_resolve("b-fn", "2", 256, "us-east-1", "000000000000", &n, &err) == NULL);
+    CHECK(err.type == &AWS_RESOURCE_NOT_FOUND && strstr(err.msg, "function:b-fn:2"));
+    rcu_read_unlock();
+    n.qualifier[0] = 0;
+
     /* List: sorted, paged, namespaced. */
     struct fn_record **v;
     size_t cnt;
@@ -131,6 +191,8 @@ int main(void)
     rcu_read_lock();
     rec = registry_lookup("us-east-1", "000000000000", "b-fn");
     CHECK(rec && rec->spec->memory_mb == 512);
+    CHECK(rec && rec->n_versions == 1 && rec->n_aliases == 2 && registry_version(rec, "1") &&
+          registry_version(rec, "1")->spec->memory_mb == 256 && registry_alias(rec, "live"));
     CHECK(registry_lookup("eu-west-1", "000000000000", "a-fn") == NULL);
     CHECK(registry_lookup("us-east-1", "000000000000", "a-fn") != NULL);
     rcu_read_unlock();
