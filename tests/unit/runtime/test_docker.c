@@ -239,7 +239,10 @@ static void test_limits(void)
                          "cat /sys/fs/cgroup/memory.max 2>/dev/null ||"
                          " cat /sys/fs/cgroup/memory/memory.limit_in_bytes;"
                          " df -m /tmp | tail -1; echo x > /tmp/w && echo tmp-writable;"
-                         " echo y > /root-ro 2>/dev/null || echo rootfs-ro",
+                         /* The group's 2>/dev/null also silences the shell's own
+                          * "cannot create" message, which would otherwise race
+                          * the stdout lines parsed below (separate streams). */
+                         " { echo y > /root-ro; } 2>/dev/null || echo rootfs-ro",
                          NULL};
     const char *tmpfs[] = {"/tmp:rw,exec,size=64m", NULL};
     struct docker_create_opts o = {.memory_bytes = 256ll << 20, .tmpfs = tmpfs,
