@@ -163,27 +163,6 @@ struct fn_record *api_resolve_ref(struct http_req *req, size_t max_len, bool wit
     return r;
 }
 
-static int b64_decode(const char *in, size_t len, unsigned char **out, size_t *outlen)
-{
-    EVP_ENCODE_CTX *ctx = EVP_ENCODE_CTX_new();
-    unsigned char *buf = malloc(len / 4 * 3 + 4);
-    int n1 = 0, n2 = 0;
-    if (!ctx || !buf)
-        goto fail;
-    EVP_DecodeInit(ctx);
-    if (len > INT32_MAX || EVP_DecodeUpdate(ctx, buf, &n1, (const unsigned char *)in, (int)len) < 0 ||
-        EVP_DecodeFinal(ctx, buf + n1, &n2) < 0)
-        goto fail;
-    EVP_ENCODE_CTX_free(ctx);
-    *out = buf;
-    *outlen = (size_t)(n1 + n2);
-    return 0;
-fail:
-    EVP_ENCODE_CTX_free(ctx);
-    free(buf);
-    return -1;
-}
-
 static void sha256_hex(const char *s, char out[65])
 {
     unsigned char md[EVP_MAX_MD_SIZE];
@@ -329,7 +308,7 @@ int api_store_zip(json_t *zipfile, const char *what, unsigned char **zip, size_t
 {
     *zip = NULL;
     *len = 0;
-    if (b64_decode(json_string_value(zipfile), json_string_length(zipfile), zip, len))
+    if (http_base64_decode(json_string_value(zipfile), json_string_length(zipfile), zip, len))
         return api_fail(err, &AWS_INVALID_PARAMETER_VALUE, "%s is not valid base64.", what);
     if (!g_cs)
         return api_fail(err, &AWS_SERVICE, MSG_INTERNAL, "no code store");

@@ -53,27 +53,14 @@ static void on_done_event(struct invocation *inv)
     invocation_free(inv);
 }
 
-/* Decodes standard base64 (padded) into a NUL-terminated malloc'd buffer.
- * Returns NULL on invalid input. */
-static char *b64_decode(const char *in, size_t *outlen)
+/* Client context: padded base64 of a JSON object, at most 3583 bytes.
+ * Returns the decoded text (malloc'd) or NULL. */
+static char *client_context_decode(const char *in, size_t *outlen)
 {
     size_t n = strlen(in);
-    if (n == 0 || n % 4 != 0)
+    unsigned char *out = NULL;
+    if (n == 0 || n % 4 != 0 || n > CLIENT_CONTEXT_MAX || http_base64_decode(in, n, &out, outlen) < 0)
         return NULL;
-    unsigned char *out = malloc(n / 4 * 3 + 1);
-    if (!out)
-        return NULL;
-    int len = EVP_DecodeBlock(out, (const unsigned char *)in, (int)n);
-    if (len < 0) {
-        free(out);
-        return NULL;
-    }
-    if (in[n - 1] == '=')
-        len--;
-    if (in[n - 2] == '=')
-        len--;
-    out[len] = 0;
-    *outlen = (size_t)len;
     return (char *)out;
 }
 
@@ -155,7 +142,7 @@ static struct invocation *prepare(struct http_req *req, enum inv_kind kind, bool
     if (cc && *cc) {
         size_t cclen = 0;
         json_t *j = NULL;
-        if (strlen(cc) <= CLIENT_CONTEXT_MAX && (client_context = b64_decode(cc, &cclen)) &&
+        if ((client_context = client_context_decode(cc, &cclen)) &&
             !http_json_too_deep(client_context, cclen, 64))
             j = json_loadb(client_context, cclen, 0, NULL);
         if (!j) {

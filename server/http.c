@@ -20,6 +20,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <urcu.h>
+#include <openssl/evp.h>
 
 #include "runtime/log.h"
 #include "server/admin.h"
@@ -803,4 +804,26 @@ void http_stop(void)
         pthread_join(poker, NULL);
     g_ctx = NULL;
     mg_exit_library();
+}
+
+int http_base64_decode(const char *in, size_t len, unsigned char **out, size_t *outlen)
+{
+    EVP_ENCODE_CTX *ctx = EVP_ENCODE_CTX_new();
+    unsigned char *buf = malloc(len / 4 * 3 + 4);
+    int n1 = 0, n2 = 0;
+    if (!ctx || !buf)
+        goto fail;
+    EVP_DecodeInit(ctx);
+    if (len > INT32_MAX || EVP_DecodeUpdate(ctx, buf, &n1, (const unsigned char *)in, (int)len) < 0 ||
+        EVP_DecodeFinal(ctx, buf + n1, &n2) < 0)
+        goto fail;
+    EVP_ENCODE_CTX_free(ctx);
+    buf[n1 + n2] = 0;
+    *out = buf;
+    *outlen = (size_t)(n1 + n2);
+    return 0;
+fail:
+    EVP_ENCODE_CTX_free(ctx);
+    free(buf);
+    return -1;
 }

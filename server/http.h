@@ -140,6 +140,11 @@ bool http_json_too_deep(const char *text, size_t len, int max_depth);
 /* Writes a fresh uuid v4 (36 chars + NUL) into out. Any thread, lock-free. */
 void http_uuid4(char out[37]);
 
+/* Decodes standard base64 (the encoding of blobs in JSON bodies and of
+ * X-Amz-Client-Context) into a malloc'd, NUL-terminated buffer the caller
+ * frees. Returns 0, or -1 for invalid base64 or out of memory. */
+int http_base64_decode(const char *in, size_t len, unsigned char **out, size_t *outlen);
+
 /* Percent-decodes src[0..len) into dst (dstlen bytes incl. NUL); '+' is a
  * space only when form is true. Returns the decoded length, or -1 on a bad
  * escape or when dst is too small. */
