@@ -692,6 +692,18 @@ out:
     return rc;
 }
 
+/* Writers, under g_write_lock: a reference to the current record of n, or
+ * NULL with ResourceNotFoundException in err. */
+static struct fn_record *writer_lookup(const struct fn_name *n, struct api_error *err)
+{
+    rcu_read_lock();
+    struct fn_record *cur = registry_record_ref(registry_lookup(n->region, n->account, n->name));
+    rcu_read_unlock();
+    if (!cur)
+        registry_not_found(n, err);
+    return cur;
+}
+
 int registry_update(const struct fn_name *n, registry_mutate_fn fn, void *ud, const void *zip,
                     size_t zip_len, struct fn_record **out, struct api_error *err)
 {
@@ -700,13 +712,9 @@ int registry_update(const struct fn_name *n, registry_mutate_fn fn, void *ud, co
     char **gone = NULL;
     int rc = -1;
     pthread_mutex_lock(&g_write_lock);
-    rcu_read_lock();
-    cur = registry_record_ref(registry_lookup(n->region, n->account, n->name));
-    rcu_read_unlock();
-    if (!cur) {
-        registry_not_found(n, err);
+    cur = writer_lookup(n, err);
+    if (!cur)
         goto out;
-    }
     doc = json_deep_copy(cur->doc);
     if (!doc) {
         api_fail(err, &AWS_SERVICE, "out of memory");
@@ -746,13 +754,9 @@ int registry_delete(const struct fn_name *n, struct api_error *err)
     char **gone = NULL;
     int rc = -1;
     pthread_mutex_lock(&g_write_lock);
-    rcu_read_lock();
-    cur = registry_record_ref(registry_lookup(n->region, n->account, n->name));
-    rcu_read_unlock();
-    if (!cur) {
-        registry_not_found(n, err);
+    cur = writer_lookup(n, err);
+    if (!cur)
         goto out;
-    }
     if (g_persist) {
         char id[200];
         persist_id(cur->region, cur->account, cur->name, id, sizeof(id));
