@@ -128,7 +128,7 @@ struct executor {
 
 /* ---------------------------------------------------------------- helpers */
 
-static int64_t now_ns(void)
+int64_t executor_now_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -266,7 +266,7 @@ static void schedule_retry(struct executor *ex, struct invocation *inv)
 {
     int delay = ex->cfg->retry_delay_ms[inv->attempt < 2 ? inv->attempt : 1];
     inv->attempt++;
-    inv->due_ns = now_ns() + (int64_t)delay * 1000000;
+    inv->due_ns = executor_now_ns() + (int64_t)delay * 1000000;
     free(inv->result);
     inv->result = NULL;
     inv->result_len = 0;
@@ -365,7 +365,7 @@ static void env_complete(struct env *e, const char *status)
 {
     struct invocation *inv = e->cur;
     struct executor *ex = e->ex;
-    int64_t t = now_ns();
+    int64_t t = executor_now_ns();
     double dur_ms = (double)((e->result_ns ? e->result_ns : t) - e->deliver_ns) / 1e6;
     e->result_ns = 0;
     inv->duration_ms = dur_ms;
@@ -418,7 +418,7 @@ static void env_deliver(struct env *e)
         snprintf(trace, sizeof(trace), "Root=1-%08llx-%012llx%012llx;Parent=%016llx;Sampled=0",
                  (unsigned long long)(wall_ms() / 1000), (unsigned long long)(r1 & 0xffffffffffffull),
                  (unsigned long long)(r2 & 0xffffffffffffull), (unsigned long long)r3);
-    int64_t t = now_ns();
+    int64_t t = executor_now_ns();
     e->deliver_ns = t;
     e->deadline_ns = t + (int64_t)e->spec->timeout_s * 1000000000;
     struct rapi_event ev = {
@@ -444,7 +444,7 @@ static void env_assign(struct env *e, struct invocation *inv)
     /* The clock runs from assignment: a runtime that never asks for its next
      * event still times out. Delivery restarts it (usually microseconds
      * later). */
-    e->deadline_ns = now_ns() + (int64_t)e->spec->timeout_s * 1000000000;
+    e->deadline_ns = executor_now_ns() + (int64_t)e->spec->timeout_s * 1000000000;
     inv->cold = e->served == 0;
     if (inv->cold)
         atomic_fetch_add(&g_pool.cold_starts, 1);
@@ -493,7 +493,7 @@ static void env_complete_or_grace(struct env *e, const char *status)
     if (e->docker && e->cur->want_log) {
         e->in_grace = true;
         e->grace_status = status;
-        e->result_ns = now_ns();
+        e->result_ns = executor_now_ns();
         e->grace_ns = e->result_ns + DOCKER_LOG_GRACE_NS;
         return;
     }
@@ -511,7 +511,7 @@ static int op_next(void *user, struct rapi_conn *conn)
         return 403;
     e->parked = conn;
     if (e->state == ENV_STARTING) {
-        int64_t t = now_ns();
+        int64_t t = executor_now_ns();
         e->state = ENV_READY;
         e->ready_ns = t;
         e->init_ms = (double)(t - e->spawn_ns) / 1e6;
@@ -681,7 +681,7 @@ static void env_fail(struct env *e, const char *etype, const char *msg, const ch
             e->cur = inv;
             e->deliver_ns = e->spawn_ns;
             e->report_init = false;
-            build_log(e, inv, (double)(now_ns() - e->spawn_ns) / 1e6, status);
+            build_log(e, inv, (double)(executor_now_ns() - e->spawn_ns) / 1e6, status);
             e->cur = NULL;
         }
         inv_finish(e->ex, inv);
@@ -952,7 +952,7 @@ static int env_spawn(struct fnpool *fp)
             goto fail;
         }
     }
-    e->spawn_ns = now_ns();
+    e->spawn_ns = executor_now_ns();
     char api[64];
     snprintf(api, sizeof(api), "127.0.0.1:%d", rapi_host_port(e->rapi));
     const char *optp = s->n_layers ? opt : NULL;
@@ -1233,7 +1233,7 @@ static void ctl_done(struct pool_ctl *c)
 
 static void handle_list(struct executor *ex, struct pool_ctl *c)
 {
-    int64_t t = now_ns();
+    int64_t t = executor_now_ns();
     for (struct env *e = ex->envs; e; e = e->next) {
         if (e->state == ENV_DEAD)
             continue;
@@ -1289,9 +1289,9 @@ static void stop_all(struct executor *ex)
     for (struct env *e = ex->envs; e; e = e->next)
         if (!e->docker)
             subprocess_signal(&e->sp, SIGTERM);
-    int64_t until = now_ns() + 300000000;
+    int64_t until = executor_now_ns() + 300000000;
     for (struct env *e = ex->envs; e; e = e->next)
-        while (!e->docker && now_ns() < until && subprocess_reap(&e->sp) < 0)
+        while (!e->docker && executor_now_ns() < until && subprocess_reap(&e->sp) < 0)
             usleep(2000);
     for (struct env *e = ex->envs; e; e = e->next) {
         if (e->cur && e->delivered) {
@@ -1489,13 +1489,13 @@ static void *executor_main(void *arg)
     rcu_register_thread();
     struct epoll_event evs[64];
     while (!(ex->stopping && !ex->envs)) {
-        int64_t t = now_ns();
+        int64_t t = executor_now_ns();
         int n = epoll_wait(ex->epfd, evs, 64, ex->stopping ? 10 : next_timeout_ms(ex, t));
         for (int i = 0; i < n; i++) {
             struct ev_handler *h = evs[i].data.ptr;
             h->fn(h, evs[i].events);
         }
-        t = now_ns();
+        t = executor_now_ns();
         check_deadlines(ex, t);
         if (ex->retry_head)
             run_retries(ex, t);
@@ -1527,7 +1527,7 @@ int executor_start(struct executor **out, int idx, const struct pool_config *cfg
         return -ENOMEM;
     ex->idx = idx;
     ex->cfg = cfg;
-    ex->rng = (uint64_t)now_ns() ^ ((uint64_t)idx << 32) ^ (uint64_t)getpid();
+    ex->rng = (uint64_t)executor_now_ns() ^ ((uint64_t)idx << 32) ^ (uint64_t)getpid();
     if (!ex->rng)
         ex->rng = 88172645463325252ull;
     int rc = queue_init(&ex->q);

@@ -56,6 +56,9 @@ int executor_start(struct executor **out, int idx, const struct pool_config *cfg
 /* Joins the thread (after a STOP message) and frees the executor. */
 void executor_join(struct executor *ex);
 
+/* CLOCK_MONOTONIC in nanoseconds (deadlines, idle times, submit stamps). */
+int64_t executor_now_ns(void);
+
 /* Queues an invocation or control message. Any thread. */
 void executor_post(struct executor *ex, struct cds_wfcq_node *node);
 

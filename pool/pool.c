@@ -43,12 +43,6 @@ static void pool_leave(void)
 }
 static int g_docker; /* container_init succeeded */
 
-static int64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 /* Per-thread xorshift seeded from getrandom: request ids must be unique,
  * and this is on every invoke. */
@@ -57,7 +51,7 @@ static uint64_t rand64(void)
     static __thread uint64_t s;
     if (!s) {
         if (getrandom(&s, sizeof(s), 0) != sizeof(s) || !s)
-            s = (uint64_t)mono_ns() | 1;
+            s = (uint64_t)executor_now_ns() | 1;
     }
     s ^= s >> 12;
     s ^= s << 25;
@@ -225,7 +219,7 @@ void pool_stop(void)
 void pool_submit(struct invocation *inv)
 {
     inv->msg_kind = POOL_MSG_INVOKE;
-    inv->submit_ns = mono_ns();
+    inv->submit_ns = executor_now_ns();
     if (!pool_enter()) {
         inv->outcome = INV_SERVICE_ERROR;
         inv->error_message = strdup("lambdad is shutting down");
