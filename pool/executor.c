@@ -541,12 +541,11 @@ static int op_result(void *user, enum rapi_op op, const char *request_id, const 
     env_drain_log(e);
     struct invocation *inv = e->cur;
     if (req->body_too_large) {
-        set_result(inv, INV_FUNCTION_ERROR,
-                   "{\"errorMessage\":\"Response payload size exceeded maximum allowed payload size "
-                   "(6291556 bytes).\",\"errorType\":\"Function.ResponseSizeTooLarge\"}",
-                   strlen("{\"errorMessage\":\"Response payload size exceeded maximum allowed payload "
-                          "size (6291556 bytes).\",\"errorType\":\"Function.ResponseSizeTooLarge\"}"),
-                   "application/json", "Function.ResponseSizeTooLarge");
+        static const char too_large[] =
+            "{\"errorMessage\":\"Response payload size exceeded maximum allowed payload size "
+            "(6291556 bytes).\",\"errorType\":\"Function.ResponseSizeTooLarge\"}";
+        set_result(inv, INV_FUNCTION_ERROR, too_large, sizeof(too_large) - 1, "application/json",
+                   "Function.ResponseSizeTooLarge");
         e->retire = true;
         env_complete(e, "error");
         return 413;
