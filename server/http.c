@@ -28,6 +28,7 @@
 #include "server/api_invoke.h"
 #include "server/api_layers.h"
 #include "server/api_versions.h"
+#include "server/services.h"
 
 #define CAP_CODE HTTP_BODY_CAP_CODE
 #define CAP_INV HTTP_BODY_CAP_INVOKE
@@ -709,6 +710,8 @@ static int handle_request(struct mg_connection *conn)
          * retries 503 with back-off). */
         mg_disable_keep_alive(conn);
         http_send_error(&req, &AWS_SHUTTING_DOWN, "lambdad is shutting down");
+    } else if (services_dispatch(&req)) {
+        /* IAM, STS, S3, Logs, ... (services.h) answered it */
     } else if (route) {
         route->handler(&req);
         if (!req.status)
