@@ -1289,16 +1289,6 @@ void api_list_url_configs(struct http_req *req)
     fixed_for_function(req, "{\"FunctionUrlConfigs\":[]}");
 }
 
-void api_get_policy(struct http_req *req)
-{
-    struct fn_name n;
-    struct fn_record *r = resolve_ref(req, FN_NAMESPACED_MAX, true, &n);
-    if (!r)
-        return;
-    registry_record_unref(r);
-    http_send_error(req, &AWS_RESOURCE_NOT_FOUND, MSG_RESOURCE_NOT_FOUND);
-}
-
 void api_get_url_config(struct http_req *req)
 {
     struct fn_name n;
