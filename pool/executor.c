@@ -925,7 +925,7 @@ static int env_spawn(struct fnpool *fp)
     e->docker = docker;
     e->id = ++ex->next_env_id * 64 + (uint64_t)ex->idx;
     e->sp.pid = -1;
-    e->sp.pidfd = e->sp.log_fd = -1;
+    e->sp.pidfd = e->sp.log_fd = e->sp.cg_fd = -1;
     e->pid_ev.fn = env_pid_event;
     e->log_ev.fn = env_log_event;
     int rc = rapi_host_open(&e->rapi, ex->epfd, docker ? container_bind_ip() : "127.0.0.1",
