@@ -96,11 +96,54 @@ static char *xstrdup(const char *s)
     return s ? strdup(s) : NULL;
 }
 
+const char *subprocess_exec_wrapper(const struct fn_spec *s)
+{
+    const char *rt = s->runtime ? s->runtime : "";
+    if (!*rt || lambda_env_is_custom_runtime(rt))
+        return NULL; /* managed runtimes only, as in AWS */
+    for (size_t i = 0; i < s->n_env; i++)
+        if (!strcmp(s->env[i].key, "AWS_LAMBDA_EXEC_WRAPPER") && s->env[i].value && *s->env[i].value)
+            return s->env[i].value;
+    return NULL;
+}
+
+/* The host path of an environment path: /opt/... in the merged layers,
+ * /var/task/... in the code, anything else as is. */
+static char *host_path(const char *p, const char *code_dir, const char *opt_dir)
+{
+    char buf[4096];
+    if (opt_dir && (!strncmp(p, "/opt/", 5) || !strcmp(p, "/opt")))
+        snprintf(buf, sizeof(buf), "%s%s", opt_dir, p + 4);
+    else if (code_dir && (!strncmp(p, "/var/task/", 10) || !strcmp(p, "/var/task")))
+        snprintf(buf, sizeof(buf), "%s%s", code_dir, p + 9);
+    else
+        snprintf(buf, sizeof(buf), "%s", p);
+    return strdup(buf);
+}
+
+/* AWS_LAMBDA_EXEC_WRAPPER: the wrapper runs with the runtime command as
+ * its arguments. Shifts argv (room for one more entry) right by one. */
+static int add_wrapper(char **argv, const struct fn_spec *s, const char *opt_dir)
+{
+    const char *w = subprocess_exec_wrapper(s);
+    if (!w)
+        return 0;
+    char *hp = host_path(w, s->code_dir, opt_dir);
+    if (!hp)
+        return -1;
+    size_t n = 0;
+    while (argv[n])
+        n++;
+    memmove(argv + 1, argv, (n + 1) * sizeof(char *));
+    argv[0] = hp;
+    return 0;
+}
+
 char **subprocess_argv(const struct fn_spec *s, const char *bootstrap_dir, const char *opt_dir,
                        const char **err)
 {
     char path[4096];
-    char **argv = calloc(4, sizeof(char *));
+    char **argv = calloc(5, sizeof(char *));
     if (!argv) {
         *err = "out of memory";
         return NULL;
@@ -131,7 +174,7 @@ char **subprocess_argv(const struct fn_spec *s, const char *bootstrap_dir, const
         free(argv);
         return NULL;
     }
-    if (!argv[0]) {
+    if (!argv[0] || add_wrapper(argv, s, opt_dir)) {
         subprocess_free_argv(argv);
         *err = "out of memory";
         return NULL;
