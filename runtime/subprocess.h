@@ -28,7 +28,8 @@ struct subprocess {
     pid_t pid;
     int pidfd;      /* readable when the process exits */
     int log_fd;     /* read end of the stdout+stderr pipe, non-blocking */
-    char *cgroup;   /* cgroup directory, or NULL when not enforced */
+    char *cgroup;   /* memory cgroup name (under lambdad's), or NULL when not enforced */
+    int cg_fd;      /* that cgroup's directory, or -1 */
     bool zygote;    /* forked from the Python zygote (else posix_spawn) */
 };
 
