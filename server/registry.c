@@ -246,6 +246,7 @@ static struct fn_spec *spec_build(const struct fn_record *r, const char *key, co
         api_fail(err, &AWS_SERVICE, "out of memory building function record");
         return NULL;
     }
+    fnspec_pin_dirs(s); /* environments outlive records: see codestore_pin */
     return s;
 }
 
