@@ -29,6 +29,7 @@
 #include "server/api_invoke.h"
 #include "server/api_layers.h"
 #include "server/api_policy.h"
+#include "server/api_urls.h"
 #include "server/api_versions.h"
 #include "server/services.h"
 
@@ -83,10 +84,10 @@ static const struct http_route g_routes[] = {
     {"GET", "/2018-10-31/layers/{}/versions", "ListLayerVersions", api_list_layer_versions, CAP_DEF},
     {"GET", "/2018-10-31/layers/{}/versions/{}", "GetLayerVersion", api_get_layer_version, CAP_DEF},
     {"DELETE", "/2018-10-31/layers/{}/versions/{}", "DeleteLayerVersion", api_delete_layer_version, CAP_DEF},
-    {"POST", "/2021-10-31/functions/{}/url", "CreateFunctionUrlConfig", api_not_implemented, CAP_DEF},
+    {"POST", "/2021-10-31/functions/{}/url", "CreateFunctionUrlConfig", api_create_url_config, CAP_DEF},
     {"GET", "/2021-10-31/functions/{}/url", "GetFunctionUrlConfig", api_get_url_config, CAP_DEF},
-    {"PUT", "/2021-10-31/functions/{}/url", "UpdateFunctionUrlConfig", api_not_implemented, CAP_DEF},
-    {"DELETE", "/2021-10-31/functions/{}/url", "DeleteFunctionUrlConfig", api_not_implemented, CAP_DEF},
+    {"PUT", "/2021-10-31/functions/{}/url", "UpdateFunctionUrlConfig", api_update_url_config, CAP_DEF},
+    {"DELETE", "/2021-10-31/functions/{}/url", "DeleteFunctionUrlConfig", api_delete_url_config, CAP_DEF},
     {"GET", "/2021-10-31/functions/{}/urls", "ListFunctionUrlConfigs", api_list_url_configs, CAP_DEF},
     {"GET", "/2015-03-31/event-source-mappings", "ListEventSourceMappings", api_list_event_source_mappings, CAP_DEF},
     {"POST", "/2015-03-31/event-source-mappings", "CreateEventSourceMapping", api_not_implemented, CAP_DEF},
@@ -805,6 +806,8 @@ static int handle_request(struct mg_connection *conn)
         mg_disable_keep_alive(conn);
         req.close_after = true;
         http_send_error(&req, &AWS_SHUTTING_DOWN, "lambdad is shutting down");
+    } else if (api_url_dispatch(&req)) {
+        /* a function URL (api_urls.h): checked first, its Host is its own */
     } else if (services_dispatch(&req)) {
         /* IAM, STS, S3, Logs, ... (services.h) answered it */
     } else if (route) {
