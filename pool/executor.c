@@ -42,6 +42,15 @@
 
 struct pool_shared g_pool;
 
+static pool_log_sink_fn g_log_sink;
+static void *g_log_sink_user;
+
+void pool_set_log_sink(pool_log_sink_fn fn, void *user)
+{
+    g_log_sink = fn;
+    g_log_sink_user = user;
+}
+
 enum env_state { ENV_STARTING, ENV_READY, ENV_DEAD };
 
 struct logbuf {
@@ -201,6 +210,50 @@ static void rm_tree(const char *dir)
         fsutil_rm_rf(dir);
 }
 
+/* Hands one record to the registered log sink (CloudWatch Logs). */
+static void log_sink_emit(struct env *e, struct pool_log_rec *rec)
+{
+    if (!g_log_sink)
+        return;
+    rec->fn = e->spec;
+    rec->stream = e->log_stream;
+    rec->env_id = e->id;
+    rec->time_ms = wall_ms();
+    g_log_sink(rec, g_log_sink_user);
+}
+
+/* Function output: kept for the log tail and handed to the sink. */
+static void env_log_output(struct env *e, const char *data, size_t len)
+{
+    bool inv = e->cur && e->delivered;
+    logbuf_append(inv ? &e->out : &e->initlog, data, len);
+    struct pool_log_rec rec = {.kind = POOL_LOG_OUTPUT, .data = data, .len = len,
+                               .request_id = inv ? e->cur->request_id : NULL};
+    log_sink_emit(e, &rec);
+}
+
+static void log_sink_start(struct env *e, struct invocation *inv)
+{
+    struct pool_log_rec rec = {.kind = POOL_LOG_START, .request_id = inv->request_id};
+    log_sink_emit(e, &rec);
+}
+
+static long long billed_ms(double dur_ms)
+{
+    long long billed = (long long)dur_ms + ((double)(long long)dur_ms < dur_ms ? 1 : 0);
+    return billed < 1 ? 1 : billed;
+}
+
+static void log_sink_report(struct env *e, struct invocation *inv, double dur_ms, const char *status)
+{
+    struct pool_log_rec rec = {
+        .kind = POOL_LOG_REPORT, .request_id = inv->request_id, .duration_ms = dur_ms,
+        .billed_ms = billed_ms(dur_ms), .memory_mb = e->spec->memory_mb, .max_memory_mb = e->peak_mb,
+        .init_ms = e->report_init ? e->init_ms : 0, .status = status,
+    };
+    log_sink_emit(e, &rec);
+}
+
 /* ------------------------------------------------------------ completion */
 
 static void env_retire(struct env *e);
@@ -227,7 +280,7 @@ static void env_drain_log(struct env *e)
         }
         if (log_enabled(LOG_LEVEL_DEBUG))
             LOG_DEBUG("function %s env %" PRIu64 ": %.*s", e->spec->name, e->id, (int)r, buf);
-        logbuf_append(e->cur && e->delivered ? &e->out : &e->initlog, buf, (size_t)r);
+        env_log_output(e, buf, (size_t)r);
     }
 }
 
@@ -307,9 +360,7 @@ static void build_log(struct env *e, struct invocation *inv, double dur_ms, cons
     const char *ver = e->spec->version ? e->spec->version : "$LATEST";
     char head[256], tail[768];
     int hn = snprintf(head, sizeof(head), "START RequestId: %s Version: %s\n", inv->request_id, ver);
-    long long billed = (long long)dur_ms + ((double)(long long)dur_ms < dur_ms ? 1 : 0);
-    if (billed < 1)
-        billed = 1;
+    long long billed = billed_ms(dur_ms);
     int tn = snprintf(tail, sizeof(tail),
                       "END RequestId: %s\nREPORT RequestId: %s\tDuration: %.2f ms\tBilled Duration: "
                       "%lld ms\tMemory Size: %d MB\tMax Memory Used: %d MB\t",
@@ -377,6 +428,7 @@ static void env_complete(struct env *e, const char *status)
     }
     if (inv->want_log)
         build_log(e, inv, dur_ms, status);
+    log_sink_report(e, inv, dur_ms, status);
     if (log_enabled(LOG_LEVEL_DEBUG))
         LOG_DEBUG("REPORT %s %s Duration: %.2f ms%s", e->spec->name, inv->request_id, dur_ms,
                   inv->cold ? " (cold)" : "");
@@ -434,6 +486,7 @@ static void env_deliver(struct env *e)
     struct rapi_conn *c = e->parked;
     e->parked = NULL;
     e->delivered = true;
+    log_sink_start(e, inv);
     rapi_send_next(c, &ev); /* a failed write closes the conn; the runtime then dies or retries */
 }
 
@@ -672,6 +725,11 @@ static void env_fail(struct env *e, const char *etype, const char *msg, const ch
         else
             set_platform_error(inv, etype, msg);
         inv->cold = true;
+        if (g_log_sink) {
+            env_drain_log(e);
+            log_sink_start(e, inv);
+            log_sink_report(e, inv, (double)(executor_now_ns() - e->spawn_ns) / 1e6, status);
+        }
         if (inv->want_log) {
             env_drain_log(e);
             int mb = subprocess_peak_mb(&e->sp);
@@ -1401,7 +1459,7 @@ static void check_deadlines(struct executor *ex, int64_t t)
                              "%04d-%02d-%02dT%02d:%02d:%02d.000Z %s Task timed out after %d.00 seconds\n",
                              tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
                              tm.tm_sec, e->cur->request_id, e->spec->timeout_s);
-            logbuf_append(&e->out, line, (size_t)n);
+            env_log_output(e, line, (size_t)n);
             LOG_INFO("function %s request %s timed out after %d s", e->spec->name,
                      e->cur->request_id, e->spec->timeout_s);
             env_fail(e, "Sandbox.Timedout", msg, "timeout");
