@@ -260,13 +260,3 @@ void pool_stats(struct pool_stats *out)
     out->envs_busy = atomic_load(&g_pool.busy_envs);
     out->queued = atomic_load(&g_pool.queued);
 }
-
-bool pool_uses_docker(const struct fn_spec *spec)
-{
-    if (g_cfg.kind == POOL_EXEC_DOCKER)
-        return true;
-    if (g_cfg.kind == POOL_EXEC_AUTO)
-        return spec->n_layers > 0 || spec->force_docker ||
-               (spec->package_type && strcmp(spec->package_type, "Image") == 0);
-    return false;
-}

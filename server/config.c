@@ -23,6 +23,7 @@ enum opt_id {
     OPT_HOST = 1, OPT_PORT, OPT_DATA_DIR, OPT_EPHEMERAL, OPT_HTTP_THREADS, OPT_ACCOUNT,
     OPT_LOG_LEVEL, OPT_EXECUTORS, OPT_EXECUTOR, OPT_TTL, OPT_MAX_CONTAINERS, OPT_NETWORK,
     OPT_IMAGE, OPT_DOCKER_HOST, OPT_ASYNC_LIMIT, OPT_RETRY_DELAYS, OPT_BOOTSTRAP, OPT_PYTHON_ZYGOTE,
+    OPT_STATE_MS,
     OPT_HELP,
 };
 
@@ -63,6 +64,8 @@ static const struct opt_desc g_opts[] = {
      "bundled bootstraps (default " LAMBDAD_SOURCE_DIR "/runtime/bootstrap)"},
     {"python-zygote", 1, OPT_PYTHON_ZYGOTE, "LAMBDAD_PYTHON_ZYGOTE",
      "on|off: fork python environments from a pre-initialised interpreter (default on)"},
+    {"state-transition-ms", 1, OPT_STATE_MS, "LAMBDAD_STATE_TRANSITION_MS",
+     "how long a created function stays Pending and an update InProgress (default 0)"},
     {"help", 0, OPT_HELP, NULL, "print this help and exit"},
 };
 #define N_OPTS (sizeof(g_opts) / sizeof(g_opts[0]))
@@ -170,6 +173,11 @@ static int config_set(struct lambdad_config *c, enum opt_id id, const char *name
             c->python_zygote = false;
         else
             return fail(err, errlen, "invalid %s '%s' (expected on|off)", name, v);
+        return 0;
+    case OPT_STATE_MS:
+        if (parse_int(v, 0, 600000, &n))
+            return fail(err, errlen, "invalid %s '%s' (expected milliseconds 0-600000)", name, v);
+        c->state_transition_ms = (int)n;
         return 0;
     case OPT_TTL:
         if (parse_int(v, 0, 86400 * 365, &n))

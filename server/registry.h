@@ -91,6 +91,11 @@ struct fn_record {
     size_t n_versions;
     struct fn_alias *aliases;  /* sorted by name */
     size_t n_aliases;
+    char *latest_q_json;       /* config_json with FunctionArn ":$LATEST" (version lists) */
+    size_t latest_q_len;
+    long long busy_until_ms;   /* wall-clock ms: Pending/InProgress until then (doc "busy_until") */
+    bool busy_creating;        /* the busy window is the creation's (State Pending) */
+    char *extras_json;         /* doc "extras" (policies, URL configs, ...), compact text, or NULL */
 };
 
 /* The published version "N" of r, or NULL. */
