@@ -630,6 +630,62 @@ static struct logs_stream *sink_stream(const struct sink_item *it)
     return s;
 }
 
+/* Length of the valid UTF-8 sequence at p (1-4), or 0 when invalid. */
+static size_t utf8_seq(const unsigned char *p, size_t left)
+{
+    size_t n;
+    unsigned c = p[0];
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xc2 && c <= 0xdf)
+        n = 2;
+    else if (c >= 0xe0 && c <= 0xef)
+        n = 3;
+    else if (c >= 0xf0 && c <= 0xf4)
+        n = 4;
+    else
+        return 0;
+    if (n > left)
+        return 0;
+    for (size_t i = 1; i < n; i++)
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+    if ((c == 0xe0 && p[1] < 0xa0) || (c == 0xed && p[1] > 0x9f) || (c == 0xf0 && p[1] < 0x90) ||
+        (c == 0xf4 && p[1] > 0x8f))
+        return 0;
+    return n;
+}
+
+/* Adds a message, invalid UTF-8 bytes replaced by U+FFFD as AWS does. */
+static void add_utf8(struct logs_stream *s, int64_t ts, const char *p, size_t len)
+{
+    size_t i = 0, n;
+    while (i < len && (n = utf8_seq((const unsigned char *)p + i, len - i)) != 0)
+        i += n;
+    if (i == len) {
+        logs_stream_add(s, ts, logs_now_ms(), p, len);
+        return;
+    }
+    char *out = malloc(len * 3 + 1);
+    if (!out)
+        return;
+    size_t o = 0;
+    for (i = 0; i < len;) {
+        n = utf8_seq((const unsigned char *)p + i, len - i);
+        if (n) {
+            memcpy(out + o, p + i, n);
+            o += n;
+            i += n;
+        } else {
+            memcpy(out + o, "\xef\xbf\xbd", 3);
+            o += 3;
+            i++;
+        }
+    }
+    logs_stream_add(s, ts, logs_now_ms(), out, o);
+    free(out);
+}
+
 /* One application line; JSON format drops lines under ApplicationLogLevel. */
 static void add_line(struct logs_stream *s, const struct sink_item *it, int64_t ts, const char *p,
                      size_t len)
@@ -645,12 +701,12 @@ static void add_line(struct logs_stream *s, const struct sink_item *it, int64_t 
             return;
     }
     while (len > LOGS_MAX_EVENT_BYTES) {
-        logs_stream_add(s, ts, logs_now_ms(), p, LOGS_MAX_EVENT_BYTES);
+        add_utf8(s, ts, p, LOGS_MAX_EVENT_BYTES);
         p += LOGS_MAX_EVENT_BYTES;
         len -= LOGS_MAX_EVENT_BYTES;
     }
     if (len)
-        logs_stream_add(s, ts, logs_now_ms(), p, len);
+        add_utf8(s, ts, p, len);
 }
 
 static struct partial **partial_find(uint64_t env_id)
@@ -724,8 +780,17 @@ static void drain_item(struct sink_item *it)
             memcpy(nb + pt->len, p, n);
             pt->buf = nb;
             pt->len += n;
-            if (pt->len >= LOGS_MAX_EVENT_BYTES)
-                partial_flush(s, it);
+            /* An overlong line goes out in LOGS_MAX_EVENT_BYTES pieces. */
+            size_t off = 0;
+            while (pt->len - off >= LOGS_MAX_EVENT_BYTES) {
+                if (s)
+                    add_line(s, it, pt->ts, pt->buf + off, LOGS_MAX_EVENT_BYTES);
+                off += LOGS_MAX_EVENT_BYTES;
+            }
+            if (off) {
+                memmove(pt->buf, pt->buf + off, pt->len - off);
+                pt->len -= off;
+            }
         }
     }
 }
