@@ -21,6 +21,7 @@
 #include "server/config.h"
 #include "server/layers.h"
 #include "server/registry.h"
+#include "server/svc_iam.h"
 #include "server/validate.h"
 
 #define FN_NAME_MAX 140
@@ -506,6 +507,17 @@ static void send_version_config(struct http_req *req, int status, const struct f
 
 /* --- CreateFunction ---------------------------------------------------- */
 
+/* --validate-roles: the Role must name a role of lambdad's IAM, as AWS
+ * checks that Lambda can assume it. */
+static int check_role(json_t *body, struct api_error *err)
+{
+    const struct lambdad_config *cfg = config_current();
+    const char *role = json_string_value(json_object_get(body, "Role"));
+    if (!cfg || !cfg->validate_roles || !role || iam_role_exists(role))
+        return 0;
+    return api_fail(err, &AWS_INVALID_PARAMETER_VALUE, "The role defined for the function cannot be assumed by Lambda.");
+}
+
 void api_create_function(struct http_req *req)
 {
     struct api_error err;
@@ -524,7 +536,7 @@ void api_create_function(struct http_req *req)
     json_t *code_j = json_object_get(body, "Code");
     if (!json_is_object(code_j))
         vlist_add(&v, NULL, "code", "Member must not be null");
-    if (vlist_finish(&v, &err) || validate_function_config(body, true, &err))
+    if (vlist_finish(&v, &err) || validate_function_config(body, true, &err) || check_role(body, &err))
         goto fail;
     if (n.qualifier[0]) {
         api_fail(&err, &AWS_INVALID_PARAMETER_VALUE, "Unsupported function name: a qualifier cannot be "
@@ -927,8 +939,8 @@ void api_update_function_configuration(struct http_req *req)
         goto out;
     registry_record_unref(cur);
     struct config_update u = {body, NULL};
-    if (validate_function_config(body, false, &err) || resolve_layers(body, n.region, &u.layers, &err) ||
-        registry_update(&n, mutate_config, &u, NULL, 0, &out, &err)) {
+    if (validate_function_config(body, false, &err) || check_role(body, &err) ||
+        resolve_layers(body, n.region, &u.layers, &err) || registry_update(&n, mutate_config, &u, NULL, 0, &out, &err)) {
         http_send_api_error(req, &err);
         json_decref(u.layers);
         goto out;
@@ -1274,41 +1286,6 @@ void api_get_account_settings(struct http_req *req)
 }
 
 /* Answers a fixed JSON document once the function exists. */
-static void fixed_for_function(struct http_req *req, const char *json)
-{
-    struct fn_name n;
-    struct fn_record *r = resolve_ref(req, FN_NAME_MAX, false, &n);
-    if (!r)
-        return;
-    registry_record_unref(r);
-    http_send_json(req, 200, json, strlen(json));
-}
-
-void api_list_url_configs(struct http_req *req)
-{
-    fixed_for_function(req, "{\"FunctionUrlConfigs\":[]}");
-}
-
-void api_get_policy(struct http_req *req)
-{
-    struct fn_name n;
-    struct fn_record *r = resolve_ref(req, FN_NAMESPACED_MAX, true, &n);
-    if (!r)
-        return;
-    registry_record_unref(r);
-    http_send_error(req, &AWS_RESOURCE_NOT_FOUND, MSG_RESOURCE_NOT_FOUND);
-}
-
-void api_get_url_config(struct http_req *req)
-{
-    struct fn_name n;
-    struct fn_record *r = resolve_ref(req, FN_NAME_MAX, false, &n);
-    if (!r)
-        return;
-    registry_record_unref(r);
-    http_send_error(req, &AWS_RESOURCE_NOT_FOUND, MSG_RESOURCE_NOT_FOUND);
-}
-
 void api_list_event_source_mappings(struct http_req *req)
 {
     static const char body[] = "{\"EventSourceMappings\":[]}";

@@ -27,6 +27,8 @@
 #include "server/api_functions.h"
 #include "server/api_invoke.h"
 #include "server/api_layers.h"
+#include "server/api_policy.h"
+#include "server/api_urls.h"
 #include "server/api_versions.h"
 #include "server/services.h"
 
@@ -63,18 +65,18 @@ static const struct http_route g_routes[] = {
     {"GET", FN "/aliases/{}", "GetAlias", api_get_alias, CAP_DEF},
     {"PUT", FN "/aliases/{}", "UpdateAlias", api_update_alias, CAP_DEF},
     {"DELETE", FN "/aliases/{}", "DeleteAlias", api_delete_alias, CAP_DEF},
-    {"POST", FN "/policy", "AddPermission", api_not_implemented, CAP_DEF},
+    {"POST", FN "/policy", "AddPermission", api_add_permission, CAP_DEF},
     {"GET", FN "/policy", "GetPolicy", api_get_policy, CAP_DEF},
-    {"DELETE", FN "/policy/{}", "RemovePermission", api_not_implemented, CAP_DEF},
+    {"DELETE", FN "/policy/{}", "RemovePermission", api_remove_permission, CAP_DEF},
     {"POST", "/2018-10-31/layers/{}/versions", "PublishLayerVersion", api_publish_layer_version, CAP_CODE},
     {"GET", "/2018-10-31/layers", "ListLayers", api_list_layers, CAP_DEF}, /* + GetLayerVersionByArn */
     {"GET", "/2018-10-31/layers/{}/versions", "ListLayerVersions", api_list_layer_versions, CAP_DEF},
     {"GET", "/2018-10-31/layers/{}/versions/{}", "GetLayerVersion", api_get_layer_version, CAP_DEF},
     {"DELETE", "/2018-10-31/layers/{}/versions/{}", "DeleteLayerVersion", api_delete_layer_version, CAP_DEF},
-    {"POST", "/2021-10-31/functions/{}/url", "CreateFunctionUrlConfig", api_not_implemented, CAP_DEF},
+    {"POST", "/2021-10-31/functions/{}/url", "CreateFunctionUrlConfig", api_create_url_config, CAP_DEF},
     {"GET", "/2021-10-31/functions/{}/url", "GetFunctionUrlConfig", api_get_url_config, CAP_DEF},
-    {"PUT", "/2021-10-31/functions/{}/url", "UpdateFunctionUrlConfig", api_not_implemented, CAP_DEF},
-    {"DELETE", "/2021-10-31/functions/{}/url", "DeleteFunctionUrlConfig", api_not_implemented, CAP_DEF},
+    {"PUT", "/2021-10-31/functions/{}/url", "UpdateFunctionUrlConfig", api_update_url_config, CAP_DEF},
+    {"DELETE", "/2021-10-31/functions/{}/url", "DeleteFunctionUrlConfig", api_delete_url_config, CAP_DEF},
     {"GET", "/2021-10-31/functions/{}/urls", "ListFunctionUrlConfigs", api_list_url_configs, CAP_DEF},
     {"GET", "/2015-03-31/event-source-mappings", "ListEventSourceMappings", api_list_event_source_mappings, CAP_DEF},
     {"POST", "/2015-03-31/event-source-mappings", "CreateEventSourceMapping", api_not_implemented, CAP_DEF},
@@ -87,9 +89,9 @@ static const struct http_route g_routes[] = {
     {"DELETE", "/2019-09-25/functions/{}/event-invoke-config", "DeleteFunctionEventInvokeConfig", api_not_implemented, CAP_DEF},
     /* Modelled operations lambdad does not implement: one consistent answer
      * (api_not_implemented). */
-    {"POST", "/2018-10-31/layers/{}/versions/{}/policy", "AddLayerVersionPermission", NI, CAP_DEF},
-    {"GET", "/2018-10-31/layers/{}/versions/{}/policy", "GetLayerVersionPolicy", NI, CAP_DEF},
-    {"DELETE", "/2018-10-31/layers/{}/versions/{}/policy/{}", "RemoveLayerVersionPermission", NI, CAP_DEF},
+    {"POST", "/2018-10-31/layers/{}/versions/{}/policy", "AddLayerVersionPermission", api_add_layer_permission, CAP_DEF},
+    {"GET", "/2018-10-31/layers/{}/versions/{}/policy", "GetLayerVersionPolicy", api_get_layer_policy, CAP_DEF},
+    {"DELETE", "/2018-10-31/layers/{}/versions/{}/policy/{}", "RemoveLayerVersionPermission", api_remove_layer_permission, CAP_DEF},
     {"GET", "/2019-09-25/functions/{}/event-invoke-config/list", "ListFunctionEventInvokeConfigs", NI, CAP_DEF},
     {"PUT", "/2019-09-30/functions/{}/provisioned-concurrency", "PutProvisionedConcurrencyConfig", NI, CAP_DEF},
     {"GET", "/2019-09-30/functions/{}/provisioned-concurrency", "GetProvisionedConcurrencyConfig", NI, CAP_DEF},
@@ -710,6 +712,8 @@ static int handle_request(struct mg_connection *conn)
          * retries 503 with back-off). */
         mg_disable_keep_alive(conn);
         http_send_error(&req, &AWS_SHUTTING_DOWN, "lambdad is shutting down");
+    } else if (api_url_dispatch(&req)) {
+        /* a function URL (api_urls.h): checked first, its Host is its own */
     } else if (services_dispatch(&req)) {
         /* IAM, STS, S3, Logs, ... (services.h) answered it */
     } else if (route) {

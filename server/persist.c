@@ -4,6 +4,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdbool.h>
@@ -177,12 +178,12 @@ static int write_all(int fd, const char *data, size_t len)
 int persist_write(struct persist *p, const char *id, const char *data, size_t len)
 {
     char tmp[NAME_MAX + 1], final[NAME_MAX + 1];
-    static unsigned long seq;
+    static atomic_ulong seq; /* several stores (functions, layers, iam) write concurrently */
     int rc = 0, fd = -1;
     if (snprintf(final, sizeof(final), "%s.json", id) >= (int)sizeof(final))
         return -ENAMETOOLONG;
-    /* Writers are serialised by the registry mutex; seq + pid keep names unique. */
-    snprintf(tmp, sizeof(tmp), ".%s.json.tmp.%ld.%lu", id, (long)getpid(), ++seq);
+    /* Writers of one id are serialised by their store's mutex; seq + pid keep names unique. */
+    snprintf(tmp, sizeof(tmp), ".%s.json.tmp.%ld.%lu", id, (long)getpid(), atomic_fetch_add(&seq, 1) + 1);
     fd = openat(p->dir_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
         return -errno;

@@ -248,6 +248,7 @@ static struct fn_spec *spec_build(const struct fn_record *r, const char *key, co
         api_fail(err, &AWS_SERVICE, "out of memory building function record");
         return NULL;
     }
+    fnspec_pin_dirs(s); /* environments outlive records: see codestore_pin */
     return s;
 }
 
@@ -520,6 +521,21 @@ struct fn_spec *registry_spec_for(const struct fn_record *r, const char *qualifi
             return s;
     }
     return spec_of_version(r, a->version);
+}
+
+struct fn_record *registry_find_extra(const char *needle)
+{
+    struct cds_lfht_iter iter;
+    struct fn_record *r, *found = NULL;
+    rcu_read_lock();
+    cds_lfht_for_each_entry(g_ht, &iter, r, node) {
+        if (r->extras_json && strstr(r->extras_json, needle)) {
+            found = registry_record_ref(r);
+            break;
+        }
+    }
+    rcu_read_unlock();
+    return found;
 }
 
 size_t registry_count(void)

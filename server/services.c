@@ -3,7 +3,10 @@
 #include "server/api_logs.h"
 #include "server/services.h"
 
+#include "server/svc_iam.h"
+
 #include <civetweb.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,8 +18,8 @@
  * itself (Action= for query, X-Amz-Target after the '.' for JSON, method +
  * path for S3) and answers with the helpers in services.h. */
 static const struct service g_services[] = {
-    {"iam", NULL, SERVICE_QUERY, NULL, HTTP_BODY_CAP_DEFAULT},
-    {"sts", NULL, SERVICE_QUERY, NULL, HTTP_BODY_CAP_DEFAULT},
+    {"iam", NULL, SERVICE_QUERY, svc_iam, HTTP_BODY_CAP_DEFAULT},
+    {"sts", NULL, SERVICE_QUERY, svc_sts, HTTP_BODY_CAP_DEFAULT},
     {"s3", NULL, SERVICE_REST_XML, NULL, HTTP_BODY_CAP_DEFAULT},
     /* CloudWatch Logs: JSON 1.1, X-Amz-Target "Logs_20140328.<Operation>"
      * (api_logs.h). */
@@ -117,6 +120,118 @@ void sbuf_free(struct sbuf *b)
     b->p = NULL;
     b->len = b->cap = 0;
     b->oom = false;
+}
+
+/* --- forms ----------------------------------------------------------------- */
+
+#define FORM_MAX_PAIRS 10000
+
+void form_free(struct form *f)
+{
+    for (size_t i = 0; i < f->n; i++) {
+        free(f->names[i]);
+        free(f->values[i]);
+    }
+    free(f->names);
+    free(f->values);
+    memset(f, 0, sizeof(*f));
+}
+
+static char *form_decode(const char *s, size_t len, int *rc)
+{
+    char *out = malloc(len + 1);
+    if (!out) {
+        *rc = -ENOMEM;
+        return NULL;
+    }
+    int n = http_pct_decode(s, len, out, len + 1, true);
+    if (n < 0 || strlen(out) != (size_t)n) {
+        free(out);
+        *rc = -EINVAL;
+        return NULL;
+    }
+    return out;
+}
+
+static int form_add(struct form *f, const char *s, size_t len, size_t *cap)
+{
+    int rc = 0;
+    if (len == 0)
+        return 0;
+    if (f->n == FORM_MAX_PAIRS)
+        return -E2BIG;
+    if (f->n == *cap) {
+        size_t ncap = *cap ? *cap * 2 : 16;
+        char **nn = realloc(f->names, ncap * sizeof(*nn));
+        if (!nn)
+            return -ENOMEM;
+        f->names = nn;
+        char **nv = realloc(f->values, ncap * sizeof(*nv));
+        if (!nv)
+            return -ENOMEM;
+        f->values = nv;
+        *cap = ncap;
+    }
+    const char *eq = memchr(s, '=', len);
+    size_t klen = eq ? (size_t)(eq - s) : len;
+    char *k = form_decode(s, klen, &rc);
+    char *v = k ? form_decode(eq ? eq + 1 : s + len, eq ? len - klen - 1 : 0, &rc) : NULL;
+    if (!v) {
+        free(k);
+        return rc;
+    }
+    f->names[f->n] = k;
+    f->values[f->n] = v;
+    f->n++;
+    return 0;
+}
+
+int form_parse(const char *s, size_t len, struct form *f)
+{
+    size_t cap = f->n; /* appending keeps the pairs; the next add reallocates */
+    size_t i = 0;
+    while (i < len) {
+        const char *amp = memchr(s + i, '&', len - i);
+        size_t plen = amp ? (size_t)(amp - (s + i)) : len - i;
+        int rc = form_add(f, s + i, plen, &cap);
+        if (rc) {
+            form_free(f);
+            return rc;
+        }
+        i += plen + 1;
+    }
+    return 0;
+}
+
+const char *form_get(const struct form *f, const char *name)
+{
+    for (size_t i = 0; i < f->n; i++)
+        if (!strcmp(f->names[i], name))
+            return f->values[i];
+    return NULL;
+}
+
+int services_read_form(struct http_req *req, struct form *f)
+{
+    memset(f, 0, sizeof(*f));
+    const char *qs = req->ri ? req->ri->query_string : NULL;
+    int rc = qs ? form_parse(qs, strlen(qs), f) : 0;
+    if (!rc && strcmp(req->method, "GET") && strcmp(req->method, "HEAD")) {
+        if (http_read_body(req))
+            return -1;
+        rc = form_parse(req->body, req->body_len, f);
+    }
+    if (rc == -ENOMEM) {
+        services_send_query_error(req, 500, "ServiceFailure", "out of memory");
+        return -1;
+    }
+    if (rc) {
+        services_send_query_error(req, 400, "MalformedQueryString",
+                                  rc == -E2BIG ? "Too many request parameters"
+                                               : "Invalid percent-encoding in the request parameters");
+        return -1;
+    }
+    return 0;
 }
 
 /* --- responses ----------------------------------------------------------- */
@@ -377,7 +492,10 @@ static void not_implemented(struct http_req *req, const struct service *s, const
 
 bool services_dispatch(struct http_req *req)
 {
-    char unknown[64];
+    char unknown[64], akid[128];
+    /* Temporary credentials from STS belong to the account they were issued for. */
+    if (services_access_key(req, akid, sizeof(akid)) == 20 && !strncmp(akid, "ASIA", 4))
+        sts_session_account(akid, req->account);
     const struct service *s = services_match(req, unknown, sizeof(unknown));
     if (!s && !unknown[0])
         return false;

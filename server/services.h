@@ -72,6 +72,29 @@ int services_scope_service(const char *credential, char *out, size_t outlen);
  * X-Amz-Credential, SigV2 "AWS AKID:"), or -1 when unsigned. */
 int services_access_key(const struct http_req *req, char *out, size_t outlen);
 
+/* --- query-protocol parameters ------------------------------------------- */
+
+/* Decoded name=value pairs of a form body or query string. */
+struct form {
+    size_t n;
+    char **names;
+    char **values;
+};
+
+/* Parses "a=1&b=x%20y" (application/x-www-form-urlencoded) into f. Returns
+ * 0, -EINVAL for an invalid percent escape or a decoded NUL, -E2BIG past
+ * 10000 pairs, -ENOMEM. f is empty (and freeable) on failure. Pure. */
+int form_parse(const char *s, size_t len, struct form *f);
+
+/* Value of the first pair called name, or NULL. */
+const char *form_get(const struct form *f, const char *name);
+
+void form_free(struct form *f);
+
+/* Reads the parameters of a query-protocol request: the query string plus a
+ * form body (POST). Returns 0, or -1 after answering the error. */
+int services_read_form(struct http_req *req, struct form *f);
+
 /* --- response helpers for the service handlers ------------------------- */
 
 /* A growable text buffer. All appends are no-ops after an allocation

@@ -1,5 +1,6 @@
 /* Unit tests for server/services.c: credential-scope parsing and the XML
  * text buffer. */
+#include <errno.h>
 #include <string.h>
 
 #include "server/services.h"
@@ -32,8 +33,30 @@ static void test_sbuf(void)
     sbuf_free(&b);
 }
 
+static void test_form(void)
+{
+    struct form f = {0};
+    CHECK(form_parse("Action=CreateRole&RoleName=a%2Fb+c&Empty=&Flag", 46, &f) == 0);
+    CHECK(f.n == 4);
+    CHECK_STR(form_get(&f, "Action"), "CreateRole");
+    CHECK_STR(form_get(&f, "RoleName"), "a/b c");
+    CHECK_STR(form_get(&f, "Empty"), "");
+    CHECK_STR(form_get(&f, "Flag"), "");
+    CHECK(form_get(&f, "Nope") == NULL);
+    /* appending (query string, then body) keeps the earlier pairs */
+    CHECK(form_parse("X=1", 3, &f) == 0);
+    CHECK(f.n == 5);
+    CHECK_STR(form_get(&f, "X"), "1");
+    form_free(&f);
+    CHECK(form_parse("a=%zz", 5, &f) == -EINVAL && f.n == 0);
+    CHECK(form_parse("a=x%00y", 7, &f) == -EINVAL && f.n == 0);
+    CHECK(form_parse("&&&", 3, &f) == 0 && f.n == 0);
+    form_free(&f);
+}
+
 int main(void)
 {
+    test_form();
     test_scope();
     test_sbuf();
     return TEST_DONE();
