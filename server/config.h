@@ -17,13 +17,15 @@
 #include "runtime/log.h"
 
 #define CONFIG_MAX_IMAGES 64
+#define CONFIG_MAX_HTTP_THREADS 16384
 
 struct lambdad_config {
     char *host;
     int port;
     char *data_dir;
     bool ephemeral;
-    int http_threads;
+    int http_threads;     /* civetweb threads = connections served at once */
+    int http_keepalive_s; /* idle keep-alive connections close after this */
     char account_id[13];
     enum log_level log_level;
     int executors;

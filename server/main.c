@@ -157,7 +157,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "lambdad: %s\n", perr ? perr : "cannot start the executor pool");
         goto out_registry;
     }
-    struct http_options ho = {cfg.host, cfg.port, cfg.http_threads, cfg.account_id};
+    struct http_options ho = {cfg.host, cfg.port, cfg.http_threads, cfg.account_id, cfg.http_keepalive_s};
     if (http_start(&ho, &perr)) {
         fprintf(stderr, "lambdad: %s\n", perr);
         pool_stop();
