@@ -12,8 +12,10 @@
  * Per-function state (struct fnpool) is published in the warm map
  * (pool/envmap.h) keyed by function identity + deploy ID.
  *
- * Thread rules: executor_post from any thread; everything else on the
- * executor's own thread. */
+ * The parts of an executor and its state machine: pool/internal.h.
+ *
+ * Thread rules: executor_post, executor_call and executor_wake from any
+ * thread; everything else on the executor's own thread. */
 #ifndef LAMBDAD_POOL_EXECUTOR_H
 #define LAMBDAD_POOL_EXECUTOR_H
 
@@ -64,6 +66,13 @@ void executor_post(struct executor *ex, struct cds_wfcq_node *node);
 
 /* Posts a control message and waits until the executor handled it. */
 void executor_call(struct executor *ex, struct pool_ctl *ctl);
+
+/* Wakes ex's loop without a message (it re-runs its loop pass). Any thread. */
+void executor_wake(struct executor *ex);
+
+/* Executor thread: routes an invocation (new or an Event retry) to its
+ * fnpool, or throttles / fails it. */
+void executor_invoke(struct executor *ex, struct invocation *inv);
 
 /* Pool-wide counters shared by all executors. */
 struct pool_shared {

@@ -16,6 +16,7 @@
 
 #include "pool/envmap.h"
 #include "pool/executor.h"
+#include "runtime/bio.h"
 #include "runtime/container.h"
 #include "runtime/log.h"
 #include "runtime/subprocess.h"
@@ -167,6 +168,11 @@ int pool_start(const struct pool_config *cfg, const char **err)
         *err = "out of memory";
         return -ENOMEM;
     }
+    int brc = bio_start();
+    if (brc < 0) {
+        *err = "cannot start the background job threads";
+        return brc;
+    }
     g_pool.cfg = &g_cfg;
     g_pool.n = g_cfg.executors;
     g_pool.all = calloc((size_t)g_pool.n, sizeof(*g_pool.all));
@@ -201,6 +207,7 @@ void pool_stop(void)
     }
     for (int i = 0; i < g_pool.n; i++)
         executor_join(g_pool.all[i]);
+    bio_stop(); /* after the executors: their last clean-ups are queued */
     if (g_pool.all) {
         rcu_barrier(); /* fnpools freed with call_rcu */
         envmap_fini();
@@ -259,14 +266,4 @@ void pool_stats(struct pool_stats *out)
     out->envs_live = atomic_load(&g_pool.live_envs);
     out->envs_busy = atomic_load(&g_pool.busy_envs);
     out->queued = atomic_load(&g_pool.queued);
-}
-
-bool pool_uses_docker(const struct fn_spec *spec)
-{
-    if (g_cfg.kind == POOL_EXEC_DOCKER)
-        return true;
-    if (g_cfg.kind == POOL_EXEC_AUTO)
-        return spec->n_layers > 0 || spec->force_docker ||
-               (spec->package_type && strcmp(spec->package_type, "Image") == 0);
-    return false;
 }

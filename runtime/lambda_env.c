@@ -116,16 +116,28 @@ char **lambda_env_build(const struct fn_spec *s, const struct lambda_env_opts *o
     }
     if (o->tmp_dir)
         envb_add(&b, "TMPDIR", o->tmp_dir);
-    /* Language search paths: task root, then layers (python/, nodejs/). */
-    if (opt)
-        snprintf(buf, sizeof(buf), "%s:%s/python:%s/python/lib/python3/site-packages", o->task_root,
-                 opt, opt);
+    /* Language search paths as AWS sets them: task root, then the layer
+     * directories of the runtime's language version (python3.X site-packages
+     * before /opt/python; nodejs/nodeNN/node_modules before
+     * nodejs/node_modules). */
+    const char *rt = s->runtime ? s->runtime : "";
+    if (opt && !strncmp(rt, "python", 6))
+        snprintf(buf, sizeof(buf), "%s:%s/python/lib/%s/site-packages:%s/python", o->task_root, opt,
+                 rt, opt);
+    else if (opt)
+        snprintf(buf, sizeof(buf), "%s:%s/python", o->task_root, opt);
     else
         snprintf(buf, sizeof(buf), "%s", o->task_root);
     envb_add(&b, "PYTHONPATH", buf);
     envb_add(&b, "PYTHONUNBUFFERED", "1");
     envb_add(&b, "PYTHONDONTWRITEBYTECODE", "1");
-    if (opt)
+    int node_major = 0;
+    if (!strncmp(rt, "nodejs", 6))
+        node_major = atoi(rt + 6);
+    if (opt && node_major > 0)
+        snprintf(buf, sizeof(buf), "%s/nodejs/node%d/node_modules:%s/nodejs/node_modules:%s:%s/node_modules",
+                 opt, node_major, opt, o->task_root, o->task_root);
+    else if (opt)
         snprintf(buf, sizeof(buf), "%s/nodejs/node_modules:%s:%s/node_modules", opt, o->task_root,
                  o->task_root);
     else

@@ -7,6 +7,7 @@
  * reads send the record's pre-serialised text. */
 #include "server/api_functions.h"
 
+#include <civetweb.h>
 #include <errno.h>
 #include <openssl/evp.h>
 #include <stdio.h>
@@ -17,8 +18,10 @@
 
 #include "runtime/codestore.h"
 #include "runtime/log.h"
+#include "server/config.h"
 #include "server/layers.h"
 #include "server/registry.h"
+#include "server/svc_iam.h"
 #include "server/validate.h"
 
 #define FN_NAME_MAX 140
@@ -53,6 +56,75 @@ static void touch(json_t *cfg)
     json_object_set_new(cfg, "LastModified", json_string(ts));
     json_object_set_new(cfg, "RevisionId", json_string(rev));
     json_object_set_new(cfg, "LastUpdateStatus", json_string("Successful"));
+}
+
+/* --- state transitions ------------------------------------------------ */
+
+long long api_now_ms(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+bool api_function_busy(const struct fn_record *r)
+{
+    return r->busy_until_ms && api_now_ms() < r->busy_until_ms;
+}
+
+/* Starts the Pending (create) or InProgress (update) window in a writer's
+ * document copy. */
+static void busy_start(json_t *doc, bool creating)
+{
+    const struct lambdad_config *c = config_current();
+    long long ms = c ? c->state_transition_ms : 0;
+    json_object_set_new(doc, "busy_until", json_integer(api_now_ms() + ms));
+    json_object_set_new(doc, "busy_creating", json_boolean(creating));
+}
+
+/* The configuration text as AWS shows it while the function is being
+ * created (State Pending) or updated (LastUpdateStatus InProgress).
+ * Returns malloc'd text, or NULL when out of memory. */
+static char *busy_view(const char *text, size_t len, bool creating)
+{
+    json_t *cfg = json_loadb(text, len, 0, NULL);
+    if (!cfg)
+        return NULL;
+    if (creating) {
+        json_object_set_new(cfg, "State", json_string("Pending"));
+        json_object_set_new(cfg, "StateReason", json_string("The function is being created."));
+        json_object_set_new(cfg, "StateReasonCode", json_string("Creating"));
+        json_object_del(cfg, "LastUpdateStatus");
+    } else {
+        json_object_set_new(cfg, "LastUpdateStatus", json_string("InProgress"));
+        json_object_set_new(cfg, "LastUpdateStatusReason", json_string("The function is being created."));
+        json_object_set_new(cfg, "LastUpdateStatusReasonCode", json_string("Creating"));
+    }
+    char *out = json_dumps(cfg, JSON_COMPACT);
+    json_decref(cfg);
+    return out;
+}
+
+int api_check_not_busy(const struct fn_record *r, struct api_error *err)
+{
+    if (!api_function_busy(r))
+        return 0;
+    if (r->busy_creating)
+        return api_fail(err, &AWS_RESOURCE_CONFLICT, "The operation cannot be performed at this time. "
+                        "The function is currently in the following state: Pending");
+    return api_fail(err, &AWS_RESOURCE_CONFLICT, "The operation cannot be performed at this time. "
+                    "An update is in progress for resource: %s", r->arn);
+}
+
+/* Sends a configuration text as the create/update response shows it. */
+static void send_busy(struct http_req *req, int status, const char *text, size_t len, bool creating)
+{
+    char *t = busy_view(text, len, creating);
+    if (t)
+        http_send_json(req, status, t, strlen(t));
+    else
+        http_send_error(req, &AWS_SERVICE, "out of memory");
+    free(t);
 }
 
 /* Whether two configurations describe the same function, ignoring what
@@ -435,6 +507,17 @@ static void send_version_config(struct http_req *req, int status, const struct f
 
 /* --- CreateFunction ---------------------------------------------------- */
 
+/* --validate-roles: the Role must name a role of lambdad's IAM, as AWS
+ * checks that Lambda can assume it. */
+static int check_role(json_t *body, struct api_error *err)
+{
+    const struct lambdad_config *cfg = config_current();
+    const char *role = json_string_value(json_object_get(body, "Role"));
+    if (!cfg || !cfg->validate_roles || !role || iam_role_exists(role))
+        return 0;
+    return api_fail(err, &AWS_INVALID_PARAMETER_VALUE, "The role defined for the function cannot be assumed by Lambda.");
+}
+
 void api_create_function(struct http_req *req)
 {
     struct api_error err;
@@ -453,7 +536,7 @@ void api_create_function(struct http_req *req)
     json_t *code_j = json_object_get(body, "Code");
     if (!json_is_object(code_j))
         vlist_add(&v, NULL, "code", "Member must not be null");
-    if (vlist_finish(&v, &err) || validate_function_config(body, true, &err))
+    if (vlist_finish(&v, &err) || validate_function_config(body, true, &err) || check_role(body, &err))
         goto fail;
     if (n.qualifier[0]) {
         api_fail(&err, &AWS_INVALID_PARAMETER_VALUE, "Unsupported function name: a qualifier cannot be "
@@ -527,9 +610,23 @@ void api_create_function(struct http_req *req)
     char ver[24] = "";
     if (json_is_true(json_object_get(body, "Publish")))
         api_publish_doc(doc, NULL, ver);
+    busy_start(doc, true);
     if (registry_create(doc, code.zip, code.zip_len, &rec, &err))
         goto fail;
-    send_version_config(req, 201, rec, ver);
+    if (ver[0]) {
+        /* Publish=true: AWS answers the unqualified ARN with Version "N". */
+        json_t *c = json_loadb(rec->config_json, rec->config_len, 0, NULL);
+        json_object_set_new(c, "Version", json_string(ver));
+        char *t = c ? json_dumps(c, JSON_COMPACT) : NULL;
+        json_decref(c);
+        if (t)
+            send_busy(req, 201, t, strlen(t), true);
+        else
+            http_send_error(req, &AWS_SERVICE, "out of memory");
+        free(t);
+    } else {
+        send_busy(req, 201, rec->config_json, rec->config_len, true);
+    }
     registry_record_unref(rec);
     goto out;
 fail:
@@ -566,6 +663,8 @@ static char *target_config(const struct fn_record *r, const struct fn_name *n, c
         *code_hex = hex;
     if (image_uri)
         *image_uri = img;
+    if (!v && api_function_busy(r))
+        return busy_view(text, strlen(text), r->busy_creating);
     if (!a)
         return strdup(text);
     json_t *cfg = json_loads(text, 0, NULL);
@@ -670,7 +769,7 @@ void api_list_functions(struct http_req *req)
     }
     size_t cap = 64;
     for (size_t i = 0; i < n; i++) {
-        cap += v[i]->config_len + 1;
+        cap += (all ? v[i]->latest_q_len : v[i]->config_len) + 1;
         for (size_t j = 0; all && j < v[i]->n_versions; j++)
             cap += v[i]->versions[j].config_len + 1;
     }
@@ -682,8 +781,10 @@ void api_list_functions(struct http_req *req)
         for (size_t i = 0; i < n; i++) {
             if (i)
                 out[len++] = ',';
-            memcpy(out + len, v[i]->config_json, v[i]->config_len);
-            len += v[i]->config_len;
+            /* With FunctionVersion=ALL the $LATEST entry is qualified, as in AWS. */
+            memcpy(out + len, all ? v[i]->latest_q_json : v[i]->config_json,
+                   all ? v[i]->latest_q_len : v[i]->config_len);
+            len += all ? v[i]->latest_q_len : v[i]->config_len;
             for (size_t j = 0; all && j < v[i]->n_versions; j++) {
                 out[len++] = ',';
                 memcpy(out + len, v[i]->versions[j].config_json, v[i]->versions[j].config_len);
@@ -724,8 +825,9 @@ static int mutate_code(json_t *doc, const struct fn_record *cur, void *ud, struc
 {
     struct code_update *u = ud;
     json_t *cfg = json_object_get(doc, "configuration");
-    if (check_revision(u->body, cur, err))
+    if (api_check_not_busy(cur, err) || check_revision(u->body, cur, err))
         return -1;
+    busy_start(doc, false);
     set_code(doc, cfg, &u->code);
     json_t *ar = json_object_get(u->body, "Architectures");
     if (json_is_array(ar) && json_array_size(ar) == 1)
@@ -792,7 +894,10 @@ void api_update_function_code(struct http_req *req)
     }
     if (registry_update(&n, mutate_code, &u, u.code.zip, u.code.zip_len, &out, &err))
         goto fail;
-    send_version_config(req, 200, out, u.ver);
+    if (u.ver[0])
+        send_version_config(req, 200, out, u.ver);
+    else
+        send_busy(req, 200, out->config_json, out->config_len, false);
     registry_record_unref(out);
     goto out;
 fail:
@@ -811,12 +916,13 @@ static int mutate_config(json_t *doc, const struct fn_record *cur, void *ud, str
 {
     struct config_update *u = ud;
     json_t *cfg = json_object_get(doc, "configuration");
-    if (check_revision(u->body, cur, err) ||
+    if (api_check_not_busy(cur, err) || check_revision(u->body, cur, err) ||
         check_package_rules(u->body, cur->spec->package_type, false, err))
         return -1;
     apply_config(cfg, u->body);
     set_layers(doc, cfg, u->layers);
     touch(cfg);
+    busy_start(doc, false);
     return 0;
 }
 
@@ -833,14 +939,14 @@ void api_update_function_configuration(struct http_req *req)
         goto out;
     registry_record_unref(cur);
     struct config_update u = {body, NULL};
-    if (validate_function_config(body, false, &err) || resolve_layers(body, n.region, &u.layers, &err) ||
-        registry_update(&n, mutate_config, &u, NULL, 0, &out, &err)) {
+    if (validate_function_config(body, false, &err) || check_role(body, &err) ||
+        resolve_layers(body, n.region, &u.layers, &err) || registry_update(&n, mutate_config, &u, NULL, 0, &out, &err)) {
         http_send_api_error(req, &err);
         json_decref(u.layers);
         goto out;
     }
     json_decref(u.layers);
-    send_record_config(req, 200, out);
+    send_busy(req, 200, out->config_json, out->config_len, false);
     registry_record_unref(out);
 out:
     json_decref(body);
@@ -1180,41 +1286,6 @@ void api_get_account_settings(struct http_req *req)
 }
 
 /* Answers a fixed JSON document once the function exists. */
-static void fixed_for_function(struct http_req *req, const char *json)
-{
-    struct fn_name n;
-    struct fn_record *r = resolve_ref(req, FN_NAME_MAX, false, &n);
-    if (!r)
-        return;
-    registry_record_unref(r);
-    http_send_json(req, 200, json, strlen(json));
-}
-
-void api_list_url_configs(struct http_req *req)
-{
-    fixed_for_function(req, "{\"FunctionUrlConfigs\":[]}");
-}
-
-void api_get_policy(struct http_req *req)
-{
-    struct fn_name n;
-    struct fn_record *r = resolve_ref(req, FN_NAMESPACED_MAX, true, &n);
-    if (!r)
-        return;
-    registry_record_unref(r);
-    http_send_error(req, &AWS_RESOURCE_NOT_FOUND, MSG_RESOURCE_NOT_FOUND);
-}
-
-void api_get_url_config(struct http_req *req)
-{
-    struct fn_name n;
-    struct fn_record *r = resolve_ref(req, FN_NAME_MAX, false, &n);
-    if (!r)
-        return;
-    registry_record_unref(r);
-    http_send_error(req, &AWS_RESOURCE_NOT_FOUND, MSG_RESOURCE_NOT_FOUND);
-}
-
 void api_list_event_source_mappings(struct http_req *req)
 {
     static const char body[] = "{\"EventSourceMappings\":[]}";
@@ -1224,8 +1295,8 @@ void api_list_event_source_mappings(struct http_req *req)
 void api_not_implemented(struct http_req *req)
 {
     /* Operations on a function still answer 404 for an unknown function. */
-    const char *op = req->op ? req->op : "";
-    if (req->n_params >= 1 && !strstr(op, "Layer") && !strstr(op, "EventSourceMapping")) {
+    const char *path = req->ri ? (req->ri->local_uri_raw ? req->ri->local_uri_raw : req->ri->request_uri) : NULL;
+    if (req->n_params >= 1 && path && strstr(path, "/functions/")) {
         struct fn_name n;
         struct fn_record *r = resolve_ref(req, FN_NAMESPACED_MAX, true, &n);
         if (!r)

@@ -20,6 +20,7 @@
 
 #include "pool/pool.h"
 #include "runtime/log.h"
+#include "server/api_functions.h"
 #include "server/registry.h"
 #include "server/validate.h"
 
@@ -123,6 +124,10 @@ static struct invocation *prepare(struct http_req *req, enum inv_kind kind, bool
     struct fn_spec *spec = rec ? registry_spec_for(rec, name.qualifier) : NULL;
     if (rec && !spec)
         registry_not_found(&name, &err);
+    if (spec && rec->busy_creating && api_check_not_busy(rec, &err)) { /* still Pending */
+        fnspec_unref(spec);
+        spec = NULL;
+    }
     rcu_read_unlock();
     if (!spec) {
         http_send_api_error(req, &err);

@@ -23,6 +23,7 @@ enum opt_id {
     OPT_HOST = 1, OPT_PORT, OPT_DATA_DIR, OPT_EPHEMERAL, OPT_HTTP_THREADS, OPT_ACCOUNT,
     OPT_LOG_LEVEL, OPT_EXECUTORS, OPT_EXECUTOR, OPT_TTL, OPT_MAX_CONTAINERS, OPT_NETWORK,
     OPT_IMAGE, OPT_DOCKER_HOST, OPT_ASYNC_LIMIT, OPT_RETRY_DELAYS, OPT_BOOTSTRAP, OPT_PYTHON_ZYGOTE,
+    OPT_VALIDATE_ROLES, OPT_STATE_MS,
     OPT_HELP,
 };
 
@@ -63,6 +64,10 @@ static const struct opt_desc g_opts[] = {
      "bundled bootstraps (default " LAMBDAD_SOURCE_DIR "/runtime/bootstrap)"},
     {"python-zygote", 1, OPT_PYTHON_ZYGOTE, "LAMBDAD_PYTHON_ZYGOTE",
      "on|off: fork python environments from a pre-initialised interpreter (default on)"},
+    {"validate-roles", 0, OPT_VALIDATE_ROLES, "LAMBDAD_VALIDATE_ROLES",
+     "CreateFunction/UpdateFunctionConfiguration refuse a Role that does not exist in lambdad's IAM (env: 1)"},
+    {"state-transition-ms", 1, OPT_STATE_MS, "LAMBDAD_STATE_TRANSITION_MS",
+     "how long a created function stays Pending and an update InProgress (default 0)"},
     {"help", 0, OPT_HELP, NULL, "print this help and exit"},
 };
 #define N_OPTS (sizeof(g_opts) / sizeof(g_opts[0]))
@@ -134,6 +139,14 @@ static int config_set(struct lambdad_config *c, enum opt_id id, const char *name
         else
             return fail(err, errlen, "invalid %s '%s' (expected 1 or 0)", name, v);
         return 0;
+    case OPT_VALIDATE_ROLES:
+        if (!from_env || !strcmp(v, "1") || !strcasecmp(v, "true") || !strcasecmp(v, "yes"))
+            c->validate_roles = true;
+        else if (!strcmp(v, "0") || !strcasecmp(v, "false") || !strcasecmp(v, "no") || !*v)
+            c->validate_roles = false;
+        else
+            return fail(err, errlen, "invalid %s '%s' (expected 1 or 0)", name, v);
+        return 0;
     case OPT_HTTP_THREADS:
         if (parse_int(v, 1, 4096, &n))
             return fail(err, errlen, "invalid %s '%s' (expected 1-4096)", name, v);
@@ -170,6 +183,11 @@ static int config_set(struct lambdad_config *c, enum opt_id id, const char *name
             c->python_zygote = false;
         else
             return fail(err, errlen, "invalid %s '%s' (expected on|off)", name, v);
+        return 0;
+    case OPT_STATE_MS:
+        if (parse_int(v, 0, 600000, &n))
+            return fail(err, errlen, "invalid %s '%s' (expected milliseconds 0-600000)", name, v);
+        c->state_transition_ms = (int)n;
         return 0;
     case OPT_TTL:
         if (parse_int(v, 0, 86400 * 365, &n))

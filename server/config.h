@@ -38,6 +38,8 @@ struct lambdad_config {
     int retry_delay_ms[2];
     char *bootstrap_dir;
     bool python_zygote; /* --python-zygote on|off */
+    bool validate_roles; /* --validate-roles: the function's Role must exist in lambdad's IAM */
+    int state_transition_ms; /* Pending / InProgress window after create / update */
 };
 
 enum config_result { CONFIG_OK = 0, CONFIG_HELP = 1, CONFIG_ERROR = -1 };

@@ -27,12 +27,16 @@
 #include "server/api_functions.h"
 #include "server/api_invoke.h"
 #include "server/api_layers.h"
+#include "server/api_policy.h"
+#include "server/api_urls.h"
 #include "server/api_versions.h"
+#include "server/services.h"
 
 #define CAP_CODE HTTP_BODY_CAP_CODE
 #define CAP_INV HTTP_BODY_CAP_INVOKE
 #define CAP_DEF HTTP_BODY_CAP_DEFAULT
 #define FN "/2015-03-31/functions/{}"
+#define NI api_not_implemented
 
 /* The hot routes come first: matching is a linear scan. */
 static const struct http_route g_routes[] = {
@@ -61,18 +65,18 @@ static const struct http_route g_routes[] = {
     {"GET", FN "/aliases/{}", "GetAlias", api_get_alias, CAP_DEF},
     {"PUT", FN "/aliases/{}", "UpdateAlias", api_update_alias, CAP_DEF},
     {"DELETE", FN "/aliases/{}", "DeleteAlias", api_delete_alias, CAP_DEF},
-    {"POST", FN "/policy", "AddPermission", api_not_implemented, CAP_DEF},
+    {"POST", FN "/policy", "AddPermission", api_add_permission, CAP_DEF},
     {"GET", FN "/policy", "GetPolicy", api_get_policy, CAP_DEF},
-    {"DELETE", FN "/policy/{}", "RemovePermission", api_not_implemented, CAP_DEF},
+    {"DELETE", FN "/policy/{}", "RemovePermission", api_remove_permission, CAP_DEF},
     {"POST", "/2018-10-31/layers/{}/versions", "PublishLayerVersion", api_publish_layer_version, CAP_CODE},
     {"GET", "/2018-10-31/layers", "ListLayers", api_list_layers, CAP_DEF}, /* + GetLayerVersionByArn */
     {"GET", "/2018-10-31/layers/{}/versions", "ListLayerVersions", api_list_layer_versions, CAP_DEF},
     {"GET", "/2018-10-31/layers/{}/versions/{}", "GetLayerVersion", api_get_layer_version, CAP_DEF},
     {"DELETE", "/2018-10-31/layers/{}/versions/{}", "DeleteLayerVersion", api_delete_layer_version, CAP_DEF},
-    {"POST", "/2021-10-31/functions/{}/url", "CreateFunctionUrlConfig", api_not_implemented, CAP_DEF},
+    {"POST", "/2021-10-31/functions/{}/url", "CreateFunctionUrlConfig", api_create_url_config, CAP_DEF},
     {"GET", "/2021-10-31/functions/{}/url", "GetFunctionUrlConfig", api_get_url_config, CAP_DEF},
-    {"PUT", "/2021-10-31/functions/{}/url", "UpdateFunctionUrlConfig", api_not_implemented, CAP_DEF},
-    {"DELETE", "/2021-10-31/functions/{}/url", "DeleteFunctionUrlConfig", api_not_implemented, CAP_DEF},
+    {"PUT", "/2021-10-31/functions/{}/url", "UpdateFunctionUrlConfig", api_update_url_config, CAP_DEF},
+    {"DELETE", "/2021-10-31/functions/{}/url", "DeleteFunctionUrlConfig", api_delete_url_config, CAP_DEF},
     {"GET", "/2021-10-31/functions/{}/urls", "ListFunctionUrlConfigs", api_list_url_configs, CAP_DEF},
     {"GET", "/2015-03-31/event-source-mappings", "ListEventSourceMappings", api_list_event_source_mappings, CAP_DEF},
     {"POST", "/2015-03-31/event-source-mappings", "CreateEventSourceMapping", api_not_implemented, CAP_DEF},
@@ -83,6 +87,45 @@ static const struct http_route g_routes[] = {
     {"PUT", "/2019-09-25/functions/{}/event-invoke-config", "PutFunctionEventInvokeConfig", api_not_implemented, CAP_DEF},
     {"POST", "/2019-09-25/functions/{}/event-invoke-config", "UpdateFunctionEventInvokeConfig", api_not_implemented, CAP_DEF},
     {"DELETE", "/2019-09-25/functions/{}/event-invoke-config", "DeleteFunctionEventInvokeConfig", api_not_implemented, CAP_DEF},
+    /* Modelled operations lambdad does not implement: one consistent answer
+     * (api_not_implemented). */
+    {"POST", "/2018-10-31/layers/{}/versions/{}/policy", "AddLayerVersionPermission", api_add_layer_permission, CAP_DEF},
+    {"GET", "/2018-10-31/layers/{}/versions/{}/policy", "GetLayerVersionPolicy", api_get_layer_policy, CAP_DEF},
+    {"DELETE", "/2018-10-31/layers/{}/versions/{}/policy/{}", "RemoveLayerVersionPermission", api_remove_layer_permission, CAP_DEF},
+    {"GET", "/2019-09-25/functions/{}/event-invoke-config/list", "ListFunctionEventInvokeConfigs", NI, CAP_DEF},
+    {"PUT", "/2019-09-30/functions/{}/provisioned-concurrency", "PutProvisionedConcurrencyConfig", NI, CAP_DEF},
+    {"GET", "/2019-09-30/functions/{}/provisioned-concurrency", "GetProvisionedConcurrencyConfig", NI, CAP_DEF},
+    {"DELETE", "/2019-09-30/functions/{}/provisioned-concurrency", "DeleteProvisionedConcurrencyConfig", NI, CAP_DEF},
+    {"GET", "/2024-08-31/functions/{}/recursion-config", "GetFunctionRecursionConfig", NI, CAP_DEF},
+    {"PUT", "/2024-08-31/functions/{}/recursion-config", "PutFunctionRecursionConfig", NI, CAP_DEF},
+    {"GET", "/2021-07-20/functions/{}/runtime-management-config", "GetRuntimeManagementConfig", NI, CAP_DEF},
+    {"PUT", "/2021-07-20/functions/{}/runtime-management-config", "PutRuntimeManagementConfig", NI, CAP_DEF},
+    {"POST", "/2020-04-22/code-signing-configs", "CreateCodeSigningConfig", NI, CAP_DEF},
+    {"GET", "/2020-04-22/code-signing-configs", "ListCodeSigningConfigs", NI, CAP_DEF},
+    {"GET", "/2020-04-22/code-signing-configs/{}", "GetCodeSigningConfig", NI, CAP_DEF},
+    {"PUT", "/2020-04-22/code-signing-configs/{}", "UpdateCodeSigningConfig", NI, CAP_DEF},
+    {"DELETE", "/2020-04-22/code-signing-configs/{}", "DeleteCodeSigningConfig", NI, CAP_DEF},
+    {"GET", "/2020-04-22/code-signing-configs/{}/functions", "ListFunctionsByCodeSigningConfig", NI, CAP_DEF},
+    {"PUT", "/2020-06-30/functions/{}/code-signing-config", "PutFunctionCodeSigningConfig", NI, CAP_DEF},
+    {"GET", "/2020-06-30/functions/{}/code-signing-config", "GetFunctionCodeSigningConfig", NI, CAP_DEF},
+    {"DELETE", "/2020-06-30/functions/{}/code-signing-config", "DeleteFunctionCodeSigningConfig", NI, CAP_DEF},
+    {"GET", "/2025-11-30/functions/{}/function-scaling-config", "GetFunctionScalingConfig", NI, CAP_DEF},
+    {"PUT", "/2025-11-30/functions/{}/function-scaling-config", "PutFunctionScalingConfig", NI, CAP_DEF},
+    {"POST", "/2025-11-30/capacity-providers", "CreateCapacityProvider", NI, CAP_DEF},
+    {"GET", "/2025-11-30/capacity-providers", "ListCapacityProviders", NI, CAP_DEF},
+    {"GET", "/2025-11-30/capacity-providers/{}", "GetCapacityProvider", NI, CAP_DEF},
+    {"PUT", "/2025-11-30/capacity-providers/{}", "UpdateCapacityProvider", NI, CAP_DEF},
+    {"DELETE", "/2025-11-30/capacity-providers/{}", "DeleteCapacityProvider", NI, CAP_DEF},
+    {"GET", "/2025-11-30/capacity-providers/{}/function-versions", "ListFunctionVersionsByCapacityProvider", NI, CAP_DEF},
+    {"GET", "/2025-12-01/functions/{}/durable-executions", "ListDurableExecutionsByFunction", NI, CAP_DEF},
+    {"GET", "/2025-12-01/durable-executions/{}", "GetDurableExecution", NI, CAP_DEF},
+    {"GET", "/2025-12-01/durable-executions/{}/history", "GetDurableExecutionHistory", NI, CAP_DEF},
+    {"GET", "/2025-12-01/durable-executions/{}/state", "GetDurableExecutionState", NI, CAP_DEF},
+    {"POST", "/2025-12-01/durable-executions/{}/checkpoint", "CheckpointDurableExecution", NI, CAP_DEF},
+    {"POST", "/2025-12-01/durable-executions/{}/stop", "StopDurableExecution", NI, CAP_DEF},
+    {"POST", "/2025-12-01/durable-execution-callbacks/{}/fail", "SendDurableExecutionCallbackFailure", NI, CAP_DEF},
+    {"POST", "/2025-12-01/durable-execution-callbacks/{}/heartbeat", "SendDurableExecutionCallbackHeartbeat", NI, CAP_DEF},
+    {"POST", "/2025-12-01/durable-execution-callbacks/{}/succeed", "SendDurableExecutionCallbackSuccess", NI, CAP_DEF},
     {"GET", "/_lambdad/health", "Health", admin_health, CAP_DEF},
     {"GET", "/_lambdad/environments", "ListEnvironments", admin_envs, CAP_DEF},
     {"DELETE", "/_lambdad/environments/{}", "EvictEnvironments", admin_evict, CAP_DEF},
@@ -669,6 +712,10 @@ static int handle_request(struct mg_connection *conn)
          * retries 503 with back-off). */
         mg_disable_keep_alive(conn);
         http_send_error(&req, &AWS_SHUTTING_DOWN, "lambdad is shutting down");
+    } else if (api_url_dispatch(&req)) {
+        /* a function URL (api_urls.h): checked first, its Host is its own */
+    } else if (services_dispatch(&req)) {
+        /* IAM, STS, S3, Logs, ... (services.h) answered it */
     } else if (route) {
         route->handler(&req);
         if (!req.status)

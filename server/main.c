@@ -31,6 +31,7 @@
 #include "server/layers.h"
 #include "server/persist.h"
 #include "server/registry.h"
+#include "server/svc_iam.h"
 
 
 int main(int argc, char **argv)
@@ -38,7 +39,7 @@ int main(int argc, char **argv)
     struct lambdad_config cfg;
     char err[512], tmp_root[PATH_MAX] = "", code_root[PATH_MAX], work_dir[PATH_MAX + 8];
     char endpoint[300], instance[37];
-    struct persist *persist = NULL, *layers_persist = NULL;
+    struct persist *persist = NULL, *layers_persist = NULL, *iam_persist = NULL;
     struct codestore *cs = NULL;
     const char *perr = NULL;
     int rc, exit_code = 1;
@@ -86,6 +87,11 @@ int main(int argc, char **argv)
             fprintf(stderr, "lambdad: data dir %s/layers: %s\n", cfg.data_dir, strerror(-rc));
             goto out;
         }
+        rc = persist_open_sub(&iam_persist, persist, "iam");
+        if (rc) {
+            fprintf(stderr, "lambdad: data dir %s/iam: %s\n", cfg.data_dir, strerror(-rc));
+            goto out;
+        }
         snprintf(code_root, sizeof(code_root), "%s", cfg.data_dir);
     }
     snprintf(work_dir, sizeof(work_dir), "%s/work", code_root);
@@ -109,6 +115,11 @@ int main(int argc, char **argv)
     rc = registry_load();
     if (rc < 0) {
         fprintf(stderr, "lambdad: cannot load %s: %s\n", cfg.data_dir, strerror(-rc));
+        goto out_registry;
+    }
+    rc = iam_init(iam_persist);
+    if (rc < 0) {
+        fprintf(stderr, "lambdad: cannot load %s/iam: %s\n", cfg.data_dir, strerror(-rc));
         goto out_registry;
     }
     api_functions_init(cs);
@@ -177,8 +188,10 @@ out_registry:
     registry_shutdown();
     LOG_DEBUG("registry released");
 out:
+    iam_shutdown();
     layers_shutdown();
     codestore_close(cs);
+    persist_close(iam_persist);
     persist_close(layers_persist);
     persist_close(persist);
     if (tmp_root[0])

@@ -78,6 +78,8 @@ static void record_free(struct fn_record *r)
     free(r->code_hex);
     free(r->image_uri);
     free(r->revision_id);
+    free(r->latest_q_json);
+    free(r->extras_json);
     fnspec_unref(r->spec);
     json_decref(r->doc);
     free(r);
@@ -244,6 +246,7 @@ static struct fn_spec *spec_build(const struct fn_record *r, const char *key, co
         api_fail(err, &AWS_SERVICE, "out of memory building function record");
         return NULL;
     }
+    fnspec_pin_dirs(s); /* environments outlive records: see codestore_pin */
     return s;
 }
 
@@ -333,6 +336,23 @@ static int aliases_build(struct fn_record *r, json_t *doc, struct api_error *err
     return 0;
 }
 
+/* The $LATEST configuration as version lists show it: FunctionArn
+ * qualified with ":$LATEST". */
+static int latest_qualified(struct fn_record *r, json_t *cfg)
+{
+    json_t *c = json_copy(cfg);
+    char arn[600];
+    snprintf(arn, sizeof(arn), "%s:$LATEST", r->arn);
+    if (!c || json_object_set_new(c, "FunctionArn", json_string(arn)) ||
+        !(r->latest_q_json = json_dumps(c, JSON_COMPACT))) {
+        json_decref(c);
+        return -1;
+    }
+    json_decref(c);
+    r->latest_q_len = strlen(r->latest_q_json);
+    return 0;
+}
+
 int registry_record_build(json_t *doc, const void *zip, size_t zip_len, struct fn_record **out,
                           struct api_error *err)
 {
@@ -363,6 +383,15 @@ int registry_record_build(json_t *doc, const void *zip, size_t zip_len, struct f
     if (!r->arn || !r->config_json)
         goto fail;
     r->config_len = strlen(r->config_json);
+    if (latest_qualified(r, cfg))
+        goto fail;
+    json_t *busy = json_object_get(doc, "busy_until");
+    r->busy_until_ms = json_is_integer(busy) ? (long long)json_integer_value(busy) : 0;
+    r->busy_creating = json_is_true(json_object_get(doc, "busy_creating"));
+    json_t *extras = json_object_get(doc, "extras");
+    if (json_is_object(extras) && json_object_size(extras) &&
+        !(r->extras_json = json_dumps(extras, JSON_COMPACT)))
+        goto fail;
     if (r->code_hex && g_cs) {
         code_dir = codestore_dir_path(g_cs, r->code_hex);
         if (!code_dir && zip) {
@@ -490,6 +519,21 @@ struct fn_spec *registry_spec_for(const struct fn_record *r, const char *qualifi
             return s;
     }
     return spec_of_version(r, a->version);
+}
+
+struct fn_record *registry_find_extra(const char *needle)
+{
+    struct cds_lfht_iter iter;
+    struct fn_record *r, *found = NULL;
+    rcu_read_lock();
+    cds_lfht_for_each_entry(g_ht, &iter, r, node) {
+        if (r->extras_json && strstr(r->extras_json, needle)) {
+            found = registry_record_ref(r);
+            break;
+        }
+    }
+    rcu_read_unlock();
+    return found;
 }
 
 size_t registry_count(void)
