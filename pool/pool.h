@@ -68,6 +68,9 @@ struct invocation {
     bool is_event;              /* Event invocation (no caller waiting) */
     bool want_log;              /* fill log (X-Amz-Log-Type: Tail, or debug logging) */
     int attempt;                /* 0 for the first attempt */
+    int max_retries;            /* Event: retries after a function error (0-2, default 2) */
+    int max_event_age_s;        /* Event: no retry once the event is older (default 21600) */
+    bool age_exceeded;          /* Event: retries stopped by max_event_age_s */
 
     /* Results, written by the executor before on_done. */
     enum inv_outcome outcome;
