@@ -1286,12 +1286,6 @@ void api_get_account_settings(struct http_req *req)
 }
 
 /* Answers a fixed JSON document once the function exists. */
-void api_list_event_source_mappings(struct http_req *req)
-{
-    static const char body[] = "{\"EventSourceMappings\":[]}";
-    http_send_json(req, 200, body, sizeof(body) - 1);
-}
-
 void api_not_implemented(struct http_req *req)
 {
     /* Operations on a function still answer 404 for an unknown function. */
