@@ -16,6 +16,7 @@
 
 #include "pool/envmap.h"
 #include "pool/executor.h"
+#include "runtime/bio.h"
 #include "runtime/container.h"
 #include "runtime/log.h"
 #include "runtime/subprocess.h"
@@ -75,6 +76,8 @@ struct invocation *invocation_new(struct fn_spec *fn)
         return NULL;
     inv->fn = fnspec_ref(fn);
     inv->msg_kind = POOL_MSG_INVOKE;
+    inv->max_retries = 2;
+    inv->max_event_age_s = 21600;
     pool_request_id(inv->request_id);
     return inv;
 }
@@ -167,6 +170,11 @@ int pool_start(const struct pool_config *cfg, const char **err)
         *err = "out of memory";
         return -ENOMEM;
     }
+    int brc = bio_start();
+    if (brc < 0) {
+        *err = "cannot start the background job threads";
+        return brc;
+    }
     g_pool.cfg = &g_cfg;
     g_pool.n = g_cfg.executors;
     g_pool.all = calloc((size_t)g_pool.n, sizeof(*g_pool.all));
@@ -201,6 +209,7 @@ void pool_stop(void)
     }
     for (int i = 0; i < g_pool.n; i++)
         executor_join(g_pool.all[i]);
+    bio_stop(); /* after the executors: their last clean-ups are queued */
     if (g_pool.all) {
         rcu_barrier(); /* fnpools freed with call_rcu */
         envmap_fini();

@@ -238,6 +238,8 @@ static struct fn_spec *spec_build(const struct fn_record *r, const char *key, co
     snprintf(group, sizeof(group), "/aws/lambda/%s", r->name);
     s->log_group = fnspec_strdup(jstr(lc, "LogGroup") ? jstr(lc, "LogGroup") : group);
     s->log_format = fnspec_strdup(jstr(lc, "LogFormat") ? jstr(lc, "LogFormat") : "Text");
+    s->app_log_level = fnspec_strdup(jstr(lc, "ApplicationLogLevel"));
+    s->system_log_level = fnspec_strdup(jstr(lc, "SystemLogLevel"));
     const char *ex = jstr(tags, "lambdad:executor");
     s->force_docker = ex && !strcmp(ex, "docker");
     s->reserved_concurrency = r->reserved_concurrency;
@@ -246,6 +248,7 @@ static struct fn_spec *spec_build(const struct fn_record *r, const char *key, co
         api_fail(err, &AWS_SERVICE, "out of memory building function record");
         return NULL;
     }
+    fnspec_pin_dirs(s); /* environments outlive records: see codestore_pin */
     return s;
 }
 
@@ -518,6 +521,21 @@ struct fn_spec *registry_spec_for(const struct fn_record *r, const char *qualifi
             return s;
     }
     return spec_of_version(r, a->version);
+}
+
+struct fn_record *registry_find_extra(const char *needle)
+{
+    struct cds_lfht_iter iter;
+    struct fn_record *r, *found = NULL;
+    rcu_read_lock();
+    cds_lfht_for_each_entry(g_ht, &iter, r, node) {
+        if (r->extras_json && strstr(r->extras_json, needle)) {
+            found = registry_record_ref(r);
+            break;
+        }
+    }
+    rcu_read_unlock();
+    return found;
 }
 
 size_t registry_count(void)
