@@ -24,6 +24,7 @@
 #include "runtime/log.h"
 #include "server/admin.h"
 #include "server/api_functions.h"
+#include "server/api_provisioned.h"
 #include "server/api_invoke.h"
 #include "server/config.h"
 #include "server/http.h"
@@ -163,6 +164,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "lambdad: %s\n", perr ? perr : "cannot start the executor pool");
         goto out_registry;
     }
+    api_provisioned_restore(); /* warm the stored provisioned concurrency again */
     struct http_options ho = {cfg.host, cfg.port, cfg.http_threads, cfg.account_id, cfg.http_keepalive_s};
     if (http_start(&ho, &perr)) {
         fprintf(stderr, "lambdad: %s\n", perr);
