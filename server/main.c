@@ -34,6 +34,7 @@
 #include "server/logs_store.h"
 #include "server/persist.h"
 #include "server/registry.h"
+#include "server/s3store.h"
 #include "server/svc_iam.h"
 
 
@@ -118,6 +119,11 @@ int main(int argc, char **argv)
     rc = registry_load();
     if (rc < 0) {
         fprintf(stderr, "lambdad: cannot load %s: %s\n", cfg.data_dir, strerror(-rc));
+        goto out_registry;
+    }
+    rc = s3store_open(code_root);
+    if (rc) {
+        fprintf(stderr, "lambdad: cannot open the S3 store under %s: %s\n", code_root, strerror(-rc));
         goto out_registry;
     }
     rc = iam_init(iam_persist);
@@ -207,6 +213,7 @@ out_registry:
     LOG_DEBUG("registry released");
 out:
     iam_shutdown();
+    s3store_close();
     layers_shutdown();
     codestore_close(cs);
     persist_close(iam_persist);
