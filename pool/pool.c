@@ -76,6 +76,8 @@ struct invocation *invocation_new(struct fn_spec *fn)
         return NULL;
     inv->fn = fnspec_ref(fn);
     inv->msg_kind = POOL_MSG_INVOKE;
+    inv->max_retries = 2;
+    inv->max_event_age_s = 21600;
     pool_request_id(inv->request_id);
     return inv;
 }

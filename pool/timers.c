@@ -63,7 +63,7 @@ void timers_check(struct executor *ex, int64_t t)
                              "%04d-%02d-%02dT%02d:%02d:%02d.000Z %s Task timed out after %d.00 seconds\n",
                              tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
                              tm.tm_sec, e->cur->request_id, e->spec->timeout_s);
-            logbuf_append(&e->out, line, (size_t)n);
+            report_output(e, line, (size_t)n);
             LOG_INFO("function %s request %s timed out after %d s", e->spec->name,
                      e->cur->request_id, e->spec->timeout_s);
             env_fail(e, "Sandbox.Timedout", msg, "timeout");

@@ -23,7 +23,7 @@ enum opt_id {
     OPT_HOST = 1, OPT_PORT, OPT_DATA_DIR, OPT_EPHEMERAL, OPT_HTTP_THREADS, OPT_ACCOUNT,
     OPT_LOG_LEVEL, OPT_EXECUTORS, OPT_EXECUTOR, OPT_TTL, OPT_MAX_CONTAINERS, OPT_NETWORK,
     OPT_IMAGE, OPT_DOCKER_HOST, OPT_ASYNC_LIMIT, OPT_RETRY_DELAYS, OPT_BOOTSTRAP, OPT_PYTHON_ZYGOTE,
-    OPT_VALIDATE_ROLES, OPT_STATE_MS, OPT_HTTP_KEEPALIVE,
+    OPT_VALIDATE_ROLES, OPT_STATE_MS, OPT_HTTP_KEEPALIVE, OPT_LOGS_MAX_BYTES,
     OPT_HELP,
 };
 
@@ -71,6 +71,9 @@ static const struct opt_desc g_opts[] = {
      "CreateFunction/UpdateFunctionConfiguration refuse a Role that does not exist in lambdad's IAM (env: 1)"},
     {"state-transition-ms", 1, OPT_STATE_MS, "LAMBDAD_STATE_TRANSITION_MS",
      "how long a created function stays Pending and an update InProgress (default 0)"},
+    {"logs-max-bytes", 1, OPT_LOGS_MAX_BYTES, "LAMBDAD_LOGS_MAX_BYTES",
+     "cap on stored CloudWatch Logs message bytes, oldest dropped first; 0: no cap (default "
+     "268435456)"},
     {"help", 0, OPT_HELP, NULL, "print this help and exit"},
 };
 #define N_OPTS (sizeof(g_opts) / sizeof(g_opts[0]))
@@ -253,6 +256,15 @@ static int config_set(struct lambdad_config *c, enum opt_id id, const char *name
         c->retry_delay_ms[1] = (int)b;
         return 0;
     }
+    case OPT_LOGS_MAX_BYTES: {
+        char *end;
+        errno = 0;
+        unsigned long long b = strtoull(v, &end, 10);
+        if (!*v || *end || errno || *v == '-')
+            return fail(err, errlen, "invalid %s '%s' (expected bytes, 0 for no cap)", name, v);
+        c->logs_max_bytes = b;
+        return 0;
+    }
     case OPT_BOOTSTRAP:
         if (!*v)
             return fail(err, errlen, "invalid %s: empty", name);
@@ -292,6 +304,7 @@ static void set_defaults(struct lambdad_config *c)
     c->python_zygote = true;
     c->network = fnspec_strdup("host");
     c->async_payload_limit = 1048576;
+    c->logs_max_bytes = 268435456ull;
     c->retry_delay_ms[0] = 60000;
     c->retry_delay_ms[1] = 120000;
     c->bootstrap_dir = fnspec_strdup(LAMBDAD_SOURCE_DIR "/runtime/bootstrap");

@@ -40,6 +40,7 @@ struct lambdad_config {
     int retry_delay_ms[2];
     char *bootstrap_dir;
     bool python_zygote; /* --python-zygote on|off */
+    unsigned long long logs_max_bytes; /* --logs-max-bytes (0: no cap) */
     bool validate_roles; /* --validate-roles: the function's Role must exist in lambdad's IAM */
     int state_transition_ms; /* Pending / InProgress window after create / update */
 };

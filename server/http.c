@@ -25,6 +25,7 @@
 
 #include "runtime/log.h"
 #include "server/admin.h"
+#include "server/api_eventinvoke.h"
 #include "server/api_functions.h"
 #include "server/api_invoke.h"
 #include "server/api_layers.h"
@@ -94,16 +95,16 @@ static const struct http_route g_routes[] = {
     {"GET", "/2015-03-31/event-source-mappings/{}", "GetEventSourceMapping", api_not_implemented, CAP_DEF},
     {"PUT", "/2015-03-31/event-source-mappings/{}", "UpdateEventSourceMapping", api_not_implemented, CAP_DEF},
     {"DELETE", "/2015-03-31/event-source-mappings/{}", "DeleteEventSourceMapping", api_not_implemented, CAP_DEF},
-    {"GET", "/2019-09-25/functions/{}/event-invoke-config", "GetFunctionEventInvokeConfig", api_not_implemented, CAP_DEF},
-    {"PUT", "/2019-09-25/functions/{}/event-invoke-config", "PutFunctionEventInvokeConfig", api_not_implemented, CAP_DEF},
-    {"POST", "/2019-09-25/functions/{}/event-invoke-config", "UpdateFunctionEventInvokeConfig", api_not_implemented, CAP_DEF},
-    {"DELETE", "/2019-09-25/functions/{}/event-invoke-config", "DeleteFunctionEventInvokeConfig", api_not_implemented, CAP_DEF},
+    {"GET", "/2019-09-25/functions/{}/event-invoke-config", "GetFunctionEventInvokeConfig", api_get_event_invoke_config, CAP_DEF},
+    {"PUT", "/2019-09-25/functions/{}/event-invoke-config", "PutFunctionEventInvokeConfig", api_put_event_invoke_config, CAP_DEF},
+    {"POST", "/2019-09-25/functions/{}/event-invoke-config", "UpdateFunctionEventInvokeConfig", api_update_event_invoke_config, CAP_DEF},
+    {"DELETE", "/2019-09-25/functions/{}/event-invoke-config", "DeleteFunctionEventInvokeConfig", api_delete_event_invoke_config, CAP_DEF},
     /* Modelled operations lambdad does not implement: one consistent answer
      * (api_not_implemented). */
     {"POST", "/2018-10-31/layers/{}/versions/{}/policy", "AddLayerVersionPermission", api_add_layer_permission, CAP_DEF},
     {"GET", "/2018-10-31/layers/{}/versions/{}/policy", "GetLayerVersionPolicy", api_get_layer_policy, CAP_DEF},
     {"DELETE", "/2018-10-31/layers/{}/versions/{}/policy/{}", "RemoveLayerVersionPermission", api_remove_layer_permission, CAP_DEF},
-    {"GET", "/2019-09-25/functions/{}/event-invoke-config/list", "ListFunctionEventInvokeConfigs", NI, CAP_DEF},
+    {"GET", "/2019-09-25/functions/{}/event-invoke-config/list", "ListFunctionEventInvokeConfigs", api_list_event_invoke_configs, CAP_DEF},
     {"PUT", "/2019-09-30/functions/{}/provisioned-concurrency", "PutProvisionedConcurrencyConfig", NI, CAP_DEF},
     {"GET", "/2019-09-30/functions/{}/provisioned-concurrency", "GetProvisionedConcurrencyConfig", NI, CAP_DEF},
     {"DELETE", "/2019-09-30/functions/{}/provisioned-concurrency", "DeleteProvisionedConcurrencyConfig", NI, CAP_DEF},

@@ -4,7 +4,7 @@
  * DESIGN: SIGINT/SIGTERM are blocked before any thread starts and the main
  * thread waits for them with sigwait, so no handler runs in a random thread.
  * Start-up order: config -> data dir (lock) -> code store -> layers (load)
- * -> registry (load) -> pool -> HTTP. Shutdown runs it backwards: mg_stop lets in-flight
+ * -> registry (load) -> log store -> pool -> HTTP. Shutdown runs it backwards: mg_stop lets in-flight
  * requests finish, then the pool stops its environments, then the registry
  * drains its RCU callbacks; an ephemeral run removes its temp directory. */
 #include <errno.h>
@@ -29,6 +29,7 @@
 #include "server/http.h"
 #include "runtime/fsutil.h"
 #include "server/layers.h"
+#include "server/logs_store.h"
 #include "server/persist.h"
 #include "server/registry.h"
 #include "server/svc_iam.h"
@@ -125,6 +126,12 @@ int main(int argc, char **argv)
     api_functions_init(cs);
     api_invoke_configure(cfg.async_payload_limit);
     admin_init(cs, config_executor_name(cfg.executor));
+    rc = logs_store_init(persist, cfg.data_dir, cfg.logs_max_bytes);
+    if (rc < 0) {
+        fprintf(stderr, "lambdad: cannot load %s/logs: %s\n", cfg.data_dir, strerror(-rc));
+        goto out_registry;
+    }
+    pool_set_log_sink(logs_store_sink, NULL);
 
     const char *host = cfg.host;
     if (!strcmp(host, "0.0.0.0") || !strcmp(host, "::"))
@@ -185,6 +192,8 @@ int main(int argc, char **argv)
     LOG_DEBUG("http front stopped");
     exit_code = 0;
 out_registry:
+    logs_store_shutdown(); /* after the pool: no sink calls any more */
+    LOG_DEBUG("log store flushed");
     registry_shutdown();
     LOG_DEBUG("registry released");
 out:

@@ -238,6 +238,8 @@ static struct fn_spec *spec_build(const struct fn_record *r, const char *key, co
     snprintf(group, sizeof(group), "/aws/lambda/%s", r->name);
     s->log_group = fnspec_strdup(jstr(lc, "LogGroup") ? jstr(lc, "LogGroup") : group);
     s->log_format = fnspec_strdup(jstr(lc, "LogFormat") ? jstr(lc, "LogFormat") : "Text");
+    s->app_log_level = fnspec_strdup(jstr(lc, "ApplicationLogLevel"));
+    s->system_log_level = fnspec_strdup(jstr(lc, "SystemLogLevel"));
     const char *ex = jstr(tags, "lambdad:executor");
     s->force_docker = ex && !strcmp(ex, "docker");
     s->reserved_concurrency = r->reserved_concurrency;

@@ -85,6 +85,10 @@ static size_t bracket_to_ere(const char **pp, char *out, size_t o, size_t cap)
             o += 3;
             p++;
             after_range = true;
+        } else if (p[0] == '\\' && p[1] == '-') {
+            dash = true; /* an escaped '-' is literal: moved to the end */
+            p++;
+            after_range = false;
         } else if (p[0] == '\\' && p[1]) {
             out[o++] = *++p;
             after_range = false;

@@ -240,6 +240,13 @@ static void test_patterns(void)
     CHECK(!validate_match("arn:aws:s3:bucket", arn));
     CHECK(validate_match("$LATEST", "\\$(LATEST(\\.PUBLISHED)?)|[a-zA-Z0-9-_$]+"));
     CHECK(!validate_match("a b", "\\$(LATEST(\\.PUBLISHED)?)|[a-zA-Z0-9-_$]+"));
+    static const char dest[] = "$|kafka://([^.]([a-zA-Z0-9\\-_.]{0,248}))|arn:(aws[a-zA-Z0-9-]*):([a-zA-Z0-9\\-])+:"
+                               "([a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\\d{1})?:(\\d{12})?:(.*)";
+    CHECK(validate_match("arn:aws:lambda:us-east-1:000000000000:function:dest-1", dest));
+    CHECK(validate_match("", dest));
+    CHECK(validate_match("kafka://broker-1.example", dest));
+    CHECK(!validate_match("not an arn", dest));
+    CHECK(!validate_match("kafka://a=b", dest));
 }
 
 int main(void)
