@@ -796,6 +796,7 @@ static int handle_request(struct mg_connection *conn)
     /* HEAD is GET without the body (http_send leaves it out). */
     const char *match_method = strcmp(req.method, "HEAD") ? req.method : "GET";
     const struct http_route *route = path ? http_route_match(&req, match_method, path, &bad_escape) : NULL;
+    errors_set_operation(route ? route->op : NULL);
     const char *framing = bad_framing(ri);
     if (framing) {
         /* Where this request ends is unknown: answer and close. */
@@ -823,6 +824,7 @@ static int handle_request(struct mg_connection *conn)
         http_send_error(&req, &AWS_UNKNOWN_OPERATION, "Unknown operation: %s %s", req.method,
                         path ? path : "");
     }
+    errors_set_operation(NULL);
     if (!req.body_read && has_body(conn, ri))
         drain_body(&req, HTTP_DRAIN_CAP, 2000);
     free(req.body);
