@@ -538,7 +538,11 @@ bool logs_filter_match(const struct logs_filter *f, const char *msg, size_t len)
         return !f->has_or || any_or;
     }
     if (f->mode == F_REGEX) {
-        char *s = strndup(msg, len);
+        char *s = malloc(len + 1);
+        if (s) {
+            memcpy(s, msg, len);
+            s[len] = 0;
+        }
         bool hit = s && regexec(&f->re, s, 0, NULL, 0) == 0;
         free(s);
         return hit;

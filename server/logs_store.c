@@ -1057,6 +1057,17 @@ static int cmp_event(const void *a, const void *b)
     return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
+/* A NUL-terminated copy of p[0..len) (which may hold NULs itself). */
+static char *memdup0(const char *p, size_t len)
+{
+    char *m = malloc(len + 1);
+    if (m) {
+        memcpy(m, p, len);
+        m[len] = 0;
+    }
+    return m;
+}
+
 /* Loads one stream file; cuts a torn tail. */
 static void load_stream(struct logs_group *g, const char *path)
 {
@@ -1091,7 +1102,7 @@ static void load_stream(struct logs_group *g, const char *path)
             break;
         const char *payload = buf + off + sizeof(h);
         if (h.kind == REC_STREAM && !s) {
-            char *name = strndup(payload, h.len);
+            char *name = memdup0(payload, h.len);
             if (name && !logs_stream_find(g, name))
                 s = stream_insert(g, name, h.ts);
             free(name);
@@ -1107,7 +1118,7 @@ static void load_stream(struct logs_group *g, const char *path)
                 s->ev = ne;
                 s->cap = nc;
             }
-            char *m = strndup(payload, h.len);
+            char *m = memdup0(payload, h.len);
             if (!m)
                 break;
             s->ev[s->n++] = (struct logs_event){h.ts, h.ingest, h.seq, h.len, m};
