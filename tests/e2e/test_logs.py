@@ -464,7 +464,10 @@ def test_filter_log_events_patterns(logs):
         '{"level": "ERROR", "latency": 250, "user": {"id": 7}}', "[ERROR] bracketed"]
     assert f("", logStreamNamePrefix="s1", startTime=t + 10, endTime=t + 30) == [
         "INFO all good", "WARN disk slow"]
-    for bad in ('"unbalanced', "{ $.level = }", "{ level = 1 }", "[a, b]", "%(%"):
+    # Bad syntax, and regular expressions whose automaton would explode
+    # (found by fuzz_logs_filter: "c+++..." took gigabytes to compile).
+    for bad in ('"unbalanced', "{ $.level = }", "{ level = 1 }", "[a, b]", "%(%",
+                "%c" + "+" * 40 + "%", "%(a+)+%", "%((a*)*)*%", "%a{1000}%", "%x" * 2 + "y" * 300 + "%"):
         with pytest.raises(botocore.exceptions.ClientError) as e:
             logs.filter_log_events(logGroupName=g, filterPattern=bad)
         assert _code(e) == "InvalidParameterException", bad

@@ -27,6 +27,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const uint8_t *nl = memchr(data, '\n', size);
     size_t plen = nl ? (size_t)(nl - data) : size;
+    const char *msg = nl ? (const char *)nl + 1 : "";
+    size_t mlen = nl ? size - plen - 1 : 0;
     if (plen > 1100)
         plen = 1100; /* also exercise the length limit */
     char *pattern = malloc(plen + 1);
@@ -34,8 +36,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     memcpy(pattern, data, plen);
     pattern[plen] = 0;
-    const char *msg = nl ? (const char *)nl + 1 : "";
-    size_t mlen = nl ? size - plen - 1 : 0;
 
     struct logs_filter *f = NULL, *g = NULL;
     const char *err = NULL, *err2 = NULL;
