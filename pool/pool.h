@@ -68,6 +68,9 @@ struct invocation {
     bool is_event;              /* Event invocation (no caller waiting) */
     bool want_log;              /* fill log (X-Amz-Log-Type: Tail, or debug logging) */
     int attempt;                /* 0 for the first attempt */
+    int max_retries;            /* Event: retries after a function error (0-2, default 2) */
+    int max_event_age_s;        /* Event: no retry once the event is older (default 21600) */
+    bool age_exceeded;          /* Event: retries stopped by max_event_age_s */
 
     /* Results, written by the executor before on_done. */
     enum inv_outcome outcome;
@@ -111,6 +114,12 @@ void pool_submit(struct invocation *inv);
 /* Stops every environment of the function key (all deploy IDs) once it is
  * idle; invocations in flight finish first. */
 void pool_evict(const char *fn_key);
+
+/* Provisioned concurrency: keeps n initialised environments of spec's
+ * deploy ID (never reaped as idle; restarted when they die, at the latest
+ * on the next call), n = 0 releases them to the idle reaper. Returns how
+ * many are initialised (READY) now. Blocks until the executor answered. */
+int pool_provision(struct fn_spec *spec, int n);
 
 /* JSON array describing live environments: function, deploy_id, state, pid
  * or container id, idle seconds, invocations served, executor kind. */

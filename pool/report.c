@@ -89,9 +89,16 @@ void report_platform_error(struct invocation *inv, const char *etype, const char
 void report_finish(struct executor *ex, struct invocation *inv)
 {
     atomic_fetch_add(&g_pool.invocations, 1);
-    if (inv->is_event && inv->outcome == INV_FUNCTION_ERROR && inv->attempt < 2 && !ex->stopping) {
-        timers_add_retry(ex, inv);
-        return;
+    if (inv->is_event && inv->outcome == INV_FUNCTION_ERROR && inv->attempt < inv->max_retries &&
+        inv->attempt < 2 && !ex->stopping) {
+        /* MaximumEventAgeInSeconds: no retry that would start too late. */
+        int delay = ex->cfg->retry_delay_ms[inv->attempt];
+        int64_t age_at_retry = executor_now_ns() + (int64_t)delay * 1000000 - inv->submit_ns;
+        if (age_at_retry <= (int64_t)inv->max_event_age_s * 1000000000) {
+            timers_add_retry(ex, inv);
+            return;
+        }
+        inv->age_exceeded = true;
     }
     if (inv->is_event)
         LOG_INFO("async invocation %s of %s finished: %s", inv->request_id, inv->fn->name,

@@ -25,10 +25,13 @@
 
 #include "runtime/log.h"
 #include "server/admin.h"
+#include "server/api_esm.h"
+#include "server/api_eventinvoke.h"
 #include "server/api_functions.h"
 #include "server/api_invoke.h"
 #include "server/api_layers.h"
 #include "server/api_policy.h"
+#include "server/api_provisioned.h"
 #include "server/api_urls.h"
 #include "server/api_versions.h"
 #include "server/services.h"
@@ -89,28 +92,28 @@ static const struct http_route g_routes[] = {
     {"PUT", "/2021-10-31/functions/{}/url", "UpdateFunctionUrlConfig", api_update_url_config, CAP_DEF},
     {"DELETE", "/2021-10-31/functions/{}/url", "DeleteFunctionUrlConfig", api_delete_url_config, CAP_DEF},
     {"GET", "/2021-10-31/functions/{}/urls", "ListFunctionUrlConfigs", api_list_url_configs, CAP_DEF},
-    {"GET", "/2015-03-31/event-source-mappings", "ListEventSourceMappings", api_list_event_source_mappings, CAP_DEF},
-    {"POST", "/2015-03-31/event-source-mappings", "CreateEventSourceMapping", api_not_implemented, CAP_DEF},
-    {"GET", "/2015-03-31/event-source-mappings/{}", "GetEventSourceMapping", api_not_implemented, CAP_DEF},
-    {"PUT", "/2015-03-31/event-source-mappings/{}", "UpdateEventSourceMapping", api_not_implemented, CAP_DEF},
-    {"DELETE", "/2015-03-31/event-source-mappings/{}", "DeleteEventSourceMapping", api_not_implemented, CAP_DEF},
-    {"GET", "/2019-09-25/functions/{}/event-invoke-config", "GetFunctionEventInvokeConfig", api_not_implemented, CAP_DEF},
-    {"PUT", "/2019-09-25/functions/{}/event-invoke-config", "PutFunctionEventInvokeConfig", api_not_implemented, CAP_DEF},
-    {"POST", "/2019-09-25/functions/{}/event-invoke-config", "UpdateFunctionEventInvokeConfig", api_not_implemented, CAP_DEF},
-    {"DELETE", "/2019-09-25/functions/{}/event-invoke-config", "DeleteFunctionEventInvokeConfig", api_not_implemented, CAP_DEF},
+    {"GET", "/2015-03-31/event-source-mappings", "ListEventSourceMappings", api_list_esms, CAP_DEF},
+    {"POST", "/2015-03-31/event-source-mappings", "CreateEventSourceMapping", api_create_esm, CAP_DEF},
+    {"GET", "/2015-03-31/event-source-mappings/{}", "GetEventSourceMapping", api_get_esm, CAP_DEF},
+    {"PUT", "/2015-03-31/event-source-mappings/{}", "UpdateEventSourceMapping", api_update_esm, CAP_DEF},
+    {"DELETE", "/2015-03-31/event-source-mappings/{}", "DeleteEventSourceMapping", api_delete_esm, CAP_DEF},
+    {"GET", "/2019-09-25/functions/{}/event-invoke-config", "GetFunctionEventInvokeConfig", api_get_event_invoke_config, CAP_DEF},
+    {"PUT", "/2019-09-25/functions/{}/event-invoke-config", "PutFunctionEventInvokeConfig", api_put_event_invoke_config, CAP_DEF},
+    {"POST", "/2019-09-25/functions/{}/event-invoke-config", "UpdateFunctionEventInvokeConfig", api_update_event_invoke_config, CAP_DEF},
+    {"DELETE", "/2019-09-25/functions/{}/event-invoke-config", "DeleteFunctionEventInvokeConfig", api_delete_event_invoke_config, CAP_DEF},
     /* Modelled operations lambdad does not implement: one consistent answer
      * (api_not_implemented). */
     {"POST", "/2018-10-31/layers/{}/versions/{}/policy", "AddLayerVersionPermission", api_add_layer_permission, CAP_DEF},
     {"GET", "/2018-10-31/layers/{}/versions/{}/policy", "GetLayerVersionPolicy", api_get_layer_policy, CAP_DEF},
     {"DELETE", "/2018-10-31/layers/{}/versions/{}/policy/{}", "RemoveLayerVersionPermission", api_remove_layer_permission, CAP_DEF},
-    {"GET", "/2019-09-25/functions/{}/event-invoke-config/list", "ListFunctionEventInvokeConfigs", NI, CAP_DEF},
-    {"PUT", "/2019-09-30/functions/{}/provisioned-concurrency", "PutProvisionedConcurrencyConfig", NI, CAP_DEF},
-    {"GET", "/2019-09-30/functions/{}/provisioned-concurrency", "GetProvisionedConcurrencyConfig", NI, CAP_DEF},
-    {"DELETE", "/2019-09-30/functions/{}/provisioned-concurrency", "DeleteProvisionedConcurrencyConfig", NI, CAP_DEF},
-    {"GET", "/2024-08-31/functions/{}/recursion-config", "GetFunctionRecursionConfig", NI, CAP_DEF},
-    {"PUT", "/2024-08-31/functions/{}/recursion-config", "PutFunctionRecursionConfig", NI, CAP_DEF},
-    {"GET", "/2021-07-20/functions/{}/runtime-management-config", "GetRuntimeManagementConfig", NI, CAP_DEF},
-    {"PUT", "/2021-07-20/functions/{}/runtime-management-config", "PutRuntimeManagementConfig", NI, CAP_DEF},
+    {"GET", "/2019-09-25/functions/{}/event-invoke-config/list", "ListFunctionEventInvokeConfigs", api_list_event_invoke_configs, CAP_DEF},
+    {"PUT", "/2019-09-30/functions/{}/provisioned-concurrency", "PutProvisionedConcurrencyConfig", api_put_provisioned, CAP_DEF},
+    {"GET", "/2019-09-30/functions/{}/provisioned-concurrency", "GetProvisionedConcurrencyConfig", api_get_or_list_provisioned, CAP_DEF},
+    {"DELETE", "/2019-09-30/functions/{}/provisioned-concurrency", "DeleteProvisionedConcurrencyConfig", api_delete_provisioned, CAP_DEF},
+    {"GET", "/2024-08-31/functions/{}/recursion-config", "GetFunctionRecursionConfig", api_get_recursion_config, CAP_DEF},
+    {"PUT", "/2024-08-31/functions/{}/recursion-config", "PutFunctionRecursionConfig", api_put_recursion_config, CAP_DEF},
+    {"GET", "/2021-07-20/functions/{}/runtime-management-config", "GetRuntimeManagementConfig", api_get_runtime_management, CAP_DEF},
+    {"PUT", "/2021-07-20/functions/{}/runtime-management-config", "PutRuntimeManagementConfig", api_put_runtime_management, CAP_DEF},
     {"POST", "/2020-04-22/code-signing-configs", "CreateCodeSigningConfig", NI, CAP_DEF},
     {"GET", "/2020-04-22/code-signing-configs", "ListCodeSigningConfigs", NI, CAP_DEF},
     {"GET", "/2020-04-22/code-signing-configs/{}", "GetCodeSigningConfig", NI, CAP_DEF},
@@ -793,6 +796,7 @@ static int handle_request(struct mg_connection *conn)
     /* HEAD is GET without the body (http_send leaves it out). */
     const char *match_method = strcmp(req.method, "HEAD") ? req.method : "GET";
     const struct http_route *route = path ? http_route_match(&req, match_method, path, &bad_escape) : NULL;
+    errors_set_operation(route ? route->op : NULL);
     const char *framing = bad_framing(ri);
     if (framing) {
         /* Where this request ends is unknown: answer and close. */
@@ -820,6 +824,7 @@ static int handle_request(struct mg_connection *conn)
         http_send_error(&req, &AWS_UNKNOWN_OPERATION, "Unknown operation: %s %s", req.method,
                         path ? path : "");
     }
+    errors_set_operation(NULL);
     if (!req.body_read && has_body(conn, ri))
         drain_body(&req, HTTP_DRAIN_CAP, 2000);
     free(req.body);
