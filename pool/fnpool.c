@@ -44,7 +44,8 @@ void fnpool_maybe_start(struct fnpool *fp)
 {
     struct executor *ex = fp->owner;
     int cap = fp->spec->reserved_concurrency > 0 ? fp->spec->reserved_concurrency : INT32_MAX;
-    while (fp->n_pending > fp->n_starting && fp->n_envs < cap && !fp->draining) {
+    while ((fp->n_pending > fp->n_starting || fp->n_envs < fp->provisioned) && fp->n_envs < cap &&
+           !fp->draining) {
         int live = atomic_fetch_add(&g_pool.live_envs, 1);
         if (live >= ex->cfg->max_envs) {
             atomic_fetch_sub(&g_pool.live_envs, 1);

@@ -116,6 +116,7 @@ struct fnpool {
     bool draining;             /* stop environments, start none */
     bool superseded;           /* draining because a newer deploy ID arrived */
     bool mapped;               /* present in the warm map */
+    int provisioned;           /* environments kept initialised (provisioned concurrency) */
     struct fnpool *prev, *next; /* executor's list */
 };
 

@@ -248,6 +248,16 @@ void pool_evict(const char *fn_key)
     pool_leave();
 }
 
+int pool_provision(struct fn_spec *spec, int n)
+{
+    if (!pool_enter())
+        return 0;
+    struct pool_ctl c = {.msg_kind = POOL_MSG_PROVISION, .spec = spec, .count = n};
+    executor_call(owner_of(spec->key), &c);
+    pool_leave();
+    return c.count;
+}
+
 json_t *pool_envs_json(void)
 {
     json_t *arr = json_array();

@@ -115,6 +115,12 @@ void pool_submit(struct invocation *inv);
  * idle; invocations in flight finish first. */
 void pool_evict(const char *fn_key);
 
+/* Provisioned concurrency: keeps n initialised environments of spec's
+ * deploy ID (never reaped as idle; restarted when they die, at the latest
+ * on the next call), n = 0 releases them to the idle reaper. Returns how
+ * many are initialised (READY) now. Blocks until the executor answered. */
+int pool_provision(struct fn_spec *spec, int n);
+
 /* JSON array describing live environments: function, deploy_id, state, pid
  * or container id, idle seconds, invocations served, executor kind. */
 json_t *pool_envs_json(void);

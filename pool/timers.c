@@ -131,7 +131,8 @@ void timers_reap_idle(struct executor *ex, int64_t t)
 {
     int64_t ttl = (int64_t)ex->cfg->ttl_s * 1000000000;
     for (struct env *e = ex->envs; e; e = e->next)
-        if (e->in_idle && t - e->idle_since_ns >= ttl) {
+        if (e->in_idle && t - e->idle_since_ns >= ttl &&
+            !(e->fp && !e->fp->draining && e->fp->n_envs <= e->fp->provisioned)) {
             LOG_DEBUG("env %" PRIu64 " of %s idle for %d s: stopping", e->id, e->spec->name,
                       ex->cfg->ttl_s);
             env_kill_now(e);

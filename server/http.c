@@ -30,6 +30,7 @@
 #include "server/api_invoke.h"
 #include "server/api_layers.h"
 #include "server/api_policy.h"
+#include "server/api_provisioned.h"
 #include "server/api_urls.h"
 #include "server/api_versions.h"
 #include "server/services.h"
@@ -105,13 +106,13 @@ static const struct http_route g_routes[] = {
     {"GET", "/2018-10-31/layers/{}/versions/{}/policy", "GetLayerVersionPolicy", api_get_layer_policy, CAP_DEF},
     {"DELETE", "/2018-10-31/layers/{}/versions/{}/policy/{}", "RemoveLayerVersionPermission", api_remove_layer_permission, CAP_DEF},
     {"GET", "/2019-09-25/functions/{}/event-invoke-config/list", "ListFunctionEventInvokeConfigs", api_list_event_invoke_configs, CAP_DEF},
-    {"PUT", "/2019-09-30/functions/{}/provisioned-concurrency", "PutProvisionedConcurrencyConfig", NI, CAP_DEF},
-    {"GET", "/2019-09-30/functions/{}/provisioned-concurrency", "GetProvisionedConcurrencyConfig", NI, CAP_DEF},
-    {"DELETE", "/2019-09-30/functions/{}/provisioned-concurrency", "DeleteProvisionedConcurrencyConfig", NI, CAP_DEF},
-    {"GET", "/2024-08-31/functions/{}/recursion-config", "GetFunctionRecursionConfig", NI, CAP_DEF},
-    {"PUT", "/2024-08-31/functions/{}/recursion-config", "PutFunctionRecursionConfig", NI, CAP_DEF},
-    {"GET", "/2021-07-20/functions/{}/runtime-management-config", "GetRuntimeManagementConfig", NI, CAP_DEF},
-    {"PUT", "/2021-07-20/functions/{}/runtime-management-config", "PutRuntimeManagementConfig", NI, CAP_DEF},
+    {"PUT", "/2019-09-30/functions/{}/provisioned-concurrency", "PutProvisionedConcurrencyConfig", api_put_provisioned, CAP_DEF},
+    {"GET", "/2019-09-30/functions/{}/provisioned-concurrency", "GetProvisionedConcurrencyConfig", api_get_or_list_provisioned, CAP_DEF},
+    {"DELETE", "/2019-09-30/functions/{}/provisioned-concurrency", "DeleteProvisionedConcurrencyConfig", api_delete_provisioned, CAP_DEF},
+    {"GET", "/2024-08-31/functions/{}/recursion-config", "GetFunctionRecursionConfig", api_get_recursion_config, CAP_DEF},
+    {"PUT", "/2024-08-31/functions/{}/recursion-config", "PutFunctionRecursionConfig", api_put_recursion_config, CAP_DEF},
+    {"GET", "/2021-07-20/functions/{}/runtime-management-config", "GetRuntimeManagementConfig", api_get_runtime_management, CAP_DEF},
+    {"PUT", "/2021-07-20/functions/{}/runtime-management-config", "PutRuntimeManagementConfig", api_put_runtime_management, CAP_DEF},
     {"POST", "/2020-04-22/code-signing-configs", "CreateCodeSigningConfig", NI, CAP_DEF},
     {"GET", "/2020-04-22/code-signing-configs", "ListCodeSigningConfigs", NI, CAP_DEF},
     {"GET", "/2020-04-22/code-signing-configs/{}", "GetCodeSigningConfig", NI, CAP_DEF},

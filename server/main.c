@@ -24,6 +24,7 @@
 #include "runtime/log.h"
 #include "server/admin.h"
 #include "server/api_functions.h"
+#include "server/api_provisioned.h"
 #include "server/api_invoke.h"
 #include "server/config.h"
 #include "server/http.h"
@@ -32,6 +33,7 @@
 #include "server/logs_store.h"
 #include "server/persist.h"
 #include "server/registry.h"
+#include "server/s3store.h"
 #include "server/svc_iam.h"
 
 
@@ -118,6 +120,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "lambdad: cannot load %s: %s\n", cfg.data_dir, strerror(-rc));
         goto out_registry;
     }
+    rc = s3store_open(code_root);
+    if (rc) {
+        fprintf(stderr, "lambdad: cannot open the S3 store under %s: %s\n", code_root, strerror(-rc));
+        goto out_registry;
+    }
     rc = iam_init(iam_persist);
     if (rc < 0) {
         fprintf(stderr, "lambdad: cannot load %s/iam: %s\n", cfg.data_dir, strerror(-rc));
@@ -157,6 +164,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "lambdad: %s\n", perr ? perr : "cannot start the executor pool");
         goto out_registry;
     }
+    api_provisioned_restore(); /* warm the stored provisioned concurrency again */
     struct http_options ho = {cfg.host, cfg.port, cfg.http_threads, cfg.account_id, cfg.http_keepalive_s};
     if (http_start(&ho, &perr)) {
         fprintf(stderr, "lambdad: %s\n", perr);
@@ -198,6 +206,7 @@ out_registry:
     LOG_DEBUG("registry released");
 out:
     iam_shutdown();
+    s3store_close();
     layers_shutdown();
     codestore_close(cs);
     persist_close(iam_persist);

@@ -538,6 +538,34 @@ struct fn_record *registry_find_extra(const char *needle)
     return found;
 }
 
+int registry_all(struct fn_record ***out, size_t *n)
+{
+    struct cds_lfht_iter iter;
+    struct fn_record *r, **v = NULL;
+    size_t len = 0, cap = 0;
+    rcu_read_lock();
+    cds_lfht_for_each_entry(g_ht, &iter, r, node) {
+        if (len == cap) {
+            size_t nc = cap ? cap * 2 : 16;
+            struct fn_record **nv = realloc(v, nc * sizeof(*nv));
+            if (!nv) {
+                rcu_read_unlock();
+                for (size_t i = 0; i < len; i++)
+                    registry_record_unref(v[i]);
+                free(v);
+                return -ENOMEM;
+            }
+            v = nv;
+            cap = nc;
+        }
+        v[len++] = registry_record_ref(r);
+    }
+    rcu_read_unlock();
+    *out = v;
+    *n = len;
+    return 0;
+}
+
 size_t registry_count(void)
 {
     return atomic_load(&g_count);

@@ -161,6 +161,11 @@ void registry_record_unref(struct fn_record *rec);
  * Registered thread, outside a read-side section. */
 struct fn_record *registry_find_extra(const char *needle);
 
+/* References to every function of every namespace (unsorted). Release
+ * each with registry_record_unref and the array with free. Registered
+ * thread, outside a read-side section. Returns 0 or -ENOMEM. */
+int registry_all(struct fn_record ***out, size_t *n);
+
 /* Number of functions, all namespaces. */
 size_t registry_count(void);
 

@@ -32,7 +32,7 @@ die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 # ---------------------------------------------------------------- packages
 PACKAGES=(
   build-essential cmake pkg-config
-  libcivetweb-dev liburcu-dev libcurl4-openssl-dev zlib1g-dev libzip-dev libssl-dev libjansson-dev
+  libcivetweb-dev liburcu-dev libcurl4-openssl-dev zlib1g-dev libzip-dev libssl-dev libjansson-dev libexpat1-dev
   clang libclang-rt-14-dev
   python3 python3-venv python3-pip
   nodejs curl zip debootstrap gnuplot-nox
