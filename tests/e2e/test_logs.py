@@ -622,7 +622,9 @@ def test_function_account_and_own_endpoint_respected(server):
     code = ("import os\ndef handler(event, context):\n"
             "    return {k: os.environ.get(k) for k in ('AWS_ACCESS_KEY_ID', 'AWS_ENDPOINT_URL', "
             "'AWS_ENDPOINT_URL_S3', 'AWS_REGION')}\n")
-    name = py_fn(lam, code, Environment={"Variables": {"AWS_ENDPOINT_URL": "http://elsewhere:1"}})
+    # The role is the account's own (cross-account pass role is refused).
+    name = py_fn(lam, code, Environment={"Variables": {"AWS_ENDPOINT_URL": "http://elsewhere:1"}},
+                 Role="arn:aws:iam::222233334444:role/lambda-role")
     _, out = invoke_ok(lam, name)
     assert out == {"AWS_ACCESS_KEY_ID": "222233334444", "AWS_ENDPOINT_URL": "http://elsewhere:1",
                    "AWS_ENDPOINT_URL_S3": None, "AWS_REGION": "eu-central-1"}
