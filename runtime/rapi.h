@@ -9,7 +9,9 @@
  * GET /invocation/next costs a parked connection, never a thread. Requests
  * are parsed incrementally (runtime/httpparse.h: chunked bodies, trailers,
  * 1 MiB header lines) and handed to the owner's callbacks; replies are
- * written with one writev, the remainder buffered until EPOLLOUT.
+ * written with one writev, the remainder buffered until EPOLLOUT. Each
+ * host holds at most RAPI_MAX_CONNS connections; on EMFILE the pending
+ * connection is shed through a reserve descriptor so the loop never spins.
  *
  * Thread rules: everything here runs on the owning executor thread. */
 #ifndef LAMBDAD_RUNTIME_RAPI_H
@@ -21,6 +23,10 @@
 #include "runtime/httpparse.h"
 
 #define RAPI_MAX_RESPONSE 6291556 /* 6 MiB + 100 bytes, as the RIE */
+/* Open connections per environment: more are closed as soon as accepted
+ * (a runtime uses one or two; a handler opening thousands must not exhaust
+ * lambdad's descriptors). */
+#define RAPI_MAX_CONNS 16
 
 struct rapi_host;
 struct rapi_conn;
