@@ -8,6 +8,7 @@ limits (the machine may be loaded).
 """
 import json
 import os
+import subprocess
 import threading
 import time
 import urllib.request
@@ -200,6 +201,41 @@ def test_setsid_daemon_dies_with_its_environment(srv, tmp_path, stop_by):
         client.delete_function(FunctionName=name)
     wait_for(lambda: not pid_alive(daemon), 15, interval=0.1, what=f"daemon {daemon} to die")
     assert healthy(srv)
+
+
+def test_stale_cgroups_of_dead_runs_removed_at_start(lambdad_factory):
+    """env-<pid>-<id> cgroups of a lambdad that is gone are removed (and what
+    runs in them killed) at start; those of a live process are left alone
+    (other lambdad instances share the host)."""
+    root = None
+    if os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
+        root = "/sys/fs/cgroup/lambdad"
+    elif os.access("/sys/fs/cgroup/unified/cgroup.procs", os.W_OK):
+        root = "/sys/fs/cgroup/unified/lambdad"
+    if root is None or not os.access(os.path.dirname(root), os.W_OK):
+        pytest.skip("this host gives lambdad no writable cgroup v2 hierarchy")
+    os.makedirs(root, exist_ok=True)
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    stale = os.path.join(root, f"env-{gone.pid}-424242")
+    alive = os.path.join(root, f"env-{os.getpid()}-424242")
+    victim = subprocess.Popen(["sleep", "300"])
+    try:
+        os.mkdir(stale)
+        os.mkdir(alive)
+        with open(os.path.join(stale, "cgroup.procs"), "w") as f:
+            f.write(str(victim.pid))
+        lambdad_factory(ephemeral=True)
+        wait_for(lambda: not os.path.exists(stale), 10, what="the stale cgroup to go")
+        assert victim.wait(10) == -9  # what ran in it was killed
+        assert os.path.isdir(alive)
+    finally:
+        if victim.poll() is None:
+            victim.kill()
+            victim.wait()
+        for d in (stale, alive):
+            if os.path.isdir(d):
+                os.rmdir(d)
 
 
 OOM = """\
