@@ -146,7 +146,7 @@ void env_drain_log(struct env *e)
         }
         if (log_enabled(LOG_LEVEL_DEBUG))
             LOG_DEBUG("function %s env %" PRIu64 ": %.*s", e->spec->name, e->id, (int)r, buf);
-        logbuf_append(e->cur && e->delivered ? &e->out : &e->initlog, buf, (size_t)r);
+        report_output(e, buf, (size_t)r);
     }
 }
 
@@ -169,6 +169,7 @@ void env_complete(struct env *e, const char *status)
     }
     if (inv->want_log)
         report_build_log(e, inv, dur_ms, status);
+    report_sink_report(e, inv, dur_ms, status);
     if (log_enabled(LOG_LEVEL_DEBUG))
         LOG_DEBUG("REPORT %s %s Duration: %.2f ms%s", e->spec->name, inv->request_id, dur_ms,
                   inv->cold ? " (cold)" : "");
@@ -222,6 +223,7 @@ static void env_deliver(struct env *e)
     struct rapi_conn *c = e->parked;
     e->parked = NULL;
     e->delivered = true;
+    report_sink_start(e, inv);
     rapi_send_next(c, &ev); /* a failed write closes the conn; the runtime then dies or retries */
 }
 
@@ -433,6 +435,11 @@ void env_fail(struct env *e, const char *etype, const char *msg, const char *sta
         else
             report_platform_error(inv, etype, msg);
         inv->cold = true;
+        if (report_sink_enabled()) {
+            env_drain_log(e);
+            report_sink_start(e, inv);
+            report_sink_report(e, inv, (double)(executor_now_ns() - e->spawn_ns) / 1e6, status);
+        }
         if (inv->want_log) {
             env_drain_log(e);
             int mb = subprocess_peak_mb(&e->sp);

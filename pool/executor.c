@@ -86,6 +86,22 @@ static void handle_evict(struct executor *ex, struct pool_ctl *c)
     ctl_done(c);
 }
 
+/* Provisioned concurrency: sets the fnpool's warm target, starts what is
+ * missing, answers how many environments are initialised. */
+static void handle_provision(struct executor *ex, struct pool_ctl *c)
+{
+    struct fnpool *fp = fnpool_get(ex, c->spec);
+    int ready = 0;
+    if (fp) {
+        fp->provisioned = c->count;
+        fnpool_maybe_start(fp);
+        for (struct env *e = fp->envs; e; e = e->fp_next)
+            ready += e->state == ENV_READY;
+    }
+    c->count = ready;
+    ctl_done(c);
+}
+
 static void stop_all(struct executor *ex)
 {
     ex->stopping = true;
@@ -146,6 +162,9 @@ static void drain_queue(struct executor *ex)
             free(c);
             break;
         }
+        case POOL_MSG_PROVISION:
+            handle_provision(ex, (struct pool_ctl *)(void *)n);
+            break;
         case POOL_MSG_STOP:
             stop_all(ex);
             ctl_done((struct pool_ctl *)(void *)n);

@@ -33,6 +33,7 @@ enum pool_msg_kind {
     POOL_MSG_SHRINK,  /* another executor is starved: drop one idle env */
     POOL_MSG_STOP,    /* stop everything and leave the loop */
     POOL_MSG_ENV,     /* asynchronous environment event (docker threads) */
+    POOL_MSG_PROVISION, /* keep N initialised environments of a spec */
 };
 
 /* A control message; begins like struct invocation (qnode, msg_kind). */
@@ -49,6 +50,8 @@ struct pool_ctl {
     int status;          /* ENV: exit status or error code */
     char *text;          /* ENV: error text */
     void *job;           /* ENV: a finished spawn job (POOL_ENV_SPAWNED) */
+    struct fn_spec *spec; /* PROVISION: the spec (borrowed for the call) */
+    int count;           /* PROVISION: target; answer: READY environments */
 };
 
 struct executor;

@@ -45,9 +45,10 @@ void fnpool_maybe_start(struct fnpool *fp)
 {
     struct executor *ex = fp->owner;
     int cap = fp->spec->reserved_concurrency > 0 ? fp->spec->reserved_concurrency : INT32_MAX;
-    while (fp->n_pending > fp->n_starting && !fp->draining) {
+    while ((fp->n_pending > fp->n_starting || fp->n_envs < fp->provisioned) && !fp->draining) {
         if (fp->n_envs >= cap) {
-            fnpool_block(fp); /* reserved concurrency: wait for one of ours */
+            if (fp->n_pending > fp->n_starting)
+                fnpool_block(fp); /* reserved concurrency: wait for one of ours */
             return;
         }
         int live = atomic_fetch_add(&g_pool.live_envs, 1);

@@ -141,6 +141,7 @@ struct fnpool {
     bool mapped;               /* present in the warm map */
     bool blocked;              /* on the executor's blocked list */
     bool gc_queued;            /* on the executor's gc list */
+    int provisioned;           /* environments kept initialised (provisioned concurrency) */
     struct fnpool *prev, *next; /* executor's list */
     struct fnpool *key_next;   /* executor's by-key hash chain */
     struct fnpool *blocked_next; /* waits for capacity (cap, reserved concurrency) */

@@ -77,6 +77,8 @@ struct invocation *invocation_new(struct fn_spec *fn)
         return NULL;
     inv->fn = fnspec_ref(fn);
     inv->msg_kind = POOL_MSG_INVOKE;
+    inv->max_retries = 2;
+    inv->max_event_age_s = 21600;
     pool_request_id(inv->request_id);
     return inv;
 }
@@ -261,6 +263,16 @@ void pool_evict(const char *fn_key)
     struct pool_ctl c = {.msg_kind = POOL_MSG_EVICT, .key = (char *)fn_key};
     executor_call(owner_of(fn_key), &c);
     pool_leave();
+}
+
+int pool_provision(struct fn_spec *spec, int n)
+{
+    if (!pool_enter())
+        return 0;
+    struct pool_ctl c = {.msg_kind = POOL_MSG_PROVISION, .spec = spec, .count = n};
+    executor_call(owner_of(spec->key), &c);
+    pool_leave();
+    return c.count;
 }
 
 json_t *pool_envs_json(void)

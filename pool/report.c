@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "pool/timers.h"
 #include "runtime/log.h"
@@ -88,9 +89,16 @@ void report_platform_error(struct invocation *inv, const char *etype, const char
 void report_finish(struct executor *ex, struct invocation *inv)
 {
     atomic_fetch_add(&g_pool.invocations, 1);
-    if (inv->is_event && inv->outcome == INV_FUNCTION_ERROR && inv->attempt < 2 && !ex->stopping) {
-        timers_add_retry(ex, inv);
-        return;
+    if (inv->is_event && inv->outcome == INV_FUNCTION_ERROR && inv->attempt < inv->max_retries &&
+        inv->attempt < 2 && !ex->stopping) {
+        /* MaximumEventAgeInSeconds: no retry that would start too late. */
+        int delay = ex->cfg->retry_delay_ms[inv->attempt];
+        int64_t age_at_retry = executor_now_ns() + (int64_t)delay * 1000000 - inv->submit_ns;
+        if (age_at_retry <= (int64_t)inv->max_event_age_s * 1000000000) {
+            timers_add_retry(ex, inv);
+            return;
+        }
+        inv->age_exceeded = true;
     }
     if (inv->is_event)
         LOG_INFO("async invocation %s of %s finished: %s", inv->request_id, inv->fn->name,
@@ -107,14 +115,74 @@ void report_fail_service(struct executor *ex, struct invocation *inv, const char
     report_finish(ex, inv);
 }
 
+static pool_log_sink_fn g_log_sink;
+static void *g_log_sink_user;
+
+void pool_set_log_sink(pool_log_sink_fn fn, void *user)
+{
+    g_log_sink = fn;
+    g_log_sink_user = user;
+}
+
+bool report_sink_enabled(void)
+{
+    return g_log_sink != NULL;
+}
+
+static long long billed_ms(double dur_ms)
+{
+    long long billed = (long long)dur_ms + ((double)(long long)dur_ms < dur_ms ? 1 : 0);
+    return billed < 1 ? 1 : billed;
+}
+
+static void sink_emit(struct env *e, struct pool_log_rec *rec)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    rec->fn = e->spec;
+    rec->stream = e->log_stream;
+    rec->env_id = e->id;
+    rec->time_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    g_log_sink(rec, g_log_sink_user);
+}
+
+void report_output(struct env *e, const char *data, size_t len)
+{
+    bool inv = e->cur && e->delivered;
+    logbuf_append(inv ? &e->out : &e->initlog, data, len);
+    if (!g_log_sink)
+        return;
+    struct pool_log_rec rec = {.kind = POOL_LOG_OUTPUT, .data = data, .len = len,
+                               .request_id = inv ? e->cur->request_id : NULL};
+    sink_emit(e, &rec);
+}
+
+void report_sink_start(struct env *e, struct invocation *inv)
+{
+    if (!g_log_sink)
+        return;
+    struct pool_log_rec rec = {.kind = POOL_LOG_START, .request_id = inv->request_id};
+    sink_emit(e, &rec);
+}
+
+void report_sink_report(struct env *e, struct invocation *inv, double dur_ms, const char *status)
+{
+    if (!g_log_sink)
+        return;
+    struct pool_log_rec rec = {
+        .kind = POOL_LOG_REPORT, .request_id = inv->request_id, .duration_ms = dur_ms,
+        .billed_ms = billed_ms(dur_ms), .memory_mb = e->spec->memory_mb, .max_memory_mb = e->peak_mb,
+        .init_ms = e->report_init ? e->init_ms : 0, .status = status,
+    };
+    sink_emit(e, &rec);
+}
+
 void report_build_log(struct env *e, struct invocation *inv, double dur_ms, const char *status)
 {
     const char *ver = e->spec->version ? e->spec->version : "$LATEST";
     char head[256], tail[768];
     int hn = snprintf(head, sizeof(head), "START RequestId: %s Version: %s\n", inv->request_id, ver);
-    long long billed = (long long)dur_ms + ((double)(long long)dur_ms < dur_ms ? 1 : 0);
-    if (billed < 1)
-        billed = 1;
+    long long billed = billed_ms(dur_ms);
     int tn = snprintf(tail, sizeof(tail),
                       "END RequestId: %s\nREPORT RequestId: %s\tDuration: %.2f ms\tBilled Duration: "
                       "%lld ms\tMemory Size: %d MB\tMax Memory Used: %d MB\t",

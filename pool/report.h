@@ -33,6 +33,22 @@ void report_platform_error(struct invocation *inv, const char *etype, const char
  * ("error", "timeout") goes into the REPORT line when not NULL. */
 void report_build_log(struct env *e, struct invocation *inv, double dur_ms, const char *status);
 
+/* --- the log sink (pool_set_log_sink): CloudWatch Logs --- */
+
+/* Function output read from e's pipe: kept for the log tail (init or
+ * invocation buffer) and handed to the sink. */
+void report_output(struct env *e, const char *data, size_t len);
+
+/* Tells the sink that inv starts running in e (START). */
+void report_sink_start(struct env *e, struct invocation *inv);
+
+/* Tells the sink that inv finished in e after dur_ms (END/REPORT); status
+ * as for report_build_log. Reads e->report_init/init_ms/peak_mb. */
+void report_sink_report(struct env *e, struct invocation *inv, double dur_ms, const char *status);
+
+/* Whether a sink is registered. */
+bool report_sink_enabled(void);
+
 /* Hands a finished invocation back to its caller (on_done), or schedules
  * an Event retry after a function error. */
 void report_finish(struct executor *ex, struct invocation *inv);

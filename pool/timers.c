@@ -182,6 +182,12 @@ void timers_env_idle(struct executor *ex, struct ptimer *t)
     struct env *e = EV_CONTAINER_OF(t, struct env, idle_tm);
     if (!e->in_idle)
         return;
+    struct fnpool *fp = e->fp;
+    if (!fp->draining && fp->n_envs <= fp->provisioned) {
+        /* Provisioned concurrency: kept initialised, never reaped. */
+        timer_arm(ex, t, executor_now_ns() + (int64_t)ex->cfg->ttl_s * 1000000000);
+        return;
+    }
     LOG_DEBUG("env %" PRIu64 " of %s idle for %d s: stopping", e->id, e->spec->name, ex->cfg->ttl_s);
     env_kill_now(e);
 }
@@ -215,7 +221,7 @@ void timers_env_deadline(struct executor *ex, struct ptimer *t)
                          "%04d-%02d-%02dT%02d:%02d:%02d.000Z %s Task timed out after %d.00 seconds\n",
                          tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
                          tm.tm_sec, e->cur->request_id, e->spec->timeout_s);
-        logbuf_append(&e->out, line, (size_t)n);
+        report_output(e, line, (size_t)n);
         LOG_INFO("function %s request %s timed out after %d s", e->spec->name, e->cur->request_id,
                  e->spec->timeout_s);
         env_fail(e, "Sandbox.Timedout", msg, "timeout");

@@ -64,6 +64,8 @@ void fnspec_unref(struct fn_spec *s)
     free(s->image_workdir);
     free(s->log_group);
     free(s->log_format);
+    free(s->app_log_level);
+    free(s->system_log_level);
     free(s);
 }
 

@@ -51,6 +51,8 @@ struct fn_spec {
     char *image_workdir;      /* ImageConfig.WorkingDirectory, may be NULL */
     char *log_group;          /* "/aws/lambda/<name>" unless LoggingConfig says otherwise */
     char *log_format;         /* "Text" or "JSON" */
+    char *app_log_level;      /* LoggingConfig.ApplicationLogLevel, or NULL */
+    char *system_log_level;   /* LoggingConfig.SystemLogLevel, or NULL */
     bool force_docker;        /* tag lambdad:executor=docker */
     int reserved_concurrency; /* -1 when unset; 0 throttles every invoke */
     char deploy_id[48];       /* see pool/deploy.h; filled by the builder */

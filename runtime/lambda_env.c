@@ -164,10 +164,27 @@ char **lambda_env_build(const struct fn_spec *s, const struct lambda_env_opts *o
     if (s->log_format && strcmp(s->log_format, "JSON") == 0)
         envb_add(&b, "AWS_LAMBDA_LOG_FORMAT", "JSON");
     envb_add(&b, "AWS_LAMBDA_RUNTIME_API", o->runtime_api);
-    envb_add(&b, "AWS_ACCESS_KEY_ID", "test");
+    if (s->log_format && strcmp(s->log_format, "JSON") == 0 && s->app_log_level)
+        envb_add(&b, "AWS_LAMBDA_LOG_LEVEL", s->app_log_level);
+    /* Dummy credentials whose key id is the function's account, so calls
+     * from the handler land in the same account of lambdad. */
+    envb_add(&b, "AWS_ACCESS_KEY_ID", s->account && strlen(s->account) == 12 ? s->account : "test");
     envb_add(&b, "AWS_SECRET_ACCESS_KEY", "test");
     envb_add(&b, "AWS_SESSION_TOKEN", "test");
     envb_add(&b, "AWS_ENDPOINT_URL", o->endpoint_url);
+    /* The per-service variants (botocore: AWS_ENDPOINT_URL_<service id>)
+     * beat the general one, so they are left out when the function points
+     * AWS_ENDPOINT_URL elsewhere itself. */
+    bool own_endpoint = false;
+    for (size_t i = 0; i < s->n_env; i++)
+        own_endpoint |= !strcmp(s->env[i].key, "AWS_ENDPOINT_URL");
+    if (!own_endpoint) {
+        static const char *const services[] = {"S3", "LAMBDA", "IAM", "STS", "CLOUDWATCH_LOGS", "LOGS"};
+        for (size_t i = 0; i < sizeof(services) / sizeof(services[0]); i++) {
+            snprintf(buf, sizeof(buf), "AWS_ENDPOINT_URL_%s", services[i]);
+            envb_add(&b, buf, o->endpoint_url);
+        }
+    }
     envb_add(&b, "AWS_XRAY_CONTEXT_MISSING", "LOG_ERROR");
 
     /* The function's own variables, localhost rewritten for containers. */

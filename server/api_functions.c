@@ -1286,41 +1286,6 @@ void api_get_account_settings(struct http_req *req)
 }
 
 /* Answers a fixed JSON document once the function exists. */
-static void fixed_for_function(struct http_req *req, const char *json)
-{
-    struct fn_name n;
-    struct fn_record *r = resolve_ref(req, FN_NAME_MAX, false, &n);
-    if (!r)
-        return;
-    registry_record_unref(r);
-    http_send_json(req, 200, json, strlen(json));
-}
-
-void api_list_url_configs(struct http_req *req)
-{
-    fixed_for_function(req, "{\"FunctionUrlConfigs\":[]}");
-}
-
-void api_get_policy(struct http_req *req)
-{
-    struct fn_name n;
-    struct fn_record *r = resolve_ref(req, FN_NAMESPACED_MAX, true, &n);
-    if (!r)
-        return;
-    registry_record_unref(r);
-    http_send_error(req, &AWS_RESOURCE_NOT_FOUND, MSG_RESOURCE_NOT_FOUND);
-}
-
-void api_get_url_config(struct http_req *req)
-{
-    struct fn_name n;
-    struct fn_record *r = resolve_ref(req, FN_NAME_MAX, false, &n);
-    if (!r)
-        return;
-    registry_record_unref(r);
-    http_send_error(req, &AWS_RESOURCE_NOT_FOUND, MSG_RESOURCE_NOT_FOUND);
-}
-
 void api_list_event_source_mappings(struct http_req *req)
 {
     static const char body[] = "{\"EventSourceMappings\":[]}";

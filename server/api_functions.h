@@ -78,9 +78,6 @@ void api_put_function_concurrency(struct http_req *req);
 void api_get_function_concurrency(struct http_req *req);
 void api_delete_function_concurrency(struct http_req *req);
 void api_get_account_settings(struct http_req *req);
-void api_get_policy(struct http_req *req);        /* always "no policy" */
-void api_list_url_configs(struct http_req *req);  /* always empty */
-void api_get_url_config(struct http_req *req);    /* always not found */
 void api_list_event_source_mappings(struct http_req *req); /* always empty */
 /* Any modelled operation lambdad does not implement: 501 ServiceException
  * naming the operation (501 is not retried by botocore). */

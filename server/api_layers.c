@@ -72,6 +72,18 @@ static int parse_version(struct http_req *req, long long *version, struct api_er
     return 0;
 }
 
+int api_layer_version_ref(struct http_req *req, char region[32], char account[13],
+                          char name[LAYERS_NAME_MAX + 1], long long *version, struct api_error *err)
+{
+    struct layer_ref l;
+    if (parse_layer_name(req, &l, err) || parse_version(req, version, err))
+        return -1;
+    memcpy(region, l.region, sizeof(l.region));
+    memcpy(account, l.account, sizeof(l.account));
+    memcpy(name, l.name, sizeof(l.name));
+    return 0;
+}
+
 /* --- response shapes --------------------------------------------------- */
 
 static void set_optional(json_t *o, const struct layer_version *v)

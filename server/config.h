@@ -17,13 +17,15 @@
 #include "runtime/log.h"
 
 #define CONFIG_MAX_IMAGES 64
+#define CONFIG_MAX_HTTP_THREADS 16384
 
 struct lambdad_config {
     char *host;
     int port;
     char *data_dir;
     bool ephemeral;
-    int http_threads;
+    int http_threads;     /* civetweb threads = connections served at once */
+    int http_keepalive_s; /* idle keep-alive connections close after this */
     char account_id[13];
     enum log_level log_level;
     int executors;
@@ -38,6 +40,7 @@ struct lambdad_config {
     int retry_delay_ms[2];
     char *bootstrap_dir;
     bool python_zygote; /* --python-zygote on|off */
+    unsigned long long logs_max_bytes; /* --logs-max-bytes (0: no cap) */
     bool validate_roles; /* --validate-roles: the function's Role must exist in lambdad's IAM */
     int state_transition_ms; /* Pending / InProgress window after create / update */
 };

@@ -4,7 +4,7 @@
  * DESIGN: SIGINT/SIGTERM are blocked before any thread starts and the main
  * thread waits for them with sigwait, so no handler runs in a random thread.
  * Start-up order: config -> data dir (lock) -> code store -> layers (load)
- * -> registry (load) -> pool -> HTTP. Shutdown runs it backwards: mg_stop lets in-flight
+ * -> registry (load) -> log store -> pool -> HTTP. Shutdown runs it backwards: mg_stop lets in-flight
  * requests finish, then the pool stops its environments, then the registry
  * drains its RCU callbacks; an ephemeral run removes its temp directory. */
 #include <errno.h>
@@ -24,11 +24,13 @@
 #include "runtime/log.h"
 #include "server/admin.h"
 #include "server/api_functions.h"
+#include "server/api_provisioned.h"
 #include "server/api_invoke.h"
 #include "server/config.h"
 #include "server/http.h"
 #include "runtime/fsutil.h"
 #include "server/layers.h"
+#include "server/logs_store.h"
 #include "server/persist.h"
 #include "server/registry.h"
 #include "server/svc_iam.h"
@@ -125,6 +127,12 @@ int main(int argc, char **argv)
     api_functions_init(cs);
     api_invoke_configure(cfg.async_payload_limit);
     admin_init(cs, config_executor_name(cfg.executor));
+    rc = logs_store_init(persist, cfg.data_dir, cfg.logs_max_bytes);
+    if (rc < 0) {
+        fprintf(stderr, "lambdad: cannot load %s/logs: %s\n", cfg.data_dir, strerror(-rc));
+        goto out_registry;
+    }
+    pool_set_log_sink(logs_store_sink, NULL);
 
     const char *host = cfg.host;
     if (!strcmp(host, "0.0.0.0") || !strcmp(host, "::"))
@@ -150,7 +158,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "lambdad: %s\n", perr ? perr : "cannot start the executor pool");
         goto out_registry;
     }
-    struct http_options ho = {cfg.host, cfg.port, cfg.http_threads, cfg.account_id};
+    api_provisioned_restore(); /* warm the stored provisioned concurrency again */
+    struct http_options ho = {cfg.host, cfg.port, cfg.http_threads, cfg.account_id, cfg.http_keepalive_s};
     if (http_start(&ho, &perr)) {
         fprintf(stderr, "lambdad: %s\n", perr);
         pool_stop();
@@ -185,6 +194,8 @@ int main(int argc, char **argv)
     LOG_DEBUG("http front stopped");
     exit_code = 0;
 out_registry:
+    logs_store_shutdown(); /* after the pool: no sink calls any more */
+    LOG_DEBUG("log store flushed");
     registry_shutdown();
     LOG_DEBUG("registry released");
 out:

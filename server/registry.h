@@ -155,6 +155,17 @@ struct fn_spec *registry_spec_ref(const struct fn_record *rec);
 struct fn_record *registry_record_ref(struct fn_record *rec);
 void registry_record_unref(struct fn_record *rec);
 
+/* A reference to the first function (any namespace) whose extras text
+ * contains needle (e.g. a function URL id), or NULL. A linear scan: for
+ * rare lookups by an id the caller then checks in the parsed extras.
+ * Registered thread, outside a read-side section. */
+struct fn_record *registry_find_extra(const char *needle);
+
+/* References to every function of every namespace (unsorted). Release
+ * each with registry_record_unref and the array with free. Registered
+ * thread, outside a read-side section. Returns 0 or -ENOMEM. */
+int registry_all(struct fn_record ***out, size_t *n);
+
 /* Number of functions, all namespaces. */
 size_t registry_count(void);
 

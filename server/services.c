@@ -1,5 +1,6 @@
 /* services: companion-service routing and protocol error encoding (see
  * services.h for the design). */
+#include "server/api_logs.h"
 #include "server/services.h"
 
 #include "server/svc_iam.h"
@@ -20,10 +21,9 @@ static const struct service g_services[] = {
     {"iam", NULL, SERVICE_QUERY, svc_iam, HTTP_BODY_CAP_DEFAULT},
     {"sts", NULL, SERVICE_QUERY, svc_sts, HTTP_BODY_CAP_DEFAULT},
     {"s3", NULL, SERVICE_REST_XML, NULL, HTTP_BODY_CAP_DEFAULT},
-    /* CloudWatch Logs: JSON 1.1, X-Amz-Target "Logs_20140328.<Operation>".
-     * Until it has a handler every operation answers
-     * UnknownOperationException. */
-    {"logs", "Logs_20140328", SERVICE_JSON, NULL, HTTP_BODY_CAP_DEFAULT},
+    /* CloudWatch Logs: JSON 1.1, X-Amz-Target "Logs_20140328.<Operation>"
+     * (api_logs.h). */
+    {"logs", "Logs_20140328", SERVICE_JSON, api_logs, API_LOGS_BODY_CAP},
 };
 #define N_SERVICES (sizeof(g_services) / sizeof(g_services[0]))
 

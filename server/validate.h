@@ -36,6 +36,10 @@ struct vlist {
 
 void vlist_init(struct vlist *v);
 
+/* Whether s matches the model's pattern as a whole (the Java regex syntax
+ * of the model's patterns, translated to POSIX ERE). */
+bool validate_match(const char *s, const char *pattern);
+
 /* Adds "Value '<value>' at '<member>' failed to satisfy constraint: <what>".
  * value NULL renders as "Value null at ...". */
 void vlist_add(struct vlist *v, const char *value, const char *member, const char *what);

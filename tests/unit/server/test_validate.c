@@ -210,9 +210,43 @@ static void test_env(void)
     free(big);
 }
 
+/* The model's Java patterns, matched through the POSIX ERE translation. */
+static void test_patterns(void)
+{
+    static const char sid[] = "([a-zA-Z0-9-_]+)";
+    CHECK(validate_match("my-sid_1", sid));
+    CHECK(!validate_match("bad sid", sid));
+    CHECK(!validate_match("a.b", sid));  /* "9-_" is not a range */
+    CHECK(!validate_match("a=b", sid));
+    CHECK(validate_match("a.b", "([a-zA-Z0-9-_.]+)"));
+    static const char action[] = "(lambda:[*]|lambda:[a-zA-Z]+|[*])";
+    CHECK(validate_match("lambda:InvokeFunction", action));
+    CHECK(validate_match("*", action));
+    CHECK(!validate_match("s3:GetObject", action));
+    CHECK(!validate_match("lambda:Invoke Function", action));
+    CHECK(validate_match("s3.amazonaws.com", "[^\\s]+"));
+    CHECK(!validate_match("a b", "[^\\s]+"));
+    CHECK(validate_match("123456789012", "\\d{12}"));
+    CHECK(!validate_match("12345678901", "\\d{12}"));
+    static const char arn[] = "arn:(aws[a-zA-Z0-9-]*):([a-zA-Z0-9\\-])+:([a-z]{2}(-gov)?-[a-z]+-\\d{1})?:(\\d{12})?:(.*)";
+    CHECK(validate_match("arn:aws:s3:::bucket", arn));
+    CHECK(validate_match("arn:aws:events:us-east-1:123456789012:rule/x", arn));
+    CHECK(!validate_match("arn:aws:s3:bucket", arn));
+    CHECK(validate_match("$LATEST", "\\$(LATEST(\\.PUBLISHED)?)|[a-zA-Z0-9-_$]+"));
+    CHECK(!validate_match("a b", "\\$(LATEST(\\.PUBLISHED)?)|[a-zA-Z0-9-_$]+"));
+    static const char dest[] = "$|kafka://([^.]([a-zA-Z0-9\\-_.]{0,248}))|arn:(aws[a-zA-Z0-9-]*):([a-zA-Z0-9\\-])+:"
+                               "([a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\\d{1})?:(\\d{12})?:(.*)";
+    CHECK(validate_match("arn:aws:lambda:us-east-1:000000000000:function:dest-1", dest));
+    CHECK(validate_match("", dest));
+    CHECK(validate_match("kafka://broker-1.example", dest));
+    CHECK(!validate_match("not an arn", dest));
+    CHECK(!validate_match("kafka://a=b", dest));
+}
+
 int main(void)
 {
     test_names();
+    test_patterns();
     test_refs();
     test_config();
     test_env();
