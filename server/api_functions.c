@@ -5,6 +5,7 @@
  * the request; updates edit a copy inside registry_update's mutate callback
  * (where the RevisionId precondition is checked against the current record);
  * reads send the record's pre-serialised text. */
+#include "server/admin.h"
 #include "server/api_functions.h"
 
 #include <civetweb.h>
@@ -400,7 +401,8 @@ int api_store_zip(json_t *zipfile, const char *what, unsigned char **zip, size_t
  * version per layer, every version existing. *out gets the function's copy
  * ([{"arn","code_hex","code_sha256","code_size"}], attach order), or NULL
  * when the request has no Layers member. */
-static int resolve_layers(json_t *body, const char *region, json_t **out, struct api_error *err)
+static int resolve_layers(json_t *body, const char *region, const char *account, json_t **out,
+                          struct api_error *err)
 {
     json_t *layers = json_object_get(body, "Layers"), *l;
     size_t i;
@@ -419,6 +421,12 @@ static int resolve_layers(json_t *body, const char *region, json_t **out, struct
         if (strcmp(r, region)) {
             api_fail(err, &AWS_INVALID_PARAMETER_VALUE, "Layers are not in the same region as the function. "
                      "Layers are expected to be in region %s.", region);
+            goto fail;
+        }
+        if (strcmp(a, account)) {
+            /* Another account's layer needs its permission, which lambdad
+             * does not evaluate. */
+            api_access_denied(err, account, "GetLayerVersion", arn);
             goto fail;
         }
         for (size_t j = 0; j < i; j++) {
@@ -509,10 +517,15 @@ static void send_version_config(struct http_req *req, int status, const struct f
 
 /* --validate-roles: the Role must name a role of lambdad's IAM, as AWS
  * checks that Lambda can assume it. */
-static int check_role(json_t *body, struct api_error *err)
+static int check_role(json_t *body, const char *account, struct api_error *err)
 {
     const struct lambdad_config *cfg = config_current();
     const char *role = json_string_value(json_object_get(body, "Role"));
+    /* arn:aws:iam::<account>:role/...: Lambda may only be passed a role of
+     * the caller's own account. */
+    const char *acct = role && !strncmp(role, "arn:", 4) ? strstr(role, ":iam::") : NULL;
+    if (acct && strncmp(acct + 6, account, 12) != 0)
+        return api_fail(err, &AWS_INVALID_PARAMETER_VALUE, MSG_CROSS_ACCOUNT_PASS_ROLE);
     if (!cfg || !cfg->validate_roles || !role || iam_role_exists(role))
         return 0;
     return api_fail(err, &AWS_INVALID_PARAMETER_VALUE, "The role defined for the function cannot be assumed by Lambda.");
@@ -536,7 +549,8 @@ void api_create_function(struct http_req *req)
     json_t *code_j = json_object_get(body, "Code");
     if (!json_is_object(code_j))
         vlist_add(&v, NULL, "code", "Member must not be null");
-    if (vlist_finish(&v, &err) || validate_function_config(body, true, &err) || check_role(body, &err))
+    if (vlist_finish(&v, &err) || validate_function_config(body, true, &err) ||
+        validate_same_namespace(&n, req->region, req->account, &err) || check_role(body, req->account, &err))
         goto fail;
     if (n.qualifier[0]) {
         api_fail(&err, &AWS_INVALID_PARAMETER_VALUE, "Unsupported function name: a qualifier cannot be "
@@ -550,7 +564,7 @@ void api_create_function(struct http_req *req)
     const char *package = json_string_value(json_object_get(body, "PackageType"));
     if (!package)
         package = "Zip";
-    if (check_package_rules(body, package, true, &err) || resolve_layers(body, n.region, &layers, &err))
+    if (check_package_rules(body, package, true, &err) || resolve_layers(body, n.region, n.account, &layers, &err))
         goto fail;
     json_t *tags = json_object_get(body, "Tags");
     if (tags && !json_is_null(tags) && !json_is_object(tags)) {
@@ -704,10 +718,8 @@ void api_get_function(struct http_req *req)
         code = json_pack("{s:s,s:s,s:s}", "RepositoryType", "ECR", "ImageUri", image_uri,
                          "ResolvedImageUri", image_uri);
     } else {
-        const char *host = http_header(req, "Host");
-        char loc[1024];
-        snprintf(loc, sizeof(loc), "http://%s/_lambdad/code/%s.zip", host ? host : "127.0.0.1",
-                 code_hex ? code_hex : "");
+        char loc[1200];
+        admin_code_location(req, code_hex, loc, sizeof(loc));
         code = json_pack("{s:s,s:s}", "RepositoryType", "S3", "Location", loc);
     }
     char *code_text = json_dumps(code, JSON_COMPACT);
@@ -939,8 +951,8 @@ void api_update_function_configuration(struct http_req *req)
         goto out;
     registry_record_unref(cur);
     struct config_update u = {body, NULL};
-    if (validate_function_config(body, false, &err) || check_role(body, &err) ||
-        resolve_layers(body, n.region, &u.layers, &err) || registry_update(&n, mutate_config, &u, NULL, 0, &out, &err)) {
+    if (validate_function_config(body, false, &err) || check_role(body, req->account, &err) ||
+        resolve_layers(body, n.region, n.account, &u.layers, &err) || registry_update(&n, mutate_config, &u, NULL, 0, &out, &err)) {
         http_send_api_error(req, &err);
         json_decref(u.layers);
         goto out;
@@ -1286,12 +1298,6 @@ void api_get_account_settings(struct http_req *req)
 }
 
 /* Answers a fixed JSON document once the function exists. */
-void api_list_event_source_mappings(struct http_req *req)
-{
-    static const char body[] = "{\"EventSourceMappings\":[]}";
-    http_send_json(req, 200, body, sizeof(body) - 1);
-}
-
 void api_not_implemented(struct http_req *req)
 {
     /* Operations on a function still answer 404 for an unknown function. */

@@ -23,6 +23,8 @@
 #include "runtime/codestore.h"
 #include "runtime/log.h"
 #include "server/admin.h"
+#include "server/api_csc.h"
+#include "server/api_esm.h"
 #include "server/api_functions.h"
 #include "server/api_provisioned.h"
 #include "server/api_invoke.h"
@@ -33,6 +35,7 @@
 #include "server/logs_store.h"
 #include "server/persist.h"
 #include "server/registry.h"
+#include "server/s3store.h"
 #include "server/svc_iam.h"
 
 
@@ -119,12 +122,27 @@ int main(int argc, char **argv)
         fprintf(stderr, "lambdad: cannot load %s: %s\n", cfg.data_dir, strerror(-rc));
         goto out_registry;
     }
+    rc = s3store_open(code_root);
+    if (rc) {
+        fprintf(stderr, "lambdad: cannot open the S3 store under %s: %s\n", code_root, strerror(-rc));
+        goto out_registry;
+    }
     rc = iam_init(iam_persist);
     if (rc < 0) {
         fprintf(stderr, "lambdad: cannot load %s/iam: %s\n", cfg.data_dir, strerror(-rc));
         goto out_registry;
     }
     api_functions_init(cs);
+    rc = api_csc_init(persist);
+    if (rc < 0) {
+        fprintf(stderr, "lambdad: cannot load %s/code-signing-configs: %s\n", cfg.data_dir, strerror(-rc));
+        goto out_registry;
+    }
+    rc = api_esm_init(persist);
+    if (rc < 0) {
+        fprintf(stderr, "lambdad: cannot load %s/event-source-mappings: %s\n", cfg.data_dir, strerror(-rc));
+        goto out_registry;
+    }
     api_invoke_configure(cfg.async_payload_limit);
     admin_init(cs, config_executor_name(cfg.executor));
     rc = logs_store_init(persist, cfg.data_dir, cfg.logs_max_bytes);
@@ -197,9 +215,12 @@ out_registry:
     logs_store_shutdown(); /* after the pool: no sink calls any more */
     LOG_DEBUG("log store flushed");
     registry_shutdown();
+    api_esm_shutdown();
+    api_csc_shutdown();
     LOG_DEBUG("registry released");
 out:
     iam_shutdown();
+    s3store_close();
     layers_shutdown();
     codestore_close(cs);
     persist_close(iam_persist);

@@ -1,9 +1,10 @@
 /* services: companion-service routing and protocol error encoding (see
  * services.h for the design). */
-#include "server/api_logs.h"
 #include "server/services.h"
 
+#include "server/api_logs.h"
 #include "server/svc_iam.h"
+#include "server/svc_s3.h"
 
 #include <civetweb.h>
 #include <errno.h>
@@ -20,7 +21,7 @@
 static const struct service g_services[] = {
     {"iam", NULL, SERVICE_QUERY, svc_iam, HTTP_BODY_CAP_DEFAULT},
     {"sts", NULL, SERVICE_QUERY, svc_sts, HTTP_BODY_CAP_DEFAULT},
-    {"s3", NULL, SERVICE_REST_XML, NULL, HTTP_BODY_CAP_DEFAULT},
+    {"s3", NULL, SERVICE_REST_XML, svc_s3, 4u << 20},
     /* CloudWatch Logs: JSON 1.1, X-Amz-Target "Logs_20140328.<Operation>"
      * (api_logs.h). */
     {"logs", "Logs_20140328", SERVICE_JSON, api_logs, API_LOGS_BODY_CAP},
@@ -236,6 +237,27 @@ int services_read_form(struct http_req *req, struct form *f)
 
 /* --- responses ----------------------------------------------------------- */
 
+static bool expects_continue(const struct http_req *req)
+{
+    const char *e = http_header(req, "Expect");
+    return e && !strcasecmp(e, "100-continue");
+}
+
+const char *services_body_unread(struct http_req *req)
+{
+    if (req->body_read || !expects_continue(req) || req->ri->content_length == 0)
+        return "";
+    req->body_read = true;
+    mg_disable_keep_alive(req->conn);
+    return "Connection: close\r\n";
+}
+
+void services_continue(struct http_req *req)
+{
+    if (!req->body_read && expects_continue(req) && req->ri->content_length != 0)
+        mg_write(req->conn, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+}
+
 void services_send_xml(struct http_req *req, int status, struct sbuf *body, const char *extra_headers)
 {
     if (body->oom) {
@@ -308,7 +330,8 @@ void services_send_s3_error(struct http_req *req, int status, const char *code, 
         sbuf_puts(&b, extra_xml);
     sbuf_xml_elem(&b, "RequestId", req->request_id);
     sbuf_puts(&b, "</Error>");
-    snprintf(hdr, sizeof(hdr), "x-amz-request-id: %s\r\nx-amzn-ErrorType: %s\r\n", req->request_id, code);
+    snprintf(hdr, sizeof(hdr), "x-amz-request-id: %s\r\nx-amzn-ErrorType: %s\r\n%s", req->request_id, code,
+             services_body_unread(req));
     bool head = !strcmp(req->method, "HEAD");
     if (b.oom || head)
         http_send(req, status, b.oom ? NULL : "application/xml", hdr, "", 0);
@@ -377,22 +400,11 @@ static const struct service *by_name(const char *name)
     return NULL;
 }
 
-/* Whether Host names S3 (virtual-host or "s3." endpoint style). */
+/* Whether Host names S3: virtual-host style (svc_s3.h) or an "s3." host. */
 static bool host_is_s3(const char *host)
 {
-    char h[256];
-    if (!host)
-        return false;
-    size_t n = strcspn(host, ":");
-    if (host[0] == '[' || n == 0 || n >= sizeof(h))
-        return false;
-    memcpy(h, host, n);
-    h[n] = 0;
-    if (!strncasecmp(h, "s3.", 3) || !strncasecmp(h, "s3-", 3) || strcasestr(h, ".s3.") ||
-        strcasestr(h, ".s3-"))
-        return true;
-    /* bucket.localhost (but not localhost itself) */
-    return n > 10 && !strcasecmp(h + n - 10, ".localhost");
+    char bucket[256];
+    return host && (!strncasecmp(host, "s3.", 3) || s3_host_bucket(host, bucket, sizeof(bucket)));
 }
 
 const struct service *services_match(const struct http_req *req, char *unknown, size_t unknown_len)

@@ -131,6 +131,17 @@ void services_send_s3_error(struct http_req *req, int status, const char *code,
                             const char *extra_xml, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 
+/* For an error answered before the body was read: when the client waits
+ * for "100 Continue" (Expect: 100-continue) its body will never come, so
+ * the connection must close rather than be drained into the next request.
+ * Returns the header line to add ("Connection: close\r\n" or ""), marks the
+ * body as handled and turns keep-alive off when needed. */
+const char *services_body_unread(struct http_req *req);
+
+/* Sends "100 Continue" when the client asked for it; call before reading
+ * a body the handler accepts. */
+void services_continue(struct http_req *req);
+
 /* Sends an XML document (Content-Type text/xml) with status 200. */
 void services_send_xml(struct http_req *req, int status, struct sbuf *body, const char *extra_headers);
 

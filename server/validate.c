@@ -331,6 +331,23 @@ int validate_function_ref(const char *function_name, const char *qualifier_param
         snprintf(out->region, sizeof(out->region), "%s", region);
     if (!out->account[0])
         snprintf(out->account, sizeof(out->account), "%s", account);
+    return validate_same_namespace(out, region, account, err);
+}
+
+int validate_same_namespace(const struct fn_name *n, const char *region, const char *account,
+                            struct api_error *err)
+{
+    /* A region's endpoint reaches only its own functions (AWS:
+     * ResourceNotFoundException "Functions from 'us-east-1' are not
+     * reachable in this region ('eu-west-1')"); another account's function
+     * needs a resource policy lambdad does not evaluate: AccessDenied. */
+    if (n->region[0] && strcmp(n->region, region) != 0)
+        return api_fail(err, &AWS_RESOURCE_NOT_FOUND, MSG_REGION_UNREACHABLE, n->region, region);
+    if (n->account[0] && strcmp(n->account, account) != 0) {
+        char arn[400];
+        validate_function_arn(n, true, arn, sizeof(arn));
+        return api_access_denied(err, account, NULL, arn);
+    }
     return 0;
 }
 

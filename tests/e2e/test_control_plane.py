@@ -613,7 +613,8 @@ def test_region_namespace(server, lam):
 def test_account_from_access_key_id(server, lam):
     other = server.client(access_key="123456789012")
     name = unique_name("acct")
-    resp = create_function(other, name)
+    # The role must be the account's own (cross-account pass role is refused).
+    resp = create_function(other, name, Role="arn:aws:iam::123456789012:role/lambda-role")
     assert resp["FunctionArn"] == f"arn:aws:lambda:us-east-1:123456789012:function:{name}"
     assert_not_found(lam, name)
     names = {f["FunctionName"] for f in lam.get_paginator("list_functions").paginate().build_full_result()["Functions"]}

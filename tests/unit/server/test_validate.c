@@ -93,14 +93,20 @@ static void test_refs(void)
     CHECK_STR(err.msg, "The derived qualifier from the function name does not match the specified qualifier.");
     CHECK(validate_function_ref("f", "bad q", 256, "us-east-1", "000000000000", &n, &err) == -1);
     CHECK(err.type == &AWS_VALIDATION);
-    /* The ARN's namespace wins over the request's. */
-    CHECK(validate_function_ref("arn:aws:lambda:ap-south-1:222222222222:function:g", NULL, 256, "us-east-1",
+    /* Accounts and regions are walls: an ARN of another region is not
+     * reachable, one of another account is denied. */
+    CHECK(validate_function_ref("arn:aws:lambda:ap-south-1:000000000000:function:g", NULL, 256, "us-east-1",
+                                "000000000000", &n, &err) == -1);
+    CHECK(err.type == &AWS_RESOURCE_NOT_FOUND);
+    CHECK_STR(err.msg, "Functions from 'ap-south-1' are not reachable in this region ('us-east-1')");
+    CHECK(validate_function_ref("222222222222:function:g", NULL, 256, "eu-west-1", "000000000000", &n, &err) == -1);
+    CHECK(err.type == &AWS_ACCESS_DENIED);
+    CHECK(strstr(err.msg, "arn:aws:iam::000000000000:root is not authorized") != NULL);
+    CHECK(strstr(err.msg, "resource: arn:aws:lambda:eu-west-1:222222222222:function:g") != NULL);
+    CHECK(validate_function_ref("arn:aws:lambda:eu-west-1:000000000000:function:g:7", NULL, 256, "eu-west-1",
                                 "000000000000", &n, &err) == 0);
-    CHECK_STR(n.region, "ap-south-1");
-    CHECK_STR(n.account, "222222222222");
-    CHECK(validate_function_ref("222222222222:function:g", NULL, 256, "eu-west-1", "000000000000", &n, &err) == 0);
     CHECK_STR(n.region, "eu-west-1");
-    CHECK_STR(n.account, "222222222222");
+    CHECK_STR(n.qualifier, "7");
 }
 
 static int check_config(const char *json, bool create, struct api_error *err)
