@@ -72,7 +72,7 @@ static const struct http_route g_routes[] = {
     {"GET", "/2019-09-30/functions/{}/concurrency", "GetFunctionConcurrency", api_get_function_concurrency, CAP_DEF},
     {"DELETE", "/2017-10-31/functions/{}/concurrency", "DeleteFunctionConcurrency", api_delete_function_concurrency, CAP_DEF},
     {"GET", "/2016-08-19/account-settings", "GetAccountSettings", api_get_account_settings, CAP_DEF},
-    {"POST", "/2021-11-15/functions/{}/response-streaming-invocations", "InvokeWithResponseStream", api_not_implemented, CAP_INV},
+    {"POST", "/2021-11-15/functions/{}/response-streaming-invocations", "InvokeWithResponseStream", api_invoke_stream, CAP_INV},
     {"POST", FN "/versions", "PublishVersion", api_publish_version, CAP_DEF},
     {"GET", FN "/versions", "ListVersionsByFunction", api_list_versions, CAP_DEF},
     {"POST", FN "/aliases", "CreateAlias", api_create_alias, CAP_DEF},

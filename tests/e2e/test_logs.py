@@ -826,3 +826,41 @@ def test_aws_logs_tail_follow(server, lam):
                                                           "MARKER after1", "MARKER after2"]
     starts = [t for t in texts if t.startswith("START RequestId")]
     assert len(starts) == len(set(starts)) == 4
+
+
+S3_WRITER = """\
+import boto3
+def handler(event, context):
+    s3 = boto3.client('s3')
+    s3.create_bucket(Bucket=event['bucket'])
+    s3.put_object(Bucket=event['bucket'], Key='from-lambda.txt', Body=b'written by ' + context.aws_request_id.encode())
+    print('wrote', event['bucket'])
+    body = s3.get_object(Bucket=event['bucket'], Key='from-lambda.txt')['Body'].read().decode()
+    return {'body': body}
+"""
+
+
+def test_handler_writes_to_s3_without_configuration(server, lam, logs):
+    """boto3.client('s3') in a handler, with no endpoint or credentials set,
+    talks to lambdad's S3 in the function's account and region; its print
+    reaches the function's log group."""
+    name = py_fn(lam, S3_WRITER, Timeout=30)
+    bucket = unique_name("bkt").lower()
+    rid, out = invoke_ok(lam, name, {"bucket": bucket})
+    assert out == {"body": f"written by {rid}"}
+    s3 = server.client(service="s3")
+    assert s3.get_object(Bucket=bucket, Key="from-lambda.txt")["Body"].read() == f"written by {rid}".encode()
+    st = only_stream(logs, f"/aws/lambda/{name}")
+    assert f"wrote {bucket}\n" in messages(logs, f"/aws/lambda/{name}", st["logStreamName"], 4)
+
+
+def test_logs_max_bytes_flag_checked():
+    import subprocess
+    from conftest import LAMBDAD_BIN
+    for bad in ("abc", "-5", "12x", ""):
+        r = subprocess.run([LAMBDAD_BIN, "--ephemeral", "--logs-max-bytes", bad], capture_output=True,
+                           text=True, timeout=30)
+        assert r.returncode == 2, (bad, r.stderr)
+        assert "logs-max-bytes" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    r = subprocess.run([LAMBDAD_BIN, "--help"], capture_output=True, text=True, timeout=30)
+    assert "--logs-max-bytes" in r.stdout and "LAMBDAD_LOGS_MAX_BYTES" in r.stdout
