@@ -19,6 +19,7 @@
 #include "pool/cap.h"
 #include "pool/fnpool.h"
 #include "pool/report.h"
+#include "pool/timers.h"
 #include "runtime/fsutil.h"
 #include "runtime/lambda_env.h"
 #include "runtime/layers.h"
@@ -136,6 +137,7 @@ static void env_deliver(struct env *e)
     int64_t t = executor_now_ns();
     e->deliver_ns = t;
     e->deadline_ns = t + (int64_t)e->spec->timeout_s * 1000000000;
+    timers_arm(e);
     struct rapi_event ev = {
         .request_id = inv->request_id,
         .deadline_ms = wall_ms() + (int64_t)e->spec->timeout_s * 1000,
@@ -162,6 +164,7 @@ void env_assign(struct env *e, struct invocation *inv)
      * event still times out. Delivery restarts it (usually microseconds
      * later). */
     e->deadline_ns = executor_now_ns() + (int64_t)e->spec->timeout_s * 1000000000;
+    timers_arm(e);
     inv->cold = e->served == 0;
     if (inv->cold)
         atomic_fetch_add(&g_pool.cold_starts, 1);
@@ -181,6 +184,7 @@ static void env_complete_or_grace(struct env *e, const char *status)
         e->grace_status = status;
         e->result_ns = executor_now_ns();
         e->grace_ns = e->result_ns + DOCKER_LOG_GRACE_NS;
+        timers_arm(e);
         return;
     }
     env_complete(e, status);
@@ -417,6 +421,7 @@ void env_destroy(struct env *e)
     struct executor *ex = e->ex;
     struct fnpool *fp = e->fp;
     POOL_ASSERT(e->state == ENV_DEAD && !e->cur && !e->in_idle && fp->n_envs > 0);
+    timers_disarm(e);
     rapi_host_close(e->rapi);
     if (e->sp.pidfd >= 0)
         epoll_ctl(ex->epfd, EPOLL_CTL_DEL, e->sp.pidfd, NULL);
@@ -643,6 +648,7 @@ int env_spawn(struct fnpool *fp)
      * container also has to be created and started first. */
     int init_s = (s->timeout_s > 10 ? s->timeout_s : 10) + (docker ? 60 : 0);
     e->deadline_ns = e->spawn_ns + (int64_t)init_s * 1000000000;
+    timers_arm(e);
     e->next = ex->envs;
     if (ex->envs)
         ex->envs->prev = e;

@@ -99,6 +99,8 @@ struct env {
     struct env *next_idle;
     struct env *prev, *next;   /* executor's list of all envs */
     struct env *next_dead;
+    bool armed;                /* on the executor's armed list (timers.h) */
+    struct env *armed_prev, *armed_next;
 };
 
 struct fnpool {
@@ -127,6 +129,7 @@ struct executor {
     const struct pool_config *cfg;
     struct fnpool *pools;
     struct env *envs;
+    struct env *armed;         /* envs that may have a deadline or grace running */
     struct env *dead;
     struct invocation *retry_head; /* Event retries, unsorted */
     bool stopping;

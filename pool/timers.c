@@ -3,6 +3,7 @@
 #include "pool/timers.h"
 
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <time.h>
 
@@ -27,10 +28,51 @@ void timers_add_retry(struct executor *ex, struct invocation *inv)
              inv->fn->name, inv->attempt, delay);
 }
 
+void timers_arm(struct env *e)
+{
+    if (e->armed)
+        return;
+    struct executor *ex = e->ex;
+    e->armed = true;
+    e->armed_prev = NULL;
+    e->armed_next = ex->armed;
+    if (ex->armed)
+        ex->armed->armed_prev = e;
+    ex->armed = e;
+}
+
+void timers_disarm(struct env *e)
+{
+    if (!e->armed)
+        return;
+    if (e->armed_prev)
+        e->armed_prev->armed_next = e->armed_next;
+    else
+        e->ex->armed = e->armed_next;
+    if (e->armed_next)
+        e->armed_next->armed_prev = e->armed_prev;
+    e->armed = false;
+    e->armed_prev = e->armed_next = NULL;
+}
+
+/* Whether e has a deadline or a grace period running. */
+static bool needs_timer(const struct env *e)
+{
+    return e->in_grace || (e->state != ENV_DEAD && (e->state == ENV_STARTING || e->cur));
+}
+
 void timers_check(struct executor *ex, int64_t t)
 {
     char msg[128];
-    for (struct env *e = ex->envs; e; e = e->next) {
+    struct env *next;
+    for (struct env *e = ex->armed; e; e = next) {
+        /* Handlers below may arm other envs (at the head) but only this loop
+         * and env_destroy (never during it) disarm: next stays valid. */
+        next = e->armed_next;
+        if (!needs_timer(e)) {
+            timers_disarm(e);
+            continue;
+        }
         if (e->in_grace) {
             if (t >= e->grace_ns) {
                 e->in_grace = false;
@@ -100,13 +142,12 @@ void timers_reap_idle(struct executor *ex, int64_t t)
 int timers_next_ms(struct executor *ex, int64_t t)
 {
     int64_t next = t + 1000000000; /* reaper tick */
-    for (struct env *e = ex->envs; e; e = e->next)
+    for (struct env *e = ex->armed; e; e = e->armed_next) {
         if (e->in_grace && e->grace_ns < next)
             next = e->grace_ns;
-    for (struct env *e = ex->envs; e; e = e->next)
-        if (e->state != ENV_DEAD && (e->state == ENV_STARTING || e->cur) &&
-            e->deadline_ns < next)
+        if (e->state != ENV_DEAD && (e->state == ENV_STARTING || e->cur) && e->deadline_ns < next)
             next = e->deadline_ns;
+    }
     for (struct invocation *inv = ex->retry_head; inv; inv = inv->next)
         if (inv->due_ns < next)
             next = inv->due_ns;

@@ -2,11 +2,25 @@
  * timeouts, init timeouts, the Docker log grace period, Event retries and
  * stopping environments idle for longer than the TTL.
  *
+ * O(1) per event: deadlines are only looked at on the executor's armed list,
+ * the environments that are starting, serving or in a grace period. Whoever
+ * starts a deadline or a grace period calls timers_arm; an environment that
+ * no longer needs one leaves the list the next time the timers look at it.
+ * Idle environments (any number of warm functions) cost nothing per event;
+ * only the once-a-second idle reaper walks them all.
+ *
  * Thread rules: the owning executor thread. */
 #ifndef LAMBDAD_POOL_TIMERS_H
 #define LAMBDAD_POOL_TIMERS_H
 
 #include "pool/internal.h"
+
+/* Puts e on the armed list (idempotent). Call after setting a deadline
+ * (init, assignment, delivery) or starting a grace period. */
+void timers_arm(struct env *e);
+
+/* Takes e off the armed list (idempotent); env_destroy calls it. */
+void timers_disarm(struct env *e);
 
 /* Queues an Event invocation for another attempt after the configured
  * back-off (its result and log are dropped). */

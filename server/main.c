@@ -23,6 +23,8 @@
 #include "runtime/codestore.h"
 #include "runtime/log.h"
 #include "server/admin.h"
+#include "server/api_csc.h"
+#include "server/api_esm.h"
 #include "server/api_functions.h"
 #include "server/api_provisioned.h"
 #include "server/api_invoke.h"
@@ -131,6 +133,16 @@ int main(int argc, char **argv)
         goto out_registry;
     }
     api_functions_init(cs);
+    rc = api_csc_init(persist);
+    if (rc < 0) {
+        fprintf(stderr, "lambdad: cannot load %s/code-signing-configs: %s\n", cfg.data_dir, strerror(-rc));
+        goto out_registry;
+    }
+    rc = api_esm_init(persist);
+    if (rc < 0) {
+        fprintf(stderr, "lambdad: cannot load %s/event-source-mappings: %s\n", cfg.data_dir, strerror(-rc));
+        goto out_registry;
+    }
     api_invoke_configure(cfg.async_payload_limit);
     admin_init(cs, config_executor_name(cfg.executor));
     rc = logs_store_init(persist, cfg.data_dir, cfg.logs_max_bytes);
@@ -203,6 +215,8 @@ out_registry:
     logs_store_shutdown(); /* after the pool: no sink calls any more */
     LOG_DEBUG("log store flushed");
     registry_shutdown();
+    api_esm_shutdown();
+    api_csc_shutdown();
     LOG_DEBUG("registry released");
 out:
     iam_shutdown();
