@@ -4,7 +4,7 @@
  * type, payload JSON, client context, size limits), resolves the function on
  * the RCU read side and takes a reference to its fn_spec, then hands a
  * struct invocation to the pool and - for RequestResponse - sleeps on its
- * own condition variable until the executor calls on_done. Function
+ * own futex flag until the executor calls on_done. Function
  * failures of every kind answer 200 with X-Amz-Function-Error: Unhandled,
  * never 5xx, because boto3 retries 5xx and would run the function again.
  * The invocation reuses the HTTP request id, so x-amzn-RequestId, the
@@ -12,10 +12,15 @@
 #include "server/api_invoke.h"
 
 #include <openssl/evp.h>
+#include <linux/futex.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <urcu.h>
 
 #include "pool/pool.h"
@@ -36,36 +41,43 @@ void api_invoke_configure(size_t async_payload_limit)
     g_async_limit = async_payload_limit;
 }
 
+/* The HTTP worker's wait for its RequestResponse invocation: a one-shot
+ * futex flag. The executor pays one FUTEX_WAKE (only when the worker
+ * sleeps), the worker one FUTEX_WAIT; a mutex + condition variable adds
+ * futex calls whenever the woken worker collides with the signaller still
+ * holding the mutex. A wake that lands after the worker has returned hits a
+ * dead stack address: a spurious wake-up every futex waiter tolerates. */
+enum { WAIT_PENDING = 0, WAIT_DONE = 1, WAIT_SLEEPING = 2 };
+
 struct waiter {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int done;
+    _Atomic uint32_t state;
 };
 
 static void on_done_sync(struct invocation *inv)
 {
     struct waiter *w = inv->user;
-    pthread_mutex_lock(&w->mu);
-    w->done = 1;
-    pthread_cond_signal(&w->cv);
-    pthread_mutex_unlock(&w->mu);
+    if (atomic_exchange_explicit(&w->state, WAIT_DONE, memory_order_acq_rel) == WAIT_SLEEPING)
+        syscall(SYS_futex, &w->state, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+static void wait_done(struct waiter *w)
+{
+    uint32_t s = WAIT_PENDING;
+    if (!atomic_compare_exchange_strong_explicit(&w->state, &s, WAIT_SLEEPING, memory_order_acq_rel,
+                                                 memory_order_acquire))
+        return; /* already done */
+    while (atomic_load_explicit(&w->state, memory_order_acquire) == WAIT_SLEEPING)
+        syscall(SYS_futex, &w->state, FUTEX_WAIT_PRIVATE, WAIT_SLEEPING, NULL, NULL, 0);
 }
 
 /* Submits inv and sleeps until the executor finished it. */
 static void run_sync(struct invocation *inv)
 {
-    struct waiter w = {.done = 0};
-    pthread_mutex_init(&w.mu, NULL);
-    pthread_cond_init(&w.cv, NULL);
+    struct waiter w = {.state = WAIT_PENDING};
     inv->user = &w;
     inv->on_done = on_done_sync;
     pool_submit(inv);
-    pthread_mutex_lock(&w.mu);
-    while (!w.done)
-        pthread_cond_wait(&w.cv, &w.mu);
-    pthread_mutex_unlock(&w.mu);
-    pthread_mutex_destroy(&w.mu);
-    pthread_cond_destroy(&w.cv);
+    wait_done(&w);
 }
 
 static void on_done_event(struct invocation *inv)
