@@ -335,3 +335,23 @@ def test_text_body_that_is_not_utf8_is_base64(server, lam):
     status, _, body = via_path(server, uid, "POST", "/", body=b"\xff\xfe bad", headers={"Content-Type": "text/plain"})
     ev = json.loads(body)
     assert ev["isBase64Encoded"] is True and base64.b64decode(ev["body"]) == b"\xff\xfe bad"
+
+
+def test_deleting_an_alias_deletes_its_url_and_policy(server, lam):
+    name = unique_name("urldel")
+    create_function(lam, name, make_zip({"lambda_function.py": ECHO}))
+    lam.publish_version(FunctionName=name)
+    lam.create_alias(FunctionName=name, Name="a1", FunctionVersion="1")
+    uid = url_id(lam.create_function_url_config(FunctionName=name, AuthType="NONE", Qualifier="a1"))
+    lam.add_permission(FunctionName=name, Qualifier="a1", StatementId="s", Action="lambda:InvokeFunctionUrl",
+                       Principal="*", FunctionUrlAuthType="NONE")
+    assert via_path(server, uid)[0] == 200
+    lam.delete_alias(FunctionName=name, Name="a1")
+    assert via_path(server, uid)[0] == 404
+    lam.create_alias(FunctionName=name, Name="a1", FunctionVersion="1")
+    with pytest.raises(ClientError) as ei:
+        lam.get_function_url_config(FunctionName=name, Qualifier="a1")
+    assert error_of(ei)[:2] == (404, "ResourceNotFoundException")
+    with pytest.raises(ClientError) as ei:
+        lam.get_policy(FunctionName=name, Qualifier="a1")
+    assert error_of(ei)[:2] == (404, "ResourceNotFoundException")
