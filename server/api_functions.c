@@ -435,7 +435,8 @@ static void send_version_config(struct http_req *req, int status, const struct f
 
 /* --- CreateFunction ---------------------------------------------------- */
 
-void api_create_function(struct http_req *req)
+int api_create_function_doc(json_t *body, const char *region, const char *account,
+                            struct fn_record **out, char ver[24], struct api_error *errp)
 {
     struct api_error err;
     struct code_src code = {0};
@@ -444,9 +445,8 @@ void api_create_function(struct http_req *req)
     struct fn_record *rec = NULL;
     json_t *layers = NULL;
     char arn[400], group[600];
-    json_t *body = read_json_body(req);
-    if (!body)
-        return;
+    int rc = -1;
+    ver[0] = 0;
     vlist_init(&v);
     json_t *fname = json_object_get(body, "FunctionName");
     validate_function_name(json_is_string(fname) ? json_string_value(fname) : NULL, FN_NAME_MAX, &n, &v);
@@ -461,9 +461,9 @@ void api_create_function(struct http_req *req)
         goto fail;
     }
     if (!n.region[0])
-        snprintf(n.region, sizeof(n.region), "%s", req->region);
+        snprintf(n.region, sizeof(n.region), "%s", region);
     if (!n.account[0])
-        snprintf(n.account, sizeof(n.account), "%s", req->account);
+        snprintf(n.account, sizeof(n.account), "%s", account);
     const char *package = json_string_value(json_object_get(body, "PackageType"));
     if (!package)
         package = "Zip";
@@ -524,19 +524,38 @@ void api_create_function(struct http_req *req)
     json_object_set_new(doc, "configuration", cfg);
     if (json_is_object(tags) && json_object_size(tags))
         json_object_set(doc, "tags", tags);
-    char ver[24] = "";
     if (json_is_true(json_object_get(body, "Publish")))
         api_publish_doc(doc, NULL, ver);
     if (registry_create(doc, code.zip, code.zip_len, &rec, &err))
         goto fail;
-    send_version_config(req, 201, rec, ver);
-    registry_record_unref(rec);
-    goto out;
+    if (out)
+        *out = rec;
+    else
+        registry_record_unref(rec);
+    rc = 0;
+    goto done;
 fail:
-    http_send_api_error(req, &err);
-out:
+    *errp = err;
+done:
     code_src_free(&code);
     json_decref(layers);
+    return rc;
+}
+
+void api_create_function(struct http_req *req)
+{
+    struct api_error err;
+    struct fn_record *rec = NULL;
+    char ver[24];
+    json_t *body = read_json_body(req);
+    if (!body)
+        return;
+    if (api_create_function_doc(body, req->region, req->account, &rec, ver, &err)) {
+        http_send_api_error(req, &err);
+    } else {
+        send_version_config(req, 201, rec, ver);
+        registry_record_unref(rec);
+    }
     json_decref(body);
 }
 

@@ -54,6 +54,16 @@ struct fn_record *api_resolve_ref(struct http_req *req, size_t max_len, bool wit
  * ver receives the version number text. Returns 0. */
 int api_publish_doc(json_t *doc, const char *description, char ver[24]);
 
+/* CreateFunction without the HTTP exchange: validates body (a
+ * CreateFunction request, borrowed) exactly as the API does, in
+ * region/account unless the FunctionName is an ARN, and creates the
+ * function. Returns 0 with *out (may be NULL) referencing the new record
+ * and ver the version published ("" unless Publish), or -1 with err
+ * filled. Any RCU-registered thread outside a read-side section (other
+ * front ends, e.g. docker_api). */
+int api_create_function_doc(json_t *body, const char *region, const char *account,
+                            struct fn_record **out, char ver[24], struct api_error *err);
+
 void api_create_function(struct http_req *req);
 void api_get_function(struct http_req *req);
 void api_get_function_configuration(struct http_req *req);

@@ -17,6 +17,7 @@
 #include "runtime/log.h"
 
 #define CONFIG_MAX_IMAGES 64
+#define CONFIG_MAX_DOCKER_API 8
 
 struct lambdad_config {
     char *host;
@@ -38,6 +39,11 @@ struct lambdad_config {
     int retry_delay_ms[2];
     char *bootstrap_dir;
     bool python_zygote; /* --python-zygote on|off */
+    const char *docker_api[CONFIG_MAX_DOCKER_API + 1]; /* --docker-api addresses, NULL-terminated */
+    size_t n_docker_api;
+    int docker_api_memory_mb;  /* --docker-api-memory */
+    int docker_api_timeout_s;  /* --docker-api-timeout */
+    char *docker_api_prefix;   /* --docker-api-prefix */
 };
 
 enum config_result { CONFIG_OK = 0, CONFIG_HELP = 1, CONFIG_ERROR = -1 };
