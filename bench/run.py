@@ -12,14 +12,17 @@ What it does (details and the JSON schema: bench/README.md):
      Complex handler x subprocess cold/warm, docker cold/warm), measured from
      the client over one raw keep-alive http.client connection, plus one
      boto3-client figure for the simple warm case;
-  b. "sweep": invoke throughput/latency at 1/8/64/256 keep-alive connections
+  b. "sweep": invoke throughput/latency at 1/8/64/256/1000 keep-alive connections
      with bench/loadgen against a trivial function and against
      POST /_lambdad/noop (the HTTP ceiling), with lambdad and loadgen pinned
      to different CPUs;
   c. "peers": the same control-plane ops and invoke against moto_server;
   d. "scale": creates/s, ListFunctions pagination, server RSS, RSS/PSS per
-     warm environment, invoke p50 with 1/10/100 warm functions;
-  e. charts (gnuplot) next to the JSON.
+     warm environment, invoke p50/p99 round-robin over 1/10/100/1000 warm
+     functions (ratios to one function);
+  e. "writes": CreateFunction and UpdateFunctionConfiguration from 4 writer
+     processes, durable (data dir, group commit) and --ephemeral;
+  f. charts (gnuplot) next to the JSON.
 
 It REPORTS and never asserts timings. Missing features (Invoke not
 implemented yet, no docker engine or test image, no moto_server, no gnuplot)
@@ -28,7 +31,8 @@ only when the harness itself breaks: lambdad does not start, the loadgen
 cannot be built, or Invoke is implemented but every invoke errors.
 
 Every lambdad it starts listens on 127.0.0.1 on a free port with a temporary
---data-dir and --ephemeral; every process it starts is stopped by pid.
+--data-dir and --ephemeral (except the durable writes); every process it
+starts is stopped by pid.
 """
 import argparse
 import base64
@@ -327,8 +331,9 @@ def check_result(scenario, status, headers, body):
 class Lambdad:
     """One lambdad process this harness started (stopped by pid)."""
 
-    def __init__(self, binary, extra=(), cpus=None, tag="main", workdir=None):
+    def __init__(self, binary, extra=(), cpus=None, tag="main", workdir=None, ephemeral=True):
         self.binary, self.extra, self.cpus, self.tag = binary, list(extra), cpus, tag
+        self.ephemeral = ephemeral
         self.workdir = workdir
         self.proc = None
         self.port = None
@@ -339,8 +344,8 @@ class Lambdad:
         self.port = free_port()
         self.data_dir = tempfile.mkdtemp(prefix=f"lambdad-bench-{self.tag}-", dir=self.workdir)
         self.cmd = [str(self.binary), "--host", "127.0.0.1", "--port", str(self.port),
-                    "--data-dir", self.data_dir, "--ephemeral", "--http-threads", "300",
-                    "--log-level", "warn"] + self.extra
+                    "--data-dir", self.data_dir] + (["--ephemeral"] if self.ephemeral else []) + [
+                    "--http-threads", "300", "--log-level", "warn"] + self.extra
         if self.cpus:
             self.cmd = ["taskset", "-c", self.cpus] + self.cmd
         self.log_path = os.path.join(self.workdir, f"lambdad-{self.tag}.log")
@@ -675,10 +680,24 @@ def run_reference(binary, args, workdir, stats):
                 stats["invoke_na_reason"] = str(e)
         finally:
             ld.stop()
+    res["docker_over_subprocess_1conn"] = docker_ratio(res["executors"])
     if "boto3_client_simple_warm" not in res:
         sub = res["executors"].get("subprocess", {})
         res["boto3_client_simple_warm"] = na(sub.get("not_available", "subprocess executor unavailable"))
     return res
+
+
+def docker_ratio(ex):
+    """Docker / subprocess for the Simple return warm cells (one keep-alive
+    connection): the issue-12 goal is <= 1.5 at the median."""
+    sub, dock = ex.get("subprocess", {}), ex.get("docker", {})
+    if "not_available" in dock or "not_available" in sub:
+        return na(dock.get("not_available") or sub.get("not_available"))
+    s, d = sub.get("simple", {}).get("warm", {}), dock.get("simple", {}).get("warm", {})
+    if not s.get("median_ms") or not d.get("median_ms"):
+        return na("a Simple return warm cell is missing")
+    return {"median": round(d["median_ms"] / s["median_ms"], 3),
+            "p99": round(d["p99_ms"] / s["p99_ms"], 3) if s.get("p99_ms") and d.get("p99_ms") else None}
 
 
 # ------------------------------------------------------------- b. load sweep
@@ -711,7 +730,7 @@ def run_sweep(binary, loadgen, args, workdir, stats):
                f"processes unpinned (all {ncpu} CPUs, sharing CPU {loadgen_cpus} with loadgen)")
     dur, warm = (2, 0.25) if args.quick else (10, 2)
     prewarm = 1.5 if args.quick else 5
-    conc = [1, 8, 64, 256]
+    conc = [1, 8, 64, 256, 1000]
     res = {"pinning": pin, "server_cpus": server_cpus, "loadgen_cpus": loadgen_cpus,
            "loadgen_threads": 1, "duration_s": dur, "warmup_s": warm, "body": "{}",
            "function": "bench-trivial (handlers/simple.py)", "points": []}
@@ -967,10 +986,12 @@ def parallel_create(port, names, zip_b64, threads=4):
 
 def run_scale(binary, args, workdir, stats):
     total = 500 if args.quick else 10000
-    warm_sets = [1, 10, 100]
+    warm_sets = [1, 10, 100] if args.quick else [1, 10, 100, 1000]
     rr_invokes = 60 if args.quick else 600
     res = {"functions": total, "create_threads": 4, "rss_source": "/proc/<pid>/status VmRSS"}
-    ld = Lambdad(binary, ["--lambda-executor", "subprocess", "--lambda-max-containers", "256"],
+    # one environment per warm function: the round robin must never evict
+    ld = Lambdad(binary, ["--lambda-executor", "subprocess", "--lambda-max-containers",
+                          str(max(256, warm_sets[-1] + 64))],
                  tag="scale", workdir=workdir)
     try:
         ld.start()
@@ -1031,7 +1052,7 @@ def run_scale(binary, args, workdir, stats):
             fns = names[:k]
             warm_all(ld.port, fns)  # first invoke of each: cold, untimed
             samples, errors = [], 0
-            for i in range(rr_invokes):
+            for i in range(max(rr_invokes, 2 * k)):
                 dt, e = time_invoke(c, fns[i % k], "simple")
                 stats["invokes"] += 1
                 if e:
@@ -1040,16 +1061,97 @@ def run_scale(binary, args, workdir, stats):
                 else:
                     samples.append(dt)
             cell = {"warm_functions": k, **summarize_ms(samples, errors)}
+            one = res["round_robin"][0] if res["round_robin"] else cell
+            if one.get("median_ms") and cell.get("median_ms"):
+                # issue-12 goal: within 1.3x of one function at p50 and p99
+                cell["p50_over_one"] = round(cell["median_ms"] / one["median_ms"], 3)
+                cell["p99_over_one"] = round(cell["p99_ms"] / one["p99_ms"], 3)
             res["round_robin"].append(cell)
             log(f"scale: round-robin over {k} warm functions: {fmt_cell(cell)}")
             if k == 10:
                 res["env_memory"] = env_memory(ld)
-        res["env_memory_after_100"] = env_memory(ld)
+            if k == 100:
+                res["env_memory_after_100"] = env_memory(ld)
+        if warm_sets[-1] > 100:
+            res["env_memory_after_1000"] = env_memory(ld)
         res["server_rss"].append({"functions": total, "warm_envs": len(ld.env_pids()),
                                   "rss_kb": ld.rss_kb()})
         c.close()
     finally:
         ld.stop()
+    return res
+
+
+# ------------------------------------------------------------ e. writes
+
+def _writer_proc(port, op, names, zip_b64, q):
+    """One writer process (no GIL shared with the others): CreateFunction or
+    UpdateFunctionConfiguration for each name over one keep-alive connection."""
+    c = Client(port)
+    errs, first = 0, None
+    for i, name in enumerate(names):
+        if op == "create":
+            st, _, body = api_create(c, create_body(name, "simple", zip_b64))
+        else:
+            cfg = {"Timeout": 3 + i % 50, "Environment": {"Variables": {"BENCH_SEQ": str(i)}}}
+            st, _, body = c.request("PUT", f"/2015-03-31/functions/{name}/configuration",
+                                    json.dumps(cfg).encode(), {"Content-Type": "application/json"})
+        if st not in (200, 201):
+            errs += 1
+            first = first or describe(st, body)
+    c.close()
+    q.put((errs, first))
+
+
+def parallel_writes(port, op, names, zip_b64, writers=4):
+    import multiprocessing
+    ctx = multiprocessing.get_context("fork")
+    q = ctx.Queue()
+    ps = [ctx.Process(target=_writer_proc, args=(port, op, names[i::writers], zip_b64, q))
+          for i in range(writers)]
+    t0 = time.perf_counter()
+    for p in ps:
+        p.start()
+    got = [q.get(timeout=600) for _ in ps]
+    dt = time.perf_counter() - t0
+    for p in ps:
+        p.join(10)
+    errs = sum(g[0] for g in got)
+    cell = {"requested": len(names), "errors": errs, "seconds": round(dt, 3),
+            "per_s": round((len(names) - errs) / dt, 1) if dt > 0 else None}
+    first = next((g[1] for g in got if g[1]), None)
+    if first:
+        cell["first_error"] = first
+    return cell
+
+
+def run_writes(binary, args, workdir, stats):
+    """CreateFunction then UpdateFunctionConfiguration from 4 concurrent
+    writer processes, each on its own keep-alive connection: with the data
+    dir (every answer only after its change is durable: group commit) and,
+    for comparison, --ephemeral. Issue-12 goal: >= 5,000/s durable."""
+    n = 400 if args.quick else 4000
+    res = {"writers": 4, "writer_kind": "processes (one keep-alive connection each)",
+           "requests_per_op": n}
+    zip_b64 = make_zip("simple")
+    for mode in ("durable", "ephemeral"):
+        ld = Lambdad(binary, ["--lambda-executor", "subprocess"], tag=f"writes-{mode}",
+                     workdir=workdir, ephemeral=(mode == "ephemeral"))
+        try:
+            ld.start()
+        except NotAvailable as e:
+            raise HarnessError(str(e))
+        try:
+            names = [f"bench-w-{i:05d}" for i in range(n)]
+            out = {"lambdad_cmd": ld.cmd}
+            out["create"] = parallel_writes(ld.port, "create", names, zip_b64)
+            out["update_configuration"] = parallel_writes(ld.port, "update", names, zip_b64)
+            res[mode] = out
+            log(f"writes {mode}: CreateFunction {out['create']['per_s']}/s "
+                f"({out['create']['errors']} errors), UpdateFunctionConfiguration "
+                f"{out['update_configuration']['per_s']}/s ({out['update_configuration']['errors']} errors)")
+        finally:
+            ld.stop()
     return res
 
 
@@ -1159,6 +1261,10 @@ def human_report(r):
         L.append(f"  Docker With boto3: boto3 {b3}")
     L.append(f"  boto3 client, Simple return warm (includes the SDK's own overhead): "
              f"{short(ref.get('boto3_client_simple_warm', ref))}")
+    dr = ref.get("docker_over_subprocess_1conn")
+    if isinstance(dr, dict) and "median" in dr:
+        L.append(f"  Docker / subprocess, Simple return warm at 1 connection: median {dr['median']}x, "
+                 f"p99 {dr.get('p99')}x (goal <= 1.5x)")
     L.append("")
     sw = r["sweep"]
     L.append("")
@@ -1220,7 +1326,7 @@ def human_report(r):
         for x in sc.get("server_rss", []):
             extra = f", {x['warm_envs']} warm envs" if "warm_envs" in x else ""
             L.append(f"  server RSS with {x['functions']} functions{extra}: {x['rss_kb']} kB")
-        for k in ("env_memory", "env_memory_after_100"):
+        for k in ("env_memory", "env_memory_after_100", "env_memory_after_1000"):
             em = sc.get(k)
             if em and k == "env_memory_after_100" and em == sc.get("env_memory"):
                 continue
@@ -1234,7 +1340,23 @@ def human_report(r):
             L.append("  invoke round-robin over warm functions: " + short(rr))
         elif rr:
             for cell in rr:
-                L.append(f"  invoke round-robin over {cell['warm_functions']:>3} warm functions: {short(cell)}")
+                ratio = (f"  ({cell['p50_over_one']}x / {cell['p99_over_one']}x of one function)"
+                         if "p50_over_one" in cell else "")
+                L.append(f"  invoke round-robin over {cell['warm_functions']:>4} warm functions: "
+                         f"{short(cell)}{ratio}")
+    L.append("")
+    wr = r.get("writes", {})
+    L.append("e. Writes: 4 concurrent writer processes")
+    if "not_available" in wr:
+        L.append("  " + short(wr))
+    else:
+        for mode in ("durable", "ephemeral"):
+            m = wr.get(mode, {})
+            for op in ("create", "update_configuration"):
+                c = m.get(op)
+                if c:
+                    L.append(f"  {mode:<9} {op:<21} x{c['requested']}: {c['per_s']}/s, "
+                             f"{c['errors']} errors")
     L.append("")
     for i, why in enumerate(notes):
         L.append(f"[{i + 1}] not available here: {why}")
@@ -1394,8 +1516,8 @@ def main():
     ap.add_argument("--pin", choices=("loadgen", "split", "none"), default="loadgen",
                     help="sweep CPU pinning: loadgen = loadgen on the last CPU, server unpinned "
                          "(default); split = server on the other CPUs; none")
-    ap.add_argument("--only", default="reference,sweep,peers,scale",
-                    help="comma-separated subset of reference,sweep,peers,scale")
+    ap.add_argument("--only", default="reference,sweep,peers,scale,writes",
+                    help="comma-separated subset of reference,sweep,peers,scale,writes")
     args = ap.parse_args()
     t_start = time.monotonic()
     only = set(args.only.split(","))
@@ -1424,14 +1546,15 @@ def main():
         parts = [("reference", lambda: run_reference(lambdad, args, workdir, stats)),
                  ("sweep", lambda: run_sweep(lambdad, loadgen, args, workdir, stats)),
                  ("peers", lambda: run_peers(lambdad, args, workdir, stats)),
-                 ("scale", lambda: run_scale(lambdad, args, workdir, stats))]
+                 ("scale", lambda: run_scale(lambdad, args, workdir, stats)),
+                 ("writes", lambda: run_writes(lambdad, args, workdir, stats))]
         for name, fn in parts:
             t0 = time.monotonic()
             r[name] = fn() if name in only else skipped
             r["elapsed_by_part"][name] = round(time.monotonic() - t0, 1)
     except HarnessError as e:
         failure = str(e)
-    for k in ("reference", "sweep", "peers", "scale"):
+    for k in ("reference", "sweep", "peers", "scale", "writes"):
         r.setdefault(k, na(f"not run: harness failed earlier: {failure}"))
     if failure is None and stats["invoke_available"] and stats["invokes"] and \
             stats["invoke_errors"] >= stats["invokes"]:

@@ -59,6 +59,8 @@ int deploy_id_compute(struct fn_spec *s)
     feed(ctx, "workdir", s->image_workdir);
     feed(ctx, "loggroup", s->log_group);
     feed(ctx, "logformat", s->log_format);
+    feed(ctx, "applevel", s->app_log_level);
+    feed(ctx, "syslevel", s->system_log_level);
     feed_int(ctx, "docker", s->force_docker);
     EVP_DigestFinal_ex(ctx, md, &mdlen);
     EVP_MD_CTX_free(ctx);

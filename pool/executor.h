@@ -12,8 +12,10 @@
  * Per-function state (struct fnpool) is published in the warm map
  * (pool/envmap.h) keyed by function identity + deploy ID.
  *
- * Thread rules: executor_post from any thread; everything else on the
- * executor's own thread. */
+ * The parts of an executor and its state machine: pool/internal.h.
+ *
+ * Thread rules: executor_post, executor_call and executor_wake from any
+ * thread; everything else on the executor's own thread. */
 #ifndef LAMBDAD_POOL_EXECUTOR_H
 #define LAMBDAD_POOL_EXECUTOR_H
 
@@ -31,6 +33,7 @@ enum pool_msg_kind {
     POOL_MSG_SHRINK,  /* another executor is starved: drop one idle env */
     POOL_MSG_STOP,    /* stop everything and leave the loop */
     POOL_MSG_ENV,     /* asynchronous environment event (docker threads) */
+    POOL_MSG_PROVISION, /* keep N initialised environments of a spec */
 };
 
 /* A control message; begins like struct invocation (qnode, msg_kind). */
@@ -46,6 +49,8 @@ struct pool_ctl {
     int env_event;       /* ENV: what happened */
     int status;          /* ENV: exit status or error code */
     char *text;          /* ENV: error text */
+    struct fn_spec *spec; /* PROVISION: the spec (borrowed for the call) */
+    int count;           /* PROVISION: target; answer: READY environments */
 };
 
 struct executor;
@@ -64,6 +69,13 @@ void executor_post(struct executor *ex, struct cds_wfcq_node *node);
 
 /* Posts a control message and waits until the executor handled it. */
 void executor_call(struct executor *ex, struct pool_ctl *ctl);
+
+/* Wakes ex's loop without a message (it re-runs its loop pass). Any thread. */
+void executor_wake(struct executor *ex);
+
+/* Executor thread: routes an invocation (new or an Event retry) to its
+ * fnpool, or throttles / fails it. */
+void executor_invoke(struct executor *ex, struct invocation *inv);
 
 /* Pool-wide counters shared by all executors. */
 struct pool_shared {

@@ -16,6 +16,7 @@
 
 #include "pool/envmap.h"
 #include "pool/executor.h"
+#include "runtime/bio.h"
 #include "runtime/container.h"
 #include "runtime/log.h"
 #include "runtime/subprocess.h"
@@ -75,6 +76,8 @@ struct invocation *invocation_new(struct fn_spec *fn)
         return NULL;
     inv->fn = fnspec_ref(fn);
     inv->msg_kind = POOL_MSG_INVOKE;
+    inv->max_retries = 2;
+    inv->max_event_age_s = 21600;
     pool_request_id(inv->request_id);
     return inv;
 }
@@ -167,6 +170,11 @@ int pool_start(const struct pool_config *cfg, const char **err)
         *err = "out of memory";
         return -ENOMEM;
     }
+    int brc = bio_start();
+    if (brc < 0) {
+        *err = "cannot start the background job threads";
+        return brc;
+    }
     g_pool.cfg = &g_cfg;
     g_pool.n = g_cfg.executors;
     g_pool.all = calloc((size_t)g_pool.n, sizeof(*g_pool.all));
@@ -201,6 +209,7 @@ void pool_stop(void)
     }
     for (int i = 0; i < g_pool.n; i++)
         executor_join(g_pool.all[i]);
+    bio_stop(); /* after the executors: their last clean-ups are queued */
     if (g_pool.all) {
         rcu_barrier(); /* fnpools freed with call_rcu */
         envmap_fini();
@@ -239,6 +248,16 @@ void pool_evict(const char *fn_key)
     pool_leave();
 }
 
+int pool_provision(struct fn_spec *spec, int n)
+{
+    if (!pool_enter())
+        return 0;
+    struct pool_ctl c = {.msg_kind = POOL_MSG_PROVISION, .spec = spec, .count = n};
+    executor_call(owner_of(spec->key), &c);
+    pool_leave();
+    return c.count;
+}
+
 json_t *pool_envs_json(void)
 {
     json_t *arr = json_array();
@@ -259,14 +278,4 @@ void pool_stats(struct pool_stats *out)
     out->envs_live = atomic_load(&g_pool.live_envs);
     out->envs_busy = atomic_load(&g_pool.busy_envs);
     out->queued = atomic_load(&g_pool.queued);
-}
-
-bool pool_uses_docker(const struct fn_spec *spec)
-{
-    if (g_cfg.kind == POOL_EXEC_DOCKER)
-        return true;
-    if (g_cfg.kind == POOL_EXEC_AUTO)
-        return spec->n_layers > 0 || spec->force_docker ||
-               (spec->package_type && strcmp(spec->package_type, "Image") == 0);
-    return false;
 }

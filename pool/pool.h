@@ -68,6 +68,9 @@ struct invocation {
     bool is_event;              /* Event invocation (no caller waiting) */
     bool want_log;              /* fill log (X-Amz-Log-Type: Tail, or debug logging) */
     int attempt;                /* 0 for the first attempt */
+    int max_retries;            /* Event: retries after a function error (0-2, default 2) */
+    int max_event_age_s;        /* Event: no retry once the event is older (default 21600) */
+    bool age_exceeded;          /* Event: retries stopped by max_event_age_s */
 
     /* Results, written by the executor before on_done. */
     enum inv_outcome outcome;
@@ -112,6 +115,12 @@ void pool_submit(struct invocation *inv);
  * idle; invocations in flight finish first. */
 void pool_evict(const char *fn_key);
 
+/* Provisioned concurrency: keeps n initialised environments of spec's
+ * deploy ID (never reaped as idle; restarted when they die, at the latest
+ * on the next call), n = 0 releases them to the idle reaper. Returns how
+ * many are initialised (READY) now. Blocks until the executor answered. */
+int pool_provision(struct fn_spec *spec, int n);
+
 /* JSON array describing live environments: function, deploy_id, state, pid
  * or container id, idle seconds, invocations served, executor kind. */
 json_t *pool_envs_json(void);
@@ -127,5 +136,36 @@ void pool_stats(struct pool_stats *out);
 
 /* Whether a spec runs in docker under the configured executor kind. */
 bool pool_uses_docker(const struct fn_spec *spec);
+
+/* --- log sink: every environment's output and platform lines ---------- */
+
+enum pool_log_kind {
+    POOL_LOG_OUTPUT = 0, /* bytes the runtime wrote to stdout/stderr (not line-aligned) */
+    POOL_LOG_START,      /* an invocation was delivered to the runtime */
+    POOL_LOG_REPORT,     /* an invocation finished (END + REPORT) */
+};
+
+/* One record handed to the sink. Pointers are valid only during the call. */
+struct pool_log_rec {
+    enum pool_log_kind kind;
+    const struct fn_spec *fn;  /* the environment's spec (log group, format, version) */
+    const char *stream;        /* the environment's log stream name */
+    uint64_t env_id;           /* unique per environment for the process's life */
+    int64_t time_ms;           /* wall clock (ms since the epoch) */
+    const char *request_id;    /* START/REPORT; OUTPUT: the running invocation or NULL */
+    const char *data;          /* OUTPUT */
+    size_t len;
+    double duration_ms;        /* REPORT */
+    long long billed_ms;
+    int memory_mb, max_memory_mb;
+    double init_ms;            /* REPORT: > 0 on the first invocation of an environment */
+    const char *status;        /* REPORT: NULL (success), "error", "timeout" */
+};
+
+/* Called on executor threads; must not block (copy and queue). */
+typedef void (*pool_log_sink_fn)(const struct pool_log_rec *rec, void *user);
+
+/* Registers the sink (NULL: none). Main thread, before pool_start. */
+void pool_set_log_sink(pool_log_sink_fn fn, void *user);
 
 #endif

@@ -24,14 +24,18 @@
  * exactly its declared size, so an accepted archive's header sizes are true
  * and the idempotent path can take the total from the central directory. */
 #include "runtime/codestore.h"
+#include "runtime/bio.h"
 #include "runtime/fsutil.h"
+#include "runtime/log.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,6 +62,105 @@ struct codestore {
     char *root;
     char *code_dir; /* <root>/code */
 };
+
+/* Pinned directories (see codestore_pin), chained hash on the path; all
+ * under g_pin_mu. Entries exist only while pinned or awaiting removal. */
+#define PIN_BUCKETS 256
+struct pin {
+    char *dir;
+    int refs;
+    struct codestore *doomed; /* removal requested in this store, or NULL */
+    char hex[65];
+    struct pin *next;
+};
+static pthread_mutex_t g_pin_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct pin *g_pins[PIN_BUCKETS];
+
+static struct pin **pin_slot(const char *dir)
+{
+    unsigned long h = 1469598103934665603ul;
+    for (const char *p = dir; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ul;
+    struct pin **pp = &g_pins[h % PIN_BUCKETS];
+    while (*pp && strcmp((*pp)->dir, dir) != 0)
+        pp = &(*pp)->next;
+    return pp;
+}
+
+static int remove_now(struct codestore *cs, const char *sha256_hex);
+
+struct pin_job {
+    struct codestore *cs;
+    char hex[65];
+};
+
+static void pin_remove_job(void *arg)
+{
+    struct pin_job *j = arg;
+    int rc = remove_now(j->cs, j->hex);
+    if (rc < 0 && rc != -ENOENT)
+        LOG_WARN("cannot remove code %s: %s", j->hex, strerror(-rc));
+    free(j);
+}
+
+void codestore_pin(const char *dir)
+{
+    if (!dir || !*dir)
+        return;
+    pthread_mutex_lock(&g_pin_mu);
+    struct pin **pp = pin_slot(dir);
+    if (!*pp && (*pp = calloc(1, sizeof(**pp))) && !((*pp)->dir = strdup(dir))) {
+        free(*pp);
+        *pp = NULL;
+    }
+    if (*pp)
+        (*pp)->refs++;
+    pthread_mutex_unlock(&g_pin_mu);
+}
+
+void codestore_unpin(const char *dir)
+{
+    if (!dir || !*dir)
+        return;
+    struct pin_job *job = NULL;
+    pthread_mutex_lock(&g_pin_mu);
+    struct pin **pp = pin_slot(dir), *p = *pp;
+    if (p && --p->refs <= 0) {
+        if (p->doomed && (job = malloc(sizeof(*job)))) {
+            job->cs = p->doomed;
+            memcpy(job->hex, p->hex, sizeof(job->hex));
+        }
+        *pp = p->next;
+        free(p->dir);
+        free(p);
+    }
+    pthread_mutex_unlock(&g_pin_mu);
+    if (job)
+        bio_submit(BIO_FS, pin_remove_job, job);
+}
+
+/* codestore_remove: defers when pinned (returns true). */
+static bool pin_defer(struct codestore *cs, const char *dir, const char *hex)
+{
+    pthread_mutex_lock(&g_pin_mu);
+    struct pin *p = *pin_slot(dir);
+    if (p) {
+        p->doomed = cs;
+        snprintf(p->hex, sizeof(p->hex), "%s", hex);
+    }
+    pthread_mutex_unlock(&g_pin_mu);
+    return p != NULL;
+}
+
+/* codestore_put of bytes whose removal is pending: keep them. */
+static void pin_undoom(const char *dir)
+{
+    pthread_mutex_lock(&g_pin_mu);
+    struct pin *p = *pin_slot(dir);
+    if (p)
+        p->doomed = NULL;
+    pthread_mutex_unlock(&g_pin_mu);
+}
 
 /* State of one extraction. Functions taking it return 0, -EINVAL with err
  * set (archive refused) or another -errno (storage failure). */
@@ -711,6 +814,7 @@ int codestore_put(struct codestore *cs, const void *zip, size_t len, struct code
         *err = CODESTORE_ERR_IO;
         goto out;
     }
+    pin_undoom(dir_path);
     if (is_stored(zip_path, dir_path))
         r = 0; /* accepted before: declared sizes were verified then */
     else
@@ -782,10 +886,20 @@ char *codestore_dir_path(struct codestore *cs, const char *sha256_hex)
 
 int codestore_remove(struct codestore *cs, const char *sha256_hex)
 {
-    char *zip_path = NULL, *dir_path = NULL, *tmp = NULL;
-    int r = 0, found = 0;
     if (!is_hex_key(sha256_hex))
         return -EINVAL;
+    char *dir_path = key_path(cs, sha256_hex, "");
+    if (!dir_path)
+        return -ENOMEM;
+    bool deferred = pin_defer(cs, dir_path, sha256_hex);
+    free(dir_path);
+    return deferred ? 0 : remove_now(cs, sha256_hex);
+}
+
+static int remove_now(struct codestore *cs, const char *sha256_hex)
+{
+    char *zip_path = NULL, *dir_path = NULL, *tmp = NULL;
+    int r = 0, found = 0;
     zip_path = key_path(cs, sha256_hex, ".zip");
     dir_path = key_path(cs, sha256_hex, "");
     if (!zip_path || !dir_path ||

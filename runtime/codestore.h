@@ -54,8 +54,21 @@ char *codestore_zip_path(struct codestore *cs, const char *sha256_hex);
 char *codestore_dir_path(struct codestore *cs, const char *sha256_hex);
 
 /* Removes the zip and its extracted directory. Returns 0 or -errno
- * (-ENOENT when absent). The caller decides that no function uses it. */
+ * (-ENOENT when absent). The caller decides that no function uses it; while
+ * the directory is pinned (below) the removal is deferred to the last
+ * unpin and 0 is returned. */
 int codestore_remove(struct codestore *cs, const char *sha256_hex);
+
+/* Pins: an extracted directory (a path returned by codestore_dir_path) in
+ * use by something that outlives the registry's own record of it — a
+ * function spec held by a starting or running environment after the
+ * function was updated or deleted. A pinned directory is never removed; a
+ * removal requested meanwhile happens at the last unpin, on the
+ * background FS thread (runtime/bio.h); storing the same bytes again
+ * cancels it. Pins are counted. Any thread; NULL or "" is ignored. The
+ * store must outlive its pins (lambdad stops the pool first). */
+void codestore_pin(const char *dir);
+void codestore_unpin(const char *dir);
 
 /* Converts a base64 CodeSha256 into the hex storage key. out has 65 bytes.
  * Returns 0 or -EINVAL. */

@@ -59,6 +59,7 @@
 
 #include "runtime/docker.h"
 #include "runtime/log.h"
+#include "runtime/subprocess.h"
 
 #define HELPER_STACK_SIZE (512u << 10) /* curl + jansson + a 64 KB tar chunk */
 #define SHUTDOWN_WAIT_S 20             /* for helpers to kill and remove theirs */
@@ -388,12 +389,18 @@ static int plan_entry(struct plan *p, const struct container *c, const struct im
         return 0;
     }
     const char *rt = s->runtime ? s->runtime : "";
+    /* AWS_LAMBDA_EXEC_WRAPPER runs with the runtime command as arguments
+     * (AWS base images honour it themselves, above). */
+    const char *wrapper = subprocess_exec_wrapper(s);
+    int w = wrapper ? 1 : 0;
+    if (wrapper)
+        p->entry[0] = wrapper;
     if (has_prefix(rt, "python")) {
-        p->entry[0] = "python3";
-        p->entry[1] = CONTAINER_BOOTSTRAP_DIR "/python/bootstrap.py";
+        p->entry[w] = "python3";
+        p->entry[w + 1] = CONTAINER_BOOTSTRAP_DIR "/python/bootstrap.py";
     } else if (has_prefix(rt, "nodejs")) {
-        p->entry[0] = "node";
-        p->entry[1] = CONTAINER_BOOTSTRAP_DIR "/node/bootstrap.js";
+        p->entry[w] = "node";
+        p->entry[w + 1] = CONTAINER_BOOTSTRAP_DIR "/node/bootstrap.js";
     } else if (has_prefix(rt, "provided")) {
         /* RIE's search order: the code, then the layers. */
         if (!is_file(s->code_dir, "bootstrap") && is_file(c->opt_dir, "bootstrap"))

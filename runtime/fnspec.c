@@ -1,6 +1,8 @@
 /* fnspec: reference-counted immutable function description (see fnspec.h). */
 #include "runtime/fnspec.h"
 
+#include "runtime/codestore.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +35,11 @@ void fnspec_unref(struct fn_spec *s)
 {
     if (!s || atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1)
         return;
+    if (s->dirs_pinned) {
+        codestore_unpin(s->code_dir);
+        for (size_t i = 0; s->layer_dirs && i < s->n_layers; i++)
+            codestore_unpin(s->layer_dirs[i]);
+    }
     free(s->key);
     free(s->name);
     free(s->version);
@@ -57,7 +64,19 @@ void fnspec_unref(struct fn_spec *s)
     free(s->image_workdir);
     free(s->log_group);
     free(s->log_format);
+    free(s->app_log_level);
+    free(s->system_log_level);
     free(s);
+}
+
+void fnspec_pin_dirs(struct fn_spec *s)
+{
+    if (s->dirs_pinned)
+        return;
+    s->dirs_pinned = true;
+    codestore_pin(s->code_dir);
+    for (size_t i = 0; s->layer_dirs && i < s->n_layers; i++)
+        codestore_pin(s->layer_dirs[i]);
 }
 
 char *fnspec_strdup(const char *s)

@@ -51,9 +51,12 @@ struct fn_spec {
     char *image_workdir;      /* ImageConfig.WorkingDirectory, may be NULL */
     char *log_group;          /* "/aws/lambda/<name>" unless LoggingConfig says otherwise */
     char *log_format;         /* "Text" or "JSON" */
+    char *app_log_level;      /* LoggingConfig.ApplicationLogLevel, or NULL */
+    char *system_log_level;   /* LoggingConfig.SystemLogLevel, or NULL */
     bool force_docker;        /* tag lambdad:executor=docker */
     int reserved_concurrency; /* -1 when unset; 0 throttles every invoke */
     char deploy_id[48];       /* see pool/deploy.h; filled by the builder */
+    bool dirs_pinned;         /* code_dir and layer_dirs pinned in the code store */
 };
 
 /* Allocates a zeroed spec with one reference, reserved_concurrency -1.
@@ -66,6 +69,12 @@ struct fn_spec *fnspec_ref(struct fn_spec *spec);
 /* Drops a reference; frees the spec and every string it owns on the last
  * one. NULL-safe. */
 void fnspec_unref(struct fn_spec *spec);
+
+/* Pins code_dir and every layer dir in the code store (codestore_pin)
+ * until the spec is freed, so that an environment still starting or
+ * running with this spec keeps its files after an update or delete. Call
+ * once, by the builder, after setting the directories. */
+void fnspec_pin_dirs(struct fn_spec *spec);
 
 /* Convenience: strdup that aborts on allocation failure (NULL stays NULL). */
 char *fnspec_strdup(const char *s);

@@ -116,16 +116,28 @@ char **lambda_env_build(const struct fn_spec *s, const struct lambda_env_opts *o
     }
     if (o->tmp_dir)
         envb_add(&b, "TMPDIR", o->tmp_dir);
-    /* Language search paths: task root, then layers (python/, nodejs/). */
-    if (opt)
-        snprintf(buf, sizeof(buf), "%s:%s/python:%s/python/lib/python3/site-packages", o->task_root,
-                 opt, opt);
+    /* Language search paths as AWS sets them: task root, then the layer
+     * directories of the runtime's language version (python3.X site-packages
+     * before /opt/python; nodejs/nodeNN/node_modules before
+     * nodejs/node_modules). */
+    const char *rt = s->runtime ? s->runtime : "";
+    if (opt && !strncmp(rt, "python", 6))
+        snprintf(buf, sizeof(buf), "%s:%s/python/lib/%s/site-packages:%s/python", o->task_root, opt,
+                 rt, opt);
+    else if (opt)
+        snprintf(buf, sizeof(buf), "%s:%s/python", o->task_root, opt);
     else
         snprintf(buf, sizeof(buf), "%s", o->task_root);
     envb_add(&b, "PYTHONPATH", buf);
     envb_add(&b, "PYTHONUNBUFFERED", "1");
     envb_add(&b, "PYTHONDONTWRITEBYTECODE", "1");
-    if (opt)
+    int node_major = 0;
+    if (!strncmp(rt, "nodejs", 6))
+        node_major = atoi(rt + 6);
+    if (opt && node_major > 0)
+        snprintf(buf, sizeof(buf), "%s/nodejs/node%d/node_modules:%s/nodejs/node_modules:%s:%s/node_modules",
+                 opt, node_major, opt, o->task_root, o->task_root);
+    else if (opt)
         snprintf(buf, sizeof(buf), "%s/nodejs/node_modules:%s:%s/node_modules", opt, o->task_root,
                  o->task_root);
     else
@@ -152,10 +164,27 @@ char **lambda_env_build(const struct fn_spec *s, const struct lambda_env_opts *o
     if (s->log_format && strcmp(s->log_format, "JSON") == 0)
         envb_add(&b, "AWS_LAMBDA_LOG_FORMAT", "JSON");
     envb_add(&b, "AWS_LAMBDA_RUNTIME_API", o->runtime_api);
-    envb_add(&b, "AWS_ACCESS_KEY_ID", "test");
+    if (s->log_format && strcmp(s->log_format, "JSON") == 0 && s->app_log_level)
+        envb_add(&b, "AWS_LAMBDA_LOG_LEVEL", s->app_log_level);
+    /* Dummy credentials whose key id is the function's account, so calls
+     * from the handler land in the same account of lambdad. */
+    envb_add(&b, "AWS_ACCESS_KEY_ID", s->account && strlen(s->account) == 12 ? s->account : "test");
     envb_add(&b, "AWS_SECRET_ACCESS_KEY", "test");
     envb_add(&b, "AWS_SESSION_TOKEN", "test");
     envb_add(&b, "AWS_ENDPOINT_URL", o->endpoint_url);
+    /* The per-service variants (botocore: AWS_ENDPOINT_URL_<service id>)
+     * beat the general one, so they are left out when the function points
+     * AWS_ENDPOINT_URL elsewhere itself. */
+    bool own_endpoint = false;
+    for (size_t i = 0; i < s->n_env; i++)
+        own_endpoint |= !strcmp(s->env[i].key, "AWS_ENDPOINT_URL");
+    if (!own_endpoint) {
+        static const char *const services[] = {"S3", "LAMBDA", "IAM", "STS", "CLOUDWATCH_LOGS", "LOGS"};
+        for (size_t i = 0; i < sizeof(services) / sizeof(services[0]); i++) {
+            snprintf(buf, sizeof(buf), "AWS_ENDPOINT_URL_%s", services[i]);
+            envb_add(&b, buf, o->endpoint_url);
+        }
+    }
     envb_add(&b, "AWS_XRAY_CONTEXT_MISSING", "LOG_ERROR");
 
     /* The function's own variables, localhost rewritten for containers. */

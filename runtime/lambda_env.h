@@ -4,7 +4,9 @@
  * environment (lambda-reference.md section 5.1): _HANDLER, LAMBDA_TASK_ROOT,
  * AWS_LAMBDA_FUNCTION_NAME/_VERSION/_MEMORY_SIZE, log group/stream, region,
  * AWS_EXECUTION_ENV (not for provided.*), AWS_LAMBDA_RUNTIME_API, TZ,
- * dummy credentials, AWS_ENDPOINT_URL, language search paths including the
+ * dummy credentials (key id = the function's account), AWS_ENDPOINT_URL
+ * and its per-service variants (S3, LAMBDA, IAM, STS, CLOUDWATCH_LOGS),
+ * AWS_LAMBDA_LOG_LEVEL for JSON logging, language search paths including the
  * layers, then the function's own variables (localhost URLs in them
  * rewritten for containers). Only the paths differ between the two kinds,
  * so both spawners build their list here.

@@ -12,12 +12,14 @@
 #include <netinet/tcp.h>
 #include <arpa/inet.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "runtime/evloop.h"
@@ -31,17 +33,22 @@ struct rapi_conn {
     int fd;
     struct rapi_host *host;
     struct http_parser *parser;
-    char *out;
-    size_t out_len, out_off;
+    char *out;                /* pending output; capacity kept across replies */
+    size_t out_len, out_off, out_cap;
     bool parked;
     bool close_after_write;
     bool want_out;
+    bool corked;              /* inside conn_read: replies are only appended */
+    bool held;                /* out holds the reply to a /response or /error
+                                 that was pipelined before a parked GET /next */
     struct rapi_conn *prev, *next;
 };
 
 struct rapi_host {
     struct ev_handler ev;
+    struct ev_handler uev; /* the private AF_UNIX listener (see rapi.h) */
     int fd;
+    int ufd;               /* -1: none */
     int epfd;
     int port;
     const struct rapi_ops *ops;
@@ -54,6 +61,11 @@ static void conn_free(struct rapi_conn *c, bool notify)
     struct rapi_host *h = c->host;
     if (notify && h->ops->conn_closed)
         h->ops->conn_closed(h->user, c);
+    if (c->held && c->out_off < c->out_len) {
+        /* Best effort: the runtime should still see its 202 before EOF. */
+        ssize_t w = write(c->fd, c->out + c->out_off, c->out_len - c->out_off);
+        (void)w;
+    }
     epoll_ctl(h->epfd, EPOLL_CTL_DEL, c->fd, NULL);
     close(c->fd);
     if (c->prev)
@@ -76,73 +88,142 @@ static void conn_set_out_interest(struct rapi_conn *c, bool want)
     c->want_out = want;
 }
 
-/* Writes iov fully or buffers the rest. Returns 0 or -errno (conn still
- * alive; caller decides). */
-static int conn_writev(struct rapi_conn *c, struct iovec *iov, int n)
+/* Appends iov[] (skipping its first skip bytes) to c->out. The buffer keeps
+ * its capacity (up to 64 KiB) so steady-state replies allocate nothing. */
+static int conn_append(struct rapi_conn *c, const struct iovec *iov, int n, size_t skip)
 {
-    size_t total = 0;
+    size_t add = 0;
     for (int i = 0; i < n; i++)
-        total += iov[i].iov_len;
-    ssize_t w = 0;
-    if (c->out_len == c->out_off) {
-        do
-            w = writev(c->fd, iov, n);
-        while (w < 0 && errno == EINTR);
-        if (w < 0) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK)
-                return -errno;
-            w = 0;
-        }
-        if ((size_t)w == total)
-            return 0;
+        add += iov[i].iov_len;
+    add -= skip;
+    if (c->out_off && c->out_off == c->out_len)
+        c->out_off = c->out_len = 0;
+    if (c->out_len + add > c->out_cap) {
+        size_t pending = c->out_len - c->out_off;
+        size_t cap = c->out_cap ? c->out_cap : 1024;
+        while (cap < pending + add)
+            cap *= 2;
+        char *buf = malloc(cap);
+        if (!buf)
+            return -ENOMEM;
+        if (pending)
+            memcpy(buf, c->out + c->out_off, pending);
+        free(c->out);
+        c->out = buf;
+        c->out_cap = cap;
+        c->out_len = pending;
+        c->out_off = 0;
     }
-    /* Buffer what was not written. */
-    size_t rest = total - (size_t)w;
-    size_t pending = c->out_len - c->out_off;
-    char *buf = malloc(pending + rest);
-    if (!buf)
-        return -ENOMEM;
-    if (pending)
-        memcpy(buf, c->out + c->out_off, pending);
-    size_t skip = (size_t)w, pos = pending;
     for (int i = 0; i < n; i++) {
         size_t len = iov[i].iov_len;
         if (skip >= len) {
             skip -= len;
             continue;
         }
-        memcpy(buf + pos, (char *)iov[i].iov_base + skip, len - skip);
-        pos += len - skip;
+        memcpy(c->out + c->out_len, (char *)iov[i].iov_base + skip, len - skip);
+        c->out_len += len - skip;
         skip = 0;
     }
-    free(c->out);
-    c->out = buf;
-    c->out_len = pos;
-    c->out_off = 0;
+    return 0;
+}
+
+/* Drops a large idle out buffer; small ones are kept for the next reply. */
+static void conn_out_reset(struct rapi_conn *c)
+{
+    c->out_len = c->out_off = 0;
+    if (c->out_cap > 65536) {
+        free(c->out);
+        c->out = NULL;
+        c->out_cap = 0;
+    }
+}
+
+/* Writes what is pending in c->out followed by iov in one writev, buffers
+ * what the socket does not take and asks for EPOLLOUT. Inside conn_read
+ * (corked) it only appends: the batch is written once at its end. Returns 0
+ * or -errno (conn still alive; caller decides). */
+static int conn_writev(struct rapi_conn *c, struct iovec *iov, int n)
+{
+    if (c->corked || c->want_out)
+        return conn_append(c, iov, n, 0);
+    struct iovec v[4];
+    int k = 0;
+    size_t pending = c->out_len - c->out_off, total = pending;
+    if (pending)
+        v[k++] = (struct iovec){c->out + c->out_off, pending};
+    for (int i = 0; i < n && k < 4; i++) {
+        v[k++] = iov[i];
+        total += iov[i].iov_len;
+    }
+    c->held = false;
+    ssize_t w;
+    do
+        w = writev(c->fd, v, k);
+    while (w < 0 && errno == EINTR);
+    if (w < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK)
+            return -errno;
+        w = 0;
+    }
+    if ((size_t)w == total) {
+        conn_out_reset(c);
+        return 0;
+    }
+    if ((size_t)w >= pending) {
+        conn_out_reset(c);
+        if (conn_append(c, iov, n, (size_t)w - pending) < 0)
+            return -ENOMEM;
+    } else {
+        c->out_off += (size_t)w;
+        if (conn_append(c, iov, n, 0) < 0)
+            return -ENOMEM;
+    }
     conn_set_out_interest(c, true);
     return 0;
 }
 
-static void conn_flush(struct rapi_conn *c)
+/* Writes c->out. Returns false when c was freed (write error, or
+ * Connection: close after the last byte). */
+static bool conn_flush(struct rapi_conn *c)
 {
+    c->held = false;
     while (c->out_off < c->out_len) {
         ssize_t w = write(c->fd, c->out + c->out_off, c->out_len - c->out_off);
         if (w < 0) {
             if (errno == EINTR)
                 continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
-                return;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                conn_set_out_interest(c, true);
+                return true;
+            }
             conn_free(c, true);
-            return;
+            return false;
         }
         c->out_off += (size_t)w;
     }
-    free(c->out);
-    c->out = NULL;
-    c->out_len = c->out_off = 0;
+    conn_out_reset(c);
     conn_set_out_interest(c, false);
-    if (c->close_after_write)
+    if (c->close_after_write) {
         conn_free(c, true);
+        return false;
+    }
+    return true;
+}
+
+/* End of one read's batch of requests: writes the replies in one go.
+ * When the batch ended in a parked GET /next (the bundled bootstraps
+ * pipeline it behind /response), the reply to /response is held and goes
+ * out in the same writev as the next event: one wake-up and one read less
+ * for the runtime per invocation. Returns false when c was freed. */
+static bool conn_batch_end(struct rapi_conn *c)
+{
+    if (c->out_off == c->out_len || c->want_out)
+        return true;
+    if (c->parked && !c->close_after_write) {
+        c->held = true;
+        return true;
+    }
+    return conn_flush(c);
 }
 
 static const char *status_body(int status, const char **reason)
@@ -279,6 +360,14 @@ static bool conn_route(struct rapi_conn *c, const struct http_req *req)
     return true;
 }
 
+static bool conn_alive(const struct rapi_host *h, const struct rapi_conn *c)
+{
+    for (const struct rapi_conn *it = h->conns; it; it = it->next)
+        if (it == c)
+            return true;
+    return false;
+}
+
 static void conn_read(struct rapi_conn *c)
 {
     char buf[65536];
@@ -296,6 +385,8 @@ static void conn_read(struct rapi_conn *c)
             return;
         }
         size_t off = 0;
+        bool fatal = false;
+        c->corked = true;
         while (off < (size_t)r) {
             if (c->parked) {
                 /* A runtime never pipelines behind GET /next. */
@@ -305,9 +396,13 @@ static void conn_read(struct rapi_conn *c)
             bool done = false;
             long used = httpparse_feed(c->parser, buf + off, (size_t)r - off, &done);
             if (used < 0) {
+                struct rapi_host *h = c->host;
                 c->close_after_write = true;
                 rapi_send_status(c, used == HTTPPARSE_EHEADERS ? 431 : 400);
-                return;
+                if (!conn_alive(h, c))
+                    return;
+                fatal = true;
+                break;
             }
             off += (size_t)used;
             if (!done)
@@ -316,15 +411,14 @@ static void conn_read(struct rapi_conn *c)
             struct rapi_host *h = c->host;
             if (!conn_route(self, httpparse_request(self->parser)))
                 return;
-            /* The reply may have freed c (close_after_write, write error). */
-            bool alive = false;
-            for (struct rapi_conn *it = h->conns; it; it = it->next)
-                if (it == self)
-                    alive = true;
-            if (!alive)
+            /* A callback may have freed c (ENOMEM). */
+            if (!conn_alive(h, self))
                 return;
             httpparse_reset(self->parser);
         }
+        c->corked = false;
+        if (!conn_batch_end(c) || fatal)
+            return;
         if ((size_t)r < sizeof(buf))
             return;
     }
@@ -333,26 +427,16 @@ static void conn_read(struct rapi_conn *c)
 static void conn_event(struct ev_handler *ev, uint32_t events)
 {
     struct rapi_conn *c = EV_CONTAINER_OF(ev, struct rapi_conn, ev);
-    if (events & EPOLLOUT) {
-        struct rapi_host *h = c->host;
-        conn_flush(c);
-        bool alive = false;
-        for (struct rapi_conn *it = h->conns; it; it = it->next)
-            if (it == c)
-                alive = true;
-        if (!alive)
-            return;
-    }
+    if ((events & EPOLLOUT) && !conn_flush(c))
+        return;
     if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
         conn_read(c);
 }
 
-static void listener_event(struct ev_handler *ev, uint32_t events)
+static void accept_all(struct rapi_host *h, int lfd, bool tcp)
 {
-    (void)events;
-    struct rapi_host *h = EV_CONTAINER_OF(ev, struct rapi_host, ev);
     for (;;) {
-        int fd = accept4(h->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EINTR)
                 continue;
@@ -360,8 +444,10 @@ static void listener_event(struct ev_handler *ev, uint32_t events)
                 LOG_WARN("runtime api: accept: %s", strerror(errno));
             return;
         }
-        int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        if (tcp) {
+            int one = 1;
+            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        }
         struct rapi_conn *c = calloc(1, sizeof(*c));
         if (c)
             c->parser = httpparse_new(RAPI_MAX_HEADERS, RAPI_MAX_RESPONSE);
@@ -388,6 +474,43 @@ static void listener_event(struct ev_handler *ev, uint32_t events)
     }
 }
 
+static void listener_event(struct ev_handler *ev, uint32_t events)
+{
+    (void)events;
+    struct rapi_host *h = EV_CONTAINER_OF(ev, struct rapi_host, ev);
+    accept_all(h, h->fd, true);
+}
+
+static void unix_listener_event(struct ev_handler *ev, uint32_t events)
+{
+    (void)events;
+    struct rapi_host *h = EV_CONTAINER_OF(ev, struct rapi_host, uev);
+    accept_all(h, h->ufd, false);
+}
+
+/* The private channel: an abstract AF_UNIX listener named
+ * "\0lambdad-rapi/<ip>:<port>" after the TCP listener, for the bundled
+ * bootstraps (rapi.h). Best effort: without it they use TCP. */
+static void open_unix_listener(struct rapi_host *h, const char *ip)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    int n = snprintf(sa.sun_path + 1, sizeof(sa.sun_path) - 1, RAPI_UNIX_PREFIX "%s:%d", ip, h->port);
+    if (n <= 0 || (size_t)n >= sizeof(sa.sun_path) - 1)
+        return;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return;
+    socklen_t len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
+    struct epoll_event ee = {.events = EPOLLIN, .data.ptr = &h->uev};
+    if (bind(fd, (struct sockaddr *)&sa, len) < 0 || listen(fd, 64) < 0 ||
+        epoll_ctl(h->epfd, EPOLL_CTL_ADD, fd, &ee) < 0) {
+        LOG_DEBUG("runtime api: no private channel for %s:%d: %s", ip, h->port, strerror(errno));
+        close(fd);
+        return;
+    }
+    h->ufd = fd;
+}
+
 int rapi_host_open(struct rapi_host **out, int epfd, const char *bind_ip, const struct rapi_ops *ops,
                    void *user)
 {
@@ -396,6 +519,8 @@ int rapi_host_open(struct rapi_host **out, int epfd, const char *bind_ip, const 
     if (!h)
         return -ENOMEM;
     h->ev.fn = listener_event;
+    h->uev.fn = unix_listener_event;
+    h->ufd = -1;
     h->epfd = epfd;
     h->ops = ops;
     h->user = user;
@@ -421,6 +546,13 @@ int rapi_host_open(struct rapi_host **out, int epfd, const char *bind_ip, const 
         rc = -errno;
         goto out;
     }
+    /* Only a loopback listener serves host processes, which share lambdad's
+     * network namespace (abstract socket names live in it). */
+    if (ntohl(sa.sin_addr.s_addr) >> 24 == 127) {
+        char ip[INET_ADDRSTRLEN];
+        if (inet_ntop(AF_INET, &sa.sin_addr, ip, sizeof(ip)))
+            open_unix_listener(h, ip);
+    }
     *out = h;
     return 0;
 out:
@@ -443,5 +575,9 @@ void rapi_host_close(struct rapi_host *h)
         conn_free(h->conns, false);
     epoll_ctl(h->epfd, EPOLL_CTL_DEL, h->fd, NULL);
     close(h->fd);
+    if (h->ufd >= 0) {
+        epoll_ctl(h->epfd, EPOLL_CTL_DEL, h->ufd, NULL);
+        close(h->ufd);
+    }
     free(h);
 }

@@ -11,6 +11,20 @@
  * 1 MiB header lines) and handed to the owner's callbacks; replies are
  * written with one writev, the remainder buffered until EPOLLOUT.
  *
+ * Private channel: a loopback listener also opens an abstract AF_UNIX
+ * listener named "\0lambdad-rapi/<ip>:<port>" (RAPI_UNIX_PREFIX + the
+ * AWS_LAMBDA_RUNTIME_API value) serving the very same HTTP protocol. The
+ * bundled bootstraps try it first and fall back to TCP; every other client
+ * keeps using TCP unchanged. Local stream sockets skip the TCP/IP stack and
+ * netfilter on both sides of every invocation.
+ *
+ * Batching: the requests of one read are answered in one write at the end
+ * of the batch. When a runtime pipelines GET /next behind its /response (the
+ * bundled bootstraps do), the 202 is held until the next event (or a status)
+ * is sent on that connection, so both go out in one writev and the runtime
+ * wakes once per invocation. A steady-state reply allocates nothing: the
+ * connection's output buffer keeps its capacity.
+ *
  * Thread rules: everything here runs on the owning executor thread. */
 #ifndef LAMBDAD_RUNTIME_RAPI_H
 #define LAMBDAD_RUNTIME_RAPI_H
@@ -21,6 +35,7 @@
 #include "runtime/httpparse.h"
 
 #define RAPI_MAX_RESPONSE 6291556 /* 6 MiB + 100 bytes, as the RIE */
+#define RAPI_UNIX_PREFIX "lambdad-rapi/" /* abstract socket name prefix */
 
 struct rapi_host;
 struct rapi_conn;

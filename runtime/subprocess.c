@@ -19,20 +19,24 @@
 
 static const char *g_python = "python3";
 static const char *g_node = "node";
-static char g_cg_root[256]; /* parent cgroup dir for environments, "" = none */
+static int g_cg_root = -1; /* parent cgroup dir of environments (O_DIRECTORY), -1 = none */
 static int g_cg_v2;
 
-static int write_file(const char *dir, const char *name, const char *val)
+/* Writes val to the file name inside the directory dirfd. Returns 0 or -errno. */
+static int write_at(int dirfd, const char *name, const char *val)
 {
-    char path[512];
-    snprintf(path, sizeof(path), "%s/%s", dir, name);
-    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    int fd = openat(dirfd, name, O_WRONLY | O_CLOEXEC);
     if (fd < 0)
         return -errno;
     ssize_t w = write(fd, val, strlen(val));
     int rc = w < 0 ? -errno : 0;
     close(fd);
     return rc;
+}
+
+static int open_dir(int at, const char *path)
+{
+    return openat(at, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 }
 
 /* Resolves a python launcher (possibly a pyenv shim, which costs ~60 ms per
@@ -67,18 +71,22 @@ const char *subprocess_init(const char *python, const char *node)
     if (access("/sys/fs/cgroup/cgroup.controllers", F_OK) == 0) {
         /* Environments are children of /sys/fs/cgroup/lambdad, which must
          * delegate the memory controller to them. */
-        write_file("/sys/fs/cgroup", "cgroup.subtree_control", "+memory");
-        if ((mkdir(v2, 0755) == 0 || errno == EEXIST) &&
-            write_file(v2, "cgroup.subtree_control", "+memory") == 0) {
-            snprintf(g_cg_root, sizeof(g_cg_root), "%s", v2);
-            g_cg_v2 = 1;
-            return "cgroup v2 memory.max per environment";
+        int top = open_dir(AT_FDCWD, "/sys/fs/cgroup");
+        if (top >= 0) {
+            write_at(top, "cgroup.subtree_control", "+memory");
+            close(top);
+        }
+        if ((mkdir(v2, 0755) == 0 || errno == EEXIST) && (g_cg_root = open_dir(AT_FDCWD, v2)) >= 0) {
+            if (write_at(g_cg_root, "cgroup.subtree_control", "+memory") == 0) {
+                g_cg_v2 = 1;
+                return "cgroup v2 memory.max per environment";
+            }
+            close(g_cg_root);
+            g_cg_root = -1;
         }
     } else if (access("/sys/fs/cgroup/memory", F_OK) == 0) {
-        if (mkdir(v1, 0755) == 0 || errno == EEXIST) {
-            snprintf(g_cg_root, sizeof(g_cg_root), "%s", v1);
+        if ((mkdir(v1, 0755) == 0 || errno == EEXIST) && (g_cg_root = open_dir(AT_FDCWD, v1)) >= 0)
             return "cgroup v1 memory.limit_in_bytes per environment";
-        }
     }
     return "not enforced (no writable memory cgroup); Max Memory Used from VmHWM";
 }
@@ -88,11 +96,54 @@ static char *xstrdup(const char *s)
     return s ? strdup(s) : NULL;
 }
 
+const char *subprocess_exec_wrapper(const struct fn_spec *s)
+{
+    const char *rt = s->runtime ? s->runtime : "";
+    if (!*rt || lambda_env_is_custom_runtime(rt))
+        return NULL; /* managed runtimes only, as in AWS */
+    for (size_t i = 0; i < s->n_env; i++)
+        if (!strcmp(s->env[i].key, "AWS_LAMBDA_EXEC_WRAPPER") && s->env[i].value && *s->env[i].value)
+            return s->env[i].value;
+    return NULL;
+}
+
+/* The host path of an environment path: /opt/... in the merged layers,
+ * /var/task/... in the code, anything else as is. */
+static char *host_path(const char *p, const char *code_dir, const char *opt_dir)
+{
+    char buf[4096];
+    if (opt_dir && (!strncmp(p, "/opt/", 5) || !strcmp(p, "/opt")))
+        snprintf(buf, sizeof(buf), "%s%s", opt_dir, p + 4);
+    else if (code_dir && (!strncmp(p, "/var/task/", 10) || !strcmp(p, "/var/task")))
+        snprintf(buf, sizeof(buf), "%s%s", code_dir, p + 9);
+    else
+        snprintf(buf, sizeof(buf), "%s", p);
+    return strdup(buf);
+}
+
+/* AWS_LAMBDA_EXEC_WRAPPER: the wrapper runs with the runtime command as
+ * its arguments. Shifts argv (room for one more entry) right by one. */
+static int add_wrapper(char **argv, const struct fn_spec *s, const char *opt_dir)
+{
+    const char *w = subprocess_exec_wrapper(s);
+    if (!w)
+        return 0;
+    char *hp = host_path(w, s->code_dir, opt_dir);
+    if (!hp)
+        return -1;
+    size_t n = 0;
+    while (argv[n])
+        n++;
+    memmove(argv + 1, argv, (n + 1) * sizeof(char *));
+    argv[0] = hp;
+    return 0;
+}
+
 char **subprocess_argv(const struct fn_spec *s, const char *bootstrap_dir, const char *opt_dir,
                        const char **err)
 {
     char path[4096];
-    char **argv = calloc(4, sizeof(char *));
+    char **argv = calloc(5, sizeof(char *));
     if (!argv) {
         *err = "out of memory";
         return NULL;
@@ -123,7 +174,7 @@ char **subprocess_argv(const struct fn_spec *s, const char *bootstrap_dir, const
         free(argv);
         return NULL;
     }
-    if (!argv[0]) {
+    if (!argv[0] || add_wrapper(argv, s, opt_dir)) {
         subprocess_free_argv(argv);
         *err = "out of memory";
         return NULL;
@@ -138,29 +189,50 @@ void subprocess_free_argv(char **argv)
     free(argv);
 }
 
-static char *cgroup_create(const char *name, int memory_mb)
+/* Creates the environment's memory cgroup g_cg_root/name; fills sp->cgroup
+ * (the name) and sp->cg_fd, or leaves them unset when not enforced. */
+static void cgroup_create(struct subprocess *sp, const char *name, int memory_mb)
 {
-    if (!g_cg_root[0] || memory_mb <= 0)
-        return NULL;
-    char dir[512], val[64];
-    snprintf(dir, sizeof(dir), "%s/%s", g_cg_root, name);
-    if (mkdir(dir, 0755) < 0 && errno != EEXIST)
-        return NULL;
+    if (g_cg_root < 0 || memory_mb <= 0)
+        return;
+    if (mkdirat(g_cg_root, name, 0755) < 0 && errno != EEXIST)
+        return;
+    int fd = open_dir(g_cg_root, name);
+    char val[64];
     snprintf(val, sizeof(val), "%lld", (long long)memory_mb * 1024 * 1024);
-    int rc;
-    if (g_cg_v2) {
-        rc = write_file(dir, "memory.max", val);
-        write_file(dir, "memory.swap.max", "0");
-    } else {
-        rc = write_file(dir, "memory.limit_in_bytes", val);
-        write_file(dir, "memory.memsw.limit_in_bytes", val);
-        write_file(dir, "memory.swappiness", "0");
+    int rc = fd < 0 ? -errno : 0;
+    if (rc == 0 && g_cg_v2) {
+        rc = write_at(fd, "memory.max", val);
+        write_at(fd, "memory.swap.max", "0");
+    } else if (rc == 0) {
+        rc = write_at(fd, "memory.limit_in_bytes", val);
+        write_at(fd, "memory.memsw.limit_in_bytes", val);
+        write_at(fd, "memory.swappiness", "0");
     }
+    if (rc == 0 && !(sp->cgroup = strdup(name)))
+        rc = -ENOMEM;
     if (rc < 0) {
-        rmdir(dir);
-        return NULL;
+        if (fd >= 0)
+            close(fd);
+        unlinkat(g_cg_root, name, AT_REMOVEDIR);
+        return;
     }
-    return strdup(dir);
+    sp->cg_fd = fd;
+}
+
+/* Removes the environment's cgroup (closes cg_fd). */
+static void cgroup_remove(struct subprocess *sp)
+{
+    if (sp->cg_fd >= 0)
+        close(sp->cg_fd);
+    sp->cg_fd = -1;
+    if (!sp->cgroup)
+        return;
+    /* Processes may take a moment to leave after SIGKILL. */
+    for (int i = 0; i < 50 && unlinkat(g_cg_root, sp->cgroup, AT_REMOVEDIR) < 0 && errno == EBUSY; i++)
+        usleep(1000);
+    free(sp->cgroup);
+    sp->cgroup = NULL;
 }
 
 void subprocess_set_zygote(bool on, const char *bootstrap_dir)
@@ -202,7 +274,7 @@ int subprocess_start(struct subprocess *out, char **argv, char **envp, const cha
     posix_spawnattr_t attr;
     memset(out, 0, sizeof(*out));
     out->pid = -1;
-    out->pidfd = out->log_fd = -1;
+    out->pidfd = out->log_fd = out->cg_fd = -1;
     if (pipe2(pipefd, O_CLOEXEC) < 0)
         return -errno;
     posix_spawn_file_actions_init(&fa);
@@ -241,15 +313,12 @@ int subprocess_start(struct subprocess *out, char **argv, char **envp, const cha
         subprocess_stop(out);
         return rc;
     }
-    out->cgroup = cgroup_create(name, memory_mb);
+    cgroup_create(out, name, memory_mb);
     if (out->cgroup) {
         char val[32];
         snprintf(val, sizeof(val), "%d", (int)pid);
-        if (write_file(out->cgroup, "cgroup.procs", val) < 0) {
-            rmdir(out->cgroup);
-            free(out->cgroup);
-            out->cgroup = NULL;
-        }
+        if (write_at(out->cg_fd, "cgroup.procs", val) < 0)
+            cgroup_remove(out);
     }
     return 0;
 }
@@ -289,21 +358,14 @@ int subprocess_stop(struct subprocess *sp)
     if (sp->log_fd >= 0)
         close(sp->log_fd);
     sp->pidfd = sp->log_fd = -1;
-    if (sp->cgroup) {
-        /* Processes may take a moment to leave after SIGKILL. */
-        for (int i = 0; i < 50 && rmdir(sp->cgroup) < 0 && errno == EBUSY; i++)
-            usleep(1000);
-        free(sp->cgroup);
-        sp->cgroup = NULL;
-    }
+    cgroup_remove(sp);
     return status;
 }
 
-static long read_long(const char *dir, const char *name)
+static long read_long(int dirfd, const char *name)
 {
-    char path[512], buf[64];
-    snprintf(path, sizeof(path), "%s/%s", dir, name);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    char buf[64];
+    int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return -1;
     ssize_t r = read(fd, buf, sizeof(buf) - 1);
@@ -319,8 +381,8 @@ int subprocess_peak_mb(const struct subprocess *sp)
     /* The process joins its cgroup just after it started, so the cgroup
      * peak can miss the first pages: report the larger of it and VmHWM. */
     int cg = 0;
-    if (sp->cgroup) {
-        long v = read_long(sp->cgroup, g_cg_v2 ? "memory.peak" : "memory.max_usage_in_bytes");
+    if (sp->cg_fd >= 0) {
+        long v = read_long(sp->cg_fd, g_cg_v2 ? "memory.peak" : "memory.max_usage_in_bytes");
         if (v > 0)
             cg = (int)((v + (1 << 20) - 1) >> 20);
     }

@@ -28,7 +28,8 @@ struct subprocess {
     pid_t pid;
     int pidfd;      /* readable when the process exits */
     int log_fd;     /* read end of the stdout+stderr pipe, non-blocking */
-    char *cgroup;   /* cgroup directory, or NULL when not enforced */
+    char *cgroup;   /* memory cgroup name (under lambdad's), or NULL when not enforced */
+    int cg_fd;      /* that cgroup's directory, or -1 */
     bool zygote;    /* forked from the Python zygote (else posix_spawn) */
 };
 
@@ -45,8 +46,14 @@ void subprocess_set_zygote(bool on, const char *bootstrap_dir);
 /* Stops the zygote; call once at shut-down. */
 void subprocess_shutdown(void);
 
+/* The AWS_LAMBDA_EXEC_WRAPPER value of a managed-runtime function, or NULL
+ * (custom runtimes ignore it, as in AWS). */
+const char *subprocess_exec_wrapper(const struct fn_spec *spec);
+
 /* Builds argv for spec: the bundled bootstrap or the function's own
- * bootstrap. opt_dir (merged layers) may be NULL. Returns a malloc'd
+ * bootstrap, behind AWS_LAMBDA_EXEC_WRAPPER when set (its /opt and
+ * /var/task prefixes mapped to opt_dir and the code dir; such an argv never
+ * uses the zygote). opt_dir (merged layers) may be NULL. Returns a malloc'd
  * NULL-terminated argv (free with subprocess_free_argv), or NULL with *err
  * set to a message naming the problem (unsupported runtime, no bootstrap). */
 char **subprocess_argv(const struct fn_spec *spec, const char *bootstrap_dir, const char *opt_dir,

@@ -10,6 +10,10 @@
 #include <time.h>
 #include <unistd.h>
 #include <civetweb.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
 
 #include "pool/pool.h"
 #include "runtime/codestore.h"
@@ -22,10 +26,16 @@
 static struct codestore *g_cs;
 static const char *g_executor = "subprocess";
 static struct timespec g_started;
+static unsigned char g_code_key[32]; /* signs code URLs (admin_code_location) */
 
 void admin_init(struct codestore *cs, const char *executor_name)
 {
     g_cs = cs;
+    if (RAND_bytes(g_code_key, (int)sizeof(g_code_key)) != 1) {
+        /* Without a key nobody can guess, code URLs could be forged. */
+        fprintf(stderr, "lambdad: no random source for the code URL key\n");
+        abort();
+    }
     g_executor = executor_name;
     clock_gettime(CLOCK_MONOTONIC, &g_started);
 }
@@ -50,10 +60,75 @@ void admin_health(struct http_req *req)
                               st.envs_busy, "queued", st.queued));
 }
 
+/* Whether key "<region>/<account>/<name>" belongs to account. */
+static bool key_in_account(const char *key, const char *account)
+{
+    const char *slash = key ? strchr(key, '/') : NULL;
+    return slash && !strncmp(slash + 1, account, 12) && slash[13] == '/';
+}
+
 void admin_envs(struct http_req *req)
 {
-    json_t *envs = pool_envs_json();
-    http_send_jsont(req, 200, envs ? envs : json_array());
+    /* The caller's account's environments only. */
+    json_t *envs = pool_envs_json(), *e;
+    json_t *mine = json_array();
+    size_t i;
+    json_array_foreach(envs, i, e) {
+        if (key_in_account(json_string_value(json_object_get(e, "function_key")), req->account))
+            json_array_append(mine, e);
+    }
+    json_decref(envs);
+    http_send_jsont(req, 200, mine);
+}
+
+/* hex(HMAC-SHA256(key, "<code hex>\n<expires>")) into out[65]. */
+static void code_signature(const char *code_hex, long long expires, char out[65])
+{
+    char msg[128];
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned int maclen = 0;
+    int n = snprintf(msg, sizeof(msg), "%s\n%lld", code_hex, expires);
+    if (!HMAC(EVP_sha256(), g_code_key, sizeof(g_code_key), (const unsigned char *)msg, (size_t)n, mac, &maclen))
+        maclen = 0;
+    for (unsigned int i = 0; i < 32; i++)
+        snprintf(out + 2 * i, 3, "%02x", i < maclen ? mac[i] : 0);
+    out[64] = 0;
+}
+
+void admin_code_location(const struct http_req *req, const char *code_hex, char *out, size_t outlen)
+{
+    const char *host = http_header(req, "Host");
+    char sig[65];
+    long long expires = (long long)time(NULL) + ADMIN_CODE_URL_TTL_S;
+    code_signature(code_hex ? code_hex : "", expires, sig);
+    snprintf(out, outlen, "http://%s/_lambdad/code/%s.zip?expires=%lld&signature=%s", host ? host : "127.0.0.1",
+             code_hex ? code_hex : "", expires, sig);
+}
+
+/* Whether the request carries a valid, unexpired signature for code_hex.
+ * Fills err otherwise. */
+static bool code_url_valid(struct http_req *req, const char *code_hex, struct api_error *err)
+{
+    char exp_s[32], sig[80], want[65];
+    char *end;
+    int ne = http_query(req, "expires", exp_s, sizeof(exp_s));
+    int ns = http_query(req, "signature", sig, sizeof(sig));
+    if (ne <= 0 || ns != 64) {
+        api_fail(err, &AWS_ACCESS_DENIED, "Code URLs are signed: use the Location that GetFunction or "
+                                          "GetLayerVersion returned.");
+        return false;
+    }
+    long long expires = strtoll(exp_s, &end, 10);
+    code_signature(code_hex, expires, want);
+    if (*end || CRYPTO_memcmp(want, sig, 64) != 0) {
+        api_fail(err, &AWS_ACCESS_DENIED, "The request signature does not match.");
+        return false;
+    }
+    if (expires < (long long)time(NULL)) {
+        api_fail(err, &AWS_ACCESS_DENIED, "Request has expired");
+        return false;
+    }
+    return true;
 }
 
 void admin_evict(struct http_req *req)
@@ -83,6 +158,11 @@ void admin_code(struct http_req *req)
     }
     memcpy(hex, file, 64);
     hex[64] = 0;
+    struct api_error err;
+    if (!code_url_valid(req, hex, &err)) {
+        http_send_api_error(req, &err);
+        return;
+    }
     char *path = codestore_zip_path(g_cs, hex);
     int fd = path ? open(path, O_RDONLY | O_CLOEXEC) : -1;
     free(path);

@@ -5,8 +5,10 @@
  * the request; updates edit a copy inside registry_update's mutate callback
  * (where the RevisionId precondition is checked against the current record);
  * reads send the record's pre-serialised text. */
+#include "server/admin.h"
 #include "server/api_functions.h"
 
+#include <civetweb.h>
 #include <errno.h>
 #include <openssl/evp.h>
 #include <stdio.h>
@@ -17,8 +19,10 @@
 
 #include "runtime/codestore.h"
 #include "runtime/log.h"
+#include "server/config.h"
 #include "server/layers.h"
 #include "server/registry.h"
+#include "server/svc_iam.h"
 #include "server/validate.h"
 
 #define FN_NAME_MAX 140
@@ -53,6 +57,75 @@ static void touch(json_t *cfg)
     json_object_set_new(cfg, "LastModified", json_string(ts));
     json_object_set_new(cfg, "RevisionId", json_string(rev));
     json_object_set_new(cfg, "LastUpdateStatus", json_string("Successful"));
+}
+
+/* --- state transitions ------------------------------------------------ */
+
+long long api_now_ms(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+bool api_function_busy(const struct fn_record *r)
+{
+    return r->busy_until_ms && api_now_ms() < r->busy_until_ms;
+}
+
+/* Starts the Pending (create) or InProgress (update) window in a writer's
+ * document copy. */
+static void busy_start(json_t *doc, bool creating)
+{
+    const struct lambdad_config *c = config_current();
+    long long ms = c ? c->state_transition_ms : 0;
+    json_object_set_new(doc, "busy_until", json_integer(api_now_ms() + ms));
+    json_object_set_new(doc, "busy_creating", json_boolean(creating));
+}
+
+/* The configuration text as AWS shows it while the function is being
+ * created (State Pending) or updated (LastUpdateStatus InProgress).
+ * Returns malloc'd text, or NULL when out of memory. */
+static char *busy_view(const char *text, size_t len, bool creating)
+{
+    json_t *cfg = json_loadb(text, len, 0, NULL);
+    if (!cfg)
+        return NULL;
+    if (creating) {
+        json_object_set_new(cfg, "State", json_string("Pending"));
+        json_object_set_new(cfg, "StateReason", json_string("The function is being created."));
+        json_object_set_new(cfg, "StateReasonCode", json_string("Creating"));
+        json_object_del(cfg, "LastUpdateStatus");
+    } else {
+        json_object_set_new(cfg, "LastUpdateStatus", json_string("InProgress"));
+        json_object_set_new(cfg, "LastUpdateStatusReason", json_string("The function is being created."));
+        json_object_set_new(cfg, "LastUpdateStatusReasonCode", json_string("Creating"));
+    }
+    char *out = json_dumps(cfg, JSON_COMPACT);
+    json_decref(cfg);
+    return out;
+}
+
+int api_check_not_busy(const struct fn_record *r, struct api_error *err)
+{
+    if (!api_function_busy(r))
+        return 0;
+    if (r->busy_creating)
+        return api_fail(err, &AWS_RESOURCE_CONFLICT, "The operation cannot be performed at this time. "
+                        "The function is currently in the following state: Pending");
+    return api_fail(err, &AWS_RESOURCE_CONFLICT, "The operation cannot be performed at this time. "
+                    "An update is in progress for resource: %s", r->arn);
+}
+
+/* Sends a configuration text as the create/update response shows it. */
+static void send_busy(struct http_req *req, int status, const char *text, size_t len, bool creating)
+{
+    char *t = busy_view(text, len, creating);
+    if (t)
+        http_send_json(req, status, t, strlen(t));
+    else
+        http_send_error(req, &AWS_SERVICE, "out of memory");
+    free(t);
 }
 
 /* Whether two configurations describe the same function, ignoring what
@@ -328,7 +401,8 @@ int api_store_zip(json_t *zipfile, const char *what, unsigned char **zip, size_t
  * version per layer, every version existing. *out gets the function's copy
  * ([{"arn","code_hex","code_sha256","code_size"}], attach order), or NULL
  * when the request has no Layers member. */
-static int resolve_layers(json_t *body, const char *region, json_t **out, struct api_error *err)
+static int resolve_layers(json_t *body, const char *region, const char *account, json_t **out,
+                          struct api_error *err)
 {
     json_t *layers = json_object_get(body, "Layers"), *l;
     size_t i;
@@ -347,6 +421,12 @@ static int resolve_layers(json_t *body, const char *region, json_t **out, struct
         if (strcmp(r, region)) {
             api_fail(err, &AWS_INVALID_PARAMETER_VALUE, "Layers are not in the same region as the function. "
                      "Layers are expected to be in region %s.", region);
+            goto fail;
+        }
+        if (strcmp(a, account)) {
+            /* Another account's layer needs its permission, which lambdad
+             * does not evaluate. */
+            api_access_denied(err, account, "GetLayerVersion", arn);
             goto fail;
         }
         for (size_t j = 0; j < i; j++) {
@@ -435,6 +515,22 @@ static void send_version_config(struct http_req *req, int status, const struct f
 
 /* --- CreateFunction ---------------------------------------------------- */
 
+/* --validate-roles: the Role must name a role of lambdad's IAM, as AWS
+ * checks that Lambda can assume it. */
+static int check_role(json_t *body, const char *account, struct api_error *err)
+{
+    const struct lambdad_config *cfg = config_current();
+    const char *role = json_string_value(json_object_get(body, "Role"));
+    /* arn:aws:iam::<account>:role/...: Lambda may only be passed a role of
+     * the caller's own account. */
+    const char *acct = role && !strncmp(role, "arn:", 4) ? strstr(role, ":iam::") : NULL;
+    if (acct && strncmp(acct + 6, account, 12) != 0)
+        return api_fail(err, &AWS_INVALID_PARAMETER_VALUE, MSG_CROSS_ACCOUNT_PASS_ROLE);
+    if (!cfg || !cfg->validate_roles || !role || iam_role_exists(role))
+        return 0;
+    return api_fail(err, &AWS_INVALID_PARAMETER_VALUE, "The role defined for the function cannot be assumed by Lambda.");
+}
+
 int api_create_function_doc(json_t *body, const char *region, const char *account,
                             struct fn_record **out, char ver[24], struct api_error *errp)
 {
@@ -453,7 +549,8 @@ int api_create_function_doc(json_t *body, const char *region, const char *accoun
     json_t *code_j = json_object_get(body, "Code");
     if (!json_is_object(code_j))
         vlist_add(&v, NULL, "code", "Member must not be null");
-    if (vlist_finish(&v, &err) || validate_function_config(body, true, &err))
+    if (vlist_finish(&v, &err) || validate_function_config(body, true, &err) ||
+        validate_same_namespace(&n, region, account, &err) || check_role(body, account, &err))
         goto fail;
     if (n.qualifier[0]) {
         api_fail(&err, &AWS_INVALID_PARAMETER_VALUE, "Unsupported function name: a qualifier cannot be "
@@ -467,7 +564,7 @@ int api_create_function_doc(json_t *body, const char *region, const char *accoun
     const char *package = json_string_value(json_object_get(body, "PackageType"));
     if (!package)
         package = "Zip";
-    if (check_package_rules(body, package, true, &err) || resolve_layers(body, n.region, &layers, &err))
+    if (check_package_rules(body, package, true, &err) || resolve_layers(body, n.region, n.account, &layers, &err))
         goto fail;
     json_t *tags = json_object_get(body, "Tags");
     if (tags && !json_is_null(tags) && !json_is_object(tags)) {
@@ -526,6 +623,7 @@ int api_create_function_doc(json_t *body, const char *region, const char *accoun
         json_object_set(doc, "tags", tags);
     if (json_is_true(json_object_get(body, "Publish")))
         api_publish_doc(doc, NULL, ver);
+    busy_start(doc, true);
     if (registry_create(doc, code.zip, code.zip_len, &rec, &err))
         goto fail;
     if (out)
@@ -552,10 +650,21 @@ void api_create_function(struct http_req *req)
         return;
     if (api_create_function_doc(body, req->region, req->account, &rec, ver, &err)) {
         http_send_api_error(req, &err);
+    } else if (ver[0]) {
+        /* Publish=true: AWS answers the unqualified ARN with Version "N". */
+        json_t *c = json_loadb(rec->config_json, rec->config_len, 0, NULL);
+        json_object_set_new(c, "Version", json_string(ver));
+        char *t = c ? json_dumps(c, JSON_COMPACT) : NULL;
+        json_decref(c);
+        if (t)
+            send_busy(req, 201, t, strlen(t), true);
+        else
+            http_send_error(req, &AWS_SERVICE, "out of memory");
+        free(t);
     } else {
-        send_version_config(req, 201, rec, ver);
-        registry_record_unref(rec);
+        send_busy(req, 201, rec->config_json, rec->config_len, true);
     }
+    registry_record_unref(rec);
     json_decref(body);
 }
 
@@ -585,6 +694,8 @@ static char *target_config(const struct fn_record *r, const struct fn_name *n, c
         *code_hex = hex;
     if (image_uri)
         *image_uri = img;
+    if (!v && api_function_busy(r))
+        return busy_view(text, strlen(text), r->busy_creating);
     if (!a)
         return strdup(text);
     json_t *cfg = json_loads(text, 0, NULL);
@@ -624,10 +735,8 @@ void api_get_function(struct http_req *req)
         code = json_pack("{s:s,s:s,s:s}", "RepositoryType", "ECR", "ImageUri", image_uri,
                          "ResolvedImageUri", image_uri);
     } else {
-        const char *host = http_header(req, "Host");
-        char loc[1024];
-        snprintf(loc, sizeof(loc), "http://%s/_lambdad/code/%s.zip", host ? host : "127.0.0.1",
-                 code_hex ? code_hex : "");
+        char loc[1200];
+        admin_code_location(req, code_hex, loc, sizeof(loc));
         code = json_pack("{s:s,s:s}", "RepositoryType", "S3", "Location", loc);
     }
     char *code_text = json_dumps(code, JSON_COMPACT);
@@ -689,7 +798,7 @@ void api_list_functions(struct http_req *req)
     }
     size_t cap = 64;
     for (size_t i = 0; i < n; i++) {
-        cap += v[i]->config_len + 1;
+        cap += (all ? v[i]->latest_q_len : v[i]->config_len) + 1;
         for (size_t j = 0; all && j < v[i]->n_versions; j++)
             cap += v[i]->versions[j].config_len + 1;
     }
@@ -701,8 +810,10 @@ void api_list_functions(struct http_req *req)
         for (size_t i = 0; i < n; i++) {
             if (i)
                 out[len++] = ',';
-            memcpy(out + len, v[i]->config_json, v[i]->config_len);
-            len += v[i]->config_len;
+            /* With FunctionVersion=ALL the $LATEST entry is qualified, as in AWS. */
+            memcpy(out + len, all ? v[i]->latest_q_json : v[i]->config_json,
+                   all ? v[i]->latest_q_len : v[i]->config_len);
+            len += all ? v[i]->latest_q_len : v[i]->config_len;
             for (size_t j = 0; all && j < v[i]->n_versions; j++) {
                 out[len++] = ',';
                 memcpy(out + len, v[i]->versions[j].config_json, v[i]->versions[j].config_len);
@@ -743,8 +854,9 @@ static int mutate_code(json_t *doc, const struct fn_record *cur, void *ud, struc
 {
     struct code_update *u = ud;
     json_t *cfg = json_object_get(doc, "configuration");
-    if (check_revision(u->body, cur, err))
+    if (api_check_not_busy(cur, err) || check_revision(u->body, cur, err))
         return -1;
+    busy_start(doc, false);
     set_code(doc, cfg, &u->code);
     json_t *ar = json_object_get(u->body, "Architectures");
     if (json_is_array(ar) && json_array_size(ar) == 1)
@@ -811,7 +923,10 @@ void api_update_function_code(struct http_req *req)
     }
     if (registry_update(&n, mutate_code, &u, u.code.zip, u.code.zip_len, &out, &err))
         goto fail;
-    send_version_config(req, 200, out, u.ver);
+    if (u.ver[0])
+        send_version_config(req, 200, out, u.ver);
+    else
+        send_busy(req, 200, out->config_json, out->config_len, false);
     registry_record_unref(out);
     goto out;
 fail:
@@ -830,12 +945,13 @@ static int mutate_config(json_t *doc, const struct fn_record *cur, void *ud, str
 {
     struct config_update *u = ud;
     json_t *cfg = json_object_get(doc, "configuration");
-    if (check_revision(u->body, cur, err) ||
+    if (api_check_not_busy(cur, err) || check_revision(u->body, cur, err) ||
         check_package_rules(u->body, cur->spec->package_type, false, err))
         return -1;
     apply_config(cfg, u->body);
     set_layers(doc, cfg, u->layers);
     touch(cfg);
+    busy_start(doc, false);
     return 0;
 }
 
@@ -852,14 +968,14 @@ void api_update_function_configuration(struct http_req *req)
         goto out;
     registry_record_unref(cur);
     struct config_update u = {body, NULL};
-    if (validate_function_config(body, false, &err) || resolve_layers(body, n.region, &u.layers, &err) ||
-        registry_update(&n, mutate_config, &u, NULL, 0, &out, &err)) {
+    if (validate_function_config(body, false, &err) || check_role(body, req->account, &err) ||
+        resolve_layers(body, n.region, n.account, &u.layers, &err) || registry_update(&n, mutate_config, &u, NULL, 0, &out, &err)) {
         http_send_api_error(req, &err);
         json_decref(u.layers);
         goto out;
     }
     json_decref(u.layers);
-    send_record_config(req, 200, out);
+    send_busy(req, 200, out->config_json, out->config_len, false);
     registry_record_unref(out);
 out:
     json_decref(body);
@@ -1199,52 +1315,11 @@ void api_get_account_settings(struct http_req *req)
 }
 
 /* Answers a fixed JSON document once the function exists. */
-static void fixed_for_function(struct http_req *req, const char *json)
-{
-    struct fn_name n;
-    struct fn_record *r = resolve_ref(req, FN_NAME_MAX, false, &n);
-    if (!r)
-        return;
-    registry_record_unref(r);
-    http_send_json(req, 200, json, strlen(json));
-}
-
-void api_list_url_configs(struct http_req *req)
-{
-    fixed_for_function(req, "{\"FunctionUrlConfigs\":[]}");
-}
-
-void api_get_policy(struct http_req *req)
-{
-    struct fn_name n;
-    struct fn_record *r = resolve_ref(req, FN_NAMESPACED_MAX, true, &n);
-    if (!r)
-        return;
-    registry_record_unref(r);
-    http_send_error(req, &AWS_RESOURCE_NOT_FOUND, MSG_RESOURCE_NOT_FOUND);
-}
-
-void api_get_url_config(struct http_req *req)
-{
-    struct fn_name n;
-    struct fn_record *r = resolve_ref(req, FN_NAME_MAX, false, &n);
-    if (!r)
-        return;
-    registry_record_unref(r);
-    http_send_error(req, &AWS_RESOURCE_NOT_FOUND, MSG_RESOURCE_NOT_FOUND);
-}
-
-void api_list_event_source_mappings(struct http_req *req)
-{
-    static const char body[] = "{\"EventSourceMappings\":[]}";
-    http_send_json(req, 200, body, sizeof(body) - 1);
-}
-
 void api_not_implemented(struct http_req *req)
 {
     /* Operations on a function still answer 404 for an unknown function. */
-    const char *op = req->op ? req->op : "";
-    if (req->n_params >= 1 && !strstr(op, "Layer") && !strstr(op, "EventSourceMapping")) {
+    const char *path = req->ri ? (req->ri->local_uri_raw ? req->ri->local_uri_raw : req->ri->request_uri) : NULL;
+    if (req->n_params >= 1 && path && strstr(path, "/functions/")) {
         struct fn_name n;
         struct fn_record *r = resolve_ref(req, FN_NAMESPACED_MAX, true, &n);
         if (!r)

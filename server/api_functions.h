@@ -54,6 +54,16 @@ struct fn_record *api_resolve_ref(struct http_req *req, size_t max_len, bool wit
  * ver receives the version number text. Returns 0. */
 int api_publish_doc(json_t *doc, const char *description, char ver[24]);
 
+/* Wall-clock milliseconds. */
+long long api_now_ms(void);
+
+/* Whether r is inside its Pending (create) / InProgress (update) window
+ * (--state-transition-ms). */
+bool api_function_busy(const struct fn_record *r);
+
+/* ResourceConflictException (AWS's text) when r is busy; else 0. */
+int api_check_not_busy(const struct fn_record *r, struct api_error *err);
+
 /* CreateFunction without the HTTP exchange: validates body (a
  * CreateFunction request, borrowed) exactly as the API does, in
  * region/account unless the FunctionName is an ARN, and creates the
@@ -78,10 +88,6 @@ void api_put_function_concurrency(struct http_req *req);
 void api_get_function_concurrency(struct http_req *req);
 void api_delete_function_concurrency(struct http_req *req);
 void api_get_account_settings(struct http_req *req);
-void api_get_policy(struct http_req *req);        /* always "no policy" */
-void api_list_url_configs(struct http_req *req);  /* always empty */
-void api_get_url_config(struct http_req *req);    /* always not found */
-void api_list_event_source_mappings(struct http_req *req); /* always empty */
 /* Any modelled operation lambdad does not implement: 501 ServiceException
  * naming the operation (501 is not retried by botocore). */
 void api_not_implemented(struct http_req *req);

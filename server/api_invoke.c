@@ -20,6 +20,8 @@
 
 #include "pool/pool.h"
 #include "runtime/log.h"
+#include "server/api_eventinvoke.h"
+#include "server/api_functions.h"
 #include "server/registry.h"
 #include "server/validate.h"
 
@@ -50,6 +52,7 @@ static void on_done_sync(struct invocation *inv)
 
 static void on_done_event(struct invocation *inv)
 {
+    api_event_deliver(inv); /* OnSuccess / OnFailure destinations */
     invocation_free(inv);
 }
 
@@ -123,6 +126,12 @@ static struct invocation *prepare(struct http_req *req, enum inv_kind kind, bool
     struct fn_spec *spec = rec ? registry_spec_for(rec, name.qualifier) : NULL;
     if (rec && !spec)
         registry_not_found(&name, &err);
+    if (spec && rec->busy_creating && api_check_not_busy(rec, &err)) { /* still Pending */
+        fnspec_unref(spec);
+        spec = NULL;
+    }
+    /* Event invokes: the qualifier's asynchronous invocation config. */
+    char *eic = spec && kind == KIND_EVENT ? api_event_config_text(rec, name.qualifier) : NULL;
     rcu_read_unlock();
     if (!spec) {
         http_send_api_error(req, &err);
@@ -155,6 +164,7 @@ static struct invocation *prepare(struct http_req *req, enum inv_kind kind, bool
     }
     if (kind == KIND_DRYRUN) {
         free(client_context);
+        free(eic);
         fnspec_unref(spec);
         http_send_empty(req, 204);
         return NULL;
@@ -163,6 +173,7 @@ static struct invocation *prepare(struct http_req *req, enum inv_kind kind, bool
     fnspec_unref(spec);
     if (!inv) {
         free(client_context);
+        free(eic);
         http_send_error(req, &AWS_SERVICE, MSG_INTERNAL, "out of memory");
         return NULL;
     }
@@ -184,9 +195,11 @@ static struct invocation *prepare(struct http_req *req, enum inv_kind kind, bool
     if (trace && *trace)
         inv->trace_id = strdup(trace);
     inv->is_event = kind == KIND_EVENT;
+    api_event_configure(inv, eic); /* NULL unless an Event with a config */
     inv->want_log = tail && kind == KIND_SYNC;
     return inv;
 fail:
+    free(eic);
     fnspec_unref(spec);
     return NULL;
 }

@@ -1,4 +1,5 @@
 /* api_layers: the layer operations (see api_layers.h). */
+#include "server/admin.h"
 #include "server/api_layers.h"
 
 #include <errno.h>
@@ -27,6 +28,19 @@ struct layer_ref {
     char name[LAYERS_NAME_MAX + 1];
 };
 
+/* Accounts and regions are walls (as for functions): another region's
+ * layer is not found there, another account's needs a layer permission,
+ * which lambdad does not evaluate. Returns 0 or -1 with err filled. */
+static int layer_wall(struct http_req *req, const char *region, const char *account, const char *action,
+                      const char *arn, struct api_error *err)
+{
+    if (strcmp(region, req->region))
+        return api_fail(err, &AWS_RESOURCE_NOT_FOUND, MSG_RESOURCE_NOT_FOUND);
+    if (strcmp(account, req->account))
+        return api_access_denied(err, req->account, action, arn);
+    return 0;
+}
+
 /* Parses the {LayerName} path parameter (name or layer ARN). */
 static int parse_layer_name(struct http_req *req, struct layer_ref *l, struct api_error *err)
 {
@@ -41,6 +55,11 @@ static int parse_layer_name(struct http_req *req, struct layer_ref *l, struct ap
     } else if (!strncmp(s, "arn:", 4)) {
         if (layers_parse_arn(s, l->region, l->account, l->name, &version) || version)
             vlist_add(&v, s, "layerName", "Member must satisfy regular expression pattern: " LAYER_NAME_PATTERN);
+        else if (strcmp(l->region, req->region) || strcmp(l->account, req->account)) {
+            if (vlist_finish(&v, err))
+                return -1;
+            return layer_wall(req, l->region, l->account, NULL, s, err);
+        }
     } else if (!layers_name_ok(s)) {
         vlist_add(&v, s, "layerName", strlen(s) > LAYERS_NAME_MAX
                                           ? "Member must have length less than or equal to 64"
@@ -72,6 +91,18 @@ static int parse_version(struct http_req *req, long long *version, struct api_er
     return 0;
 }
 
+int api_layer_version_ref(struct http_req *req, char region[32], char account[13],
+                          char name[LAYERS_NAME_MAX + 1], long long *version, struct api_error *err)
+{
+    struct layer_ref l;
+    if (parse_layer_name(req, &l, err) || parse_version(req, version, err))
+        return -1;
+    memcpy(region, l.region, sizeof(l.region));
+    memcpy(account, l.account, sizeof(l.account));
+    memcpy(name, l.name, sizeof(l.name));
+    return 0;
+}
+
 /* --- response shapes --------------------------------------------------- */
 
 static void set_optional(json_t *o, const struct layer_version *v)
@@ -97,9 +128,8 @@ static json_t *list_item(const struct layer_version *v)
 /* Get/PublishLayerVersionResponse. */
 static json_t *version_json(struct http_req *req, const struct layer_version *v)
 {
-    const char *host = http_header(req, "Host");
-    char loc[1024];
-    snprintf(loc, sizeof(loc), "http://%s/_lambdad/code/%s.zip", host ? host : "127.0.0.1", v->code_hex);
+    char loc[1200];
+    admin_code_location(req, v->code_hex, loc, sizeof(loc));
     json_t *o = json_pack("{s:{s:s,s:s,s:I},s:s,s:s,s:s,s:s,s:I}", "Content", "Location", loc, "CodeSha256",
                           v->code_sha256, "CodeSize", (json_int_t)v->code_size, "LayerArn", v->layer_arn,
                           "LayerVersionArn", v->arn, "Description", v->description, "CreatedDate",
@@ -280,7 +310,7 @@ static void get_by_arn(struct http_req *req)
         vlist_add(&vl, arn, "arn", "Member must have length less than or equal to 140");
     else if (layers_parse_arn(arn, region, account, name, &version) || version < 1)
         vlist_add(&vl, arn, "arn", "Member must satisfy regular expression pattern: " LAYER_VERSION_ARN_PATTERN);
-    if (vlist_finish(&vl, &err)) {
+    if (vlist_finish(&vl, &err) || layer_wall(req, region, account, "GetLayerVersion", arn, &err)) {
         http_send_api_error(req, &err);
         return;
     }

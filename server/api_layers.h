@@ -18,6 +18,14 @@
 
 #include "server/http.h"
 
+#include "server/layers.h"
+
+/* Parses the {LayerName}/{VersionNumber} path parameters (name or layer
+ * ARN; AWS's ValidationException / InvalidParameterValueException texts).
+ * Returns 0 or -1 with err filled. */
+int api_layer_version_ref(struct http_req *req, char region[32], char account[13],
+                          char name[LAYERS_NAME_MAX + 1], long long *version, struct api_error *err);
+
 void api_publish_layer_version(struct http_req *req);
 void api_get_layer_version(struct http_req *req);
 /* ListLayers, and GetLayerVersionByArn when the query has find=LayerVersion

@@ -144,7 +144,7 @@ void api_list_versions(struct http_req *req)
         }
     }
     size_t end = start + max < total ? start + max : total;
-    size_t cap = 64 + r->config_len;
+    size_t cap = 64 + r->latest_q_len;
     for (size_t i = 0; i < r->n_versions; i++)
         cap += r->versions[i].config_len + 1;
     char *out = malloc(cap);
@@ -155,8 +155,8 @@ void api_list_versions(struct http_req *req)
     }
     size_t len = (size_t)snprintf(out, cap, "{\"Versions\":[");
     for (size_t i = start; i < end; i++) {
-        const char *t = i ? r->versions[i - 1].config_json : r->config_json;
-        size_t tl = i ? r->versions[i - 1].config_len : r->config_len;
+        const char *t = i ? r->versions[i - 1].config_json : r->latest_q_json;
+        size_t tl = i ? r->versions[i - 1].config_len : r->latest_q_len;
         if (i > start)
             out[len++] = ',';
         memcpy(out + len, t, tl);

@@ -24,6 +24,7 @@ enum opt_id {
     OPT_LOG_LEVEL, OPT_EXECUTORS, OPT_EXECUTOR, OPT_TTL, OPT_MAX_CONTAINERS, OPT_NETWORK,
     OPT_IMAGE, OPT_DOCKER_HOST, OPT_ASYNC_LIMIT, OPT_RETRY_DELAYS, OPT_BOOTSTRAP, OPT_PYTHON_ZYGOTE,
     OPT_DOCKER_API, OPT_DOCKER_API_MEMORY, OPT_DOCKER_API_TIMEOUT, OPT_DOCKER_API_PREFIX,
+    OPT_VALIDATE_ROLES, OPT_STATE_MS, OPT_HTTP_KEEPALIVE, OPT_LOGS_MAX_BYTES,
     OPT_HELP,
 };
 
@@ -42,7 +43,10 @@ static const struct opt_desc g_opts[] = {
      "state directory (default $XDG_DATA_HOME/lambdad or ~/.local/share/lambdad)"},
     {"ephemeral", 0, OPT_EPHEMERAL, "LAMBDAD_EPHEMERAL",
      "keep nothing: no state written, code in a temp dir removed at exit (env: 1)"},
-    {"http-threads", 1, OPT_HTTP_THREADS, "LAMBDAD_HTTP_THREADS", "HTTP worker threads (default 128)"},
+    {"http-threads", 1, OPT_HTTP_THREADS, "LAMBDAD_HTTP_THREADS",
+     "HTTP threads, one per open connection: connections served at once (default 2048)"},
+    {"http-keepalive-timeout", 1, OPT_HTTP_KEEPALIVE, "LAMBDAD_HTTP_KEEPALIVE_TIMEOUT",
+     "seconds an idle keep-alive connection stays open; 0 closes after each response (default 5)"},
     {"account-id", 1, OPT_ACCOUNT, "LAMBDAD_ACCOUNT_ID", "12-digit account id (default 000000000000)"},
     {"log-level", 1, OPT_LOG_LEVEL, "LAMBDAD_LOG_LEVEL", "error|warn|info|debug (default info)"},
     {"executors", 1, OPT_EXECUTORS, "LAMBDAD_EXECUTORS", "executor threads (default CPU count)"},
@@ -73,6 +77,13 @@ static const struct opt_desc g_opts[] = {
      "Timeout (s) of a container's function (default 900)"},
     {"docker-api-prefix", 1, OPT_DOCKER_API_PREFIX, "LAMBDAD_DOCKER_API_PREFIX",
      "function name prefix of containers: PREFIX-<id12> (default docker)"},
+    {"validate-roles", 0, OPT_VALIDATE_ROLES, "LAMBDAD_VALIDATE_ROLES",
+     "CreateFunction/UpdateFunctionConfiguration refuse a Role that does not exist in lambdad's IAM (env: 1)"},
+    {"state-transition-ms", 1, OPT_STATE_MS, "LAMBDAD_STATE_TRANSITION_MS",
+     "how long a created function stays Pending and an update InProgress (default 0)"},
+    {"logs-max-bytes", 1, OPT_LOGS_MAX_BYTES, "LAMBDAD_LOGS_MAX_BYTES",
+     "cap on stored CloudWatch Logs message bytes, oldest dropped first; 0: no cap (default "
+     "268435456)"},
     {"help", 0, OPT_HELP, NULL, "print this help and exit"},
 };
 #define N_OPTS (sizeof(g_opts) / sizeof(g_opts[0]))
@@ -144,10 +155,23 @@ static int config_set(struct lambdad_config *c, enum opt_id id, const char *name
         else
             return fail(err, errlen, "invalid %s '%s' (expected 1 or 0)", name, v);
         return 0;
+    case OPT_VALIDATE_ROLES:
+        if (!from_env || !strcmp(v, "1") || !strcasecmp(v, "true") || !strcasecmp(v, "yes"))
+            c->validate_roles = true;
+        else if (!strcmp(v, "0") || !strcasecmp(v, "false") || !strcasecmp(v, "no") || !*v)
+            c->validate_roles = false;
+        else
+            return fail(err, errlen, "invalid %s '%s' (expected 1 or 0)", name, v);
+        return 0;
     case OPT_HTTP_THREADS:
-        if (parse_int(v, 1, 4096, &n))
-            return fail(err, errlen, "invalid %s '%s' (expected 1-4096)", name, v);
+        if (parse_int(v, 1, CONFIG_MAX_HTTP_THREADS, &n))
+            return fail(err, errlen, "invalid %s '%s' (expected 1-%d)", name, v, CONFIG_MAX_HTTP_THREADS);
         c->http_threads = (int)n;
+        return 0;
+    case OPT_HTTP_KEEPALIVE:
+        if (parse_int(v, 0, 3600, &n))
+            return fail(err, errlen, "invalid %s '%s' (expected seconds 0-3600)", name, v);
+        c->http_keepalive_s = (int)n;
         return 0;
     case OPT_ACCOUNT:
         if (strlen(v) != 12 || strspn(v, "0123456789") != 12)
@@ -180,6 +204,11 @@ static int config_set(struct lambdad_config *c, enum opt_id id, const char *name
             c->python_zygote = false;
         else
             return fail(err, errlen, "invalid %s '%s' (expected on|off)", name, v);
+        return 0;
+    case OPT_STATE_MS:
+        if (parse_int(v, 0, 600000, &n))
+            return fail(err, errlen, "invalid %s '%s' (expected milliseconds 0-600000)", name, v);
+        c->state_transition_ms = (int)n;
         return 0;
     case OPT_TTL:
         if (parse_int(v, 0, 86400 * 365, &n))
@@ -235,6 +264,15 @@ static int config_set(struct lambdad_config *c, enum opt_id id, const char *name
             return fail(err, errlen, "invalid %s '%s' (expected ms,ms)", name, v);
         c->retry_delay_ms[0] = (int)a;
         c->retry_delay_ms[1] = (int)b;
+        return 0;
+    }
+    case OPT_LOGS_MAX_BYTES: {
+        char *end;
+        errno = 0;
+        unsigned long long b = strtoull(v, &end, 10);
+        if (!*v || *end || errno || *v == '-')
+            return fail(err, errlen, "invalid %s '%s' (expected bytes, 0 for no cap)", name, v);
+        c->logs_max_bytes = b;
         return 0;
     }
     case OPT_BOOTSTRAP:
@@ -311,7 +349,8 @@ static void set_defaults(struct lambdad_config *c)
     memset(c, 0, sizeof(*c));
     c->host = fnspec_strdup("127.0.0.1");
     c->port = 4566;
-    c->http_threads = 128;
+    c->http_threads = 2048;
+    c->http_keepalive_s = 5;
     memcpy(c->account_id, "000000000000", 13);
     c->log_level = LOG_LEVEL_INFO;
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
@@ -321,6 +360,7 @@ static void set_defaults(struct lambdad_config *c)
     c->python_zygote = true;
     c->network = fnspec_strdup("host");
     c->async_payload_limit = 1048576;
+    c->logs_max_bytes = 268435456ull;
     c->retry_delay_ms[0] = 60000;
     c->retry_delay_ms[1] = 120000;
     c->bootstrap_dir = fnspec_strdup(LAMBDAD_SOURCE_DIR "/runtime/bootstrap");

@@ -18,13 +18,15 @@
 
 #define CONFIG_MAX_IMAGES 64
 #define CONFIG_MAX_DOCKER_API 8
+#define CONFIG_MAX_HTTP_THREADS 16384
 
 struct lambdad_config {
     char *host;
     int port;
     char *data_dir;
     bool ephemeral;
-    int http_threads;
+    int http_threads;     /* civetweb threads = connections served at once */
+    int http_keepalive_s; /* idle keep-alive connections close after this */
     char account_id[13];
     enum log_level log_level;
     int executors;
@@ -44,6 +46,9 @@ struct lambdad_config {
     int docker_api_memory_mb;  /* --docker-api-memory */
     int docker_api_timeout_s;  /* --docker-api-timeout */
     char *docker_api_prefix;   /* --docker-api-prefix */
+    unsigned long long logs_max_bytes; /* --logs-max-bytes (0: no cap) */
+    bool validate_roles; /* --validate-roles: the function's Role must exist in lambdad's IAM */
+    int state_transition_ms; /* Pending / InProgress window after create / update */
 };
 
 enum config_result { CONFIG_OK = 0, CONFIG_HELP = 1, CONFIG_ERROR = -1 };

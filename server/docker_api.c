@@ -518,10 +518,10 @@ static void image_norm(const char *in, char *out, size_t outlen)
 {
     const char *slash = strrchr(in, '/');
     const char *last = slash ? slash + 1 : in;
-    if (strchr(last, ':') || strchr(in, '@'))
-        snprintf(out, outlen, "%s", in);
-    else
-        snprintf(out, outlen, "%s:latest", in);
+    bool tagged = strchr(last, ':') || strchr(in, '@');
+    int n = snprintf(out, outlen, "%s%s", in, tagged ? "" : ":latest");
+    if (n < 0 || (size_t)n >= outlen)
+        out[0] = 0; /* too long to be a reference: matches nothing */
 }
 
 static struct image_rec *image_find_locked(const char *name)
@@ -1210,13 +1210,16 @@ static void h_ctr_inspect(struct dreq *r, const char **p)
                               "Restarting", 0, "OOMKilled", 0, "Dead", 0, "Removing", c->removing,
                               "Pid", 0, "ExitCode", c->exit_code, "Error", c->error, "StartedAt",
                               started, "FinishedAt", finished);
-    json_t *cfg = json_pack("{s:s,s:s,s:s,s:b,s:b,s:b,s:b,s:b,s:b,s:O,s:O,s:s,s:O,s:o,s:o,s:s}",
-                            "Hostname", c->id + 52, "Domainname", "", "User", "", "AttachStdin", 0,
+    char hostname[13];
+    snprintf(hostname, sizeof hostname, "%.12s", c->id);
+    json_t *cmdj = json_object_get(c->config, "Cmd"), *epj = json_object_get(c->config, "Entrypoint");
+    json_t *cfg = json_pack("{s:s,s:s,s:s,s:b,s:b,s:b,s:b,s:b,s:b,s:o,s:o,s:s,s:o,s:o,s:s,s:o,s:s}",
+                            "Hostname", hostname, "Domainname", "", "User", "", "AttachStdin", 0,
                             "AttachStdout", 1, "AttachStderr", 1, "Tty", c->tty, "OpenStdin", 0,
-                            "StdinOnce", 0, "Env", json_is_array(env) ? env : json_array(), "Cmd",
-                            json_object_get(c->config, "Cmd") ?: json_null(), "Image", c->image,
-                            "Entrypoint", json_object_get(c->config, "Entrypoint") ?: json_null(),
-                            "Labels", labels_of(c), "WorkingDir",
+                            "StdinOnce", 0, "Env",
+                            json_is_array(env) ? json_incref(env) : json_array(), "Cmd",
+                            json_incref(cmdj ? cmdj : json_null()), "Image", c->image, "Entrypoint",
+                            json_incref(epj ? epj : json_null()), "Labels", labels_of(c), "WorkingDir",
                             json_string_value(json_object_get(c->config, "WorkingDir")) ?: "",
                             "Lambda", json_pack("{s:s,s:s}", "FunctionName", c->fn, "FunctionArn", arn),
                             "StopSignal", "SIGTERM");

@@ -3,6 +3,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 const struct aws_error AWS_INVALID_PARAMETER_VALUE = {"InvalidParameterValueException", 400, true, false};
 const struct aws_error AWS_INVALID_REQUEST_CONTENT = {"InvalidRequestContentException", 400, true, false};
@@ -20,6 +21,38 @@ const struct aws_error AWS_NOT_IMPLEMENTED = {"ServiceException", 501, true, tru
 const struct aws_error AWS_RESOURCE_NOT_READY = {"ResourceNotReadyException", 502, true, false};
 const struct aws_error AWS_INVALID_RUNTIME = {"InvalidRuntimeException", 502, true, true};
 const struct aws_error AWS_INVALID_ZIP_FILE = {"InvalidZipFileException", 502, true, true};
+const struct aws_error AWS_ACCESS_DENIED = {"AccessDeniedException", 403, false, true};
+
+static _Thread_local const char *t_operation;
+
+void errors_set_operation(const char *op)
+{
+    t_operation = op;
+}
+
+/* The IAM action an operation is authorised by (the service authorization
+ * reference: Invoke and InvokeAsync need lambda:InvokeFunction,
+ * GetLayerVersionByArn lambda:GetLayerVersion, the rest their own name). */
+static const char *iam_action(const char *op)
+{
+    if (!op)
+        return "GetFunction";
+    if (!strcmp(op, "Invoke") || !strcmp(op, "InvokeAsync"))
+        return "InvokeFunction";
+    if (!strcmp(op, "GetLayerVersionByArn"))
+        return "GetLayerVersion";
+    return op;
+}
+
+int api_access_denied(struct api_error *err, const char *account, const char *action, const char *resource_arn)
+{
+    if (!action)
+        action = iam_action(t_operation);
+    return api_fail(err, &AWS_ACCESS_DENIED,
+                    "User: arn:aws:iam::%s:root is not authorized to perform: lambda:%s on resource: %s "
+                    "because no resource-based policy allows the lambda:%s action",
+                    account, action, resource_arn, action);
+}
 
 int api_fail(struct api_error *err, const struct aws_error *type, const char *fmt, ...)
 {

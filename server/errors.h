@@ -37,6 +37,7 @@ extern const struct aws_error AWS_NOT_IMPLEMENTED;          /* 501 ServiceExcept
 extern const struct aws_error AWS_RESOURCE_NOT_READY;       /* 502 */
 extern const struct aws_error AWS_INVALID_RUNTIME;          /* 502 */
 extern const struct aws_error AWS_INVALID_ZIP_FILE;         /* 502 */
+extern const struct aws_error AWS_ACCESS_DENIED;            /* 403, unmodeled (IAM's answer) */
 
 /* An error a handler or a lower layer wants answered: the exception and
  * its message. Stack-allocated by callers; no ownership. */
@@ -49,7 +50,23 @@ struct api_error {
 int api_fail(struct api_error *err, const struct aws_error *type, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* The operation of the request the calling thread is handling ("Invoke",
+ * "GetFunction", ...; set by the HTTP dispatcher, NULL outside a request),
+ * so lower layers can name the IAM action in AccessDeniedException. */
+void errors_set_operation(const char *op);
+
+/* Fills err with AWS's AccessDeniedException for a caller of account
+ * acting on resource_arn owned by another account (action: the IAM action
+ * without "lambda:", NULL for the current operation's): "User:
+ * arn:aws:iam::<account>:root is not authorized to perform:
+ * lambda:<Action> on resource: <arn> because no resource-based policy
+ * allows the lambda:<Action> action" (lambdad evaluates no resource
+ * policies, so another account's resource is never reachable). Returns -1. */
+int api_access_denied(struct api_error *err, const char *account, const char *action, const char *resource_arn);
+
 /* Message formats (printf). */
+#define MSG_REGION_UNREACHABLE "Functions from '%s' are not reachable in this region ('%s')"
+#define MSG_CROSS_ACCOUNT_PASS_ROLE "Cross-account pass role is not allowed."
 #define MSG_FUNCTION_NOT_FOUND "Function not found: %s"
 #define MSG_FUNCTION_EXISTS "Function already exist: %s"
 #define MSG_RESOURCE_NOT_FOUND "The resource you requested does not exist."

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 #include <arpa/inet.h>
@@ -24,15 +25,32 @@
 
 #include "runtime/log.h"
 #include "server/admin.h"
+#include "server/api_esm.h"
+#include "server/api_eventinvoke.h"
 #include "server/api_functions.h"
 #include "server/api_invoke.h"
 #include "server/api_layers.h"
+#include "server/api_policy.h"
+#include "server/api_provisioned.h"
+#include "server/api_urls.h"
 #include "server/api_versions.h"
+#include "server/services.h"
+
+/* The most of an unread request body drained after the answer (bytes), so
+ * the client reads the answer; past it the connection is closed instead. */
+#define HTTP_DRAIN_CAP (1ll << 20)
+#define HTTP_DRAIN_CAP_TOO_LARGE (256ll << 20)
+
+/* civetweb sizing (see http_start). */
+#define HTTP_REQUEST_TIMEOUT_MS "10000"
+#define HTTP_LISTEN_BACKLOG "4096"
+#define HTTP_CONNECTION_QUEUE "1024"
 
 #define CAP_CODE HTTP_BODY_CAP_CODE
 #define CAP_INV HTTP_BODY_CAP_INVOKE
 #define CAP_DEF HTTP_BODY_CAP_DEFAULT
 #define FN "/2015-03-31/functions/{}"
+#define NI api_not_implemented
 
 /* The hot routes come first: matching is a linear scan. */
 static const struct http_route g_routes[] = {
@@ -61,28 +79,67 @@ static const struct http_route g_routes[] = {
     {"GET", FN "/aliases/{}", "GetAlias", api_get_alias, CAP_DEF},
     {"PUT", FN "/aliases/{}", "UpdateAlias", api_update_alias, CAP_DEF},
     {"DELETE", FN "/aliases/{}", "DeleteAlias", api_delete_alias, CAP_DEF},
-    {"POST", FN "/policy", "AddPermission", api_not_implemented, CAP_DEF},
+    {"POST", FN "/policy", "AddPermission", api_add_permission, CAP_DEF},
     {"GET", FN "/policy", "GetPolicy", api_get_policy, CAP_DEF},
-    {"DELETE", FN "/policy/{}", "RemovePermission", api_not_implemented, CAP_DEF},
+    {"DELETE", FN "/policy/{}", "RemovePermission", api_remove_permission, CAP_DEF},
     {"POST", "/2018-10-31/layers/{}/versions", "PublishLayerVersion", api_publish_layer_version, CAP_CODE},
     {"GET", "/2018-10-31/layers", "ListLayers", api_list_layers, CAP_DEF}, /* + GetLayerVersionByArn */
     {"GET", "/2018-10-31/layers/{}/versions", "ListLayerVersions", api_list_layer_versions, CAP_DEF},
     {"GET", "/2018-10-31/layers/{}/versions/{}", "GetLayerVersion", api_get_layer_version, CAP_DEF},
     {"DELETE", "/2018-10-31/layers/{}/versions/{}", "DeleteLayerVersion", api_delete_layer_version, CAP_DEF},
-    {"POST", "/2021-10-31/functions/{}/url", "CreateFunctionUrlConfig", api_not_implemented, CAP_DEF},
+    {"POST", "/2021-10-31/functions/{}/url", "CreateFunctionUrlConfig", api_create_url_config, CAP_DEF},
     {"GET", "/2021-10-31/functions/{}/url", "GetFunctionUrlConfig", api_get_url_config, CAP_DEF},
-    {"PUT", "/2021-10-31/functions/{}/url", "UpdateFunctionUrlConfig", api_not_implemented, CAP_DEF},
-    {"DELETE", "/2021-10-31/functions/{}/url", "DeleteFunctionUrlConfig", api_not_implemented, CAP_DEF},
+    {"PUT", "/2021-10-31/functions/{}/url", "UpdateFunctionUrlConfig", api_update_url_config, CAP_DEF},
+    {"DELETE", "/2021-10-31/functions/{}/url", "DeleteFunctionUrlConfig", api_delete_url_config, CAP_DEF},
     {"GET", "/2021-10-31/functions/{}/urls", "ListFunctionUrlConfigs", api_list_url_configs, CAP_DEF},
-    {"GET", "/2015-03-31/event-source-mappings", "ListEventSourceMappings", api_list_event_source_mappings, CAP_DEF},
-    {"POST", "/2015-03-31/event-source-mappings", "CreateEventSourceMapping", api_not_implemented, CAP_DEF},
-    {"GET", "/2015-03-31/event-source-mappings/{}", "GetEventSourceMapping", api_not_implemented, CAP_DEF},
-    {"PUT", "/2015-03-31/event-source-mappings/{}", "UpdateEventSourceMapping", api_not_implemented, CAP_DEF},
-    {"DELETE", "/2015-03-31/event-source-mappings/{}", "DeleteEventSourceMapping", api_not_implemented, CAP_DEF},
-    {"GET", "/2019-09-25/functions/{}/event-invoke-config", "GetFunctionEventInvokeConfig", api_not_implemented, CAP_DEF},
-    {"PUT", "/2019-09-25/functions/{}/event-invoke-config", "PutFunctionEventInvokeConfig", api_not_implemented, CAP_DEF},
-    {"POST", "/2019-09-25/functions/{}/event-invoke-config", "UpdateFunctionEventInvokeConfig", api_not_implemented, CAP_DEF},
-    {"DELETE", "/2019-09-25/functions/{}/event-invoke-config", "DeleteFunctionEventInvokeConfig", api_not_implemented, CAP_DEF},
+    {"GET", "/2015-03-31/event-source-mappings", "ListEventSourceMappings", api_list_esms, CAP_DEF},
+    {"POST", "/2015-03-31/event-source-mappings", "CreateEventSourceMapping", api_create_esm, CAP_DEF},
+    {"GET", "/2015-03-31/event-source-mappings/{}", "GetEventSourceMapping", api_get_esm, CAP_DEF},
+    {"PUT", "/2015-03-31/event-source-mappings/{}", "UpdateEventSourceMapping", api_update_esm, CAP_DEF},
+    {"DELETE", "/2015-03-31/event-source-mappings/{}", "DeleteEventSourceMapping", api_delete_esm, CAP_DEF},
+    {"GET", "/2019-09-25/functions/{}/event-invoke-config", "GetFunctionEventInvokeConfig", api_get_event_invoke_config, CAP_DEF},
+    {"PUT", "/2019-09-25/functions/{}/event-invoke-config", "PutFunctionEventInvokeConfig", api_put_event_invoke_config, CAP_DEF},
+    {"POST", "/2019-09-25/functions/{}/event-invoke-config", "UpdateFunctionEventInvokeConfig", api_update_event_invoke_config, CAP_DEF},
+    {"DELETE", "/2019-09-25/functions/{}/event-invoke-config", "DeleteFunctionEventInvokeConfig", api_delete_event_invoke_config, CAP_DEF},
+    /* Modelled operations lambdad does not implement: one consistent answer
+     * (api_not_implemented). */
+    {"POST", "/2018-10-31/layers/{}/versions/{}/policy", "AddLayerVersionPermission", api_add_layer_permission, CAP_DEF},
+    {"GET", "/2018-10-31/layers/{}/versions/{}/policy", "GetLayerVersionPolicy", api_get_layer_policy, CAP_DEF},
+    {"DELETE", "/2018-10-31/layers/{}/versions/{}/policy/{}", "RemoveLayerVersionPermission", api_remove_layer_permission, CAP_DEF},
+    {"GET", "/2019-09-25/functions/{}/event-invoke-config/list", "ListFunctionEventInvokeConfigs", api_list_event_invoke_configs, CAP_DEF},
+    {"PUT", "/2019-09-30/functions/{}/provisioned-concurrency", "PutProvisionedConcurrencyConfig", api_put_provisioned, CAP_DEF},
+    {"GET", "/2019-09-30/functions/{}/provisioned-concurrency", "GetProvisionedConcurrencyConfig", api_get_or_list_provisioned, CAP_DEF},
+    {"DELETE", "/2019-09-30/functions/{}/provisioned-concurrency", "DeleteProvisionedConcurrencyConfig", api_delete_provisioned, CAP_DEF},
+    {"GET", "/2024-08-31/functions/{}/recursion-config", "GetFunctionRecursionConfig", api_get_recursion_config, CAP_DEF},
+    {"PUT", "/2024-08-31/functions/{}/recursion-config", "PutFunctionRecursionConfig", api_put_recursion_config, CAP_DEF},
+    {"GET", "/2021-07-20/functions/{}/runtime-management-config", "GetRuntimeManagementConfig", api_get_runtime_management, CAP_DEF},
+    {"PUT", "/2021-07-20/functions/{}/runtime-management-config", "PutRuntimeManagementConfig", api_put_runtime_management, CAP_DEF},
+    {"POST", "/2020-04-22/code-signing-configs", "CreateCodeSigningConfig", NI, CAP_DEF},
+    {"GET", "/2020-04-22/code-signing-configs", "ListCodeSigningConfigs", NI, CAP_DEF},
+    {"GET", "/2020-04-22/code-signing-configs/{}", "GetCodeSigningConfig", NI, CAP_DEF},
+    {"PUT", "/2020-04-22/code-signing-configs/{}", "UpdateCodeSigningConfig", NI, CAP_DEF},
+    {"DELETE", "/2020-04-22/code-signing-configs/{}", "DeleteCodeSigningConfig", NI, CAP_DEF},
+    {"GET", "/2020-04-22/code-signing-configs/{}/functions", "ListFunctionsByCodeSigningConfig", NI, CAP_DEF},
+    {"PUT", "/2020-06-30/functions/{}/code-signing-config", "PutFunctionCodeSigningConfig", NI, CAP_DEF},
+    {"GET", "/2020-06-30/functions/{}/code-signing-config", "GetFunctionCodeSigningConfig", NI, CAP_DEF},
+    {"DELETE", "/2020-06-30/functions/{}/code-signing-config", "DeleteFunctionCodeSigningConfig", NI, CAP_DEF},
+    {"GET", "/2025-11-30/functions/{}/function-scaling-config", "GetFunctionScalingConfig", NI, CAP_DEF},
+    {"PUT", "/2025-11-30/functions/{}/function-scaling-config", "PutFunctionScalingConfig", NI, CAP_DEF},
+    {"POST", "/2025-11-30/capacity-providers", "CreateCapacityProvider", NI, CAP_DEF},
+    {"GET", "/2025-11-30/capacity-providers", "ListCapacityProviders", NI, CAP_DEF},
+    {"GET", "/2025-11-30/capacity-providers/{}", "GetCapacityProvider", NI, CAP_DEF},
+    {"PUT", "/2025-11-30/capacity-providers/{}", "UpdateCapacityProvider", NI, CAP_DEF},
+    {"DELETE", "/2025-11-30/capacity-providers/{}", "DeleteCapacityProvider", NI, CAP_DEF},
+    {"GET", "/2025-11-30/capacity-providers/{}/function-versions", "ListFunctionVersionsByCapacityProvider", NI, CAP_DEF},
+    {"GET", "/2025-12-01/functions/{}/durable-executions", "ListDurableExecutionsByFunction", NI, CAP_DEF},
+    {"GET", "/2025-12-01/durable-executions/{}", "GetDurableExecution", NI, CAP_DEF},
+    {"GET", "/2025-12-01/durable-executions/{}/history", "GetDurableExecutionHistory", NI, CAP_DEF},
+    {"GET", "/2025-12-01/durable-executions/{}/state", "GetDurableExecutionState", NI, CAP_DEF},
+    {"POST", "/2025-12-01/durable-executions/{}/checkpoint", "CheckpointDurableExecution", NI, CAP_DEF},
+    {"POST", "/2025-12-01/durable-executions/{}/stop", "StopDurableExecution", NI, CAP_DEF},
+    {"POST", "/2025-12-01/durable-execution-callbacks/{}/fail", "SendDurableExecutionCallbackFailure", NI, CAP_DEF},
+    {"POST", "/2025-12-01/durable-execution-callbacks/{}/heartbeat", "SendDurableExecutionCallbackHeartbeat", NI, CAP_DEF},
+    {"POST", "/2025-12-01/durable-execution-callbacks/{}/succeed", "SendDurableExecutionCallbackSuccess", NI, CAP_DEF},
     {"GET", "/_lambdad/health", "Health", admin_health, CAP_DEF},
     {"GET", "/_lambdad/environments", "ListEnvironments", admin_envs, CAP_DEF},
     {"DELETE", "/_lambdad/environments/{}", "EvictEnvironments", admin_evict, CAP_DEF},
@@ -428,7 +485,7 @@ static const char *status_text(int status)
 static const char *connection_header(const struct http_req *req)
 {
     const char *c = req->conn ? mg_get_header(req->conn, "Connection") : NULL;
-    if (c && strcasestr(c, "close"))
+    if (req->close_after || (c && strcasestr(c, "close")))
         return "Connection: close\r\n";
     if (req->ri && req->ri->http_version && !strcmp(req->ri->http_version, "1.0"))
         return c && strcasestr(c, "keep-alive") ? "Connection: keep-alive\r\n" : "Connection: close\r\n";
@@ -447,6 +504,13 @@ void http_send(struct http_req *req, int status, const char *content_type,
         return;
     }
     req->status = status;
+    /* A HEAD response announces the length a GET would have but carries no
+     * body: a client reads none, and bytes after the headers would be taken
+     * for the next response on the connection. */
+    const void *payload = body;
+    size_t announced = len;
+    if (req->method && !strcmp(req->method, "HEAD"))
+        len = 0;
     if (extra + len + 512 > cap) {
         cap = extra + 512 + (len <= (1u << 20) ? len : 0);
         buf = malloc(cap);
@@ -456,7 +520,7 @@ void http_send(struct http_req *req, int status, const char *content_type,
     int h = snprintf(buf, cap,
                      "HTTP/1.1 %d %s\r\nContent-Length: %zu\r\nx-amzn-RequestId: %s\r\n"
                      "%s%s%s%s%s\r\n",
-                     status, status_text(status), len, req->request_id,
+                     status, status_text(status), announced, req->request_id,
                      content_type ? "Content-Type: " : "", content_type ? content_type : "",
                      content_type ? "\r\n" : "", extra_headers ? extra_headers : "",
                      connection_header(req));
@@ -464,11 +528,11 @@ void http_send(struct http_req *req, int status, const char *content_type,
         goto out;
     if ((size_t)h + len <= cap) {
         if (len)
-            memcpy(buf + h, body, len);
+            memcpy(buf + h, payload, len);
         mg_write(req->conn, buf, (size_t)h + len);
     } else {
         mg_write(req->conn, buf, (size_t)h);
-        mg_write(req->conn, body, len);
+        mg_write(req->conn, payload, len);
     }
 out:
     if (buf != stackbuf)
@@ -540,11 +604,37 @@ void http_send_api_error(struct http_req *req, const struct api_error *err)
 
 /* --- bodies ------------------------------------------------------------ */
 
-static void drain_body(struct http_req *req)
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Reads and drops what is left of the request body, at most max_bytes and
+ * for at most max_ms, so the client reads our answer instead of a reset. A
+ * body that is longer (or slower) than that is not waited for: the
+ * connection is closed after the response, which frees the worker. */
+static void drain_body(struct http_req *req, long long max_bytes, unsigned max_ms)
 {
     char buf[16384];
-    while (mg_read(req->conn, buf, sizeof(buf)) > 0)
-        ;
+    long long cl = req->ri ? req->ri->content_length : -1;
+    if (cl > max_bytes) {
+        mg_disable_keep_alive(req->conn);
+        return;
+    }
+    uint64_t deadline = now_ms() + max_ms;
+    long long got = 0;
+    int n;
+    while ((n = mg_read(req->conn, buf, sizeof(buf))) > 0) {
+        got += n;
+        if (got > max_bytes || now_ms() > deadline) {
+            mg_disable_keep_alive(req->conn);
+            return;
+        }
+    }
+    if (n < 0)
+        mg_disable_keep_alive(req->conn);
 }
 
 static int body_too_large(struct http_req *req)
@@ -554,9 +644,9 @@ static int body_too_large(struct http_req *req)
     http_send_error(req, &AWS_REQUEST_ENTITY_TOO_LARGE, MSG_BODY_TOO_LARGE, req->body_cap,
                     op ? op : "?");
     /* Drain (without storing) so the client reads the 413 instead of a
-     * reset; past 256 MB just close the connection. */
-    if (cl >= 0 && cl <= (256ll << 20))
-        drain_body(req);
+     * reset; past 256 MB or 30 s just close the connection. */
+    if (cl >= 0 && cl <= HTTP_DRAIN_CAP_TOO_LARGE)
+        drain_body(req, HTTP_DRAIN_CAP_TOO_LARGE, 30000);
     else
         mg_disable_keep_alive(req->conn);
     return -EFBIG;
@@ -594,7 +684,10 @@ int http_read_body(struct http_req *req)
             buf = nb;
             cap = ncap;
         }
-        int n = mg_read(req->conn, buf + len, cap - len);
+        /* At most 1 MB per call: civetweb's request timeout bounds each
+         * call, so it then means "no progress for that long". */
+        size_t want = cap - len < (1u << 20) ? cap - len : (1u << 20);
+        int n = mg_read(req->conn, buf + len, want);
         if (n < 0 || (n == 0 && cl >= 0)) {
             free(buf);
             http_send_error(req, &AWS_INVALID_REQUEST_CONTENT, "incomplete request body");
@@ -636,6 +729,42 @@ int http_inflight(void)
 
 static int handle_request(struct mg_connection *conn);
 
+/* Request framing civetweb lets through but a proxy in front of AWS would
+ * refuse (RFC 9112 6.3: a message whose length cannot be told for sure is
+ * an error, and the connection must be closed): two Content-Length
+ * headers, a value that is not just digits, or Content-Length together with
+ * Transfer-Encoding. Returns the message, or NULL when the framing is
+ * sound. */
+static const char *bad_framing(const struct mg_request_info *ri)
+{
+    int n_cl = 0, n_te = 0;
+    for (int i = 0; i < ri->num_headers; i++) {
+        const char *name = ri->http_headers[i].name, *value = ri->http_headers[i].value;
+        if (!name)
+            continue;
+        if (!strcasecmp(name, "Content-Length")) {
+            n_cl++;
+            size_t digits = value ? strspn(value, "0123456789") : 0;
+            if (!digits || value[digits + strspn(value + digits, " \t")] != 0)
+                return "Invalid Content-Length header";
+        } else if (!strcasecmp(name, "Transfer-Encoding")) {
+            n_te++;
+        }
+    }
+    if (n_cl > 1)
+        return "Multiple Content-Length headers";
+    if (n_cl && n_te)
+        return "Both Content-Length and Transfer-Encoding headers";
+    if (n_te > 1)
+        return "Multiple Transfer-Encoding headers";
+    return NULL;
+}
+
+static bool has_body(struct mg_connection *conn, const struct mg_request_info *ri)
+{
+    return ri->content_length > 0 || (ri->content_length < 0 && mg_get_header(conn, "Transfer-Encoding"));
+}
+
 static int on_request(struct mg_connection *conn)
 {
     atomic_fetch_add(&g_inflight, 1);
@@ -658,17 +787,33 @@ static int handle_request(struct mg_connection *conn)
     req.body_len = 0;
     req.body_read = false;
     req.status = 0;
+    req.close_after = false;
     http_uuid4(req.request_id);
     http_parse_identity(&req, mg_get_header(conn, "Authorization"), g_account);
 
     bool bad_escape = false;
     const char *path = ri->local_uri_raw ? ri->local_uri_raw : ri->request_uri;
-    const struct http_route *route = path ? http_route_match(&req, req.method, path, &bad_escape) : NULL;
-    if (atomic_load(&g_draining)) {
+    /* HEAD is GET without the body (http_send leaves it out). */
+    const char *match_method = strcmp(req.method, "HEAD") ? req.method : "GET";
+    const struct http_route *route = path ? http_route_match(&req, match_method, path, &bad_escape) : NULL;
+    errors_set_operation(route ? route->op : NULL);
+    const char *framing = bad_framing(ri);
+    if (framing) {
+        /* Where this request ends is unknown: answer and close. */
+        mg_disable_keep_alive(conn);
+        req.close_after = true;
+        req.body_read = true;
+        http_send_error(&req, &AWS_INVALID_REQUEST_CONTENT, "%s", framing);
+    } else if (atomic_load(&g_draining)) {
         /* In-flight requests finish; new ones are told to come back (boto3
          * retries 503 with back-off). */
         mg_disable_keep_alive(conn);
+        req.close_after = true;
         http_send_error(&req, &AWS_SHUTTING_DOWN, "lambdad is shutting down");
+    } else if (api_url_dispatch(&req)) {
+        /* a function URL (api_urls.h): checked first, its Host is its own */
+    } else if (services_dispatch(&req)) {
+        /* IAM, STS, S3, Logs, ... (services.h) answered it */
     } else if (route) {
         route->handler(&req);
         if (!req.status)
@@ -679,8 +824,9 @@ static int handle_request(struct mg_connection *conn)
         http_send_error(&req, &AWS_UNKNOWN_OPERATION, "Unknown operation: %s %s", req.method,
                         path ? path : "");
     }
-    if (!req.body_read && ri->content_length != 0)
-        drain_body(&req);
+    errors_set_operation(NULL);
+    if (!req.body_read && has_body(conn, ri))
+        drain_body(&req, HTTP_DRAIN_CAP, 2000);
     free(req.body);
     return req.status ? req.status : 500;
 }
@@ -733,18 +879,51 @@ static int on_log(const struct mg_connection *conn, const char *message)
     return 1;
 }
 
+/* Every open connection holds a civetweb thread and a descriptor: make sure
+ * the descriptor limit is not the smaller bound (the soft limit is often
+ * 1024). */
+static void raise_fd_limit(int threads)
+{
+    struct rlimit rl;
+    rlim_t want = (rlim_t)threads * 2 + 1024;
+    if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur >= want)
+        return;
+    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl))
+        LOG_WARN("cannot raise the open-file limit to %llu: %s", (unsigned long long)want, strerror(errno));
+    else if (rl.rlim_cur < want)
+        LOG_WARN("open-file limit %llu is below the %llu that %d HTTP threads need",
+                 (unsigned long long)rl.rlim_cur, (unsigned long long)want, threads);
+}
+
 int http_start(const struct http_options *o, const char **err)
 {
     static char msg[700];
-    char ports[300], threads[16];
+    char ports[300], threads[16], keepalive_ms[24];
     struct mg_callbacks cb;
     snprintf(ports, sizeof(ports), strchr(o->host, ':') ? "[%s]:%d" : "%s:%d", o->host, o->port);
     snprintf(threads, sizeof(threads), "%d", o->threads);
+    snprintf(keepalive_ms, sizeof(keepalive_ms), "%d", o->keepalive_s * 1000);
     if (o->account_id)
         snprintf(g_account, sizeof(g_account), "%s", o->account_id);
-    const char *options[] = {"listening_ports", ports,   "num_threads",        threads,
-                             "enable_keep_alive", "yes", "request_timeout_ms", "960000",
-                             "tcp_nodelay",     "1",     "decode_url",         "no",
+    raise_fd_limit(o->threads);
+    /* civetweb 1.15 serves each connection on one of num_threads threads
+     * (100 KB stacks, all created here) from accept to close, so threads
+     * are sized for connections, not for requests. request_timeout_ms
+     * bounds reading a request's headers (from the connection's start, or
+     * from the previous response on a kept-alive one: keep_alive_timeout_ms)
+     * and each body read/response write making no progress; it does not
+     * bound our handlers, so an Invoke may wait for its function's full
+     * timeout. */
+    const char *options[] = {"listening_ports", ports,
+                             "num_threads", threads,
+                             "listen_backlog", HTTP_LISTEN_BACKLOG,
+                             "connection_queue", HTTP_CONNECTION_QUEUE,
+                             "enable_keep_alive", o->keepalive_s > 0 ? "yes" : "no",
+                             "keep_alive_timeout_ms", keepalive_ms,
+                             "request_timeout_ms", HTTP_REQUEST_TIMEOUT_MS,
+                             "tcp_nodelay", "1",
+                             "decode_url", "no",
                              NULL};
     memset(&cb, 0, sizeof(cb));
     cb.begin_request = on_request;

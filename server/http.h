@@ -52,6 +52,7 @@ struct http_req {
     size_t body_len;
     bool body_read;
     int status;                  /* status sent, 0 until a response was written */
+    bool close_after;            /* the connection closes after this response */
     char pbuf[HTTP_PATH_MAX];    /* storage behind params[] */
 };
 
@@ -62,8 +63,9 @@ typedef void (*http_handler_fn)(struct http_req *req);
 struct http_options {
     const char *host;
     int port;
-    int threads;
+    int threads;            /* civetweb threads: connections served at once */
     const char *account_id; /* default account, 12 digits */
+    int keepalive_s;        /* idle keep-alive timeout; 0: close after each response */
 };
 
 /* Starts civetweb listening on host:port. Returns 0, or -1 with *err set to

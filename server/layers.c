@@ -11,6 +11,7 @@
 
 #include "runtime/codestore.h"
 #include "runtime/log.h"
+#include "server/http.h"
 #include "server/persist.h"
 #include "server/registry.h"
 
@@ -56,6 +57,8 @@ void layers_unref(struct layer_version *v)
     free(v->license_info);
     json_decref(v->runtimes);
     json_decref(v->architectures);
+    free(v->policy);
+    free(v->revision_id);
     free(v);
 }
 
@@ -117,6 +120,10 @@ static json_t *version_doc(const struct layer_version *v)
         json_object_set(d, "compatible_runtimes", v->runtimes);
     if (d && v->architectures)
         json_object_set(d, "compatible_architectures", v->architectures);
+    if (d && v->policy)
+        json_object_set_new(d, "policy", json_loads(v->policy, 0, NULL));
+    if (d && v->revision_id)
+        json_object_set_new(d, "revision_id", json_string(v->revision_id));
     return d;
 }
 
@@ -337,6 +344,71 @@ out:
             *out = layers_ref(v);
     }
     layers_unref(v);
+    return rc;
+}
+
+int layers_update_policy(const char *region, const char *account, const char *name, long long version,
+                         layers_policy_fn fn, void *ud, char rev_out[37], struct api_error *err)
+{
+    char id[240];
+    int rc = -1;
+    json_t *stmts = NULL;
+    struct layer_version *cur = NULL, *nv = NULL;
+    pthread_mutex_lock(&g_write_lock);
+    cur = layers_get(region, account, name, version);
+    if (!cur) {
+        api_fail(err, &AWS_RESOURCE_NOT_FOUND, MSG_RESOURCE_NOT_FOUND);
+        goto out;
+    }
+    stmts = cur->policy ? json_loads(cur->policy, 0, NULL) : json_array();
+    if (!stmts) {
+        api_fail(err, &AWS_SERVICE, MSG_INTERNAL, "out of memory");
+        goto out;
+    }
+    if (fn(stmts, cur->revision_id ? cur->revision_id : "", ud, err))
+        goto out;
+    nv = version_new(cur->region, cur->account, cur->name, cur->version, cur->code_hex, cur->code_sha256,
+                     cur->code_size, cur->description, cur->created_date, cur->license_info,
+                     cur->runtimes, cur->architectures);
+    char rev[37];
+    http_uuid4(rev);
+    if (nv) {
+        nv->policy = json_array_size(stmts) ? json_dumps(stmts, JSON_COMPACT) : NULL;
+        nv->revision_id = strdup(rev);
+    }
+    if (!nv || !nv->revision_id || (json_array_size(stmts) && !nv->policy)) {
+        api_fail(err, &AWS_SERVICE, MSG_INTERNAL, "out of memory");
+        goto out;
+    }
+    if (g_persist) {
+        json_t *vdoc = version_doc(nv);
+        version_id(nv, id, sizeof(id));
+        int prc = vdoc ? write_doc(id, vdoc) : -ENOMEM;
+        json_decref(vdoc);
+        if (prc) {
+            LOG_ERROR("cannot persist the policy of layer version %s: %s", nv->arn, strerror(-prc));
+            api_fail(err, &AWS_SERVICE, MSG_INTERNAL, "cannot write the layer version to the data directory");
+            goto out;
+        }
+    }
+    pthread_rwlock_wrlock(&g_lock);
+    struct layer *l = find_layer(region, account, name);
+    int i = l ? find_index(l, version) : -1;
+    struct layer_version *old = NULL;
+    if (i >= 0) {
+        old = l->versions[i];
+        l->versions[i] = nv;
+        nv = NULL;
+    }
+    pthread_rwlock_unlock(&g_lock);
+    layers_unref(old);
+    memcpy(rev_out, rev, 37);
+    rc = 0;
+out:
+    pthread_mutex_unlock(&g_write_lock);
+    json_decref(stmts);
+    layers_unref(nv);
+    layers_unref(cur);
     return rc;
 }
 
@@ -562,6 +634,11 @@ static int load_one(void *ud, const char *id, json_t *doc)
                       json_object_get(doc, "compatible_runtimes"),
                       json_object_get(doc, "compatible_architectures"))
         : NULL;
+    json_t *pol = json_object_get(doc, "policy");
+    if (v && json_is_array(pol) && json_array_size(pol))
+        v->policy = json_dumps(pol, JSON_COMPACT);
+    if (v && jstr(doc, "revision_id"))
+        v->revision_id = strdup(jstr(doc, "revision_id"));
     if (!v || find_index(l, version) >= 0) {
         LOG_ERROR("layer document %s is unusable or a duplicate; skipped", id);
         layers_unref(v);

@@ -61,6 +61,8 @@ struct layer_version {
     char *license_info;       /* NULL when none */
     json_t *runtimes;         /* array of strings or NULL (never modified) */
     json_t *architectures;    /* array of strings or NULL (never modified) */
+    char *policy;             /* resource policy statements (JSON array text) or NULL */
+    char *revision_id;        /* the policy's RevisionId (uuid) */
 };
 
 /* What PublishLayerVersion stores (already validated by the caller). */
@@ -111,6 +113,19 @@ bool layers_name_ok(const char *name);
  * to registry_release_code. Returns 0 or -1 with err on I/O failure. */
 int layers_delete(const char *region, const char *account, const char *name, long long version,
                   struct api_error *err);
+
+/* Edits the policy statements of a layer version: stmts is a private copy
+ * of the current array (empty when none), rev the current RevisionId.
+ * Returns 0 to store the result, or -1 with err to abort. */
+typedef int (*layers_policy_fn)(json_t *stmts, const char *rev, void *ud, struct api_error *err);
+
+/* Under the writer mutex: runs fn on version `version`'s statements, and on
+ * success persists and publishes a copy of the version with the new
+ * statements and a new RevisionId (copied to rev_out, 37 bytes). Errors:
+ * ResourceNotFoundException for an unknown version, fn's, ServiceException
+ * on I/O failure. Any thread outside RCU read-side sections. */
+int layers_update_policy(const char *region, const char *account, const char *name, long long version,
+                         layers_policy_fn fn, void *ud, char rev_out[37], struct api_error *err);
 
 /* Filters of the list operations (NULL: no filter). */
 struct layers_filter {

@@ -4,7 +4,7 @@
  * DESIGN: SIGINT/SIGTERM are blocked before any thread starts and the main
  * thread waits for them with sigwait, so no handler runs in a random thread.
  * Start-up order: config -> data dir (lock) -> code store -> layers (load)
- * -> registry (load) -> pool -> HTTP. Shutdown runs it backwards: mg_stop lets in-flight
+ * -> registry (load) -> log store -> pool -> HTTP. Shutdown runs it backwards: mg_stop lets in-flight
  * requests finish, then the pool stops its environments, then the registry
  * drains its RCU callbacks; an ephemeral run removes its temp directory. */
 #include <errno.h>
@@ -24,15 +24,20 @@
 #include "runtime/codestore.h"
 #include "runtime/log.h"
 #include "server/admin.h"
+#include "server/api_esm.h"
 #include "server/api_functions.h"
+#include "server/api_provisioned.h"
 #include "server/api_invoke.h"
 #include "server/config.h"
 #include "server/docker_api.h"
 #include "server/http.h"
 #include "runtime/fsutil.h"
 #include "server/layers.h"
+#include "server/logs_store.h"
 #include "server/persist.h"
 #include "server/registry.h"
+#include "server/s3store.h"
+#include "server/svc_iam.h"
 
 
 int main(int argc, char **argv)
@@ -40,7 +45,7 @@ int main(int argc, char **argv)
     struct lambdad_config cfg;
     char err[512], tmp_root[PATH_MAX] = "", code_root[PATH_MAX], work_dir[PATH_MAX + 8];
     char endpoint[300], instance[37];
-    struct persist *persist = NULL, *layers_persist = NULL;
+    struct persist *persist = NULL, *layers_persist = NULL, *iam_persist = NULL;
     struct codestore *cs = NULL;
     const char *perr = NULL;
     int rc, exit_code = 1;
@@ -88,6 +93,11 @@ int main(int argc, char **argv)
             fprintf(stderr, "lambdad: data dir %s/layers: %s\n", cfg.data_dir, strerror(-rc));
             goto out;
         }
+        rc = persist_open_sub(&iam_persist, persist, "iam");
+        if (rc) {
+            fprintf(stderr, "lambdad: data dir %s/iam: %s\n", cfg.data_dir, strerror(-rc));
+            goto out;
+        }
         snprintf(code_root, sizeof(code_root), "%s", cfg.data_dir);
     }
     snprintf(work_dir, sizeof(work_dir), "%s/work", code_root);
@@ -113,9 +123,30 @@ int main(int argc, char **argv)
         fprintf(stderr, "lambdad: cannot load %s: %s\n", cfg.data_dir, strerror(-rc));
         goto out_registry;
     }
+    rc = s3store_open(code_root);
+    if (rc) {
+        fprintf(stderr, "lambdad: cannot open the S3 store under %s: %s\n", code_root, strerror(-rc));
+        goto out_registry;
+    }
+    rc = iam_init(iam_persist);
+    if (rc < 0) {
+        fprintf(stderr, "lambdad: cannot load %s/iam: %s\n", cfg.data_dir, strerror(-rc));
+        goto out_registry;
+    }
     api_functions_init(cs);
+    rc = api_esm_init(persist);
+    if (rc < 0) {
+        fprintf(stderr, "lambdad: cannot load %s/event-source-mappings: %s\n", cfg.data_dir, strerror(-rc));
+        goto out_registry;
+    }
     api_invoke_configure(cfg.async_payload_limit);
     admin_init(cs, config_executor_name(cfg.executor));
+    rc = logs_store_init(persist, cfg.data_dir, cfg.logs_max_bytes);
+    if (rc < 0) {
+        fprintf(stderr, "lambdad: cannot load %s/logs: %s\n", cfg.data_dir, strerror(-rc));
+        goto out_registry;
+    }
+    pool_set_log_sink(logs_store_sink, NULL);
 
     const char *host = cfg.host;
     if (!strcmp(host, "0.0.0.0") || !strcmp(host, "::"))
@@ -141,7 +172,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "lambdad: %s\n", perr ? perr : "cannot start the executor pool");
         goto out_registry;
     }
-    struct http_options ho = {cfg.host, cfg.port, cfg.http_threads, cfg.account_id};
+    api_provisioned_restore(); /* warm the stored provisioned concurrency again */
+    struct http_options ho = {cfg.host, cfg.port, cfg.http_threads, cfg.account_id, cfg.http_keepalive_s};
     if (http_start(&ho, &perr)) {
         fprintf(stderr, "lambdad: %s\n", perr);
         pool_stop();
@@ -197,11 +229,17 @@ int main(int argc, char **argv)
     LOG_DEBUG("http front stopped");
     exit_code = 0;
 out_registry:
+    logs_store_shutdown(); /* after the pool: no sink calls any more */
+    LOG_DEBUG("log store flushed");
     registry_shutdown();
+    api_esm_shutdown();
     LOG_DEBUG("registry released");
 out:
+    iam_shutdown();
+    s3store_close();
     layers_shutdown();
     codestore_close(cs);
+    persist_close(iam_persist);
     persist_close(layers_persist);
     persist_close(persist);
     if (tmp_root[0])

@@ -5,22 +5,54 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "runtime/log.h"
+
+#define JOURNAL_NAME "journal"
+#define JOURNAL_CHECKPOINT (1u << 20) /* bytes of journal before docs are synced */
+
+/* A change staged for the next group commit, applied to its document file
+ * once the journal holding it is durable. */
+struct pending_op {
+    char *id;
+    char *data; /* NULL: remove */
+    size_t len;
+};
 
 struct persist {
     char *root;    /* <data-dir> */
     char *dir;     /* <data-dir>/functions (or the subdir of persist_open_sub) */
     int dir_fd;
     int lock_fd;   /* -1 for a persist_open_sub handle: the parent holds the lock */
+    int jfd;       /* <dir>/journal, O_APPEND */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool sync_init;
+    /* Under mu: */
+    char *buf;     /* staged journal records not yet written */
+    size_t buf_len, buf_cap;
+    struct pending_op *ops;
+    size_t n_ops, cap_ops;
+    uint64_t staged, durable; /* tickets: last staged, last durable */
+    bool committing;          /* a leader is writing a batch */
+    unsigned long long flushes; /* journal flushes so far */
+    int broken;               /* sticky -errno once the journal could not be written */
+    /* Leader only (committing): */
+    size_t jsize;             /* journal bytes since the last checkpoint */
+    bool docs_stale;          /* a document file could not be updated: keep the journal */
+    bool journal_only;        /* test hook: never update documents (see journal_open) */
 };
 
 static int mkdir_p(const char *path)
@@ -65,6 +97,153 @@ static void remove_temp_files(struct persist *p)
         fsync(p->dir_fd);
 }
 
+static int write_all(int fd, const char *data, size_t len);
+
+/* Replaces <dir>/<id>.json with data through a temp file and a rename, not
+ * fsync'd: the journal holds the change until the next checkpoint. */
+static int doc_replace(struct persist *p, const char *id, const char *data, size_t len)
+{
+    char tmp[NAME_MAX + 1], final[NAME_MAX + 1];
+    static _Atomic unsigned long seq;
+    int rc = 0;
+    if (snprintf(final, sizeof(final), "%s.json", id) >= (int)sizeof(final))
+        return -ENAMETOOLONG;
+    snprintf(tmp, sizeof(tmp), ".%s.json.tmp.%ld.%lu", id, (long)getpid(), ++seq);
+    int fd = openat(p->dir_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return -errno;
+    rc = write_all(fd, data, len);
+    if (close(fd) && !rc)
+        rc = -errno;
+    if (!rc && renameat(p->dir_fd, tmp, p->dir_fd, final))
+        rc = -errno;
+    if (rc)
+        unlinkat(p->dir_fd, tmp, 0);
+    return rc;
+}
+
+static int doc_unlink(struct persist *p, const char *id)
+{
+    char final[NAME_MAX + 1];
+    if (snprintf(final, sizeof(final), "%s.json", id) >= (int)sizeof(final))
+        return -ENAMETOOLONG;
+    if (unlinkat(p->dir_fd, final, 0) && errno != ENOENT)
+        return -errno;
+    return 0;
+}
+
+/* Journal record: "<op> <crc32 hex8> <idlen> <datalen>\n" <id> <data> "\n",
+ * op 'W' (write) or 'D' (remove); the CRC covers id and data. */
+static uint32_t rec_crc(const char *id, size_t idlen, const char *data, size_t len)
+{
+    uLong c = crc32(0L, (const Bytef *)id, (uInt)idlen);
+    while (len) {
+        uInt n = len > (1u << 30) ? (1u << 30) : (uInt)len;
+        c = crc32(c, (const Bytef *)data, n);
+        data += n;
+        len -= n;
+    }
+    return (uint32_t)c;
+}
+
+/* Makes every document written since the last checkpoint durable, then
+ * empties the journal. */
+static int journal_checkpoint(struct persist *p)
+{
+    if (syncfs(p->dir_fd) || fsync(p->dir_fd))
+        return -errno;
+    if (ftruncate(p->jfd, 0) || fdatasync(p->jfd))
+        return -errno;
+    p->jsize = 0;
+    return 0;
+}
+
+/* Replays the journal a crash left behind into the document files (up to
+ * the first torn or corrupt record: that batch was never acknowledged),
+ * makes them durable and empties the journal. */
+static int journal_recover(struct persist *p)
+{
+    struct stat st;
+    if (fstat(p->jfd, &st))
+        return -errno;
+    if (st.st_size == 0)
+        return 0;
+    size_t size = (size_t)st.st_size;
+    char *j = malloc(size + 1);
+    if (!j)
+        return -ENOMEM;
+    size_t got = 0;
+    while (got < size) {
+        ssize_t r = pread(p->jfd, j + got, size - got, (off_t)got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    j[got] = 0;
+    size_t off = 0, n = 0;
+    int rc = 0;
+    while (off < got) {
+        char op;
+        unsigned int crc;
+        size_t idlen, len;
+        int hl = 0;
+        char *nl = memchr(j + off, '\n', got - off);
+        if (!nl || sscanf(j + off, "%c %8x %zu %zu%n", &op, &crc, &idlen, &len, &hl) != 4 ||
+            j + off + hl != nl || (op != 'W' && op != 'D') || idlen == 0 || idlen > NAME_MAX)
+            break;
+        size_t body = (size_t)(nl + 1 - j);
+        if (body + idlen + len + 1 > got || j[body + idlen + len] != '\n')
+            break;
+        const char *id = j + body, *data = j + body + idlen;
+        if (rec_crc(id, idlen, data, len) != crc)
+            break;
+        char idz[NAME_MAX + 1];
+        memcpy(idz, id, idlen);
+        idz[idlen] = 0;
+        if (memchr(idz, '/', idlen) || idz[0] == '.')
+            break;
+        int r = op == 'W' ? doc_replace(p, idz, data, len) : doc_unlink(p, idz);
+        if (r) {
+            rc = r;
+            break;
+        }
+        n++;
+        off = body + idlen + len + 1;
+    }
+    free(j);
+    if (rc) {
+        LOG_ERROR("%s/" JOURNAL_NAME ": cannot replay: %s", p->dir, strerror(-rc));
+        return rc;
+    }
+    if (off < got)
+        LOG_INFO("%s/" JOURNAL_NAME ": dropping a torn tail of %zu bytes (never acknowledged)",
+                 p->dir, got - off);
+    LOG_INFO("%s/" JOURNAL_NAME ": replayed %zu change(s)", p->dir, n);
+    return journal_checkpoint(p);
+}
+
+static int journal_open(struct persist *p)
+{
+    p->jfd = openat(p->dir_fd, JOURNAL_NAME, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (p->jfd < 0)
+        return -errno;
+    if (fsync(p->dir_fd))
+        return -errno;
+    int rc = journal_recover(p);
+    if (rc)
+        return rc;
+    if (pthread_mutex_init(&p->mu, NULL) || pthread_cond_init(&p->cv, NULL))
+        return -ENOMEM;
+    p->sync_init = true;
+    /* Fault injection for the e2e crash tests: acknowledged changes then
+     * live only in the journal, so a kill -9 must be repaired by replay. */
+    const char *jo = getenv("LAMBDAD_TEST_JOURNAL_ONLY");
+    p->journal_only = jo && !strcmp(jo, "1");
+    return 0;
+}
+
 /* Creates and opens <root>/<subdir> as p's document directory, makes the
  * entry durable and removes torn temp files. */
 static int open_docs_dir(struct persist *p, const char *subdir)
@@ -85,7 +264,7 @@ static int open_docs_dir(struct persist *p, const char *subdir)
         close(dfd);
     }
     remove_temp_files(p);
-    return 0;
+    return journal_open(p);
 }
 
 int persist_open(struct persist **out, const char *data_dir)
@@ -95,7 +274,7 @@ int persist_open(struct persist **out, const char *data_dir)
     struct persist *p = calloc(1, sizeof(*p));
     if (!p)
         return -ENOMEM;
-    p->dir_fd = p->lock_fd = -1;
+    p->dir_fd = p->lock_fd = p->jfd = -1;
     if ((rc = mkdir_p(data_dir)))
         goto fail;
     snprintf(path, sizeof(path), "%s/lock", data_dir);
@@ -127,7 +306,7 @@ int persist_open_sub(struct persist **out, const struct persist *parent, const c
     struct persist *p = calloc(1, sizeof(*p));
     if (!p)
         return -ENOMEM;
-    p->dir_fd = p->lock_fd = -1;
+    p->dir_fd = p->lock_fd = p->jfd = -1;
     if (!(p->root = strdup(parent->root))) {
         rc = -ENOMEM;
         goto fail;
@@ -145,6 +324,22 @@ void persist_close(struct persist *p)
 {
     if (!p)
         return;
+    if (p->jfd >= 0) {
+        /* A clean stop leaves an empty journal. */
+        if (p->sync_init && p->jsize && !p->docs_stale && !p->broken)
+            journal_checkpoint(p);
+        close(p->jfd);
+    }
+    if (p->sync_init) {
+        pthread_mutex_destroy(&p->mu);
+        pthread_cond_destroy(&p->cv);
+    }
+    for (size_t i = 0; i < p->n_ops; i++) {
+        free(p->ops[i].id);
+        free(p->ops[i].data);
+    }
+    free(p->ops);
+    free(p->buf);
     if (p->dir_fd >= 0)
         close(p->dir_fd);
     if (p->lock_fd >= 0)
@@ -174,54 +369,179 @@ static int write_all(int fd, const char *data, size_t len)
     return 0;
 }
 
-int persist_write(struct persist *p, const char *id, const char *data, size_t len)
+/* Appends one record to the staged batch (mu held). */
+static int stage_locked(struct persist *p, const char *id, const char *data, size_t len)
 {
-    char tmp[NAME_MAX + 1], final[NAME_MAX + 1];
-    static unsigned long seq;
-    int rc = 0, fd = -1;
-    if (snprintf(final, sizeof(final), "%s.json", id) >= (int)sizeof(final))
-        return -ENAMETOOLONG;
-    /* Writers are serialised by the registry mutex; seq + pid keep names unique. */
-    snprintf(tmp, sizeof(tmp), ".%s.json.tmp.%ld.%lu", id, (long)getpid(), ++seq);
-    fd = openat(p->dir_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return -errno;
-    if ((rc = write_all(fd, data, len)))
-        goto out;
-    if (fsync(fd)) {
-        rc = -errno;
-        goto out;
+    size_t idlen = strlen(id);
+    char head[96];
+    int hl = snprintf(head, sizeof(head), "%c %08" PRIx32 " %zu %zu\n", data ? 'W' : 'D',
+                      rec_crc(id, idlen, data ? data : "", data ? len : 0), idlen, data ? len : 0);
+    size_t need = (size_t)hl + idlen + (data ? len : 0) + 1;
+    if (p->buf_len + need > p->buf_cap) {
+        size_t cap = p->buf_cap ? p->buf_cap : 16384;
+        while (cap < p->buf_len + need)
+            cap *= 2;
+        char *nb = realloc(p->buf, cap);
+        if (!nb)
+            return -ENOMEM;
+        p->buf = nb;
+        p->buf_cap = cap;
     }
-    if (close(fd)) {
-        fd = -1;
-        rc = -errno;
-        goto out;
+    if (p->n_ops == p->cap_ops) {
+        size_t cap = p->cap_ops ? p->cap_ops * 2 : 16;
+        struct pending_op *no = realloc(p->ops, cap * sizeof(*no));
+        if (!no)
+            return -ENOMEM;
+        p->ops = no;
+        p->cap_ops = cap;
     }
-    fd = -1;
-    if (renameat(p->dir_fd, tmp, p->dir_fd, final)) {
-        rc = -errno;
-        goto out;
+    struct pending_op op = {.id = strdup(id), .data = data ? malloc(len ? len : 1) : NULL, .len = len};
+    if (!op.id || (data && !op.data)) {
+        free(op.id);
+        free(op.data);
+        return -ENOMEM;
     }
-    if (fsync(p->dir_fd))
-        rc = -errno;
-    return rc;
-out:
-    if (fd >= 0)
-        close(fd);
-    unlinkat(p->dir_fd, tmp, 0);
-    return rc;
+    if (data)
+        memcpy(op.data, data, len);
+    p->ops[p->n_ops++] = op;
+    char *w = p->buf + p->buf_len;
+    memcpy(w, head, (size_t)hl);
+    memcpy(w + hl, id, idlen);
+    if (data)
+        memcpy(w + hl + idlen, data, len);
+    w[need - 1] = '\n';
+    p->buf_len += need;
+    return 0;
 }
 
-int persist_remove(struct persist *p, const char *id)
+int persist_stage(struct persist *p, const char *id, const char *data, size_t len, uint64_t *ticket)
 {
     char final[NAME_MAX + 1];
     if (snprintf(final, sizeof(final), "%s.json", id) >= (int)sizeof(final))
         return -ENAMETOOLONG;
-    if (unlinkat(p->dir_fd, final, 0) && errno != ENOENT)
-        return -errno;
-    if (fsync(p->dir_fd))
-        return -errno;
-    return 0;
+    pthread_mutex_lock(&p->mu);
+    int rc = p->broken ? p->broken : stage_locked(p, id, data, len);
+    if (!rc)
+        *ticket = ++p->staged;
+    pthread_mutex_unlock(&p->mu);
+    return rc;
+}
+
+/* Leader: writes the batch to the journal with one write + fdatasync. */
+static int journal_append(struct persist *p, const char *buf, size_t len)
+{
+    int rc = write_all(p->jfd, buf, len);
+    if (!rc && fdatasync(p->jfd))
+        rc = -errno;
+    if (!rc)
+        p->jsize += len;
+    return rc;
+}
+
+/* Leader, after the batch is durable (and acknowledged): brings the
+ * document files up to date (temp + rename, no fsync: the journal holds the
+ * changes until the next checkpoint syncs them), checkpointing every
+ * JOURNAL_CHECKPOINT bytes. */
+static void apply_batch(struct persist *p, struct pending_op *ops, size_t n)
+{
+    if (p->journal_only) {
+        p->docs_stale = true;
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        int r = ops[i].data ? doc_replace(p, ops[i].id, ops[i].data, ops[i].len)
+                            : doc_unlink(p, ops[i].id);
+        if (r) {
+            /* The journal has the change; a restart replays it. Until then
+             * the journal must not be emptied. */
+            LOG_ERROR("cannot update %s/%s.json: %s (kept in the journal)", p->dir, ops[i].id,
+                      strerror(-r));
+            p->docs_stale = true;
+        }
+    }
+    if (p->jsize >= JOURNAL_CHECKPOINT && !p->docs_stale) {
+        int r = journal_checkpoint(p);
+        if (r)
+            LOG_WARN("%s: checkpoint failed (%s); the journal keeps growing", p->dir, strerror(-r));
+    }
+}
+
+int persist_commit(struct persist *p, uint64_t ticket)
+{
+    pthread_mutex_lock(&p->mu);
+    while (p->durable < ticket && !p->broken) {
+        if (p->committing) {
+            pthread_cond_wait(&p->cv, &p->mu);
+            continue;
+        }
+        /* Become the leader of everything staged so far. */
+        p->committing = true;
+        uint64_t upto = p->staged;
+        char *buf = p->buf;
+        size_t len = p->buf_len, cap = p->buf_cap;
+        struct pending_op *ops = p->ops;
+        size_t n = p->n_ops;
+        p->buf = NULL;
+        p->buf_len = p->buf_cap = 0;
+        p->ops = NULL;
+        p->n_ops = p->cap_ops = 0;
+        pthread_mutex_unlock(&p->mu);
+        int rc = journal_append(p, buf, len);
+        pthread_mutex_lock(&p->mu);
+        if (rc) {
+            LOG_ERROR("%s/" JOURNAL_NAME ": cannot write: %s; every later change fails", p->dir,
+                      strerror(-rc));
+            p->broken = rc;
+        } else {
+            /* Acknowledge now: the writers' next changes are staged while
+             * this leader updates the documents. */
+            p->durable = upto;
+            p->flushes++;
+            pthread_cond_broadcast(&p->cv);
+            pthread_mutex_unlock(&p->mu);
+            apply_batch(p, ops, n);
+            pthread_mutex_lock(&p->mu);
+        }
+        for (size_t i = 0; i < n; i++) {
+            free(ops[i].id);
+            free(ops[i].data);
+        }
+        free(ops);
+        /* Reuse the batch buffer when nothing was staged meanwhile. */
+        if (!p->buf && cap <= (1u << 20)) {
+            p->buf = buf;
+            p->buf_cap = cap;
+        } else {
+            free(buf);
+        }
+        p->committing = false;
+        pthread_cond_broadcast(&p->cv);
+    }
+    int rc = p->durable >= ticket ? 0 : p->broken;
+    pthread_mutex_unlock(&p->mu);
+    return rc;
+}
+
+unsigned long long persist_flushes(struct persist *p)
+{
+    pthread_mutex_lock(&p->mu);
+    unsigned long long n = p->flushes;
+    pthread_mutex_unlock(&p->mu);
+    return n;
+}
+
+int persist_write(struct persist *p, const char *id, const char *data, size_t len)
+{
+    uint64_t t;
+    int rc = persist_stage(p, id, data, len, &t);
+    return rc ? rc : persist_commit(p, t);
+}
+
+int persist_remove(struct persist *p, const char *id)
+{
+    uint64_t t;
+    int rc = persist_stage(p, id, NULL, 0, &t);
+    return rc ? rc : persist_commit(p, t);
 }
 
 int persist_load(struct persist *p, int (*fn)(void *ud, const char *id, json_t *doc), void *ud)

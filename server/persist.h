@@ -5,14 +5,31 @@
  * "<region>.<account>.<name>"; '.' cannot occur in any of the three, so ids
  * are unambiguous). persist_open_sub opens further document directories
  * (<data-dir>/layers, see layers.h) with the same discipline under the
- * same lock. A write goes to a temp file ".<id>.json.tmp.XXXXXX" in
- * the same directory, is fsync'd, renamed over the target, and the directory
- * is fsync'd, all before the caller acknowledges the change; a removal is
- * unlink + fsync(dir). A crash therefore leaves either the old or the new
- * file, plus possibly a torn temp file, which persist_open deletes. Files
+ * same lock. A document is replaced through a temp file
+ * ".<id>.json.tmp.<pid>.<seq>" in the same directory renamed over the
+ * target; a removal is an unlink. Durability comes from the journal below.
+ * A crash therefore leaves the old or the new file (or a torn one the
+ * journal replay rewrites), plus possibly a torn temp file, which
+ * persist_open deletes. Files
  * that do not parse (which atomic renames should make impossible) are moved
  * aside to "<id>.json.corrupt" and reported, never fatal. <data-dir>/lock is
  * flock'ed so two lambdads cannot share a data directory.
+ *
+ * Group commit: a change is first appended to <dir>/journal, a write-ahead
+ * log (records "<op> <crc32> <idlen> <len>\n<id><data>\n"). Writers stage
+ * their change in order (persist_stage, under the registry mutex) and wait
+ * outside it (persist_commit); the first waiter becomes the leader and
+ * writes everything staged so far with ONE write + fdatasync, so concurrent
+ * writers share one disk flush. Only then are the document files replaced
+ * (temp + rename, not fsync'd: the journal still holds the change) and the
+ * waiters acknowledged. Every 1 MiB of journal a checkpoint syncs the
+ * document files (syncfs + fsync of the directory) and empties the journal;
+ * a clean stop does too. Start-up replays a journal a crash left behind
+ * (up to its first torn or corrupt record: that batch was never
+ * acknowledged) into the documents before anything is loaded. An
+ * acknowledged change is therefore in the journal or in a synced document
+ * when the API answers. If the journal cannot be written, the handle turns
+ * broken: that and every later change fail with the same error.
  *
  * Thread rules: calls do disk I/O; the registry serialises writers on its
  * mutex. Never call inside an RCU read-side section. */
@@ -21,6 +38,7 @@
 
 #include <jansson.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct persist;
 
@@ -37,8 +55,22 @@ int persist_open_sub(struct persist **out, const struct persist *parent, const c
 /* Releases the lock (if p holds it) and frees p. NULL-safe. */
 void persist_close(struct persist *p);
 
+/* Stages a change for the next group commit: data[0..len) replaces the
+ * document of id, or data == NULL removes it. Call in the order the changes
+ * are made (under the caller's writer lock) and then persist_commit(ticket)
+ * outside it. Returns 0 or -errno (nothing staged). */
+int persist_stage(struct persist *p, const char *id, const char *data, size_t len, uint64_t *ticket);
+
+/* Waits until the change of ticket (and every one staged before it) is
+ * durable, leading the group commit when no other thread does. Returns 0,
+ * or -errno when the journal could not be written. */
+int persist_commit(struct persist *p, uint64_t ticket);
+
+/* Journal flushes (write + fdatasync) so far: one per group commit. */
+unsigned long long persist_flushes(struct persist *p);
+
 /* Atomically replaces the document of id with data[0..len). Durable on
- * return 0; -errno otherwise (the previous document is intact). */
+ * return 0 (persist_stage + persist_commit); -errno otherwise. */
 int persist_write(struct persist *p, const char *id, const char *data, size_t len);
 
 /* Removes the document of id, durably. Returns 0 or -errno (0 if absent). */

@@ -78,6 +78,8 @@ static void record_free(struct fn_record *r)
     free(r->code_hex);
     free(r->image_uri);
     free(r->revision_id);
+    free(r->latest_q_json);
+    free(r->extras_json);
     fnspec_unref(r->spec);
     json_decref(r->doc);
     free(r);
@@ -236,6 +238,8 @@ static struct fn_spec *spec_build(const struct fn_record *r, const char *key, co
     snprintf(group, sizeof(group), "/aws/lambda/%s", r->name);
     s->log_group = fnspec_strdup(jstr(lc, "LogGroup") ? jstr(lc, "LogGroup") : group);
     s->log_format = fnspec_strdup(jstr(lc, "LogFormat") ? jstr(lc, "LogFormat") : "Text");
+    s->app_log_level = fnspec_strdup(jstr(lc, "ApplicationLogLevel"));
+    s->system_log_level = fnspec_strdup(jstr(lc, "SystemLogLevel"));
     const char *ex = jstr(tags, "lambdad:executor");
     s->force_docker = ex && !strcmp(ex, "docker");
     s->reserved_concurrency = r->reserved_concurrency;
@@ -244,6 +248,7 @@ static struct fn_spec *spec_build(const struct fn_record *r, const char *key, co
         api_fail(err, &AWS_SERVICE, "out of memory building function record");
         return NULL;
     }
+    fnspec_pin_dirs(s); /* environments outlive records: see codestore_pin */
     return s;
 }
 
@@ -333,6 +338,23 @@ static int aliases_build(struct fn_record *r, json_t *doc, struct api_error *err
     return 0;
 }
 
+/* The $LATEST configuration as version lists show it: FunctionArn
+ * qualified with ":$LATEST". */
+static int latest_qualified(struct fn_record *r, json_t *cfg)
+{
+    json_t *c = json_copy(cfg);
+    char arn[600];
+    snprintf(arn, sizeof(arn), "%s:$LATEST", r->arn);
+    if (!c || json_object_set_new(c, "FunctionArn", json_string(arn)) ||
+        !(r->latest_q_json = json_dumps(c, JSON_COMPACT))) {
+        json_decref(c);
+        return -1;
+    }
+    json_decref(c);
+    r->latest_q_len = strlen(r->latest_q_json);
+    return 0;
+}
+
 int registry_record_build(json_t *doc, const void *zip, size_t zip_len, struct fn_record **out,
                           struct api_error *err)
 {
@@ -363,6 +385,15 @@ int registry_record_build(json_t *doc, const void *zip, size_t zip_len, struct f
     if (!r->arn || !r->config_json)
         goto fail;
     r->config_len = strlen(r->config_json);
+    if (latest_qualified(r, cfg))
+        goto fail;
+    json_t *busy = json_object_get(doc, "busy_until");
+    r->busy_until_ms = json_is_integer(busy) ? (long long)json_integer_value(busy) : 0;
+    r->busy_creating = json_is_true(json_object_get(doc, "busy_creating"));
+    json_t *extras = json_object_get(doc, "extras");
+    if (json_is_object(extras) && json_object_size(extras) &&
+        !(r->extras_json = json_dumps(extras, JSON_COMPACT)))
+        goto fail;
     if (r->code_hex && g_cs) {
         code_dir = codestore_dir_path(g_cs, r->code_hex);
         if (!code_dir && zip) {
@@ -492,6 +523,49 @@ struct fn_spec *registry_spec_for(const struct fn_record *r, const char *qualifi
     return spec_of_version(r, a->version);
 }
 
+struct fn_record *registry_find_extra(const char *needle)
+{
+    struct cds_lfht_iter iter;
+    struct fn_record *r, *found = NULL;
+    rcu_read_lock();
+    cds_lfht_for_each_entry(g_ht, &iter, r, node) {
+        if (r->extras_json && strstr(r->extras_json, needle)) {
+            found = registry_record_ref(r);
+            break;
+        }
+    }
+    rcu_read_unlock();
+    return found;
+}
+
+int registry_all(struct fn_record ***out, size_t *n)
+{
+    struct cds_lfht_iter iter;
+    struct fn_record *r, **v = NULL;
+    size_t len = 0, cap = 0;
+    rcu_read_lock();
+    cds_lfht_for_each_entry(g_ht, &iter, r, node) {
+        if (len == cap) {
+            size_t nc = cap ? cap * 2 : 16;
+            struct fn_record **nv = realloc(v, nc * sizeof(*nv));
+            if (!nv) {
+                rcu_read_unlock();
+                for (size_t i = 0; i < len; i++)
+                    registry_record_unref(v[i]);
+                free(v);
+                return -ENOMEM;
+            }
+            v = nv;
+            cap = nc;
+        }
+        v[len++] = registry_record_ref(r);
+    }
+    rcu_read_unlock();
+    *out = v;
+    *n = len;
+    return 0;
+}
+
 size_t registry_count(void)
 {
     return atomic_load(&g_count);
@@ -542,7 +616,9 @@ int registry_list(const char *region, const char *account, const char *marker, s
 
 /* --- writes (g_write_lock held) ---------------------------------------- */
 
-static int persist_doc(const struct fn_record *r, struct api_error *err)
+/* Stages the record's document for the next group commit (writer mutex
+ * held); *ticket stays 0 with --ephemeral. */
+static int persist_doc(const struct fn_record *r, uint64_t *ticket, struct api_error *err)
 {
     char id[200];
     if (!g_persist)
@@ -551,10 +627,25 @@ static int persist_doc(const struct fn_record *r, struct api_error *err)
     if (!text)
         return api_fail(err, &AWS_SERVICE, "out of memory");
     persist_id(r->region, r->account, r->name, id, sizeof(id));
-    int rc = persist_write(g_persist, id, text, strlen(text));
+    int rc = persist_stage(g_persist, id, text, strlen(text), ticket);
     free(text);
     if (rc) {
         LOG_ERROR("cannot persist function %s: %s", r->key, strerror(-rc));
+        return api_fail(err, &AWS_SERVICE, MSG_INTERNAL, "cannot write the function to the data directory");
+    }
+    return 0;
+}
+
+/* After the writer mutex is released: waits until the staged change is
+ * durable (one fsync shared by every writer of the batch), so the API
+ * answers only then. */
+static int persist_wait(uint64_t ticket, const char *key, struct api_error *err)
+{
+    if (!ticket)
+        return 0;
+    int rc = persist_commit(g_persist, ticket);
+    if (rc) {
+        LOG_ERROR("cannot persist function %s: %s", key, strerror(-rc));
         return api_fail(err, &AWS_SERVICE, MSG_INTERNAL, "cannot write the function to the data directory");
     }
     return 0;
@@ -576,32 +667,34 @@ static bool layers_use(json_t *doc, const char *hex)
 
 /* Whether a function (its code or an attached layer) or a layer version
  * uses the blob hex. Writer mutex held. */
+/* Whether one record ($LATEST or any version, code or layer) uses hex. */
+static bool record_uses(const struct fn_record *r, const char *hex)
+{
+    if ((r->code_hex && !strcmp(r->code_hex, hex)) || layers_use(r->doc, hex))
+        return true;
+    size_t i;
+    json_t *e;
+    json_array_foreach(json_object_get(r->doc, "versions"), i, e) {
+        const char *h = jstr(e, "code_hex");
+        if ((h && !strcmp(h, hex)) || layers_use(e, hex))
+            return true;
+    }
+    return false;
+}
+
 static bool code_in_use(const char *hex)
 {
     struct cds_lfht_iter iter;
-    struct fn_record *r;
     bool used = false;
     rcu_read_lock();
     struct cds_lfht_node *it_node;
     cds_lfht_for_each(g_ht, &iter, it_node) {
         /* Not cds_lfht_for_each_entry: it applies container_of to the NULL
          * that ends the walk, which UBSan rightly reports. */
-        r = caa_container_of(it_node, struct fn_record, node);
-        if ((r->code_hex && !strcmp(r->code_hex, hex)) || layers_use(r->doc, hex)) {
+        if (record_uses(caa_container_of(it_node, struct fn_record, node), hex)) {
             used = true;
             break;
         }
-        size_t i;
-        json_t *e;
-        json_array_foreach(json_object_get(r->doc, "versions"), i, e) {
-            const char *h = jstr(e, "code_hex");
-            if ((h && !strcmp(h, hex)) || layers_use(e, hex)) {
-                used = true;
-                break;
-            }
-        }
-        if (used)
-            break;
     }
     rcu_read_unlock();
     return used || layers_code_in_use(hex);
@@ -611,15 +704,26 @@ static void release_code(const char *hex);
 
 /* Releases every blob (code and layers, of $LATEST and of every version)
  * of a replaced or deleted record; release_code keeps those still used. */
-static void release_blobs(const struct fn_record *r)
+static void release_code_unless(const char *hex, const struct fn_record *keep)
+{
+    /* The replacing record still using the blob is the common case (every
+     * configuration update): no walk over the whole table for it. */
+    if (hex && keep && record_uses(keep, hex))
+        return;
+    release_code(hex);
+}
+
+static void release_blobs(const struct fn_record *r, const struct fn_record *keep)
 {
     size_t i, j;
     json_t *l, *e;
-    release_code(r->code_hex);
-    json_array_foreach(json_object_get(r->doc, "layers"), i, l) release_code(jstr(l, "code_hex"));
+    release_code_unless(r->code_hex, keep);
+    json_array_foreach(json_object_get(r->doc, "layers"), i, l)
+        release_code_unless(jstr(l, "code_hex"), keep);
     json_array_foreach(json_object_get(r->doc, "versions"), j, e) {
-        release_code(jstr(e, "code_hex"));
-        json_array_foreach(json_object_get(e, "layers"), i, l) release_code(jstr(l, "code_hex"));
+        release_code_unless(jstr(e, "code_hex"), keep);
+        json_array_foreach(json_object_get(e, "layers"), i, l)
+            release_code_unless(jstr(l, "code_hex"), keep);
     }
 }
 
@@ -646,6 +750,17 @@ static void evict_keys(char **keys)
     free(keys);
 }
 
+/* release_blobs after the writer mutex was released for a group commit:
+ * takes it again (code_in_use must see a stable table). A blob is released
+ * only after the change that stopped using it is durable, so a crash never
+ * leaves a document pointing at removed code. */
+static void release_blobs_locked(const struct fn_record *r, const struct fn_record *keep)
+{
+    pthread_mutex_lock(&g_write_lock);
+    release_blobs(r, keep);
+    pthread_mutex_unlock(&g_write_lock);
+}
+
 /* Removes a code blob nobody uses any more (outside the read-side section). */
 static void release_code(const char *hex)
 {
@@ -659,7 +774,8 @@ static void release_code(const char *hex)
 int registry_create(json_t *doc, const void *zip, size_t zip_len, struct fn_record **out,
                     struct api_error *err)
 {
-    struct fn_record *r = NULL;
+    struct fn_record *r = NULL, *made = NULL;
+    uint64_t ticket = 0;
     int rc = -1;
     pthread_mutex_lock(&g_write_lock);
     const char *region = jstr(doc, "region"), *account = jstr(doc, "account"), *name = jstr(doc, "name");
@@ -670,7 +786,7 @@ int registry_create(json_t *doc, const void *zip, size_t zip_len, struct fn_reco
         api_fail(err, &AWS_RESOURCE_CONFLICT, MSG_FUNCTION_EXISTS, name);
         goto out;
     }
-    if (registry_record_build(doc, zip, zip_len, &r, err) || persist_doc(r, err))
+    if (registry_record_build(doc, zip, zip_len, &r, err) || persist_doc(r, &ticket, err))
         goto out;
     rcu_read_lock();
     struct cds_lfht_node *prev = cds_lfht_add_unique(g_ht, hash_key(r->key), match_key, r->key, &r->node);
@@ -680,14 +796,19 @@ int registry_create(json_t *doc, const void *zip, size_t zip_len, struct fn_reco
         goto out;
     }
     atomic_fetch_add(&g_count, 1);
-    if (out)
-        *out = registry_record_ref(r);
+    made = registry_record_ref(r);
     r = NULL; /* the table owns the build reference */
     rc = 0;
 out:
     pthread_mutex_unlock(&g_write_lock);
     if (r)
         registry_record_unref(r);
+    if (made && persist_wait(ticket, made->key, err))
+        rc = -1;
+    if (out && rc == 0)
+        *out = made;
+    else
+        registry_record_unref(made);
     json_decref(doc);
     return rc;
 }
@@ -707,9 +828,10 @@ static struct fn_record *writer_lookup(const struct fn_name *n, struct api_error
 int registry_update(const struct fn_name *n, registry_mutate_fn fn, void *ud, const void *zip,
                     size_t zip_len, struct fn_record **out, struct api_error *err)
 {
-    struct fn_record *cur = NULL, *r = NULL;
+    struct fn_record *cur = NULL, *r = NULL, *made = NULL;
     json_t *doc = NULL;
     char **gone = NULL;
+    uint64_t ticket = 0;
     int rc = -1;
     pthread_mutex_lock(&g_write_lock);
     cur = writer_lookup(n, err);
@@ -720,7 +842,8 @@ int registry_update(const struct fn_name *n, registry_mutate_fn fn, void *ud, co
         api_fail(err, &AWS_SERVICE, "out of memory");
         goto out;
     }
-    if (fn(doc, cur, ud, err) || registry_record_build(doc, zip, zip_len, &r, err) || persist_doc(r, err))
+    if (fn(doc, cur, ud, err) || registry_record_build(doc, zip, zip_len, &r, err) ||
+        persist_doc(r, &ticket, err))
         goto out;
     rcu_read_lock();
     struct cds_lfht_iter iter;
@@ -733,14 +856,20 @@ int registry_update(const struct fn_name *n, registry_mutate_fn fn, void *ud, co
         goto out;
     }
     call_rcu(&caa_container_of(old, struct fn_record, node)->rcu, record_free_rcu);
-    release_blobs(cur);
     gone = gone_keys(cur, r);
-    if (out)
-        *out = registry_record_ref(r);
+    made = registry_record_ref(r);
     r = NULL;
     rc = 0;
 out:
     pthread_mutex_unlock(&g_write_lock);
+    if (made && persist_wait(ticket, made->key, err))
+        rc = -1;
+    if (made)
+        release_blobs_locked(cur, made); /* only once the new document is durable */
+    if (out && rc == 0)
+        *out = made;
+    else
+        registry_record_unref(made);
     evict_keys(gone); /* talks to executors: outside the writer mutex */
     json_decref(doc);
     registry_record_unref(r);
@@ -752,6 +881,7 @@ int registry_delete(const struct fn_name *n, struct api_error *err)
 {
     struct fn_record *cur;
     char **gone = NULL;
+    uint64_t ticket = 0;
     int rc = -1;
     pthread_mutex_lock(&g_write_lock);
     cur = writer_lookup(n, err);
@@ -760,7 +890,7 @@ int registry_delete(const struct fn_name *n, struct api_error *err)
     if (g_persist) {
         char id[200];
         persist_id(cur->region, cur->account, cur->name, id, sizeof(id));
-        int prc = persist_remove(g_persist, id);
+        int prc = persist_stage(g_persist, id, NULL, 0, &ticket);
         if (prc) {
             LOG_ERROR("cannot remove function %s from the data directory: %s", cur->key, strerror(-prc));
             api_fail(err, &AWS_SERVICE, MSG_INTERNAL, "cannot update the data directory");
@@ -774,12 +904,15 @@ int registry_delete(const struct fn_name *n, struct api_error *err)
         call_rcu(&cur->rcu, record_free_rcu);
         atomic_fetch_sub(&g_count, 1);
     }
-    release_blobs(cur);
     gone = gone_keys(cur, NULL);
     rc = 0;
 out:
     pthread_mutex_unlock(&g_write_lock);
-    if (rc == 0) {
+    bool removed = rc == 0;
+    if (removed && persist_wait(ticket, cur->key, err))
+        rc = -1;
+    if (removed) {
+        release_blobs_locked(cur, NULL); /* only once the removal is durable */
         pool_evict(cur->key); /* talks to an executor: outside the writer mutex */
         evict_keys(gone);
     }

@@ -91,6 +91,11 @@ struct fn_record {
     size_t n_versions;
     struct fn_alias *aliases;  /* sorted by name */
     size_t n_aliases;
+    char *latest_q_json;       /* config_json with FunctionArn ":$LATEST" (version lists) */
+    size_t latest_q_len;
+    long long busy_until_ms;   /* wall-clock ms: Pending/InProgress until then (doc "busy_until") */
+    bool busy_creating;        /* the busy window is the creation's (State Pending) */
+    char *extras_json;         /* doc "extras" (policies, URL configs, ...), compact text, or NULL */
 };
 
 /* The published version "N" of r, or NULL. */
@@ -149,6 +154,17 @@ struct fn_spec *registry_spec_ref(const struct fn_record *rec);
  * unref anywhere (frees on the last reference). */
 struct fn_record *registry_record_ref(struct fn_record *rec);
 void registry_record_unref(struct fn_record *rec);
+
+/* A reference to the first function (any namespace) whose extras text
+ * contains needle (e.g. a function URL id), or NULL. A linear scan: for
+ * rare lookups by an id the caller then checks in the parsed extras.
+ * Registered thread, outside a read-side section. */
+struct fn_record *registry_find_extra(const char *needle);
+
+/* References to every function of every namespace (unsorted). Release
+ * each with registry_record_unref and the array with free. Registered
+ * thread, outside a read-side section. Returns 0 or -ENOMEM. */
+int registry_all(struct fn_record ***out, size_t *n);
 
 /* Number of functions, all namespaces. */
 size_t registry_count(void);

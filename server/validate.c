@@ -3,6 +3,7 @@
 
 #include <ctype.h>
 #include <inttypes.h>
+#include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +60,91 @@ bool validate_runtime_known(const char *rt)
 bool validate_runtime_deprecated(const char *rt)
 {
     return in_list(g_deprecated, rt);
+}
+
+/* --- patterns ----------------------------------------------------------- */
+
+/* Appends the ERE form of the Java bracket expression at *pp (pointing at
+ * '['); a '-' that ends a range or stands first/last is literal in Java and
+ * is moved to the end, where ERE reads it literally too. */
+static size_t bracket_to_ere(const char **pp, char *out, size_t o, size_t cap)
+{
+    const char *p = *pp + 1;
+    bool dash = false, after_range = false;
+    out[o++] = '[';
+    if (*p == '^')
+        out[o++] = *p++;
+    for (; *p && *p != ']' && o < cap - 16; p++) {
+        if (p[0] == '\\' && p[1] == 's') {
+            memcpy(out + o, "[:space:]", 9);
+            o += 9;
+            p++;
+            after_range = false;
+        } else if (p[0] == '\\' && p[1] == 'd') {
+            memcpy(out + o, "0-9", 3);
+            o += 3;
+            p++;
+            after_range = true;
+        } else if (p[0] == '\\' && p[1] == '-') {
+            dash = true; /* an escaped '-' is literal: moved to the end */
+            p++;
+            after_range = false;
+        } else if (p[0] == '\\' && p[1]) {
+            out[o++] = *++p;
+            after_range = false;
+        } else if (*p == '-' && (after_range || p[1] == ']' || p == *pp + 1)) {
+            dash = true;
+            after_range = false;
+        } else if (p[1] == '-' && p[2] && p[2] != ']') {
+            out[o++] = p[0];
+            out[o++] = '-';
+            out[o++] = p[2];
+            p += 2;
+            after_range = true;
+        } else {
+            out[o++] = *p;
+            after_range = false;
+        }
+    }
+    if (dash)
+        out[o++] = '-';
+    out[o++] = ']';
+    *pp = *p ? p : p - 1;
+    return o;
+}
+
+bool validate_match(const char *s, const char *pattern)
+{
+    /* The model's patterns are Java regexes matched against the whole
+     * value; translate what they use into POSIX ERE. */
+    char ere[1024];
+    size_t o = 0;
+    ere[o++] = '^';
+    ere[o++] = '(';
+    for (const char *p = pattern; *p && o < sizeof(ere) - 32; p++) {
+        if (p[0] == '\\' && p[1] == 'd') {
+            memcpy(ere + o, "[0-9]", 5);
+            o += 5;
+            p++;
+        } else if (p[0] == '\\' && p[1] == 's') {
+            memcpy(ere + o, "[[:space:]]", 11);
+            o += 11;
+            p++;
+        } else if (p[0] == '[') {
+            o = bracket_to_ere(&p, ere, o, sizeof(ere));
+        } else {
+            ere[o++] = *p;
+        }
+    }
+    ere[o++] = ')';
+    ere[o++] = '$';
+    ere[o] = 0;
+    regex_t re;
+    if (regcomp(&re, ere, REG_EXTENDED | REG_NOSUB))
+        return false;
+    bool ok = regexec(&re, s, 0, NULL, 0) == 0;
+    regfree(&re);
+    return ok;
 }
 
 /* --- vlist ------------------------------------------------------------- */
@@ -245,6 +331,23 @@ int validate_function_ref(const char *function_name, const char *qualifier_param
         snprintf(out->region, sizeof(out->region), "%s", region);
     if (!out->account[0])
         snprintf(out->account, sizeof(out->account), "%s", account);
+    return validate_same_namespace(out, region, account, err);
+}
+
+int validate_same_namespace(const struct fn_name *n, const char *region, const char *account,
+                            struct api_error *err)
+{
+    /* A region's endpoint reaches only its own functions (AWS:
+     * ResourceNotFoundException "Functions from 'us-east-1' are not
+     * reachable in this region ('eu-west-1')"); another account's function
+     * needs a resource policy lambdad does not evaluate: AccessDenied. */
+    if (n->region[0] && strcmp(n->region, region) != 0)
+        return api_fail(err, &AWS_RESOURCE_NOT_FOUND, MSG_REGION_UNREACHABLE, n->region, region);
+    if (n->account[0] && strcmp(n->account, account) != 0) {
+        char arn[400];
+        validate_function_arn(n, true, arn, sizeof(arn));
+        return api_access_denied(err, account, NULL, arn);
+    }
     return 0;
 }
 

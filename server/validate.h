@@ -36,6 +36,10 @@ struct vlist {
 
 void vlist_init(struct vlist *v);
 
+/* Whether s matches the model's pattern as a whole (the Java regex syntax
+ * of the model's patterns, translated to POSIX ERE). */
+bool validate_match(const char *s, const char *pattern);
+
 /* Adds "Value '<value>' at '<member>' failed to satisfy constraint: <what>".
  * value NULL renders as "Value null at ...". */
 void vlist_add(struct vlist *v, const char *value, const char *member, const char *what);
@@ -60,11 +64,20 @@ int validate_function_name(const char *s, size_t max_len, struct fn_name *out, s
 
 /* Resolves the full identity of a FunctionName + optional ?Qualifier= in
  * the request's region/account: parses, checks the qualifier conflict
- * (InvalidParameterValueException) and fills region/account defaults.
+ * (InvalidParameterValueException), fills region/account defaults and
+ * refuses another region or account (validate_same_namespace).
  * qualifier_param may be NULL. Returns 0 or -1 with err filled. */
 int validate_function_ref(const char *function_name, const char *qualifier_param,
                           size_t max_len, const char *region, const char *account,
                           struct fn_name *out, struct api_error *err);
+
+/* Checks that a parsed FunctionName that names a region or account names
+ * the caller's (region, account): else ResourceNotFoundException "Functions
+ * from 'R' are not reachable in this region ('R2')" or
+ * AccessDeniedException. validate_function_ref does it already. Returns 0
+ * or -1 with err filled. */
+int validate_same_namespace(const struct fn_name *n, const char *region, const char *account,
+                            struct api_error *err);
 
 /* Writes "arn:aws:lambda:R:A:function:NAME[:QUALIFIER]" into out. */
 void validate_function_arn(const struct fn_name *n, bool with_qualifier, char *out, size_t outlen);

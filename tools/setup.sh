@@ -32,7 +32,7 @@ die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 # ---------------------------------------------------------------- packages
 PACKAGES=(
   build-essential cmake pkg-config
-  libcivetweb-dev liburcu-dev libcurl4-openssl-dev zlib1g-dev libzip-dev libssl-dev libjansson-dev
+  libcivetweb-dev liburcu-dev libcurl4-openssl-dev zlib1g-dev libzip-dev libssl-dev libjansson-dev libexpat1-dev
   clang libclang-rt-14-dev
   python3 python3-venv python3-pip
   nodejs curl zip debootstrap gnuplot-nox
@@ -70,7 +70,7 @@ if ! venv_ok; then
 fi
 
 need_pip=()
-for mod in boto3 pytest; do
+for mod in boto3 pytest docker; do
   "$VENV/bin/python" -c "import $mod" >/dev/null 2>&1 || need_pip+=("$mod")
 done
 if ((${#need_pip[@]})); then

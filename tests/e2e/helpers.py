@@ -100,6 +100,21 @@ def strip_meta(resp):
     return {k: v for k, v in resp.items() if k != "ResponseMetadata"}
 
 
+TRANSIENT_STATE_KEYS = ("StateReason", "StateReasonCode", "LastUpdateStatusReason",
+                        "LastUpdateStatusReasonCode")
+
+
+def settled(cfg):
+    """A FunctionConfiguration (ResponseMetadata dropped) as it reads once the
+    create/update finished: CreateFunction answers State Pending and the
+    updates LastUpdateStatus InProgress, as AWS does; later reads show
+    Active / Successful."""
+    out = {k: v for k, v in strip_meta(cfg).items() if k not in TRANSIENT_STATE_KEYS}
+    out["State"] = "Active"
+    out["LastUpdateStatus"] = "Successful"
+    return out
+
+
 def wait_for(predicate, timeout, interval=0.02, what="condition"):
     """Polls predicate() until it returns a truthy value or timeout seconds
     pass; returns the value or raises AssertionError."""

@@ -22,7 +22,7 @@ from botocore.exceptions import ClientError
 
 from conftest import (LAMBDAD_BIN, free_port, new_server, sanitizer_findings, server_env,
                       stop_and_check)
-from helpers import (ACCOUNT, LAST_MODIFIED_RE, ROLE, UUID_RE, code_sha256, create_function,
+from helpers import (ACCOUNT, LAST_MODIFIED_RE, ROLE, UUID_RE, code_sha256, create_function, settled,
                      download, function_arn, make_zip, py_zip, strip_meta, tree_snapshot,
                      unique_name)
 
@@ -83,8 +83,11 @@ def test_create_function_response_fields(lam):
     assert LAST_MODIFIED_RE.match(resp["LastModified"]), resp["LastModified"]
     assert resp["Version"] == "$LATEST"
     assert UUID_RE.match(resp["RevisionId"]), resp["RevisionId"]
-    assert resp["State"] == "Active"
-    assert resp["LastUpdateStatus"] == "Successful"
+    # As AWS: the create answers Pending; reads afterwards show Active.
+    assert resp["State"] == "Pending"
+    assert resp["StateReason"] == "The function is being created."
+    assert resp["StateReasonCode"] == "Creating"
+    assert "LastUpdateStatus" not in resp
     assert resp["PackageType"] == "Zip"
     assert resp["Architectures"] == ["x86_64"]
     assert resp["EphemeralStorage"] == {"Size": 512}
@@ -92,7 +95,9 @@ def test_create_function_response_fields(lam):
     assert "Environment" not in resp  # only when variables are set
 
     got = lam.get_function(FunctionName=name)
-    assert strip_meta(resp) == got["Configuration"]
+    assert settled(resp) == got["Configuration"]
+    assert got["Configuration"]["State"] == "Active"
+    assert got["Configuration"]["LastUpdateStatus"] == "Successful"
     assert "Tags" not in got or got["Tags"] == {}
 
 
@@ -110,7 +115,7 @@ def test_create_with_environment_tags_and_settings(lam):
     got = lam.get_function(FunctionName=name)
     assert got["Tags"] == {"team": "e2e", "cost-center": "42"}
     assert got["Configuration"]["Environment"] == {"Variables": {"GREETING": "hello", "COUNT": "3"}}
-    assert strip_meta(resp) == got["Configuration"]
+    assert settled(resp) == got["Configuration"]
 
 
 @pytest.mark.smoke
@@ -138,7 +143,7 @@ def test_get_by_name_partial_arn_and_full_arn(lam, form):
     assert got["Configuration"]["FunctionName"] == name  # bare name, never the ARN
     assert cfg["FunctionName"] == name
     assert got["Configuration"]["FunctionArn"] == function_arn(name)
-    assert strip_meta(cfg) == got["Configuration"] == strip_meta(created)
+    assert strip_meta(cfg) == got["Configuration"] == settled(created)
 
 
 def test_function_name_with_latest_qualifier(lam):
@@ -248,9 +253,10 @@ def test_update_function_code(lam):
     assert UUID_RE.match(resp["RevisionId"]) and resp["RevisionId"] != old["RevisionId"]
     assert LAST_MODIFIED_RE.match(resp["LastModified"])
     assert resp["LastModified"] != old["LastModified"]
-    assert resp["LastUpdateStatus"] == "Successful"
+    assert resp["LastUpdateStatus"] == "InProgress"
+    assert resp["LastUpdateStatusReasonCode"] == "Creating"
     got = lam.get_function(FunctionName=name)
-    assert got["Configuration"] == strip_meta(resp)
+    assert got["Configuration"] == settled(resp)
     assert download(got["Code"]["Location"])[1] == new_zip
 
 
@@ -304,7 +310,7 @@ def test_update_function_configuration(lam, field):
     assert resp["CodeSha256"] == old["CodeSha256"]
     cfg = lam.get_function_configuration(FunctionName=name)
     assert check(cfg), cfg
-    assert strip_meta(cfg) == strip_meta(resp)
+    assert strip_meta(cfg) == settled(resp)
     # Fields not mentioned keep their values.
     for other in ("Runtime", "Role", "PackageType", "Architectures"):
         assert cfg[other] == old[other]
@@ -607,7 +613,8 @@ def test_region_namespace(server, lam):
 def test_account_from_access_key_id(server, lam):
     other = server.client(access_key="123456789012")
     name = unique_name("acct")
-    resp = create_function(other, name)
+    # The role must be the account's own (cross-account pass role is refused).
+    resp = create_function(other, name, Role="arn:aws:iam::123456789012:role/lambda-role")
     assert resp["FunctionArn"] == f"arn:aws:lambda:us-east-1:123456789012:function:{name}"
     assert_not_found(lam, name)
     names = {f["FunctionName"] for f in lam.get_paginator("list_functions").paginate().build_full_result()["Functions"]}

@@ -267,7 +267,9 @@ def test_publish_true_on_create_and_update(lam):
     z1 = marker_zip("c1")
     created = create_function(lam, name, z1, Publish=True)
     assert created["ResponseMetadata"]["HTTPStatusCode"] == 201
-    assert created["Version"] == "1" and created["FunctionArn"] == function_arn(name) + ":1"
+    # As AWS: the unqualified ARN with Version "1" (and that ARN works).
+    assert created["Version"] == "1" and created["FunctionArn"] == function_arn(name)
+    assert lam.get_function(FunctionName=created["FunctionArn"])["Configuration"]["Version"] == "$LATEST"
     assert lam.get_function_configuration(FunctionName=name)["Version"] == "$LATEST"
     updated = lam.update_function_code(FunctionName=name, ZipFile=marker_zip("c2"), Publish=True)
     assert updated["Version"] == "2" and updated["FunctionArn"] == function_arn(name) + ":2"

@@ -107,6 +107,7 @@ class RuntimeClient(object):
         self.used = False  # the socket has completed at least one exchange
         self.buf = b""
         self.next_sent = False  # a GET /next was pipelined behind /response
+        self.private = _environ.get("LAMBDAD_RAPI_PRIVATE", "1") != "0"
         host_hdr = ("Host: %s\r\n" % address).encode("latin-1")
         self._host_hdr = host_hdr
         self._next_req = (
@@ -118,6 +119,8 @@ class RuntimeClient(object):
     # -- connection --------------------------------------------------------
 
     def _connect(self):
+        if self._try_private():
+            return
         err = None
         host = self.host
         try:
@@ -141,6 +144,29 @@ class RuntimeClient(object):
             self.buf = b""
             return
         raise err if err else OSError("cannot resolve %s" % self.address)
+
+    def _try_private(self):
+        """lambdad's private channel: an abstract AF_UNIX socket named after
+        the Runtime API address, same HTTP protocol, no TCP/IP stack. Used
+        only when lambdad (same uid or root) listens on it; else TCP."""
+        if not self.private or not self.host.startswith("127."):
+            return False
+        s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+        try:
+            s.connect(b"\0lambdad-rapi/" + self.address.encode("ascii"))
+            uid = int.from_bytes(
+                s.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, 12)[4:8], sys.byteorder
+            )
+            if uid not in (0, os.getuid()):
+                raise OSError("private channel owned by uid %d" % uid)
+        except (OSError, UnicodeError):
+            s.close()
+            self.private = False
+            return False
+        self.sock = s
+        self.used = False
+        self.buf = b""
+        return True
 
     def _close(self):
         if self.sock is not None:

@@ -237,6 +237,42 @@ static void test_known_bytes(struct codestore *cs)
     free(zp);
 }
 
+/* A pinned directory (a spec of a running environment) survives a removal
+ * until the last unpin; storing the bytes again cancels the removal. */
+static void test_pins(struct codestore *cs)
+{
+    struct code_info info;
+    const char *err = NULL;
+    CHECK(codestore_put(cs, known_zip, sizeof(known_zip), &info, &err) == 0);
+    char *dir = codestore_dir_path(cs, KNOWN_HEX);
+    CHECK(dir != NULL);
+    if (!dir)
+        return;
+    codestore_pin(dir);
+    codestore_pin(dir);
+    CHECK(codestore_remove(cs, KNOWN_HEX) == 0);
+    check_file(dir, "hello.txt", "hi\n", 0644); /* still there */
+    codestore_unpin(dir);
+    check_file(dir, "hello.txt", "hi\n", 0644); /* one pin left */
+    codestore_unpin(dir);
+    CHECK(codestore_dir_path(cs, KNOWN_HEX) == NULL); /* bio not running: inline */
+    CHECK(codestore_zip_path(cs, KNOWN_HEX) == NULL);
+    CHECK(count_entries(codedir) == 0);
+
+    /* Removal requested, then the same bytes stored again: they stay. */
+    CHECK(codestore_put(cs, known_zip, sizeof(known_zip), &info, &err) == 0);
+    codestore_pin(dir);
+    CHECK(codestore_remove(cs, KNOWN_HEX) == 0);
+    CHECK(codestore_put(cs, known_zip, sizeof(known_zip), &info, &err) == 0);
+    codestore_unpin(dir);
+    check_file(dir, "hello.txt", "hi\n", 0644);
+    CHECK(codestore_remove(cs, KNOWN_HEX) == 0); /* unpinned: at once */
+    CHECK(codestore_dir_path(cs, KNOWN_HEX) == NULL);
+    codestore_pin(NULL); /* ignored */
+    codestore_unpin("");
+    free(dir);
+}
+
 static void test_round_trip(struct codestore *cs)
 {
     static const struct zent e[] = {
@@ -547,6 +583,7 @@ int main(void)
     CHECK(count_entries(codedir) == 0);
 
     test_known_bytes(cs);
+    test_pins(cs);
     test_round_trip(cs);
     test_not_zips(cs);
     test_escaping_names(cs);

@@ -103,8 +103,13 @@ int main(void)
     CHECK_STR(err.msg, "Function not found: arn:aws:lambda:us-east-1:000000000000:function:b-fn:1");
     CHECK(registry_resolve("b-fn", NULL, 256, "eu-west-1", "000000000000", &n, &err) == NULL);
     CHECK_STR(err.msg, "Function not found: arn:aws:lambda:eu-west-1:000000000000:function:b-fn");
-    /* An ARN from another region resolves there. */
-    rec = registry_resolve("arn:aws:lambda:eu-west-1:000000000000:function:a-fn", NULL, 256, "us-east-1",
+    /* An ARN from another region is not reachable from this one (issue 8:
+     * regions are walls); from its own region it resolves. */
+    CHECK(registry_resolve("arn:aws:lambda:eu-west-1:000000000000:function:a-fn", NULL, 256, "us-east-1",
+                           "000000000000", &n, &err) == NULL);
+    CHECK(err.type == &AWS_RESOURCE_NOT_FOUND);
+    CHECK_STR(err.msg, "Functions from 'eu-west-1' are not reachable in this region ('us-east-1')");
+    rec = registry_resolve("arn:aws:lambda:eu-west-1:000000000000:function:a-fn", NULL, 256, "eu-west-1",
                            "000000000000", &n, &err);
     CHECK(rec && !strcmp(rec->region, "eu-west-1"));
     struct fn_spec *spec = rec ? registry_spec_ref(rec) : NULL;

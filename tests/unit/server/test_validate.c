@@ -93,14 +93,20 @@ static void test_refs(void)
     CHECK_STR(err.msg, "The derived qualifier from the function name does not match the specified qualifier.");
     CHECK(validate_function_ref("f", "bad q", 256, "us-east-1", "000000000000", &n, &err) == -1);
     CHECK(err.type == &AWS_VALIDATION);
-    /* The ARN's namespace wins over the request's. */
-    CHECK(validate_function_ref("arn:aws:lambda:ap-south-1:222222222222:function:g", NULL, 256, "us-east-1",
+    /* Accounts and regions are walls: an ARN of another region is not
+     * reachable, one of another account is denied. */
+    CHECK(validate_function_ref("arn:aws:lambda:ap-south-1:000000000000:function:g", NULL, 256, "us-east-1",
+                                "000000000000", &n, &err) == -1);
+    CHECK(err.type == &AWS_RESOURCE_NOT_FOUND);
+    CHECK_STR(err.msg, "Functions from 'ap-south-1' are not reachable in this region ('us-east-1')");
+    CHECK(validate_function_ref("222222222222:function:g", NULL, 256, "eu-west-1", "000000000000", &n, &err) == -1);
+    CHECK(err.type == &AWS_ACCESS_DENIED);
+    CHECK(strstr(err.msg, "arn:aws:iam::000000000000:root is not authorized") != NULL);
+    CHECK(strstr(err.msg, "resource: arn:aws:lambda:eu-west-1:222222222222:function:g") != NULL);
+    CHECK(validate_function_ref("arn:aws:lambda:eu-west-1:000000000000:function:g:7", NULL, 256, "eu-west-1",
                                 "000000000000", &n, &err) == 0);
-    CHECK_STR(n.region, "ap-south-1");
-    CHECK_STR(n.account, "222222222222");
-    CHECK(validate_function_ref("222222222222:function:g", NULL, 256, "eu-west-1", "000000000000", &n, &err) == 0);
     CHECK_STR(n.region, "eu-west-1");
-    CHECK_STR(n.account, "222222222222");
+    CHECK_STR(n.qualifier, "7");
 }
 
 static int check_config(const char *json, bool create, struct api_error *err)
@@ -210,9 +216,43 @@ static void test_env(void)
     free(big);
 }
 
+/* The model's Java patterns, matched through the POSIX ERE translation. */
+static void test_patterns(void)
+{
+    static const char sid[] = "([a-zA-Z0-9-_]+)";
+    CHECK(validate_match("my-sid_1", sid));
+    CHECK(!validate_match("bad sid", sid));
+    CHECK(!validate_match("a.b", sid));  /* "9-_" is not a range */
+    CHECK(!validate_match("a=b", sid));
+    CHECK(validate_match("a.b", "([a-zA-Z0-9-_.]+)"));
+    static const char action[] = "(lambda:[*]|lambda:[a-zA-Z]+|[*])";
+    CHECK(validate_match("lambda:InvokeFunction", action));
+    CHECK(validate_match("*", action));
+    CHECK(!validate_match("s3:GetObject", action));
+    CHECK(!validate_match("lambda:Invoke Function", action));
+    CHECK(validate_match("s3.amazonaws.com", "[^\\s]+"));
+    CHECK(!validate_match("a b", "[^\\s]+"));
+    CHECK(validate_match("123456789012", "\\d{12}"));
+    CHECK(!validate_match("12345678901", "\\d{12}"));
+    static const char arn[] = "arn:(aws[a-zA-Z0-9-]*):([a-zA-Z0-9\\-])+:([a-z]{2}(-gov)?-[a-z]+-\\d{1})?:(\\d{12})?:(.*)";
+    CHECK(validate_match("arn:aws:s3:::bucket", arn));
+    CHECK(validate_match("arn:aws:events:us-east-1:123456789012:rule/x", arn));
+    CHECK(!validate_match("arn:aws:s3:bucket", arn));
+    CHECK(validate_match("$LATEST", "\\$(LATEST(\\.PUBLISHED)?)|[a-zA-Z0-9-_$]+"));
+    CHECK(!validate_match("a b", "\\$(LATEST(\\.PUBLISHED)?)|[a-zA-Z0-9-_$]+"));
+    static const char dest[] = "$|kafka://([^.]([a-zA-Z0-9\\-_.]{0,248}))|arn:(aws[a-zA-Z0-9-]*):([a-zA-Z0-9\\-])+:"
+                               "([a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\\d{1})?:(\\d{12})?:(.*)";
+    CHECK(validate_match("arn:aws:lambda:us-east-1:000000000000:function:dest-1", dest));
+    CHECK(validate_match("", dest));
+    CHECK(validate_match("kafka://broker-1.example", dest));
+    CHECK(!validate_match("not an arn", dest));
+    CHECK(!validate_match("kafka://a=b", dest));
+}
+
 int main(void)
 {
     test_names();
+    test_patterns();
     test_refs();
     test_config();
     test_env();

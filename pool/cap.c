@@ -1,0 +1,76 @@
+/* cap: the global cap on live environments, shared by all executors (see
+ * cap.h). */
+#include "pool/cap.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+
+#include "pool/env.h"
+#include "pool/fnpool.h"
+#include "runtime/log.h"
+
+bool cap_other_starves(const struct fnpool *fp)
+{
+    for (int i = 0; i < g_pool.n; i++) {
+        uintptr_t v = atomic_load_explicit(&g_pool.starving[i], memory_order_relaxed);
+        if (v && v != (uintptr_t)fp)
+            return true;
+    }
+    return false;
+}
+
+void cap_set_starving(struct executor *ex, struct fnpool *fp)
+{
+    ex->starving_fp = fp;
+    atomic_store_explicit(&g_pool.starving[ex->idx], (uintptr_t)fp, memory_order_relaxed);
+}
+
+/* Kills the longest-idle environment of this executor (not of skip). */
+bool cap_drop_idle(struct executor *ex, struct fnpool *skip)
+{
+    struct env *victim = NULL;
+    for (struct env *e = ex->envs; e; e = e->next)
+        if (e->in_idle && e->fp != skip && (!victim || e->idle_since_ns < victim->idle_since_ns))
+            victim = e;
+    if (!victim)
+        return false;
+    LOG_DEBUG("dropping idle env %" PRIu64 " of %s to make room", victim->id, victim->spec->name);
+    env_kill_now(victim);
+    return true;
+}
+
+void cap_request_room(struct executor *ex, struct fnpool *fp)
+{
+    if (ex->starving_fp == fp)
+        return;
+    cap_set_starving(ex, fp);
+    for (int i = 0; i < g_pool.n; i++) {
+        if (g_pool.all[i] == ex)
+            continue;
+        struct pool_ctl *c = calloc(1, sizeof(*c));
+        if (c) {
+            c->msg_kind = POOL_MSG_SHRINK;
+            executor_post(g_pool.all[i], &c->qnode);
+        }
+    }
+}
+
+void cap_wake_starving(struct executor *ex)
+{
+    for (int i = 0; i < g_pool.n; i++) {
+        if (g_pool.all[i] != ex && atomic_load_explicit(&g_pool.starving[i], memory_order_relaxed))
+            executor_wake(g_pool.all[i]);
+    }
+}
+
+void cap_retry(struct executor *ex)
+{
+    /* Still waiting for room? Retry (quietly: no new SHRINK). */
+    struct fnpool *sf = ex->starving_fp;
+    if (!sf)
+        return;
+    if (!sf->pend_head || sf->draining)
+        cap_set_starving(ex, NULL);
+    else
+        fnpool_dispatch(sf);
+}

@@ -1,0 +1,743 @@
+/* env: one execution environment: its state machine, its Runtime API
+ * callbacks and its start and stop (see env.h). */
+#include "pool/env.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "pool/cap.h"
+#include "pool/fnpool.h"
+#include "pool/report.h"
+#include "runtime/fsutil.h"
+#include "runtime/lambda_env.h"
+#include "runtime/layers.h"
+#include "runtime/log.h"
+
+#define DOCKER_LOG_GRACE_NS 25000000 /* 25 ms */
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static uint64_t rng_next(struct executor *ex)
+{
+    /* xorshift64*: trace ids and log stream names need uniqueness, not secrecy. */
+    uint64_t x = ex->rng;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    ex->rng = x;
+    return x * 0x2545F4914F6CDD1Dull;
+}
+
+static void rm_tree(const char *dir)
+{
+    if (dir[0])
+        fsutil_rm_rf(dir);
+}
+
+/* Drains whatever the runtime wrote to stdout/stderr so far. */
+void env_drain_log(struct env *e)
+{
+    char buf[16384];
+    if (e->sp.log_fd < 0)
+        return;
+    for (;;) {
+        ssize_t r = read(e->sp.log_fd, buf, sizeof(buf));
+        if (r <= 0) {
+            if (r == 0) {
+                /* EOF: every writer is gone; stop polling the pipe. */
+                epoll_ctl(e->ex->epfd, EPOLL_CTL_DEL, e->sp.log_fd, NULL);
+                close(e->sp.log_fd);
+                e->sp.log_fd = -1;
+            }
+            return;
+        }
+        if (log_enabled(LOG_LEVEL_DEBUG))
+            LOG_DEBUG("function %s env %" PRIu64 ": %.*s", e->spec->name, e->id, (int)r, buf);
+        report_output(e, buf, (size_t)r);
+    }
+}
+
+/* Completes env->cur (result fields already set) and frees the env for the
+ * next invocation unless it must stop. */
+void env_complete(struct env *e, const char *status)
+{
+    struct invocation *inv = e->cur;
+    POOL_ASSERT(inv && !e->in_idle && !e->in_grace);
+    struct executor *ex = e->ex;
+    int64_t t = executor_now_ns();
+    double dur_ms = (double)((e->result_ns ? e->result_ns : t) - e->deliver_ns) / 1e6;
+    e->result_ns = 0;
+    inv->duration_ms = dur_ms;
+    if (inv->cold || t - e->peak_read_ns > 1000000000) {
+        int mb = subprocess_peak_mb(&e->sp);
+        if (mb > 0)
+            e->peak_mb = mb;
+        e->peak_read_ns = t;
+    }
+    if (inv->want_log)
+        report_build_log(e, inv, dur_ms, status);
+    report_sink_report(e, inv, dur_ms, status);
+    if (log_enabled(LOG_LEVEL_DEBUG))
+        LOG_DEBUG("REPORT %s %s Duration: %.2f ms%s", e->spec->name, inv->request_id, dur_ms,
+                  inv->cold ? " (cold)" : "");
+    e->report_init = false;
+    if (inv->cold)
+        logbuf_reset(&e->initlog);
+    logbuf_reset(&e->out);
+    e->cur = NULL;
+    e->delivered = false;
+    e->served++;
+    atomic_fetch_sub(&g_pool.busy_envs, 1);
+    report_finish(ex, inv);
+    if (e->state != ENV_READY || e->retire || e->fp->draining) {
+        env_retire(e);
+        return;
+    }
+    e->idle_since_ns = t;
+    /* Reuse at once for a waiting invocation, else park on the LIFO. */
+    e->next_idle = e->fp->idle;
+    e->fp->idle = e;
+    e->in_idle = true;
+    fnpool_dispatch(e->fp);
+    /* Another function waits for room under the global cap: give this one
+     * up (an environment of the waiting function itself is reused above). */
+    if (e->in_idle && cap_other_starves(e->fp))
+        env_kill_now(e);
+}
+
+static void env_deliver(struct env *e)
+{
+    struct invocation *inv = e->cur;
+    POOL_ASSERT(inv && e->parked && !e->delivered && e->state == ENV_READY);
+    char trace[96];
+    uint64_t r1 = rng_next(e->ex), r2 = rng_next(e->ex), r3 = rng_next(e->ex);
+    if (inv->trace_id)
+        snprintf(trace, sizeof(trace), "%s", inv->trace_id);
+    else
+        snprintf(trace, sizeof(trace), "Root=1-%08llx-%012llx%012llx;Parent=%016llx;Sampled=0",
+                 (unsigned long long)(wall_ms() / 1000), (unsigned long long)(r1 & 0xffffffffffffull),
+                 (unsigned long long)(r2 & 0xffffffffffffull), (unsigned long long)r3);
+    int64_t t = executor_now_ns();
+    e->deliver_ns = t;
+    e->deadline_ns = t + (int64_t)e->spec->timeout_s * 1000000000;
+    struct rapi_event ev = {
+        .request_id = inv->request_id,
+        .deadline_ms = wall_ms() + (int64_t)e->spec->timeout_s * 1000,
+        .function_arn = inv->invoked_arn ? inv->invoked_arn : e->spec->arn,
+        .trace_id = trace,
+        .client_context = inv->client_context,
+        .cognito_identity = inv->cognito_identity,
+        .payload = inv->payload,
+        .payload_len = inv->payload_len,
+    };
+    struct rapi_conn *c = e->parked;
+    e->parked = NULL;
+    e->delivered = true;
+    report_sink_start(e, inv);
+    rapi_send_next(c, &ev); /* a failed write closes the conn; the runtime then dies or retries */
+}
+
+void env_assign(struct env *e, struct invocation *inv)
+{
+    POOL_ASSERT(inv && e->state == ENV_READY && !e->cur && !e->in_idle && !e->retire);
+    e->cur = inv;
+    e->delivered = false;
+    /* The clock runs from assignment: a runtime that never asks for its next
+     * event still times out. Delivery restarts it (usually microseconds
+     * later). */
+    e->deadline_ns = executor_now_ns() + (int64_t)e->spec->timeout_s * 1000000000;
+    inv->cold = e->served == 0;
+    if (inv->cold)
+        atomic_fetch_add(&g_pool.cold_starts, 1);
+    atomic_fetch_add(&g_pool.busy_envs, 1);
+    if (e->parked)
+        env_deliver(e);
+}
+
+/* A container's output reaches lambdad through the Engine's log stream,
+ * which lags the Runtime API by about a millisecond. When the caller asked
+ * for the log tail, wait briefly so the handler's last lines make it in;
+ * host processes write into our pipe directly and need no wait. */
+static void env_complete_or_grace(struct env *e, const char *status)
+{
+    if (e->docker && e->cur->want_log) {
+        e->in_grace = true;
+        e->grace_status = status;
+        e->result_ns = executor_now_ns();
+        e->grace_ns = e->result_ns + DOCKER_LOG_GRACE_NS;
+        return;
+    }
+    env_complete(e, status);
+}
+
+static int op_next(void *user, struct rapi_conn *conn)
+{
+    struct env *e = user;
+    if (e->state == ENV_DEAD)
+        return 403;
+    if (e->cur && e->delivered && !e->in_grace)
+        return 403; /* /next again without answering the current event */
+    if (e->parked && e->parked != conn)
+        return 403;
+    e->parked = conn;
+    if (e->state == ENV_STARTING) {
+        int64_t t = executor_now_ns();
+        e->state = ENV_READY;
+        e->ready_ns = t;
+        e->init_ms = (double)(t - e->spawn_ns) / 1e6;
+        e->report_init = true;
+        POOL_ASSERT(e->fp->n_starting > 0 && !e->cur && !e->in_idle);
+        e->fp->n_starting--;
+        e->idle_since_ns = t;
+        env_drain_log(e);
+        LOG_DEBUG("env %" PRIu64 " of %s ready after %.2f ms", e->id, e->spec->name, e->init_ms);
+        e->next_idle = e->fp->idle;
+        e->fp->idle = e;
+        e->in_idle = true;
+        fnpool_dispatch(e->fp);
+        return 0;
+    }
+    if (e->cur && !e->delivered)
+        env_deliver(e);
+    return 0;
+}
+
+static int op_result(void *user, enum rapi_op op, const char *request_id, const struct http_req *req)
+{
+    struct env *e = user;
+    if (e->state == ENV_DEAD)
+        return 403;
+    if (!e->cur || !e->delivered || strcmp(e->cur->request_id, request_id) != 0)
+        return 400;
+    if (e->in_grace)
+        return 403; /* this invocation's result is already in */
+    env_drain_log(e);
+    struct invocation *inv = e->cur;
+    if (req->body_too_large) {
+        static const char too_large[] =
+            "{\"errorMessage\":\"Response payload size exceeded maximum allowed payload size "
+            "(6291556 bytes).\",\"errorType\":\"Function.ResponseSizeTooLarge\"}";
+        report_set_result(inv, INV_FUNCTION_ERROR, too_large, sizeof(too_large) - 1, "application/json",
+                   "Function.ResponseSizeTooLarge");
+        e->retire = true;
+        env_complete(e, "error");
+        return 413;
+    }
+    const char *ctype = http_req_header(req, "Content-Type");
+    if (op == RAPI_RESPONSE) {
+        report_set_result(inv, INV_OK, req->body, req->body_len, ctype ? ctype : "application/json", NULL);
+        env_complete_or_grace(e, NULL);
+        return 202;
+    }
+    const char *etype = http_req_header(req, "Lambda-Runtime-Function-Error-Type");
+    if (req->body_len) {
+        report_set_result(inv, INV_FUNCTION_ERROR, req->body, req->body_len, "application/json",
+                   etype ? etype : "Unhandled");
+    } else {
+        report_platform_error(inv, etype ? etype : "Runtime.Unknown", "Unknown application error occurred");
+    }
+    env_complete_or_grace(e, "error");
+    return 202;
+}
+
+static int op_init_error(void *user, const struct http_req *req)
+{
+    struct env *e = user;
+    if (e->state != ENV_STARTING)
+        return 403;
+    env_drain_log(e);
+    free(e->init_error);
+    e->init_error = malloc(req->body_len + 1);
+    if (e->init_error) {
+        memcpy(e->init_error, req->body, req->body_len + 1);
+        e->init_error_len = req->body_len;
+    }
+    const char *etype = http_req_header(req, "Lambda-Runtime-Function-Error-Type");
+    snprintf(e->init_error_type, sizeof(e->init_error_type), "%s", etype ? etype : "Runtime.Unknown");
+    e->init_failed = true;
+    return 202;
+}
+
+static void op_conn_closed(void *user, struct rapi_conn *conn)
+{
+    struct env *e = user;
+    if (e->parked == conn)
+        e->parked = NULL;
+}
+
+static const struct rapi_ops g_rapi_ops = {
+    .next = op_next,
+    .result = op_result,
+    .init_error = op_init_error,
+    .conn_closed = op_conn_closed,
+};
+
+void env_kill_now(struct env *e)
+{
+    if (e->state == ENV_DEAD)
+        return;
+    if (e->state == ENV_STARTING) {
+        POOL_ASSERT(e->fp->n_starting > 0);
+        e->fp->n_starting--;
+    }
+    e->state = ENV_DEAD;
+    if (e->docker) {
+        if (e->ct && !e->ct_final)
+            container_kill(e->ct);
+    } else {
+        subprocess_signal(&e->sp, SIGKILL);
+    }
+    if (e->in_idle) {
+        struct env **pp = &e->fp->idle;
+        while (*pp && *pp != e)
+            pp = &(*pp)->next_idle;
+        if (*pp)
+            *pp = e->next_idle;
+        e->in_idle = false;
+    }
+    e->next_dead = e->ex->dead;
+    e->ex->dead = e;
+}
+
+/* Stops an env that has no invocation (now), or marks it to stop after. */
+void env_retire(struct env *e)
+{
+    if (e->cur) {
+        e->retire = true;
+        return;
+    }
+    env_kill_now(e);
+}
+
+/* Fails the invocation an env was serving, or the one its failed init was
+ * started for, with a platform error. */
+void env_fail(struct env *e, const char *etype, const char *msg, const char *status)
+{
+    if (e->in_grace) {
+        /* The result was already in: deliver it, then stop. */
+        e->in_grace = false;
+        e->retire = true;
+        env_complete(e, e->grace_status);
+    }
+    if (e->cur) {
+        if (!e->delivered) {
+            /* Never reached the runtime: let another environment take it. */
+            struct invocation *inv = e->cur;
+            e->cur = NULL;
+            atomic_fetch_sub(&g_pool.busy_envs, 1);
+            fnpool_push_front(e->fp, inv);
+        } else {
+            report_platform_error(e->cur, etype, msg);
+            e->retire = true;
+            env_complete(e, status);
+        }
+    } else if (e->state == ENV_STARTING && e->fp->pend_head) {
+        /* Init failed: the invocation that caused the cold start gets it. */
+        struct invocation *inv = fnpool_pop_pending(e->fp);
+        if (e->init_failed && e->init_error_len)
+            report_set_result(inv, INV_FUNCTION_ERROR, e->init_error, e->init_error_len, "application/json",
+                       e->init_error_type);
+        else
+            report_platform_error(inv, etype, msg);
+        inv->cold = true;
+        if (report_sink_enabled()) {
+            env_drain_log(e);
+            report_sink_start(e, inv);
+            report_sink_report(e, inv, (double)(executor_now_ns() - e->spawn_ns) / 1e6, status);
+        }
+        if (inv->want_log) {
+            env_drain_log(e);
+            int mb = subprocess_peak_mb(&e->sp);
+            if (mb > 0)
+                e->peak_mb = mb;
+            e->cur = inv;
+            e->deliver_ns = e->spawn_ns;
+            e->report_init = false;
+            report_build_log(e, inv, (double)(executor_now_ns() - e->spawn_ns) / 1e6, status);
+            e->cur = NULL;
+        }
+        report_finish(e->ex, inv);
+    }
+    env_kill_now(e);
+}
+
+static void env_pid_event(struct ev_handler *h, uint32_t events)
+{
+    (void)events;
+    struct env *e = EV_CONTAINER_OF(h, struct env, pid_ev);
+    int status = subprocess_reap(&e->sp);
+    epoll_ctl(e->ex->epfd, EPOLL_CTL_DEL, e->sp.pidfd, NULL);
+    if (e->state == ENV_DEAD)
+        return;
+    env_drain_log(e);
+    char msg[128];
+    if (status >= 0 && WIFSIGNALED(status)) {
+        /* Go's signal names, as the Lambda platform prints them. */
+        char name[64];
+        snprintf(name, sizeof(name), "%s", WTERMSIG(status) == SIGKILL ? "killed" : strsignal(WTERMSIG(status)));
+        for (char *p = name; *p; p++)
+            *p = (char)tolower((unsigned char)*p);
+        snprintf(msg, sizeof(msg), "Runtime exited with error: signal: %s", name);
+    }
+    else if (status >= 0 && WEXITSTATUS(status) != 0)
+        snprintf(msg, sizeof(msg), "Runtime exited with error: exit status %d", WEXITSTATUS(status));
+    else
+        snprintf(msg, sizeof(msg), "Runtime exited without providing a reason");
+    LOG_INFO("function %s env %" PRIu64 " (pid %d): %s", e->spec->name, e->id,
+             e->sp.pid < 0 ? -e->sp.pid : e->sp.pid, msg);
+    env_fail(e, "Runtime.ExitError", msg, "error");
+    fnpool_dispatch(e->fp);
+}
+
+static void env_log_event(struct ev_handler *h, uint32_t events)
+{
+    (void)events;
+    struct env *e = EV_CONTAINER_OF(h, struct env, log_ev);
+    env_drain_log(e);
+}
+
+void env_destroy(struct env *e)
+{
+    struct executor *ex = e->ex;
+    struct fnpool *fp = e->fp;
+    POOL_ASSERT(e->state == ENV_DEAD && !e->cur && !e->in_idle && fp->n_envs > 0);
+    rapi_host_close(e->rapi);
+    if (e->sp.pidfd >= 0)
+        epoll_ctl(ex->epfd, EPOLL_CTL_DEL, e->sp.pidfd, NULL);
+    if (e->sp.log_fd >= 0)
+        epoll_ctl(ex->epfd, EPOLL_CTL_DEL, e->sp.log_fd, NULL);
+    if (e->ct)
+        container_release(e->ct);
+    subprocess_stop(&e->sp);
+    rm_tree(e->tmpdir);
+    if (e->prev)
+        e->prev->next = e->next;
+    else
+        ex->envs = e->next;
+    if (e->next)
+        e->next->prev = e->prev;
+    fp->n_envs--;
+    atomic_fetch_sub(&g_pool.live_envs, 1);
+    logbuf_free(&e->initlog);
+    logbuf_free(&e->out);
+    free(e->init_error);
+    fnspec_unref(e->spec);
+    free(e);
+}
+
+struct ct_ticket {
+    struct executor *ex;
+    uint64_t env_id;
+};
+
+/* Container helper thread -> executor: post the event as a message. */
+static void container_event(void *user, enum container_event ev, int status, const char *msg)
+{
+    struct ct_ticket *t = user;
+    struct pool_ctl *c = calloc(1, sizeof(*c));
+    if (!c)
+        return;
+    c->msg_kind = POOL_MSG_ENV;
+    c->env_id = t->env_id;
+    c->env_event = (int)ev;
+    c->status = status;
+    c->text = msg ? strdup(msg) : NULL;
+    struct executor *ex = t->ex;
+    if (ev != CONTAINER_STARTED)
+        free(t); /* final event: the helper never calls again */
+    executor_post(ex, &c->qnode);
+}
+
+/* The merged /opt of spec's layers, built once per deploy ID. */
+static int layers_dir(struct executor *ex, const struct fn_spec *s, char *out, size_t outlen)
+{
+    if (!s->n_layers)
+        return 0;
+    snprintf(out, outlen, "%s/layers-%s", ex->cfg->work_dir, s->deploy_id);
+    int rc = layers_merge(s->layer_dirs, s->n_layers, out);
+    if (rc < 0)
+        LOG_ERROR("merging the layers of %s into %s: %s", s->name, out, strerror(-rc));
+    return rc;
+}
+
+/* Starts the process (subprocess executor). */
+static int env_start_process(struct env *e, const char *api, const char *opt, const char **err)
+{
+    const struct pool_config *cfg = e->ex->cfg;
+    const struct fn_spec *s = e->spec;
+    char **argv = subprocess_argv(s, cfg->bootstrap_dir, opt, err);
+    if (!argv)
+        return -EINVAL;
+    struct lambda_env_opts lo = {
+        .runtime_api = api,
+        .task_root = s->code_dir ? s->code_dir : ".",
+        .opt_dir = opt,
+        .endpoint_url = cfg->endpoint_url,
+        .tmp_dir = e->tmpdir,
+        .log_stream = e->log_stream,
+        .runtime_dir = cfg->bootstrap_dir,
+    };
+    char **envp = lambda_env_build(s, &lo);
+    char cgname[64];
+    snprintf(cgname, sizeof(cgname), "env-%d-%" PRIu64, (int)getpid(), e->id);
+    int rc = envp ? subprocess_start(&e->sp, argv, envp, s->code_dir, cgname, s->memory_mb) : -ENOMEM;
+    if (rc < 0) {
+        static __thread char msg[512];
+        snprintf(msg, sizeof(msg), "cannot start %s: %s", argv[0], strerror(-rc));
+        *err = msg;
+    }
+    lambda_env_free(envp);
+    subprocess_free_argv(argv);
+    if (rc < 0)
+        return rc;
+    struct epoll_event pe = {.events = EPOLLIN, .data.ptr = &e->pid_ev};
+    epoll_ctl(e->ex->epfd, EPOLL_CTL_ADD, e->sp.pidfd, &pe);
+    return 0;
+}
+
+/* Starts the container (docker executor); readiness still arrives as the
+ * runtime's first GET /next. */
+static int env_start_container(struct env *e, int port, const char *opt, const char **err)
+{
+    const struct pool_config *cfg = e->ex->cfg;
+    const struct fn_spec *s = e->spec;
+    const char *host = container_host_for_container();
+    char api[128], endpoint[256], name[96];
+    snprintf(api, sizeof(api), "%s:%d", host, port);
+    const char *colon = strrchr(cfg->endpoint_url, ':');
+    snprintf(endpoint, sizeof(endpoint), "http://%s:%s", host, colon ? colon + 1 : "4566");
+    struct lambda_env_opts lo = {
+        .runtime_api = api,
+        .task_root = "/var/task",
+        .opt_dir = opt ? "/opt" : NULL,
+        .endpoint_url = endpoint,
+        .log_stream = e->log_stream,
+        .runtime_dir = "/var/runtime",
+        .container = true,
+        .container_host = host,
+    };
+    char **envp = lambda_env_build(s, &lo);
+    int pipefd[2];
+    if (!envp || pipe2(pipefd, O_CLOEXEC) < 0) {
+        lambda_env_free(envp);
+        *err = "out of resources starting a container";
+        return -ENOMEM;
+    }
+    fcntl(pipefd[0], F_SETFL, O_NONBLOCK);
+    e->sp.log_fd = pipefd[0];
+    struct ct_ticket *t = malloc(sizeof(*t));
+    snprintf(name, sizeof(name), "lambdad-%s-%d-%" PRIu64, cfg->instance_id ? cfg->instance_id : "x",
+             (int)getpid(), e->id);
+    struct container_start_opts co = {
+        .spec = s, .envp = envp, .opt_dir = opt, .log_fd = pipefd[1], .name = name,
+        .cb = container_event, .user = t,
+    };
+    int rc = t ? 0 : -ENOMEM;
+    if (t) {
+        t->ex = e->ex;
+        t->env_id = e->id;
+        rc = container_start(&e->ct, &co);
+        if (rc < 0)
+            free(t);
+    } else {
+        close(pipefd[1]);
+    }
+    lambda_env_free(envp);
+    if (rc < 0) {
+        *err = "cannot start the container helper thread";
+        return rc;
+    }
+    return 0;
+}
+
+/* Starts one environment for fp. Returns 0, or -1 after failing the head
+ * pending invocation with the reason (bad runtime, missing bootstrap,
+ * docker engine or image unavailable). */
+int env_spawn(struct fnpool *fp)
+{
+    struct executor *ex = fp->owner;
+    struct fn_spec *s = fp->spec;
+    const bool docker = pool_uses_docker(s);
+    const char *err = NULL;
+    char opt[768];
+    if (docker && !container_available()) {
+        fnpool_fail_head(fp, true, NULL,
+                  "this function needs the docker executor, but the Docker engine was not "
+                  "reachable when lambdad started (see its log)");
+        atomic_fetch_sub(&g_pool.live_envs, 1);
+        return -1;
+    }
+    if (layers_dir(ex, s, opt, sizeof(opt)) < 0) {
+        fnpool_fail_head(fp, true, NULL, "cannot prepare the function's layers");
+        atomic_fetch_sub(&g_pool.live_envs, 1);
+        return -1;
+    }
+    struct env *e = calloc(1, sizeof(*e));
+    if (!e) {
+        atomic_fetch_sub(&g_pool.live_envs, 1);
+        return -1;
+    }
+    e->ex = ex;
+    e->fp = fp;
+    e->spec = fnspec_ref(s);
+    e->docker = docker;
+    e->id = ++ex->next_env_id * 64 + (uint64_t)ex->idx;
+    e->sp.pid = -1;
+    e->sp.pidfd = e->sp.log_fd = e->sp.cg_fd = -1;
+    e->pid_ev.fn = env_pid_event;
+    e->log_ev.fn = env_log_event;
+    int rc = rapi_host_open(&e->rapi, ex->epfd, docker ? container_bind_ip() : "127.0.0.1",
+                            &g_rapi_ops, e);
+    if (rc < 0) {
+        LOG_ERROR("runtime api listener: %s", strerror(-rc));
+        fnpool_fail_head(fp, true, NULL, "cannot open a Runtime API listener");
+        goto fail;
+    }
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    snprintf(e->log_stream, sizeof(e->log_stream), "%04d/%02d/%02d/[%s]%016llx%016llx",
+             tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, s->version ? s->version : "$LATEST",
+             (unsigned long long)rng_next(ex), (unsigned long long)rng_next(ex));
+    if (!docker) {
+        snprintf(e->tmpdir, sizeof(e->tmpdir), "%s/env-%d-%" PRIu64, ex->cfg->work_dir,
+                 (int)getpid(), e->id);
+        if (mkdir(e->tmpdir, 0700) < 0) {
+            LOG_ERROR("cannot create %s: %s", e->tmpdir, strerror(errno));
+            e->tmpdir[0] = 0;
+            fnpool_fail_head(fp, true, NULL, "cannot create the environment's temp directory");
+            goto fail;
+        }
+    }
+    e->spawn_ns = executor_now_ns();
+    char api[64];
+    snprintf(api, sizeof(api), "127.0.0.1:%d", rapi_host_port(e->rapi));
+    const char *optp = s->n_layers ? opt : NULL;
+    rc = docker ? env_start_container(e, rapi_host_port(e->rapi), optp, &err)
+                : env_start_process(e, api, optp, &err);
+    if (rc < 0) {
+        LOG_INFO("function %s: %s", s->name, err);
+        fnpool_fail_head(fp, false, "Runtime.InvalidEntrypoint", err);
+        goto fail;
+    }
+    struct epoll_event le = {.events = EPOLLIN, .data.ptr = &e->log_ev};
+    epoll_ctl(ex->epfd, EPOLL_CTL_ADD, e->sp.log_fd, &le);
+    e->state = ENV_STARTING;
+    /* Init may take up to 10 s (or the function timeout if longer); a
+     * container also has to be created and started first. */
+    int init_s = (s->timeout_s > 10 ? s->timeout_s : 10) + (docker ? 60 : 0);
+    e->deadline_ns = e->spawn_ns + (int64_t)init_s * 1000000000;
+    e->next = ex->envs;
+    if (ex->envs)
+        ex->envs->prev = e;
+    ex->envs = e;
+    fp->n_envs++;
+    fp->n_starting++;
+    LOG_DEBUG("env %" PRIu64 " of %s starting (%s)", e->id, s->name, docker ? "container" : "process");
+    return 0;
+fail:
+    if (e->sp.log_fd >= 0)
+        close(e->sp.log_fd);
+    rapi_host_close(e->rapi);
+    if (e->tmpdir[0])
+        rm_tree(e->tmpdir);
+    fnspec_unref(e->spec);
+    free(e);
+    atomic_fetch_sub(&g_pool.live_envs, 1);
+    return -1;
+}
+
+/* A container's helper thread reported (see container_event). */
+void env_container_event(struct executor *ex, struct pool_ctl *c)
+{
+    struct env *e = ex->envs;
+    while (e && e->id != c->env_id)
+        e = e->next;
+    if (!e)
+        return;
+    if (c->env_event == CONTAINER_STARTED) {
+        LOG_DEBUG("env %" PRIu64 " of %s: container %s started", e->id, e->spec->name,
+                  container_id(e->ct));
+        return;
+    }
+    e->ct_final = true;
+    if (e->state == ENV_DEAD) {
+        /* Killed earlier: now it can go. */
+        e->next_dead = ex->dead;
+        ex->dead = e;
+        return;
+    }
+    env_drain_log(e);
+    char msg[640];
+    if (c->env_event == CONTAINER_FAILED) {
+        LOG_WARN("function %s: container failed: %s", e->spec->name, c->text ? c->text : "?");
+        snprintf(msg, sizeof(msg), "%s", c->text ? c->text : "the container could not be started");
+        if (e->state == ENV_STARTING && e->fp->pend_head)
+            fnpool_fail_head(e->fp, true, NULL, msg);
+        env_kill_now(e);
+    } else {
+        if (c->status == 137)
+            snprintf(msg, sizeof(msg), "Runtime exited with error: signal: killed");
+        else if (c->status != 0)
+            snprintf(msg, sizeof(msg), "Runtime exited with error: exit status %d", c->status);
+        else
+            snprintf(msg, sizeof(msg), "Runtime exited without providing a reason");
+        LOG_INFO("function %s env %" PRIu64 " (container %s): %s", e->spec->name, e->id,
+                 container_id(e->ct), msg);
+        env_fail(e, "Runtime.ExitError", msg, "error");
+    }
+    fnpool_dispatch(e->fp);
+}
+
+json_t *env_describe(const struct env *e, int64_t t)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "function", json_string(e->spec->name));
+    json_object_set_new(o, "function_key", json_string(e->spec->key));
+    json_object_set_new(o, "deploy_id", json_string(e->fp->deploy_id));
+    json_object_set_new(o, "executor", json_string(e->docker ? "docker" : "subprocess"));
+    if (e->ct)
+        json_object_set_new(o, "container", json_string(container_id(e->ct)));
+    json_object_set_new(o, "state", json_string(e->state == ENV_STARTING ? "starting"
+                                                : e->cur                 ? "busy"
+                                                                         : "idle"));
+    json_object_set_new(o, "pid", json_integer(e->sp.pid > 0 ? e->sp.pid : -e->sp.pid));
+    if (!e->docker)
+        json_object_set_new(o, "spawn", json_string(e->sp.zygote ? "zygote" : "spawn"));
+    json_object_set_new(o, "idle_seconds",
+                        json_real(e->cur || e->state != ENV_READY
+                                      ? 0.0
+                                      : (double)(t - e->idle_since_ns) / 1e9));
+    json_object_set_new(o, "invocations", json_integer((json_int_t)e->served));
+    json_object_set_new(o, "init_ms", json_real(e->init_ms));
+    json_object_set_new(o, "executor_thread", json_integer(e->ex->idx));
+    json_object_set_new(o, "draining", json_boolean(e->fp->draining || e->retire));
+    return o;
+}
+
+bool pool_uses_docker(const struct fn_spec *spec)
+{
+    enum pool_executor_kind kind = g_pool.cfg ? g_pool.cfg->kind : POOL_EXEC_SUBPROCESS;
+    if (kind == POOL_EXEC_DOCKER)
+        return true;
+    if (kind == POOL_EXEC_AUTO)
+        return spec->n_layers > 0 || spec->force_docker ||
+               (spec->package_type && strcmp(spec->package_type, "Image") == 0);
+    return false;
+}

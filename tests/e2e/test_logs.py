@@ -1,0 +1,725 @@
+"""CloudWatch Logs: invocation logs in /aws/lambda/<function> with AWS's
+stream names and START/END/REPORT lines, LoggingConfig (JSON, levels, log
+group), every Logs operation through boto3 with its errors and tokens,
+filter patterns, retention, the size cap, persistence across restarts and
+crashes, hostile input, and handlers that reach lambdad's services with no
+configuration."""
+import json
+import os
+import re
+import time
+
+import botocore.exceptions
+import pytest
+
+from helpers import ACCOUNT, create_function, make_zip, unique_name, wait_for
+
+STREAM_RE = re.compile(r"^\d{4}/\d\d/\d\d/\[\$LATEST\][0-9a-f]{32}$")
+DAY_MS = 86400000
+
+
+def _code(excinfo):
+    return excinfo.value.response["Error"]["Code"]
+
+
+def now_ms():
+    return int(time.time() * 1000)
+
+
+@pytest.fixture(scope="module")
+def logs(server):
+    return server.client(service="logs")
+
+
+@pytest.fixture(scope="module")
+def lam(server):
+    return server.client()
+
+
+def py_fn(lam, code, **kwargs):
+    name = unique_name("lg")
+    create_function(lam, name, make_zip({"lambda_function.py": code}), **kwargs)
+    return name
+
+
+def invoke_ok(lam, name, payload=None, **kwargs):
+    resp = lam.invoke(FunctionName=name, Payload=json.dumps(payload or {}).encode(), **kwargs)
+    body = resp["Payload"].read()
+    assert "FunctionError" not in resp, body
+    return resp["ResponseMetadata"]["RequestId"], json.loads(body)
+
+
+def all_events(logs, group, stream):
+    out, tok = [], None
+    while True:
+        kw = dict(logGroupName=group, logStreamName=stream, startFromHead=True)
+        if tok:
+            kw["nextToken"] = tok
+        r = logs.get_log_events(**kw)
+        out += r["events"]
+        if r["nextForwardToken"] == tok:
+            return out
+        tok = r["nextForwardToken"]
+
+
+def only_stream(logs, group):
+    streams = wait_for(lambda: logs.describe_log_streams(logGroupName=group)["logStreams"], 10,
+                       what="a log stream")
+    assert len(streams) == 1, streams
+    return streams[0]
+
+
+def messages(logs, group, stream, count):
+    """The stream's messages once at least count events are in."""
+    return [e["message"] for e in wait_for(
+        lambda: (lambda ev: ev if len(ev) >= count else None)(all_events(logs, group, stream)),
+        10, what=f"{count} events")]
+
+
+# ------------------------------------------------------------- invocations
+
+PRINTER = """\
+print('init output')
+def handler(event, context):
+    print('hello', event['n'])
+    print('two\\nlines')
+    return {'ok': True}
+"""
+
+
+@pytest.mark.smoke
+def test_invocation_logs_start_end_report(lam, logs):
+    name = py_fn(lam, PRINTER, MemorySize=192)
+    rid1, _ = invoke_ok(lam, name, {"n": 1})
+    rid2, _ = invoke_ok(lam, name, {"n": 2})
+    group = f"/aws/lambda/{name}"
+    g = logs.describe_log_groups(logGroupNamePrefix=group)["logGroups"]
+    assert [x["logGroupName"] for x in g] == [group]
+    assert g[0]["arn"] == f"arn:aws:logs:us-east-1:{ACCOUNT}:log-group:{group}:*"
+    assert "retentionInDays" not in g[0]
+    st = only_stream(logs, group)
+    assert STREAM_RE.match(st["logStreamName"]), st
+    assert st["logStreamName"][:10] == time.strftime("%Y/%m/%d", time.gmtime(st["creationTime"] / 1000))
+    msgs = messages(logs, group, st["logStreamName"], 13)
+    assert msgs[0] == "init output\n"
+    assert msgs[1] == f"START RequestId: {rid1} Version: $LATEST\n"
+    assert msgs[2:4] == ["hello 1\n", "two\n"]
+    assert msgs[4] == "lines\n"
+    assert msgs[5] == f"END RequestId: {rid1}\n"
+    rep = re.fullmatch(rf"REPORT RequestId: {rid1}\tDuration: (\d+\.\d\d) ms\tBilled Duration: "
+                       r"(\d+) ms\tMemory Size: 192 MB\tMax Memory Used: \d+ MB\t"
+                       r"Init Duration: \d+\.\d\d ms\t\n", msgs[6])
+    assert rep, msgs[6]
+    assert int(rep.group(2)) >= float(rep.group(1))
+    assert msgs[7] == f"START RequestId: {rid2} Version: $LATEST\n"
+    assert msgs[8:11] == ["hello 2\n", "two\n", "lines\n"]
+    assert msgs[11] == f"END RequestId: {rid2}\n"
+    assert msgs[12].startswith(f"REPORT RequestId: {rid2}\tDuration: ")
+    assert "Init Duration" not in msgs[12] and len(msgs) == 13
+    ev = all_events(logs, group, st["logStreamName"])
+    assert [e["timestamp"] for e in ev] == sorted(e["timestamp"] for e in ev)
+    assert all(abs(e["timestamp"] - now_ms()) < 120000 for e in ev)
+
+
+def test_version_stream_and_failed_invoke(lam, logs):
+    name = py_fn(lam, "def handler(event, context):\n    raise ValueError('boom')\n")
+    ver = lam.publish_version(FunctionName=name)["Version"]
+    resp = lam.invoke(FunctionName=name, Qualifier=ver, Payload=b"{}")
+    assert resp["FunctionError"] == "Unhandled"
+    rid = resp["ResponseMetadata"]["RequestId"]
+    group = f"/aws/lambda/{name}"
+    st = only_stream(logs, group)
+    assert re.fullmatch(rf"\d{{4}}/\d\d/\d\d/\[{ver}\][0-9a-f]{{32}}", st["logStreamName"])
+    msgs = messages(logs, group, st["logStreamName"], 4)
+    assert msgs[0] == f"START RequestId: {rid} Version: {ver}\n"
+    assert any("boom" in m for m in msgs)
+    assert re.search(r"\tStatus: error\t\n$", msgs[-1]) or msgs[-1].startswith("REPORT")
+
+
+def test_timeout_line_and_status(lam, logs):
+    name = py_fn(lam, "import time\ndef handler(event, context):\n    time.sleep(5)\n", Timeout=1)
+    resp = lam.invoke(FunctionName=name, Payload=b"{}")
+    assert resp["FunctionError"] == "Unhandled"
+    rid = resp["ResponseMetadata"]["RequestId"]
+    group = f"/aws/lambda/{name}"
+    st = only_stream(logs, group)
+    msgs = messages(logs, group, st["logStreamName"], 4)
+    assert any(re.fullmatch(rf"\S+Z {rid} Task timed out after 1.00 seconds\n", m) for m in msgs), msgs
+    assert msgs[-1].startswith(f"REPORT RequestId: {rid}\t") and "Status: timeout" in msgs[-1]
+
+
+def test_long_and_many_lines_are_all_kept(lam, logs):
+    """More output than the 64 KB log tail keeps: CloudWatch gets all of it;
+    a line over 256 KB is split into events of at most 256 KB."""
+    name = py_fn(lam, "import sys\ndef handler(event, context):\n"
+                      "    for i in range(3000):\n        print('line %05d' % i)\n"
+                      "    sys.stdout.write('x' * 300000 + '\\n')\n    return 1\n")
+    invoke_ok(lam, name)
+    group = f"/aws/lambda/{name}"
+    st = only_stream(logs, group)
+    msgs = messages(logs, group, st["logStreamName"], 3000 + 5)
+    lines = [m for m in msgs if m.startswith("line ")]
+    assert lines == ["line %05d\n" % i for i in range(3000)]
+    xs = [m for m in msgs if m.startswith("x")]
+    assert [len(m) for m in xs] == [262144, 300001 - 262144]
+
+
+JSON_HANDLER = """\
+import logging
+logger = logging.getLogger()
+def handler(event, context):
+    logger.info('info message')
+    logger.warning('warn message')
+    logger.error('error message %s', 42)
+    print('plain print')
+    return 1
+"""
+
+
+def test_json_log_format_and_levels(lam, logs):
+    name = py_fn(lam, JSON_HANDLER, MemorySize=256,
+                 LoggingConfig={"LogFormat": "JSON", "ApplicationLogLevel": "WARN"})
+    rid, _ = invoke_ok(lam, name)
+    group = f"/aws/lambda/{name}"
+    st = only_stream(logs, group)
+    msgs = messages(logs, group, st["logStreamName"], 5)
+    start = json.loads(msgs[0])
+    assert start["type"] == "platform.start"
+    assert start["record"] == {"requestId": rid, "version": "$LATEST"}
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", start["time"])
+    report = json.loads(msgs[-1])
+    assert report["type"] == "platform.report"
+    assert report["record"]["requestId"] == rid
+    assert report["record"]["status"] == "success"
+    m = report["record"]["metrics"]
+    assert m["memorySizeMB"] == 256 and m["billedDurationMs"] >= m["durationMs"] > 0
+    assert m["initDurationMs"] > 0 and m["maxMemoryUsedMB"] > 0
+    app = [json.loads(x) for x in msgs[1:-1] if x.startswith("{")]
+    # Python's level names, as awslambdaric's JSON formatter writes them.
+    assert [a["level"] for a in app] == ["WARNING", "ERROR"], msgs
+    assert app[1]["message"] == "error message 42" and app[1]["requestId"] == rid
+    assert "timestamp" in app[0]
+    assert "plain print\n" in msgs  # not a logging record: kept as written
+    assert not any("END RequestId" in x for x in msgs)
+
+
+def test_system_log_level_warn_and_log_group_override(lam, logs):
+    custom = "/custom/" + unique_name("grp")
+    name = py_fn(lam, "def handler(event, context):\n    print('{\"level\": \"DEBUG\", \"m\": 1}')\n"
+                      "    print('{\"level\": \"ERROR\", \"m\": 2}')\n    return 1\n",
+                 LoggingConfig={"LogFormat": "JSON", "SystemLogLevel": "WARN", "LogGroup": custom})
+    invoke_ok(lam, name)
+    st = only_stream(logs, custom)
+    msgs = messages(logs, custom, st["logStreamName"], 1)
+    # No platform records at WARN; the DEBUG JSON line is below the default INFO.
+    assert msgs == ['{"level": "ERROR", "m": 2}'], msgs
+    assert not logs.describe_log_groups(logGroupNamePrefix=f"/aws/lambda/{name}")["logGroups"]
+
+
+# --------------------------------------------------------------- groups
+
+def test_log_group_crud_and_errors(logs):
+    base = "/t/" + unique_name("crud")
+    for i in range(5):
+        logs.create_log_group(logGroupName=f"{base}/g{i}", tags={"team": f"t{i}"})
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        logs.create_log_group(logGroupName=f"{base}/g0")
+    assert _code(e) == "ResourceAlreadyExistsException"
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        logs.create_log_group(logGroupName="bad name!")
+    assert _code(e) == "InvalidParameterException"
+    names, tok = [], None
+    while True:
+        kw = dict(logGroupNamePrefix=base, limit=2)
+        if tok:
+            kw["nextToken"] = tok
+        r = logs.describe_log_groups(**kw)
+        assert len(r["logGroups"]) <= 2
+        names += [g["logGroupName"] for g in r["logGroups"]]
+        tok = r.get("nextToken")
+        if not tok:
+            break
+    assert names == [f"{base}/g{i}" for i in range(5)]
+    pat = base.split("/")[-1].upper()  # the pattern is case-insensitive
+    assert len(logs.describe_log_groups(logGroupNamePattern=pat)["logGroups"]) == 5
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        logs.describe_log_groups(logGroupNamePrefix=base, logGroupNamePattern="x")
+    assert _code(e) == "InvalidParameterException"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        logs.describe_log_groups(nextToken="garbage")
+    assert _code(e) == "InvalidParameterException"
+    assert logs.list_tags_log_group(logGroupName=f"{base}/g1")["tags"] == {"team": "t1"}
+    logs.tag_log_group(logGroupName=f"{base}/g1", tags={"env": "dev"})
+    logs.untag_log_group(logGroupName=f"{base}/g1", tags=["team"])
+    arn = f"arn:aws:logs:us-east-1:{ACCOUNT}:log-group:{base}/g1"
+    assert logs.list_tags_for_resource(resourceArn=arn)["tags"] == {"env": "dev"}
+    logs.tag_resource(resourceArn=arn, tags={"a": "b"})
+    logs.untag_resource(resourceArn=arn, tagKeys=["env"])
+    assert logs.list_tags_log_group(logGroupName=f"{base}/g1")["tags"] == {"a": "b"}
+    logs.delete_log_group(logGroupName=f"{base}/g0")
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        logs.delete_log_group(logGroupName=f"{base}/g0")
+    assert _code(e) == "ResourceNotFoundException"
+    assert e.value.response["Error"]["Message"] == "The specified log group does not exist."
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        logs.list_tags_log_group(logGroupName=f"{base}/g0")
+    assert _code(e) == "ResourceNotFoundException"
+
+
+def test_regions_and_accounts_are_separate(server):
+    a = server.client(service="logs", region="eu-west-1")
+    b = server.client(service="logs", region="us-east-1", access_key="111111111111")
+    name = "/sep/" + unique_name("g")
+    a.create_log_group(logGroupName=name)
+    assert not b.describe_log_groups(logGroupNamePrefix=name)["logGroups"]
+    assert a.describe_log_groups(logGroupNamePrefix=name)["logGroups"][0]["arn"].startswith(
+        "arn:aws:logs:eu-west-1:")
+
+
+def test_log_streams_order_and_pagination(logs):
+    g = "/t/" + unique_name("streams")
+    logs.create_log_group(logGroupName=g)
+    t = now_ms()
+    for i, name in enumerate(["c", "a", "b", "d"]):
+        logs.create_log_stream(logGroupName=g, logStreamName=name)
+    # Last event times: a newest, then d, c, b (b has no events).
+    for name, ts in (("c", t - 3000), ("d", t - 2000), ("a", t - 1000)):
+        logs.put_log_events(logGroupName=g, logStreamName=name,
+                            logEvents=[{"timestamp": ts, "message": name}])
+    by_name = logs.describe_log_streams(logGroupName=g)["logStreams"]
+    assert [s["logStreamName"] for s in by_name] == ["a", "b", "c", "d"]
+    b = by_name[1]
+    assert "firstEventTimestamp" not in b and "lastEventTimestamp" not in b
+    assert by_name[0]["firstEventTimestamp"] == by_name[0]["lastEventTimestamp"] == t - 1000
+    newest = logs.describe_log_streams(logGroupName=g, orderBy="LastEventTime", descending=True,
+                                       limit=2)
+    assert [s["logStreamName"] for s in newest["logStreams"]] == ["a", "d"]
+    rest = logs.describe_log_streams(logGroupName=g, orderBy="LastEventTime", descending=True,
+                                     nextToken=newest["nextToken"])
+    assert [s["logStreamName"] for s in rest["logStreams"]] == ["c", "b"]
+    assert "nextToken" not in rest
+    pre = logs.describe_log_streams(logGroupIdentifier=f"arn:aws:logs:us-east-1:{ACCOUNT}:log-group:{g}",
+                                    logStreamNamePrefix="c")
+    assert [s["logStreamName"] for s in pre["logStreams"]] == ["c"]
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        logs.describe_log_streams(logGroupName=g, orderBy="LastEventTime", logStreamNamePrefix="a")
+    assert _code(e) == "InvalidParameterException"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        logs.create_log_stream(logGroupName=g, logStreamName="a")
+    assert _code(e) == "ResourceAlreadyExistsException"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        logs.create_log_stream(logGroupName=g, logStreamName="bad:name")
+    assert _code(e) == "InvalidParameterException"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        logs.create_log_stream(logGroupName=g + "-missing", logStreamName="x")
+    assert _code(e) == "ResourceNotFoundException"
+    logs.delete_log_stream(logGroupName=g, logStreamName="a")
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        logs.delete_log_stream(logGroupName=g, logStreamName="a")
+    assert _code(e) == "ResourceNotFoundException"
+    assert e.value.response["Error"]["Message"] == "The specified log stream does not exist."
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        logs.get_log_events(logGroupName=g, logStreamName="a")
+    assert _code(e) == "ResourceNotFoundException"
+
+
+# --------------------------------------------------------------- events
+
+def make_stream(logs, n, start=None, step=10):
+    g = "/t/" + unique_name("ev")
+    logs.create_log_group(logGroupName=g)
+    logs.create_log_stream(logGroupName=g, logStreamName="s")
+    t0 = start if start is not None else now_ms() - 60000
+    logs.put_log_events(logGroupName=g, logStreamName="s",
+                        logEvents=[{"timestamp": t0 + i * step, "message": f"m{i:03d}"}
+                                   for i in range(n)])
+    return g, t0
+
+
+def test_get_log_events_tokens(logs):
+    g, t0 = make_stream(logs, 25)
+    # Default: the newest events (limit from the end), oldest first.
+    r = logs.get_log_events(logGroupName=g, logStreamName="s", limit=10)
+    assert [e["message"] for e in r["events"]] == [f"m{i:03d}" for i in range(15, 25)]
+    assert r["nextForwardToken"].startswith("f/") and r["nextBackwardToken"].startswith("b/")
+    # Backwards from there.
+    r2 = logs.get_log_events(logGroupName=g, logStreamName="s", limit=10,
+                             nextToken=r["nextBackwardToken"])
+    assert [e["message"] for e in r2["events"]] == [f"m{i:03d}" for i in range(5, 15)]
+    r3 = logs.get_log_events(logGroupName=g, logStreamName="s", limit=10,
+                             nextToken=r2["nextBackwardToken"])
+    assert [e["message"] for e in r3["events"]] == [f"m{i:03d}" for i in range(0, 5)]
+    r4 = logs.get_log_events(logGroupName=g, logStreamName="s", nextToken=r3["nextBackwardToken"])
+    assert r4["events"] == [] and r4["nextBackwardToken"] == r3["nextBackwardToken"]
+    # Forward from the head, page by page; at the end the same token comes back.
+    got, tok = [], None
+    for _ in range(5):
+        kw = dict(logGroupName=g, logStreamName="s", limit=10, startFromHead=True)
+        if tok:
+            kw["nextToken"] = tok
+        r = logs.get_log_events(**kw)
+        got += [e["message"] for e in r["events"]]
+        if r["nextForwardToken"] == tok:
+            break
+        tok = r["nextForwardToken"]
+    assert got == [f"m{i:03d}" for i in range(25)]
+    # New events appear behind the same token.
+    logs.put_log_events(logGroupName=g, logStreamName="s",
+                        logEvents=[{"timestamp": t0 + 1000, "message": "late"}])
+    r = logs.get_log_events(logGroupName=g, logStreamName="s", nextToken=tok)
+    assert [e["message"] for e in r["events"]] == ["late"]
+    # Time range: startTime inclusive, endTime exclusive.
+    r = logs.get_log_events(logGroupName=g, logStreamName="s", startTime=t0 + 50,
+                            endTime=t0 + 100, startFromHead=True)
+    assert [e["message"] for e in r["events"]] == ["m005", "m006", "m007", "m008", "m009"]
+    assert all(set(e) == {"timestamp", "message", "ingestionTime"} for e in r["events"])
+    for bad in ("x", "f/123", "q/" + "0" * 40, "f/" + "a" * 40):
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            logs.get_log_events(logGroupName=g, logStreamName="s", nextToken=bad)
+        assert _code(e) == "InvalidParameterException"
+
+
+def test_put_log_events_rules(logs):
+    g = "/t/" + unique_name("put")
+    logs.create_log_group(logGroupName=g)
+    logs.create_log_stream(logGroupName=g, logStreamName="s")
+    t = now_ms()
+
+    def put(events):
+        return logs.put_log_events(logGroupName=g, logStreamName="s", logEvents=events)
+
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        put([{"timestamp": t, "message": "b"}, {"timestamp": t - 1, "message": "a"}])
+    assert _code(e) == "InvalidParameterException"
+    assert "chronological" in e.value.response["Error"]["Message"]
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        put([{"timestamp": t - 2 * DAY_MS, "message": "a"}, {"timestamp": t, "message": "b"}])
+    assert "24 hours" in e.value.response["Error"]["Message"]
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        put([{"timestamp": t, "message": "x" * 600000}, {"timestamp": t, "message": "y" * 600000}])
+    assert _code(e) == "InvalidParameterException"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        put([{"timestamp": t, "message": "m"}] * 10001)
+    assert _code(e) == "InvalidParameterException"
+    r = put([{"timestamp": t - 15 * DAY_MS, "message": "too old"},
+             {"timestamp": t - 14 * DAY_MS - 5000, "message": "too old 2"}])
+    assert r["rejectedLogEventsInfo"] == {"tooOldLogEventEndIndex": 1}
+    r = put([{"timestamp": t, "message": "fine"},
+             {"timestamp": t + 3 * 3600 * 1000, "message": "too new"},
+             {"timestamp": t + 4 * 3600 * 1000, "message": "too new 2"}])
+    assert r["rejectedLogEventsInfo"] == {"tooNewLogEventStartIndex": 1}
+    assert r["nextSequenceToken"]
+    ev = logs.get_log_events(logGroupName=g, logStreamName="s", startFromHead=True)["events"]
+    assert [e["message"] for e in ev] == ["fine"]
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        logs.put_log_events(logGroupName=g, logStreamName="nope",
+                            logEvents=[{"timestamp": t, "message": "m"}])
+    assert _code(e) == "ResourceNotFoundException"
+    # Out of order across batches is accepted and read back in time order.
+    put([{"timestamp": t - 5000, "message": "earlier"}])
+    ev = logs.get_log_events(logGroupName=g, logStreamName="s", startFromHead=True)["events"]
+    assert [e["message"] for e in ev] == ["earlier", "fine"]
+
+
+def test_filter_log_events_patterns(logs):
+    g = "/t/" + unique_name("flt")
+    logs.create_log_group(logGroupName=g)
+    t = now_ms() - 10000
+    msgs = {
+        "s1": ["ERROR disk full", "INFO all good", "WARN disk slow", "ERROR Exiting now"],
+        "s2": ['{"level": "ERROR", "latency": 250, "user": {"id": 7}}',
+               '{"level": "INFO", "latency": 50}', "[ERROR] bracketed", "user login ok"],
+    }
+    for k, (s, lines) in enumerate(msgs.items()):
+        logs.create_log_stream(logGroupName=g, logStreamName=s)
+        logs.put_log_events(logGroupName=g, logStreamName=s,
+                            logEvents=[{"timestamp": t + i * 10 + k, "message": m}
+                                       for i, m in enumerate(lines)])
+
+    def f(pattern, **kw):
+        r = logs.filter_log_events(logGroupName=g, filterPattern=pattern, **kw)
+        return [e["message"] for e in r["events"]]
+
+    assert len(f("")) == 8
+    # Interleaved: ordered by timestamp across streams.
+    all_ev = logs.filter_log_events(logGroupName=g)["events"]
+    assert [e["timestamp"] for e in all_ev] == sorted(e["timestamp"] for e in all_ev)
+    assert [e["logStreamName"] for e in all_ev[:2]] == ["s1", "s2"]
+    assert len({e["eventId"] for e in all_ev}) == 8
+    assert f("ERROR") == ["ERROR disk full", '{"level": "ERROR", "latency": 250, "user": {"id": 7}}',
+                          "[ERROR] bracketed", "ERROR Exiting now"]
+    assert f("ERROR disk") == ["ERROR disk full"]
+    assert f('"disk full"') == ["ERROR disk full"]
+    assert f("ERROR -Exiting -level -bracketed") == ["ERROR disk full"]
+    assert f("?WARN ?INFO") == ["INFO all good", '{"level": "INFO", "latency": 50}', "WARN disk slow"]
+    assert f('{ $.level = "ERROR" }') == ['{"level": "ERROR", "latency": 250, "user": {"id": 7}}']
+    assert f("{ $.latency > 100 }") == ['{"level": "ERROR", "latency": 250, "user": {"id": 7}}']
+    assert f('{ $.latency < 100 || $.user.id = 7 }') == [
+        '{"level": "ERROR", "latency": 250, "user": {"id": 7}}', '{"level": "INFO", "latency": 50}']
+    assert f('{ $.level = "IN*" && $.latency >= 50 }') == ['{"level": "INFO", "latency": 50}']
+    assert f("{ $.user NOT EXISTS }") == ['{"level": "INFO", "latency": 50}']
+    assert f("%disk (full|slow)%") == ["ERROR disk full", "WARN disk slow"]
+    assert f("ERROR", logStreamNames=["s2"]) == [
+        '{"level": "ERROR", "latency": 250, "user": {"id": 7}}', "[ERROR] bracketed"]
+    assert f("", logStreamNamePrefix="s1", startTime=t + 10, endTime=t + 30) == [
+        "INFO all good", "WARN disk slow"]
+    for bad in ('"unbalanced', "{ $.level = }", "{ level = 1 }", "[a, b]", "%(%"):
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            logs.filter_log_events(logGroupName=g, filterPattern=bad)
+        assert _code(e) == "InvalidParameterException", bad
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        logs.filter_log_events(logGroupName=g, logStreamNames=["s1"], logStreamNamePrefix="s")
+    assert _code(e) == "InvalidParameterException"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        logs.filter_log_events(logGroupName=g + "x")
+    assert _code(e) == "ResourceNotFoundException"
+
+
+def test_filter_log_events_pagination(logs):
+    g, t0 = make_stream(logs, 35)
+    got, tok = [], None
+    while True:
+        kw = dict(logGroupName=g, limit=10)
+        if tok:
+            kw["nextToken"] = tok
+        r = logs.filter_log_events(**kw)
+        got += [e["message"] for e in r["events"]]
+        tok = r.get("nextToken")
+        if not tok:
+            break
+    assert got == [f"m{i:03d}" for i in range(35)]
+    # The paginator (what `aws logs filter-log-events` uses) gets the same.
+    pages = logs.get_paginator("filter_log_events").paginate(logGroupName=g, filterPattern="m01",
+                                                            PaginationConfig={"PageSize": 3})
+    assert [e["message"] for p in pages for e in p["events"]] == [f"m{i:03d}" for i in range(10, 20)]
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        logs.filter_log_events(logGroupName=g, nextToken="b/" + "0" * 40)
+    assert _code(e) == "InvalidParameterException"
+
+
+def test_retention_applied(logs):
+    g, _ = make_stream(logs, 1, start=now_ms() - 3 * DAY_MS)
+    for ts, m in ((now_ms() - 2 * DAY_MS, "m001"), (now_ms() - DAY_MS - 60000, "m002"),
+                  (now_ms(), "recent")):
+        logs.put_log_events(logGroupName=g, logStreamName="s", logEvents=[{"timestamp": ts, "message": m}])
+    assert len(logs.get_log_events(logGroupName=g, logStreamName="s")["events"]) == 4
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        logs.put_retention_policy(logGroupName=g, retentionInDays=2)
+    assert _code(e) == "InvalidParameterException"
+    logs.put_retention_policy(logGroupName=g, retentionInDays=1)
+    ev = logs.get_log_events(logGroupName=g, logStreamName="s", startFromHead=True)["events"]
+    assert [e["message"] for e in ev] == ["recent"]
+    assert logs.describe_log_groups(logGroupNamePrefix=g)["logGroups"][0]["retentionInDays"] == 1
+    # Events older than the retention are refused as expired.
+    r = logs.put_log_events(logGroupName=g, logStreamName="s",
+                            logEvents=[{"timestamp": now_ms() - 2 * DAY_MS, "message": "old"}])
+    assert r["rejectedLogEventsInfo"] == {"expiredLogEventEndIndex": 0}
+    logs.delete_retention_policy(logGroupName=g)
+    assert "retentionInDays" not in logs.describe_log_groups(logGroupNamePrefix=g)["logGroups"][0]
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        logs.put_retention_policy(logGroupName=g + "x", retentionInDays=1)
+    assert _code(e) == "ResourceNotFoundException"
+
+
+# --------------------------------------------------------------- hostile
+
+def raw_post(server, target, body, content_type="application/x-amz-json-1.1"):
+    import http.client
+    host, port = server.url.replace("http://", "").split(":")
+    c = http.client.HTTPConnection(host, int(port), timeout=30)
+    headers = {"Content-Type": content_type,
+               "Authorization": "AWS4-HMAC-SHA256 Credential=test/20240101/us-east-1/logs/aws4_request, "
+                                "SignedHeaders=host, Signature=x"}
+    if target:
+        headers["X-Amz-Target"] = target
+    c.request("POST", "/", body=body, headers=headers)
+    r = c.getresponse()
+    data = r.read()
+    c.close()
+    return r.status, json.loads(data) if data else None
+
+
+def test_hostile_requests(server, logs):
+    st, body = raw_post(server, "Logs_20140328.CreateLogGroup", b"{not json")
+    assert (st, body["__type"]) == (400, "SerializationException")
+    st, body = raw_post(server, "Logs_20140328.CreateLogGroup", b"[1, 2]")
+    assert (st, body["__type"]) == (400, "SerializationException")
+    st, body = raw_post(server, "Logs_20140328.CreateLogGroup", b'{"logGroupName": 5}')
+    assert (st, body["__type"]) == (400, "SerializationException")
+    st, body = raw_post(server, "Logs_20140328.CreateLogGroup", b"[" * 100000)
+    assert (st, body["__type"]) == (400, "SerializationException")
+    st, body = raw_post(server, "Logs_20140328.NoSuchOperation", b"{}")
+    assert (st, body["__type"]) == (400, "UnknownOperationException")
+    st, body = raw_post(server, "Logs_20140328.CreateLogGroup", b"{}")
+    assert (st, body["__type"]) == (400, "InvalidParameterException")
+    st, body = raw_post(server, "Logs_20140328.PutLogEvents", json.dumps(
+        {"logGroupName": "/x", "logStreamName": "y", "logEvents": [{"timestamp": "x", "message": 1}]}))
+    assert st == 400
+    # A body over the cap is refused before it is read.
+    st, _ = raw_post(server, "Logs_20140328.PutLogEvents", b"{" + b" " * (9 << 20) + b"}")
+    assert st == 413
+    # Messages that are not valid UTF-8 reach the log as U+FFFD, never break JSON.
+    g = "/t/" + unique_name("h")
+    logs.create_log_group(logGroupName=g)
+    logs.create_log_stream(logGroupName=g, logStreamName="s")
+    logs.put_log_events(logGroupName=g, logStreamName="s",
+                        logEvents=[{"timestamp": now_ms(), "message": "nul \u0000 and \u00e9"}])
+    ev = logs.get_log_events(logGroupName=g, logStreamName="s")["events"]
+    assert ev[0]["message"] == "nul \u0000 and \u00e9"
+    # The server still answers.
+    assert logs.describe_log_groups(logGroupNamePrefix=g)["logGroups"]
+
+
+def test_binary_function_output(lam, logs):
+    name = py_fn(lam, "import sys\ndef handler(event, context):\n"
+                      "    sys.stdout.buffer.write(b'bad \\xff\\xfe bytes\\n')\n"
+                      "    sys.stdout.flush()\n    return 1\n")
+    invoke_ok(lam, name)
+    group = f"/aws/lambda/{name}"
+    st = only_stream(logs, group)
+    msgs = messages(logs, group, st["logStreamName"], 4)
+    assert "bad \ufffd\ufffd bytes\n" in msgs
+
+
+# ------------------------------------------------- handlers reach services
+
+SELF_READER = """\
+import os, boto3
+def handler(event, context):
+    if event.get('mark'):
+        print('MARK', event['mark'])
+        return {}
+    logs = boto3.client('logs')
+    ev = logs.get_log_events(logGroupName=context.log_group_name,
+                             logStreamName=context.log_stream_name, startFromHead=True)['events']
+    lam = boto3.client('lambda')
+    fn = lam.get_function_configuration(FunctionName=context.function_name)
+    keys = ['AWS_ENDPOINT_URL', 'AWS_ENDPOINT_URL_S3', 'AWS_ENDPOINT_URL_CLOUDWATCH_LOGS',
+            'AWS_ENDPOINT_URL_IAM', 'AWS_ENDPOINT_URL_STS', 'AWS_ENDPOINT_URL_LAMBDA',
+            'AWS_ACCESS_KEY_ID', 'AWS_SESSION_TOKEN', 'AWS_REGION']
+    return {'marks': [e['message'] for e in ev if e['message'].startswith('MARK')],
+            'fn': fn['FunctionName'], 'env': {k: os.environ.get(k) for k in keys}}
+"""
+
+
+def test_handler_reads_its_own_logs_without_configuration(server, lam, logs):
+    name = py_fn(lam, SELF_READER, Timeout=30)
+    invoke_ok(lam, name, {"mark": "first"})
+    _, out = invoke_ok(lam, name, {})
+    assert out["marks"] == ["MARK first\n"]
+    assert out["fn"] == name
+    env = out["env"]
+    for k in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_CLOUDWATCH_LOGS",
+              "AWS_ENDPOINT_URL_IAM", "AWS_ENDPOINT_URL_STS", "AWS_ENDPOINT_URL_LAMBDA"):
+        assert env[k] == server.url, k
+    assert env["AWS_ACCESS_KEY_ID"] == ACCOUNT and env["AWS_SESSION_TOKEN"]
+    assert env["AWS_REGION"] == "us-east-1"
+
+
+def test_function_account_and_own_endpoint_respected(server):
+    lam = server.client(access_key="222233334444", region="eu-central-1")
+    code = ("import os\ndef handler(event, context):\n"
+            "    return {k: os.environ.get(k) for k in ('AWS_ACCESS_KEY_ID', 'AWS_ENDPOINT_URL', "
+            "'AWS_ENDPOINT_URL_S3', 'AWS_REGION')}\n")
+    # The role is the account's own (cross-account pass role is refused).
+    name = py_fn(lam, code, Environment={"Variables": {"AWS_ENDPOINT_URL": "http://elsewhere:1"}},
+                 Role="arn:aws:iam::222233334444:role/lambda-role")
+    _, out = invoke_ok(lam, name)
+    assert out == {"AWS_ACCESS_KEY_ID": "222233334444", "AWS_ENDPOINT_URL": "http://elsewhere:1",
+                   "AWS_ENDPOINT_URL_S3": None, "AWS_REGION": "eu-central-1"}
+    # Its logs live in that account and region.
+    lg = server.client(service="logs", access_key="222233334444", region="eu-central-1")
+    assert lg.describe_log_groups(logGroupNamePrefix=f"/aws/lambda/{name}")["logGroups"]
+    other = server.client(service="logs")
+    assert not other.describe_log_groups(logGroupNamePrefix=f"/aws/lambda/{name}")["logGroups"]
+
+
+# ------------------------------------------------------------ persistence
+
+def test_restart_and_crash_restore(lambdad_factory):
+    srv = lambdad_factory()
+    lam, logs = srv.client(), srv.client(service="logs")
+    name = py_fn(lam, PRINTER)
+    rid, _ = invoke_ok(lam, name, {"n": 7})
+    g = "/t/" + unique_name("persist")
+    logs.create_log_group(logGroupName=g, tags={"k": "v"})
+    logs.put_retention_policy(logGroupName=g, retentionInDays=7)
+    logs.create_log_stream(logGroupName=g, logStreamName="s")
+    t = now_ms()
+    logs.put_log_events(logGroupName=g, logStreamName="s",
+                        logEvents=[{"timestamp": t + i, "message": f"e{i}"} for i in range(100)])
+    group = f"/aws/lambda/{name}"
+    stream = only_stream(logs, group)["logStreamName"]
+    before = messages(logs, group, stream, 6)
+    srv.restart()
+    logs = srv.client(service="logs")
+    assert messages(logs, group, stream, 6) == before
+    assert f"START RequestId: {rid} Version: $LATEST\n" in before
+    grp = logs.describe_log_groups(logGroupNamePrefix=g)["logGroups"][0]
+    assert grp["retentionInDays"] == 7
+    assert logs.list_tags_log_group(logGroupName=g)["tags"] == {"k": "v"}
+    assert [e["message"] for e in logs.get_log_events(logGroupName=g, logStreamName="s",
+                                                      startFromHead=True)["events"]] == \
+        [f"e{i}" for i in range(100)]
+    # PutLogEvents is on disk when it answers: a kill -9 right after keeps it.
+    logs.put_log_events(logGroupName=g, logStreamName="s",
+                        logEvents=[{"timestamp": t + 500, "message": "after"}])
+    logs.delete_log_stream(logGroupName=g, logStreamName="s")
+    logs.create_log_stream(logGroupName=g, logStreamName="s2")
+    logs.put_log_events(logGroupName=g, logStreamName="s2",
+                        logEvents=[{"timestamp": t, "message": "survivor"}])
+    srv.kill9()
+    srv.start()
+    logs = srv.client(service="logs")
+    assert [s["logStreamName"] for s in logs.describe_log_streams(logGroupName=g)["logStreams"]] == ["s2"]
+    assert [e["message"] for e in logs.get_log_events(logGroupName=g, logStreamName="s2")["events"]] == \
+        ["survivor"]
+    # A torn tail (a crash in the middle of a write) is cut off at start-up.
+    files = []
+    for root, _, names in os.walk(os.path.join(srv.data_dir, "logs")):
+        files += [os.path.join(root, n) for n in names if n.endswith(".log")]
+    assert files
+    for p in files:
+        with open(p, "ab") as fh:
+            fh.write(b"LGDL\x00\x00\x01\x00garbage")
+    srv.restart()
+    logs = srv.client(service="logs")
+    assert [e["message"] for e in logs.get_log_events(logGroupName=g, logStreamName="s2")["events"]] == \
+        ["survivor"]
+    logs.delete_log_group(logGroupName=g)
+    srv.restart()
+    logs = srv.client(service="logs")
+    assert not logs.describe_log_groups(logGroupNamePrefix=g)["logGroups"]
+
+
+def test_size_cap_drops_oldest(lambdad_factory):
+    srv = lambdad_factory(args=("--logs-max-bytes", "100000"))
+    logs = srv.client(service="logs")
+    g = "/t/cap"
+    logs.create_log_group(logGroupName=g)
+    logs.create_log_stream(logGroupName=g, logStreamName="s")
+    t = now_ms() - 100000
+    for b in range(10):
+        logs.put_log_events(logGroupName=g, logStreamName="s",
+                            logEvents=[{"timestamp": t + b * 100 + i, "message": f"{b:02d}{i:02d}" + "x" * 996}
+                                       for i in range(20)])
+    ev = all_events(logs, g, "s")
+    total = sum(len(e["message"]) for e in ev)
+    assert total <= 100000
+    assert ev[-1]["message"].startswith("0919")  # the newest survive
+    assert ev[0]["message"] > "0000"  # the oldest went first
+    assert logs.describe_log_groups(logGroupNamePrefix=g)["logGroups"][0]["storedBytes"] == total
+
+
+def test_ephemeral_writes_nothing(lambdad_factory):
+    srv = lambdad_factory(ephemeral=True)
+    logs = srv.client(service="logs")
+    logs.create_log_group(logGroupName="/t/eph")
+    logs.create_log_stream(logGroupName="/t/eph", logStreamName="s")
+    logs.put_log_events(logGroupName="/t/eph", logStreamName="s",
+                        logEvents=[{"timestamp": now_ms(), "message": "m"}])
+    assert logs.get_log_events(logGroupName="/t/eph", logStreamName="s")["events"][0]["message"] == "m"
+    srv.restart()
+    logs = srv.client(service="logs")
+    assert not logs.describe_log_groups(logGroupNamePrefix="/t/eph")["logGroups"]
