@@ -1226,7 +1226,9 @@ static void h_ctr_inspect(struct dreq *r, const char **p)
     json_t *hcj = json_pack("{s:I,s:b,s:s,s:[],s:{s:s},s:{s:s,s:i}}", "Memory",
                             (json_int_t)c->memory_bytes, "AutoRemove", c->auto_remove, "NetworkMode",
                             json_string_value(json_object_get(hc, "NetworkMode")) ?: "default",
-                            "Binds", "LogConfig", "Type", "lambdad", "RestartPolicy", "Name", "no",
+                            /* json-file: clients (docker-py's run) read logs only from
+                             * the drivers they know; ours serve the same API. */
+                            "Binds", "LogConfig", "Type", "json-file", "RestartPolicy", "Name", "no",
                             "MaximumRetryCount", 0);
     json_t *j = json_pack("{s:s,s:s,s:o,s:o,s:o,s:s,s:s,s:i,s:s,s:s,s:o,s:o,s:[],s:{s:{},s:{}}}",
                           "Id", c->id, "Created", created, "Path", path ?: json_string(""), "Args",
@@ -1399,15 +1401,14 @@ static void h_ctr_wait(struct dreq *r, const char **p)
             break;
     }
     int code = c->exit_code;
-    char error[512];
-    snprintf(error, sizeof error, "%s", c->error);
     bool stopping = atomic_load(&g.stopping);
     ctr_unref_locked(c);
     pthread_mutex_unlock(&g.mu);
+    /* Error is for a failed wait (the CLI exits 125 on it), not for how
+     * the run ended: that is in inspect's State.Error. */
     json_t *j = json_pack("{s:i}", "StatusCode", stopping ? 137 : code);
-    if (stopping)
-        snprintf(error, sizeof error, "lambdad is shutting down");
-    json_object_set_new(j, "Error", error[0] ? json_pack("{s:s}", "Message", error) : json_null());
+    json_object_set_new(j, "Error", stopping ? json_pack("{s:s}", "Message", "lambdad is shutting down")
+                                             : json_null());
     char *text = json_dumps(j, JSON_COMPACT);
     json_decref(j);
     if (text) {
@@ -1561,15 +1562,10 @@ static void h_ctr_attach(struct dreq *r, const char **p)
     sel.raw = c->tty;
     pthread_mutex_lock(&g.mu);
     uint64_t seq = logs ? c->l_first_seq : c->l_first_seq + c->l_count;
+    /* Running: until this run ends; created or exited: until the next
+     * run (docker start -a attaches before it starts) ends. */
     unsigned runs0 = c->runs;
-    bool was_running = c->state == ST_RUNNING;
-    bool exited = c->state == ST_EXITED;
     pthread_mutex_unlock(&g.mu);
-    if (stream && exited && !logs) {
-        ctr_unref(c);
-        send_err(r, 409, "You cannot attach to a stopped container, start it first");
-        return;
-    }
     const char *up = mg_get_header(r->conn, "Upgrade");
     stream_begin(r, up ? 101 : 200,
                  c->tty ? "application/vnd.docker.raw-stream" : "application/vnd.docker.multiplexed-stream",
@@ -1580,7 +1576,7 @@ static void h_ctr_attach(struct dreq *r, const char **p)
         pthread_mutex_lock(&g.mu);
         bool more = seq < c->l_first_seq + c->l_count;
         /* Ends when the run that was going (or the next one) is over. */
-        bool over = c->removed || (was_running ? c->runs > runs0 : c->runs > runs0);
+        bool over = c->removed || c->runs > runs0;
         if (!more && !over)
             cv_wait_until(0);
         more = seq < c->l_first_seq + c->l_count;
@@ -2177,9 +2173,15 @@ static void h_ingest(struct dreq *r, const char **p)
     struct ingest_ud ud = {c};
     char buf[16384];
     int n;
-    while ((n = mg_read(r->conn, buf, sizeof buf)) > 0)
-        if (docker_frames_feed(&fp, buf, (unsigned long)n, ingest_emit, &ud) < 0)
+    /* mg_read returns only when it filled the buffer (or the body ended),
+     * so ask for exactly what completes the current header or payload:
+     * each frame reaches the followers as soon as it arrived. */
+    for (;;) {
+        size_t want = fp.left ? (fp.left < sizeof buf ? fp.left : sizeof buf) : 8 - fp.hdr_len;
+        n = mg_read(r->conn, buf, want);
+        if (n <= 0 || docker_frames_feed(&fp, buf, (unsigned long)n, ingest_emit, &ud) < 0)
             break;
+    }
     ctr_unref(c);
     if (fp.bad)
         send_err(r, 400, "bad stream frame");

@@ -173,12 +173,7 @@ int main(int argc, char **argv)
         goto out_registry;
     }
     api_provisioned_restore(); /* warm the stored provisioned concurrency again */
-    struct http_options ho = {cfg.host, cfg.port, cfg.http_threads, cfg.account_id, cfg.http_keepalive_s};
-    if (http_start(&ho, &perr)) {
-        fprintf(stderr, "lambdad: %s\n", perr);
-        pool_stop();
-        goto out_registry;
-    }
+    /* Before the Lambda API: its readiness covers the Docker API too. */
     if (cfg.n_docker_api) {
         if (cfg.executor == POOL_EXEC_SUBPROCESS)
             LOG_WARN("--docker-api with --lambda-executor subprocess: containers are functions of "
@@ -194,10 +189,16 @@ int main(int argc, char **argv)
         };
         if (docker_api_start(&dao, &perr)) {
             fprintf(stderr, "lambdad: %s\n", perr);
-            http_stop();
             pool_stop();
             goto out_registry;
         }
+    }
+    struct http_options ho = {cfg.host, cfg.port, cfg.http_threads, cfg.account_id, cfg.http_keepalive_s};
+    if (http_start(&ho, &perr)) {
+        fprintf(stderr, "lambdad: %s\n", perr);
+        docker_api_stop();
+        pool_stop();
+        goto out_registry;
     }
     LOG_INFO("lambdad %s listening on %s (data dir %s, executor %s, %zu functions)", LAMBDAD_VERSION,
              endpoint, cfg.ephemeral ? tmp_root : cfg.data_dir, config_executor_name(cfg.executor),
