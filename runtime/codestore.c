@@ -681,8 +681,32 @@ static int is_stored(const char *zip_path, const char *dir_path)
 }
 
 /* Writes the zip next to its final name, fsyncs and renames it into place. */
+/* Copies the file at src into fd in bounded chunks (a package taken from a
+ * file, e.g. an S3 object, never sits whole in memory). */
+static int copy_file_into(int fd, const char *src)
+{
+    int in = open(src, O_RDONLY | O_CLOEXEC);
+    if (in < 0)
+        return -errno;
+    char *buf = malloc(COPY_BUF);
+    int r = buf ? 0 : -ENOMEM;
+    while (!r) {
+        ssize_t n = read(in, buf, COPY_BUF);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            r = -errno;
+        if (n <= 0)
+            break;
+        r = write_all(fd, buf, (size_t)n);
+    }
+    free(buf);
+    close(in);
+    return r;
+}
+
 static int store_zip(const struct codestore *cs, const char *hex, const void *zip, size_t len,
-                     const char *zip_path)
+                     const char *src_path, const char *zip_path)
 {
     char *tmp = NULL;
     int fd = -1, r;
@@ -692,7 +716,7 @@ static int store_zip(const struct codestore *cs, const char *hex, const void *zi
         r = -errno;
         goto out;
     }
-    if ((r = write_all(fd, zip, len)) < 0)
+    if ((r = src_path ? copy_file_into(fd, src_path) : write_all(fd, zip, len)) < 0)
         goto out;
     if (fchmod(fd, 0644) < 0 || fsync(fd) < 0) {
         r = -errno;
@@ -711,7 +735,7 @@ out:
 }
 
 /* Extracts into a fresh temp dir and moves zip and directory into place. */
-static int store_new(struct codestore *cs, zip_t *za, const void *zip, size_t len,
+static int store_new(struct codestore *cs, zip_t *za, const void *zip, size_t len, const char *src_path,
                      struct code_info *info, const char *zip_path, const char *dir_path,
                      const char **err)
 {
@@ -745,7 +769,7 @@ static int store_new(struct codestore *cs, zip_t *za, const void *zip, size_t le
         r = -errno;
         goto out;
     }
-    if ((r = store_zip(cs, info->sha256_hex, zip, len, zip_path)) < 0)
+    if ((r = store_zip(cs, info->sha256_hex, zip, len, src_path, zip_path)) < 0)
         goto out;
     if (rename(tmp, dir_path) < 0) {
         struct stat st;
@@ -818,11 +842,90 @@ int codestore_put(struct codestore *cs, const void *zip, size_t len, struct code
     if (is_stored(zip_path, dir_path))
         r = 0; /* accepted before: declared sizes were verified then */
     else
-        r = store_new(cs, za, zip, len, info, zip_path, dir_path, err);
+        r = store_new(cs, za, zip, len, NULL, info, zip_path, dir_path, err);
 out:
     if (za)
         zip_discard(za);
     zip_error_fini(&ze);
+    free(zip_path);
+    free(dir_path);
+    return r;
+}
+
+int codestore_put_file(struct codestore *cs, const char *path, struct code_info *info, const char **err)
+{
+    char *zip_path = NULL, *dir_path = NULL;
+    zip_t *za = NULL;
+    zip_error_t ze;
+    int r, fd = -1;
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    char *buf = NULL;
+    EVP_MD_CTX *ctx = NULL;
+
+    *err = NULL;
+    memset(info, 0, sizeof(*info));
+    zip_error_init(&ze);
+    /* SHA-256 (the storage key and CodeSha256) streamed over the file. */
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    buf = malloc(COPY_BUF);
+    ctx = EVP_MD_CTX_new();
+    if (fd < 0 || !buf || !ctx || !EVP_DigestInit_ex(ctx, EVP_sha256(), NULL)) {
+        r = fd < 0 ? -errno : -ENOMEM;
+        *err = CODESTORE_ERR_IO;
+        goto out;
+    }
+    for (;;) {
+        ssize_t n = read(fd, buf, COPY_BUF);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            r = -errno;
+            *err = CODESTORE_ERR_IO;
+            goto out;
+        }
+        if (n == 0)
+            break;
+        EVP_DigestUpdate(ctx, buf, (size_t)n);
+        info->size += (uint64_t)n;
+    }
+    if (!EVP_DigestFinal_ex(ctx, md, &mdlen) || mdlen != 32) {
+        r = -EIO;
+        *err = CODESTORE_ERR_IO;
+        goto out;
+    }
+    to_hex(md, mdlen, info->sha256_hex);
+    EVP_EncodeBlock((unsigned char *)info->sha256_b64, md, (int)mdlen);
+
+    zip_source_t *src = info->size >= MIN_ZIP_LEN ? zip_source_file_create(path, 0, -1, &ze) : NULL;
+    if (src && !(za = zip_open_from_source(src, ZIP_RDONLY, &ze)))
+        zip_source_free(src);
+    if (!za) {
+        r = -EINVAL;
+        *err = CODESTORE_ERR_UNZIP;
+        goto out;
+    }
+    if ((r = declared_total(za, atomic_load(&max_unzipped), &info->unzipped, err)) < 0)
+        goto out;
+    zip_path = key_path(cs, info->sha256_hex, ".zip");
+    dir_path = key_path(cs, info->sha256_hex, "");
+    if (!zip_path || !dir_path) {
+        r = -ENOMEM;
+        *err = CODESTORE_ERR_IO;
+        goto out;
+    }
+    if (is_stored(zip_path, dir_path))
+        r = 0;
+    else
+        r = store_new(cs, za, NULL, 0, path, info, zip_path, dir_path, err);
+out:
+    if (za)
+        zip_discard(za);
+    zip_error_fini(&ze);
+    EVP_MD_CTX_free(ctx);
+    free(buf);
+    if (fd >= 0)
+        close(fd);
     free(zip_path);
     free(dir_path);
     return r;

@@ -48,6 +48,11 @@ void codestore_close(struct codestore *cs);
 int codestore_put(struct codestore *cs, const void *zip, size_t len, struct code_info *info,
                   const char **err);
 
+/* Same as codestore_put for a zip held in the file at path (e.g. an S3
+ * object): hashed, checked and copied in bounded chunks, never read whole
+ * into memory. The file is only read. */
+int codestore_put_file(struct codestore *cs, const char *path, struct code_info *info, const char **err);
+
 /* Returns a malloc'd path of the stored zip / the extracted directory for a
  * sha256 hex key (caller frees), or NULL if the key is not stored. */
 char *codestore_zip_path(struct codestore *cs, const char *sha256_hex);

@@ -16,12 +16,14 @@
 #include <string.h>
 #include <sys/time.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "runtime/codestore.h"
 #include "runtime/log.h"
 #include "server/config.h"
 #include "server/layers.h"
 #include "server/registry.h"
+#include "server/s3store.h"
 #include "server/svc_iam.h"
 #include "server/validate.h"
 
@@ -349,7 +351,8 @@ struct code_src {
 
 /* Decodes and stores the code members of obj (CreateFunction's Code or the
  * UpdateFunctionCode body). Slow (unzips): no lock held. */
-static int take_code(json_t *obj, const char *package, bool create, struct code_src *c, struct api_error *err)
+static int take_code(json_t *obj, const char *package, bool create, const char *region, struct code_src *c,
+                     struct api_error *err)
 {
     json_t *zip = json_object_get(obj, "ZipFile");
     const char *image = json_string_value(json_object_get(obj, "ImageUri"));
@@ -369,11 +372,56 @@ static int take_code(json_t *obj, const char *package, bool create, struct code_
                         create ? "Please don't provide ImageUri when the intended function PackageType is Zip."
                                : "Please don't provide ImageUri when updating a function with packageType Zip.");
     if (s3 && !json_is_string(zip))
-        return api_fail(err, &AWS_INVALID_PARAMETER_VALUE, MSG_S3_UNSUPPORTED);
+        return api_store_s3(obj, region, &c->info, err);
     if (!json_is_string(zip))
         return api_fail(err, &AWS_INVALID_PARAMETER_VALUE,
                         "Please provide a source for function code (Code.ZipFile).");
     return api_store_zip(zip, "Code.ZipFile", &c->zip, &c->zip_len, &c->info, err);
+}
+
+int api_store_s3(json_t *obj, const char *region, struct code_info *info, struct api_error *err)
+{
+#define S3_GET_ERROR "Error occurred while GetObject. S3 Error Code: %s. S3 Error Message: %s"
+    const char *bucket = json_string_value(json_object_get(obj, "S3Bucket"));
+    const char *key = json_string_value(json_object_get(obj, "S3Key"));
+    json_t *ver_j = json_object_get(obj, "S3ObjectVersion");
+    const char *ver = json_string_value(ver_j);
+    if (!bucket || !key || (ver_j && !json_is_null(ver_j) && !ver))
+        return api_fail(err, &AWS_INVALID_PARAMETER_VALUE,
+                        "Please provide both S3Bucket and S3Key to take the code from Amazon S3.");
+    struct s3_bucket_info bi;
+    if (s3store_bucket(bucket, &bi))
+        return api_fail(err, &AWS_INVALID_PARAMETER_VALUE, S3_GET_ERROR, "NoSuchBucket",
+                        "The specified bucket does not exist");
+    if (strcmp(bi.region, region)) {
+        char msg[128];
+        snprintf(msg, sizeof(msg), "The bucket is in this region: %s. Please use this region to retry the request",
+                 bi.region);
+        return api_fail(err, &AWS_INVALID_PARAMETER_VALUE, S3_GET_ERROR, "PermanentRedirect", msg);
+    }
+    struct s3_version v;
+    char *path = NULL;
+    int rc = s3store_get_file(bucket, key, ver, &v, &path);
+    if (rc == S3_ENOKEY)
+        return api_fail(err, &AWS_INVALID_PARAMETER_VALUE, S3_GET_ERROR, "NoSuchKey", "The specified key does not exist.");
+    if (rc == S3_ENOVERSION || rc == S3_EMARKER)
+        return api_fail(err, &AWS_INVALID_PARAMETER_VALUE, S3_GET_ERROR, "NoSuchVersion",
+                        "The specified version does not exist.");
+    if (rc)
+        return api_fail(err, &AWS_SERVICE, MSG_INTERNAL, "cannot read the object from lambdad's S3");
+    s3_version_release(&v);
+    const char *cerr = NULL;
+    rc = g_cs ? codestore_put_file(g_cs, path, info, &cerr) : -EIO;
+    unlink(path);
+    free(path);
+    if (rc == -EINVAL)
+        return api_fail(err, &AWS_INVALID_PARAMETER_VALUE, "%s", cerr ? cerr : CODESTORE_ERR_UNZIP);
+    if (rc) {
+        LOG_ERROR("code store: %s (%s)", cerr ? cerr : "?", strerror(-rc));
+        return api_fail(err, &AWS_SERVICE, MSG_INTERNAL, "cannot store the deployment package");
+    }
+    return 0;
+#undef S3_GET_ERROR
 }
 
 int api_store_zip(json_t *zipfile, const char *what, unsigned char **zip, size_t *len,
@@ -580,7 +628,7 @@ int api_create_function_doc(json_t *body, const char *region, const char *accoun
         api_fail(&err, &AWS_RESOURCE_CONFLICT, MSG_FUNCTION_EXISTS, n.name);
         goto fail;
     }
-    if (take_code(code_j, package, true, &code, &err))
+    if (take_code(code_j, package, true, n.region, &code, &err))
         goto fail;
 
     validate_function_arn(&n, false, arn, sizeof(arn));
@@ -907,7 +955,7 @@ void api_update_function_code(struct http_req *req)
         if (rc)
             goto fail;
     }
-    if (take_code(body, package, false, &u.code, &err))
+    if (take_code(body, package, false, n.region, &u.code, &err))
         goto fail;
     if (json_is_true(json_object_get(body, "DryRun"))) {
         rcu_read_lock();

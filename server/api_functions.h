@@ -33,6 +33,16 @@ struct code_info;
 int api_store_zip(json_t *zipfile, const char *what, unsigned char **zip, size_t *len,
                   struct code_info *info, struct api_error *err);
 
+/* Takes a deployment package from lambdad's S3 (S3Bucket, S3Key and
+ * optional S3ObjectVersion members of obj: CreateFunction's Code, the
+ * UpdateFunctionCode body, PublishLayerVersion's Content) and stores it in
+ * the code store without reading it whole into memory. Errors as AWS:
+ * InvalidParameterValueException "Error occurred while GetObject. S3 Error
+ * Code: NoSuchKey. ..." (NoSuchBucket, NoSuchVersion, PermanentRedirect for
+ * a bucket of another region), the codestore texts for a refused archive.
+ * Slow: call with no lock held. */
+int api_store_s3(json_t *obj, const char *region, struct code_info *info, struct api_error *err);
+
 struct fn_name;
 struct fn_record;
 

@@ -4,7 +4,7 @@
  * type, payload JSON, client context, size limits), resolves the function on
  * the RCU read side and takes a reference to its fn_spec, then hands a
  * struct invocation to the pool and - for RequestResponse - sleeps on its
- * own condition variable until the executor calls on_done. Function
+ * own futex flag until the executor calls on_done. Function
  * failures of every kind answer 200 with X-Amz-Function-Error: Unhandled,
  * never 5xx, because boto3 retries 5xx and would run the function again.
  * The invocation reuses the HTTP request id, so x-amzn-RequestId, the
@@ -12,16 +12,22 @@
 #include "server/api_invoke.h"
 
 #include <openssl/evp.h>
+#include <linux/futex.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <urcu.h>
 
 #include "pool/pool.h"
 #include "runtime/log.h"
 #include "server/api_eventinvoke.h"
 #include "server/api_functions.h"
+#include "server/eventstream.h"
 #include "server/registry.h"
 #include "server/validate.h"
 
@@ -35,19 +41,43 @@ void api_invoke_configure(size_t async_payload_limit)
     g_async_limit = async_payload_limit;
 }
 
+/* The HTTP worker's wait for its RequestResponse invocation: a one-shot
+ * futex flag. The executor pays one FUTEX_WAKE (only when the worker
+ * sleeps), the worker one FUTEX_WAIT; a mutex + condition variable adds
+ * futex calls whenever the woken worker collides with the signaller still
+ * holding the mutex. A wake that lands after the worker has returned hits a
+ * dead stack address: a spurious wake-up every futex waiter tolerates. */
+enum { WAIT_PENDING = 0, WAIT_DONE = 1, WAIT_SLEEPING = 2 };
+
 struct waiter {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int done;
+    _Atomic uint32_t state;
 };
 
 static void on_done_sync(struct invocation *inv)
 {
     struct waiter *w = inv->user;
-    pthread_mutex_lock(&w->mu);
-    w->done = 1;
-    pthread_cond_signal(&w->cv);
-    pthread_mutex_unlock(&w->mu);
+    if (atomic_exchange_explicit(&w->state, WAIT_DONE, memory_order_acq_rel) == WAIT_SLEEPING)
+        syscall(SYS_futex, &w->state, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+static void wait_done(struct waiter *w)
+{
+    uint32_t s = WAIT_PENDING;
+    if (!atomic_compare_exchange_strong_explicit(&w->state, &s, WAIT_SLEEPING, memory_order_acq_rel,
+                                                 memory_order_acquire))
+        return; /* already done */
+    while (atomic_load_explicit(&w->state, memory_order_acquire) == WAIT_SLEEPING)
+        syscall(SYS_futex, &w->state, FUTEX_WAIT_PRIVATE, WAIT_SLEEPING, NULL, NULL, 0);
+}
+
+/* Submits inv and sleeps until the executor finished it. */
+static void run_sync(struct invocation *inv)
+{
+    struct waiter w = {.state = WAIT_PENDING};
+    inv->user = &w;
+    inv->on_done = on_done_sync;
+    pool_submit(inv);
+    wait_done(&w);
 }
 
 static void on_done_event(struct invocation *inv)
@@ -290,18 +320,7 @@ void api_invoke(struct http_req *req)
         submit_event(req, inv, false);
         return;
     }
-    struct waiter w = {.done = 0};
-    pthread_mutex_init(&w.mu, NULL);
-    pthread_cond_init(&w.cv, NULL);
-    inv->user = &w;
-    inv->on_done = on_done_sync;
-    pool_submit(inv);
-    pthread_mutex_lock(&w.mu);
-    while (!w.done)
-        pthread_cond_wait(&w.cv, &w.mu);
-    pthread_mutex_unlock(&w.mu);
-    pthread_mutex_destroy(&w.mu);
-    pthread_cond_destroy(&w.cv);
+    run_sync(inv);
     respond(req, inv);
     invocation_free(inv);
 }
@@ -311,4 +330,103 @@ void api_invoke_async(struct http_req *req)
     struct invocation *inv = prepare(req, KIND_EVENT, false);
     if (inv)
         submit_event(req, inv, true);
+}
+
+/* --- InvokeWithResponseStream ------------------------------------------ */
+
+#define STREAM_CHUNK (1u << 20)
+
+/* Appends one event message to the growing body; -1 when out of memory. */
+static int stream_append(char **body, size_t *len, const char *type, const char *ct, const void *data,
+                         size_t dlen)
+{
+    unsigned char *m;
+    size_t mlen;
+    if (eventstream_encode(type, ct, data, dlen, &m, &mlen))
+        return -1;
+    char *nb = realloc(*body, *len + mlen);
+    if (!nb) {
+        free(m);
+        return -1;
+    }
+    memcpy(nb + *len, m, mlen);
+    *body = nb;
+    *len += mlen;
+    free(m);
+    return 0;
+}
+
+/* The event stream of a finished invocation: PayloadChunk events (the
+ * response, 1 MB at a time; none for a function error), then
+ * InvokeComplete with ErrorCode/ErrorDetails/LogResult. The runtime's
+ * response (streamed with Lambda-Runtime-Function-Response-Mode: streaming
+ * or buffered) is complete when this runs: lambdad relays it after the
+ * invocation, not while the function writes. */
+static void respond_stream(struct http_req *req, struct invocation *inv)
+{
+    char headers[256], *body = NULL;
+    size_t len = 0;
+    int rc = 0;
+    if (inv->outcome == INV_THROTTLED || inv->outcome == INV_SERVICE_ERROR) {
+        respond(req, inv); /* errors before the stream starts: plain JSON */
+        return;
+    }
+    bool failed = inv->outcome == INV_FUNCTION_ERROR;
+    for (size_t off = 0; !failed && !rc && off < inv->result_len; off += STREAM_CHUNK) {
+        size_t n = inv->result_len - off < STREAM_CHUNK ? inv->result_len - off : STREAM_CHUNK;
+        rc = stream_append(&body, &len, "PayloadChunk", "application/octet-stream", inv->result + off, n);
+    }
+    json_t *done = json_object();
+    if (failed) {
+        json_object_set_new(done, "ErrorCode", json_string("Unhandled"));
+        json_object_set_new(done, "ErrorDetails", json_stringn(inv->result ? inv->result : "", inv->result_len));
+    }
+    if (inv->want_log && inv->log) {
+        size_t off = inv->log_len > LOG_TAIL_BYTES ? inv->log_len - LOG_TAIL_BYTES : 0;
+        char *b64 = b64_encode(inv->log + off, inv->log_len - off);
+        if (b64)
+            json_object_set_new(done, "LogResult", json_string(b64));
+        free(b64);
+    }
+    char *text = json_dumps(done, JSON_COMPACT);
+    json_decref(done);
+    if (!rc && text)
+        rc = stream_append(&body, &len, "InvokeComplete", "application/json", text, strlen(text));
+    free(text);
+    if (rc) {
+        free(body);
+        http_send_error(req, &AWS_SERVICE, MSG_INTERNAL, "cannot encode the response stream");
+        return;
+    }
+    snprintf(headers, sizeof(headers), "X-Amz-Executed-Version: %s\r\n",
+             inv->fn->version ? inv->fn->version : "$LATEST");
+    http_send(req, 200, "application/vnd.amazon.eventstream", headers, body, len);
+    free(body);
+}
+
+void api_invoke_stream(struct http_req *req)
+{
+    const char *t = http_header(req, "X-Amz-Invocation-Type");
+    if (t && strcmp(t, "RequestResponse") && strcmp(t, "DryRun")) {
+        http_send_error(req, &AWS_VALIDATION,
+                        "1 validation error detected: Value '%.64s' at 'invocationType' failed to "
+                        "satisfy constraint: Member must satisfy enum value set: [RequestResponse, DryRun]",
+                        t);
+        return;
+    }
+    const char *l = http_header(req, "X-Amz-Log-Type");
+    if (l && strcmp(l, "None") && strcmp(l, "Tail")) {
+        http_send_error(req, &AWS_VALIDATION,
+                        "1 validation error detected: Value '%.64s' at 'logType' failed to satisfy "
+                        "constraint: Member must satisfy enum value set: [Tail, None]",
+                        l);
+        return;
+    }
+    bool dry = t && !strcmp(t, "DryRun");
+    struct invocation *inv = prepare(req, dry ? KIND_DRYRUN : KIND_SYNC, l && !strcmp(l, "Tail"));
+    if (!inv)
+        return;
+    run_sync(inv);
+    respond_stream(req, inv);
+    invocation_free(inv);
 }

@@ -28,4 +28,9 @@ void api_invoke(struct http_req *req);
 /* POST /2014-11-13/functions/{FunctionName}/invoke-async[/] (InvokeAsync, 202). */
 void api_invoke_async(struct http_req *req);
 
+/* InvokeWithResponseStream: the invocation's response as an
+ * application/vnd.amazon.eventstream (PayloadChunk events, then
+ * InvokeComplete). */
+void api_invoke_stream(struct http_req *req);
+
 #endif

@@ -241,13 +241,13 @@ void api_publish_layer_version(struct http_req *req)
         goto fail;
     json_t *content = json_object_get(body, "Content");
     json_t *zf = json_object_get(content, "ZipFile");
-    if (!json_is_string(zf)) {
-        bool s3 = json_object_get(content, "S3Bucket") || json_object_get(content, "S3Key");
-        api_fail(&err, &AWS_INVALID_PARAMETER_VALUE, "%s",
-                 s3 ? MSG_S3_UNSUPPORTED : "Please provide a source for the layer content (Content.ZipFile).");
+    bool s3 = json_object_get(content, "S3Bucket") || json_object_get(content, "S3Key");
+    if (!json_is_string(zf) && !s3) {
+        api_fail(&err, &AWS_INVALID_PARAMETER_VALUE, "Please provide a source for the layer content (Content.ZipFile).");
         goto fail;
     }
-    if (api_store_zip(zf, "Content.ZipFile", &zip, &zip_len, &info, &err))
+    if (json_is_string(zf) ? api_store_zip(zf, "Content.ZipFile", &zip, &zip_len, &info, &err)
+                           : api_store_s3(content, l.region, &info, &err))
         goto fail;
     json_t *rt = json_object_get(body, "CompatibleRuntimes"), *ar = json_object_get(body, "CompatibleArchitectures");
     struct layer_publish in = {

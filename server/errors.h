@@ -88,9 +88,6 @@ int api_access_denied(struct api_error *err, const char *account, const char *ac
 #define MSG_RUNTIME_DEPRECATED                                                                     \
     "The runtime parameter of %s is no longer supported for creating or updating AWS Lambda "      \
     "functions. We recommend you use a supported runtime while creating or updating functions."
-#define MSG_S3_UNSUPPORTED                                                                         \
-    "Code.S3Bucket/S3Key: S3 code sources are not supported by lambdad yet; upload the zip with "  \
-    "Code.ZipFile instead."
 #define MSG_BAD_JSON "Could not parse request body into json: %s"
 #define MSG_INTERNAL "An internal error occurred in lambdad: %s"
 

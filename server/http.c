@@ -25,6 +25,7 @@
 
 #include "runtime/log.h"
 #include "server/admin.h"
+#include "server/api_csc.h"
 #include "server/api_esm.h"
 #include "server/api_eventinvoke.h"
 #include "server/api_functions.h"
@@ -71,7 +72,7 @@ static const struct http_route g_routes[] = {
     {"GET", "/2019-09-30/functions/{}/concurrency", "GetFunctionConcurrency", api_get_function_concurrency, CAP_DEF},
     {"DELETE", "/2017-10-31/functions/{}/concurrency", "DeleteFunctionConcurrency", api_delete_function_concurrency, CAP_DEF},
     {"GET", "/2016-08-19/account-settings", "GetAccountSettings", api_get_account_settings, CAP_DEF},
-    {"POST", "/2021-11-15/functions/{}/response-streaming-invocations", "InvokeWithResponseStream", api_not_implemented, CAP_INV},
+    {"POST", "/2021-11-15/functions/{}/response-streaming-invocations", "InvokeWithResponseStream", api_invoke_stream, CAP_INV},
     {"POST", FN "/versions", "PublishVersion", api_publish_version, CAP_DEF},
     {"GET", FN "/versions", "ListVersionsByFunction", api_list_versions, CAP_DEF},
     {"POST", FN "/aliases", "CreateAlias", api_create_alias, CAP_DEF},
@@ -114,15 +115,15 @@ static const struct http_route g_routes[] = {
     {"PUT", "/2024-08-31/functions/{}/recursion-config", "PutFunctionRecursionConfig", api_put_recursion_config, CAP_DEF},
     {"GET", "/2021-07-20/functions/{}/runtime-management-config", "GetRuntimeManagementConfig", api_get_runtime_management, CAP_DEF},
     {"PUT", "/2021-07-20/functions/{}/runtime-management-config", "PutRuntimeManagementConfig", api_put_runtime_management, CAP_DEF},
-    {"POST", "/2020-04-22/code-signing-configs", "CreateCodeSigningConfig", NI, CAP_DEF},
-    {"GET", "/2020-04-22/code-signing-configs", "ListCodeSigningConfigs", NI, CAP_DEF},
-    {"GET", "/2020-04-22/code-signing-configs/{}", "GetCodeSigningConfig", NI, CAP_DEF},
-    {"PUT", "/2020-04-22/code-signing-configs/{}", "UpdateCodeSigningConfig", NI, CAP_DEF},
-    {"DELETE", "/2020-04-22/code-signing-configs/{}", "DeleteCodeSigningConfig", NI, CAP_DEF},
-    {"GET", "/2020-04-22/code-signing-configs/{}/functions", "ListFunctionsByCodeSigningConfig", NI, CAP_DEF},
-    {"PUT", "/2020-06-30/functions/{}/code-signing-config", "PutFunctionCodeSigningConfig", NI, CAP_DEF},
-    {"GET", "/2020-06-30/functions/{}/code-signing-config", "GetFunctionCodeSigningConfig", NI, CAP_DEF},
-    {"DELETE", "/2020-06-30/functions/{}/code-signing-config", "DeleteFunctionCodeSigningConfig", NI, CAP_DEF},
+    {"POST", "/2020-04-22/code-signing-configs", "CreateCodeSigningConfig", api_create_csc, CAP_DEF},
+    {"GET", "/2020-04-22/code-signing-configs", "ListCodeSigningConfigs", api_list_cscs, CAP_DEF},
+    {"GET", "/2020-04-22/code-signing-configs/{}", "GetCodeSigningConfig", api_get_csc, CAP_DEF},
+    {"PUT", "/2020-04-22/code-signing-configs/{}", "UpdateCodeSigningConfig", api_update_csc, CAP_DEF},
+    {"DELETE", "/2020-04-22/code-signing-configs/{}", "DeleteCodeSigningConfig", api_delete_csc, CAP_DEF},
+    {"GET", "/2020-04-22/code-signing-configs/{}/functions", "ListFunctionsByCodeSigningConfig", api_list_functions_by_csc, CAP_DEF},
+    {"PUT", "/2020-06-30/functions/{}/code-signing-config", "PutFunctionCodeSigningConfig", api_put_function_csc, CAP_DEF},
+    {"GET", "/2020-06-30/functions/{}/code-signing-config", "GetFunctionCodeSigningConfig", api_get_function_csc, CAP_DEF},
+    {"DELETE", "/2020-06-30/functions/{}/code-signing-config", "DeleteFunctionCodeSigningConfig", api_delete_function_csc, CAP_DEF},
     {"GET", "/2025-11-30/functions/{}/function-scaling-config", "GetFunctionScalingConfig", NI, CAP_DEF},
     {"PUT", "/2025-11-30/functions/{}/function-scaling-config", "PutFunctionScalingConfig", NI, CAP_DEF},
     {"POST", "/2025-11-30/capacity-providers", "CreateCapacityProvider", NI, CAP_DEF},

@@ -358,6 +358,76 @@ static struct jnode *parse_or(struct parser *ps)
     return parse_binary(ps, true);
 }
 
+/* Refuses regular expressions that make the regex compiler's automaton
+ * explode (hostile input): quantifiers on quantifiers ("a++", "(a+)+"),
+ * bounded repetition over 100, more than two levels of groups, and more
+ * than 256 characters. AWS's own regex filters are limited similarly. */
+static const char *regex_guard(const char *re, size_t len)
+{
+    if (len > 256)
+        return "Invalid filter pattern: a regular expression may have at most 256 characters";
+    int depth = 0;
+    bool quantified[3] = {false}; /* per open group: holds a quantifier */
+    bool last_quantified = false; /* the preceding atom holds a quantifier */
+    for (size_t i = 0; i < len; i++) {
+        char c = re[i];
+        if (c == '\\' && i + 1 < len) {
+            i++;
+            last_quantified = false;
+            continue;
+        }
+        if (c == '[') { /* a bracket expression: skip to its end */
+            size_t j = i + 1;
+            if (j < len && re[j] == '^')
+                j++;
+            if (j < len && re[j] == ']')
+                j++;
+            while (j < len && re[j] != ']')
+                j++;
+            i = j;
+            last_quantified = false;
+            continue;
+        }
+        if (c == '*' || c == '+' || c == '?' || c == '{') {
+            if (last_quantified)
+                return "Invalid filter pattern: nested quantifiers in a regular expression";
+            if (c == '{') {
+                long v = 0;
+                for (i++; i < len && re[i] != '}'; i++) {
+                    if (isdigit((unsigned char)re[i])) {
+                        v = v * 10 + (re[i] - '0');
+                        if (v > 100)
+                            return "Invalid filter pattern: repetition count over 100";
+                    } else if (re[i] == ',') {
+                        v = 0;
+                    } else {
+                        return "Invalid filter pattern: bad repetition in a regular expression";
+                    }
+                }
+            }
+            last_quantified = true;
+            if (depth > 0)
+                quantified[depth] = true;
+            continue;
+        }
+        if (c == '(') {
+            if (depth == 2)
+                return "Invalid filter pattern: groups nested too deeply in a regular expression";
+            quantified[++depth] = false;
+            last_quantified = false;
+        } else if (c == ')' && depth > 0) {
+            /* "(a+)+": a quantifier on this group would repeat a quantifier. */
+            last_quantified = quantified[depth];
+            depth--;
+            if (depth > 0 && last_quantified)
+                quantified[depth] = true;
+        } else {
+            last_quantified = false;
+        }
+    }
+    return NULL;
+}
+
 int logs_filter_compile(const char *pattern, struct logs_filter **out, const char **err)
 {
     *out = NULL;
@@ -388,6 +458,8 @@ int logs_filter_compile(const char *pattern, struct logs_filter **out, const cha
             char *re = strndup(ps.p + 1, plen - 2);
             if (!re)
                 ps.err = "out of memory";
+            else if ((ps.err = regex_guard(re, plen - 2)) != NULL)
+                ;
             else if (regcomp(&f->re, re, REG_EXTENDED | REG_NOSUB) != 0)
                 ps.err = "Invalid filter pattern: invalid regular expression";
             else
@@ -538,7 +610,11 @@ bool logs_filter_match(const struct logs_filter *f, const char *msg, size_t len)
         return !f->has_or || any_or;
     }
     if (f->mode == F_REGEX) {
-        char *s = strndup(msg, len);
+        char *s = malloc(len + 1);
+        if (s) {
+            memcpy(s, msg, len);
+            s[len] = 0;
+        }
         bool hit = s && regexec(&f->re, s, 0, NULL, 0) == 0;
         free(s);
         return hit;

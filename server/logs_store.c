@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <poll.h>
 #include <time.h>
@@ -18,6 +17,7 @@
 #include <urcu/wfcqueue.h>
 #include <zlib.h>
 
+#include "pool/queue.h"
 #include "runtime/fnspec.h"
 #include "runtime/fsutil.h"
 #include "runtime/log.h"
@@ -70,9 +70,7 @@ static struct {
     uint64_t bytes, max_bytes;
     struct persist *docs;  /* NULL: memory only */
     char dir[4096];        /* <data-dir>/logs */
-    struct cds_wfcq_head qh;
-    struct cds_wfcq_tail qt;
-    int efd;
+    struct queue q;        /* sink records (pool/queue.h: MPSC, wake on empty) */
     pthread_t thread;
     bool running;
     _Atomic bool stop;
@@ -82,7 +80,7 @@ static struct {
     char **undoc;          /* group documents to remove */
     size_t nundoc, capundoc;
     int64_t last_expire;
-} S = {.mu = PTHREAD_MUTEX_INITIALIZER, .io_mu = PTHREAD_MUTEX_INITIALIZER, .efd = -1};
+} S = {.mu = PTHREAD_MUTEX_INITIALIZER, .io_mu = PTHREAD_MUTEX_INITIALIZER, .q = {.efd = -1}};
 
 int64_t logs_now_ms(void)
 {
@@ -538,7 +536,6 @@ static void enqueue(const struct pool_log_rec *rec, bool raw, const char *data, 
     struct sink_item *it = malloc(sizeof(*it) + gl + sl + len + 3);
     if (!it)
         return;
-    cds_wfcq_node_init(&it->node);
     it->raw = raw;
     it->json = fn->log_format && !strcmp(fn->log_format, "JSON");
     it->app_level = it->json ? level_rank(fn->app_log_level ? fn->app_log_level : "INFO") : -1;
@@ -554,12 +551,7 @@ static void enqueue(const struct pool_log_rec *rec, bool raw, const char *data, 
     memcpy(it->data, data, len);
     it->data[len] = 0;
     it->len = len;
-    if (!cds_wfcq_enqueue(&S.qh, &S.qt, &it->node) && S.efd >= 0) {
-        /* The queue was empty: wake the flusher. */
-        uint64_t one = 1;
-        ssize_t w = write(S.efd, &one, sizeof(one));
-        (void)w;
-    }
+    queue_push(&S.q, &it->node); /* wakes the flusher when it was empty */
 }
 
 void logs_store_sink(const struct pool_log_rec *rec, void *user)
@@ -799,7 +791,8 @@ static void drain_item(struct sink_item *it)
 static void drain_queue(void)
 {
     struct cds_wfcq_node *node;
-    while ((node = __cds_wfcq_dequeue_blocking(&S.qh, &S.qt)) != NULL) {
+    /* Single consumer: the store lock is held. */
+    while ((node = queue_pop(&S.q)) != NULL) {
         struct sink_item *it = caa_container_of(node, struct sink_item, node);
         drain_item(it);
         free(it);
@@ -1026,12 +1019,10 @@ static void *flusher_main(void *arg)
     (void)arg;
     pthread_setname_np(pthread_self(), "logs-flush");
     while (!S.stop) {
-        struct pollfd pfd = {.fd = S.efd, .events = POLLIN};
+        struct pollfd pfd = {.fd = S.q.efd, .events = POLLIN};
         poll(&pfd, 1, EXPIRE_EVERY_MS);
-        uint64_t v;
         if (pfd.revents & POLLIN) {
-            ssize_t r = read(S.efd, &v, sizeof(v));
-            (void)r;
+            queue_ack_wake(&S.q);
             /* Batch what arrives in the next moments into one write. */
             struct timespec d = {0, FLUSH_MS * 1000000L};
             nanosleep(&d, NULL);
@@ -1055,6 +1046,17 @@ static int cmp_event(const void *a, const void *b)
     if (x->ts != y->ts)
         return x->ts < y->ts ? -1 : 1;
     return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* A NUL-terminated copy of p[0..len) (which may hold NULs itself). */
+static char *memdup0(const char *p, size_t len)
+{
+    char *m = malloc(len + 1);
+    if (m) {
+        memcpy(m, p, len);
+        m[len] = 0;
+    }
+    return m;
 }
 
 /* Loads one stream file; cuts a torn tail. */
@@ -1091,7 +1093,7 @@ static void load_stream(struct logs_group *g, const char *path)
             break;
         const char *payload = buf + off + sizeof(h);
         if (h.kind == REC_STREAM && !s) {
-            char *name = strndup(payload, h.len);
+            char *name = memdup0(payload, h.len);
             if (name && !logs_stream_find(g, name))
                 s = stream_insert(g, name, h.ts);
             free(name);
@@ -1107,7 +1109,7 @@ static void load_stream(struct logs_group *g, const char *path)
                 s->ev = ne;
                 s->cap = nc;
             }
-            char *m = strndup(payload, h.len);
+            char *m = memdup0(payload, h.len);
             if (!m)
                 break;
             s->ev[s->n++] = (struct logs_event){h.ts, h.ingest, h.seq, h.len, m};
@@ -1197,12 +1199,14 @@ static void remove_orphans(void)
 
 int logs_store_init(struct persist *parent, const char *data_dir, uint64_t max_bytes)
 {
-    cds_wfcq_init(&S.qh, &S.qt);
+    int rc = queue_init(&S.q);
+    if (rc < 0)
+        return rc;
     S.max_bytes = max_bytes;
     S.last_expire = logs_now_ms();
     if (parent) {
         snprintf(S.dir, sizeof(S.dir), "%s/logs", data_dir);
-        int rc = persist_open_sub(&S.docs, parent, "logs");
+        rc = persist_open_sub(&S.docs, parent, "logs");
         if (rc < 0)
             return rc;
         rc = persist_load(S.docs, load_group, NULL);
@@ -1221,9 +1225,6 @@ int logs_store_init(struct persist *parent, const char *data_dir, uint64_t max_b
             enforce_cap();
     }
     /* The flusher also runs memory-only: it drains the queue and expires. */
-    S.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (S.efd < 0)
-        return -errno;
     if (pthread_create(&S.thread, NULL, flusher_main, NULL) != 0)
         return -EAGAIN;
     S.running = true;
@@ -1235,7 +1236,7 @@ void logs_store_shutdown(void)
     if (S.running) {
         S.stop = true;
         uint64_t one = 1;
-        ssize_t w = write(S.efd, &one, sizeof(one));
+        ssize_t w = write(S.q.efd, &one, sizeof(one));
         (void)w;
         pthread_join(S.thread, NULL);
         S.running = false;
@@ -1266,7 +1267,6 @@ void logs_store_shutdown(void)
     pthread_mutex_unlock(&S.mu);
     persist_close(S.docs);
     S.docs = NULL;
-    if (S.efd >= 0)
-        close(S.efd);
-    S.efd = -1;
+    if (S.q.efd >= 0)
+        queue_fini(&S.q);
 }

@@ -22,7 +22,7 @@
  *     events is rewritten (temp file + rename) by the flusher.
  *   - the size cap drops the oldest events of the store first.
  * The invoke path only pushes a copy of each record onto a wait-free queue
- * (cds_wfcq) and never takes a lock; whoever takes the store lock next
+ * (pool/queue.h) and never takes a lock; whoever takes the store lock next
  * (an API call or the flusher) moves the queue into the store, so a
  * GetLogEvents after an Invoke's answer sees that invocation's lines.
  *

@@ -24,6 +24,7 @@
 #include "runtime/codestore.h"
 #include "runtime/log.h"
 #include "server/admin.h"
+#include "server/api_csc.h"
 #include "server/api_esm.h"
 #include "server/api_functions.h"
 #include "server/api_provisioned.h"
@@ -134,6 +135,11 @@ int main(int argc, char **argv)
         goto out_registry;
     }
     api_functions_init(cs);
+    rc = api_csc_init(persist);
+    if (rc < 0) {
+        fprintf(stderr, "lambdad: cannot load %s/code-signing-configs: %s\n", cfg.data_dir, strerror(-rc));
+        goto out_registry;
+    }
     rc = api_esm_init(persist);
     if (rc < 0) {
         fprintf(stderr, "lambdad: cannot load %s/event-source-mappings: %s\n", cfg.data_dir, strerror(-rc));
@@ -234,6 +240,7 @@ out_registry:
     LOG_DEBUG("log store flushed");
     registry_shutdown();
     api_esm_shutdown();
+    api_csc_shutdown();
     LOG_DEBUG("registry released");
 out:
     iam_shutdown();

@@ -861,51 +861,78 @@ static void new_vid(const struct bucket *b, char out[40])
         snprintf(out, 40, "null");
 }
 
-int s3store_get(const char *bucket, const char *key, const char *vid, struct s3_version *out, int *fd)
+/* The lookup of s3store_get, under g_mu. */
+static int get_locked(const char *bucket, const char *key, const char *vid, struct s3_version *out)
 {
-    int rc = S3_OK;
-    if (fd)
-        *fd = -1;
-    memset(out, 0, sizeof(*out));
-    pthread_mutex_lock(&g_mu);
     struct bucket *b = find_bucket(bucket);
     struct obj *o = b ? find_obj(b, key) : NULL;
     const struct ver *v = NULL;
-    if (!b) {
-        rc = S3_ENOBUCKET;
-        goto out;
-    }
-    if (!o || !o->nv) {
-        rc = vid ? S3_ENOVERSION : S3_ENOKEY;
-        goto out;
-    }
+    if (!b)
+        return S3_ENOBUCKET;
+    if (!o || !o->nv)
+        return vid ? S3_ENOVERSION : S3_ENOKEY;
     if (vid) {
         for (size_t i = 0; i < o->nv && !v; i++)
             if (!strcmp(o->v[i].vid, vid))
                 v = &o->v[i];
-        if (!v) {
-            rc = S3_ENOVERSION;
-            goto out;
-        }
+        if (!v)
+            return S3_ENOVERSION;
     } else {
         v = &o->v[o->nv - 1];
     }
     ver_out(v, v == &o->v[o->nv - 1], out);
-    if (v->dm) {
-        rc = vid ? S3_EMARKER : S3_ENOKEY;
-        goto out;
-    }
-    if (fd) {
-        char *p = path_of("%s/blobs/%s", g_root, v->sha);
+    if (v->dm)
+        return vid ? S3_EMARKER : S3_ENOKEY;
+    return S3_OK;
+}
+
+int s3store_get(const char *bucket, const char *key, const char *vid, struct s3_version *out, int *fd)
+{
+    if (fd)
+        *fd = -1;
+    memset(out, 0, sizeof(*out));
+    pthread_mutex_lock(&g_mu);
+    int rc = get_locked(bucket, key, vid, out);
+    if (!rc && fd) {
+        char *p = path_of("%s/blobs/%s", g_root, out->sha);
         *fd = p ? open(p, O_RDONLY | O_CLOEXEC) : -1;
         if (*fd < 0) {
-            LOG_ERROR("s3: blob %s of %s/%s: %s", v->sha, bucket, key, strerror(errno));
+            LOG_ERROR("s3: blob %s of %s/%s: %s", out->sha, bucket, key, strerror(errno));
             rc = S3_EIO;
             s3_version_release(out);
         }
         free(p);
     }
-out:
+    pthread_mutex_unlock(&g_mu);
+    return rc;
+}
+
+int s3store_get_file(const char *bucket, const char *key, const char *vid, struct s3_version *out, char **path)
+{
+    char rnd[17];
+    *path = NULL;
+    memset(out, 0, sizeof(*out));
+    random_token(rnd, 16);
+    for (char *p = rnd; *p; p++)
+        if (*p == '.')
+            *p = '_';
+    pthread_mutex_lock(&g_mu);
+    int rc = get_locked(bucket, key, vid, out);
+    if (!rc) {
+        /* under the lock: the blob cannot go away between lookup and link */
+        char *tmp = path_of("%s/tmp/out-%s-%u", g_root, rnd, atomic_fetch_add(&g_tmp_seq, 1));
+        char *src = path_of("%s/blobs/%s", g_root, out->sha);
+        if (tmp && src && !link(src, tmp)) {
+            *path = tmp;
+            tmp = NULL;
+        } else {
+            LOG_ERROR("s3: cannot link blob %s: %s", out->sha, strerror(errno));
+            s3_version_release(out);
+            rc = S3_EIO;
+        }
+        free(tmp);
+        free(src);
+    }
     pthread_mutex_unlock(&g_mu);
     return rc;
 }

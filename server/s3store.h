@@ -116,6 +116,11 @@ void s3store_blob_free(struct s3_blob *b);
  * delete cannot remove it first); the caller closes *fd. */
 int s3store_get(const char *bucket, const char *key, const char *vid, struct s3_version *out, int *fd);
 
+/* Like s3store_get, and hard-links the version's data to a private temp
+ * file *path (malloc'd; the caller unlinks and frees it), which stays valid
+ * whatever happens to the object meanwhile. */
+int s3store_get_file(const char *bucket, const char *key, const char *vid, struct s3_version *out, char **path);
+
 /* Stores a new version of key: the data of sealed blob b, or (b NULL) the
  * already-stored content src->sha/size/etag (CopyObject). headers is
  * borrowed (copied). out gets the version written. */

@@ -13,6 +13,7 @@
 #      sees the base interpreter's site-packages, so a Python that already has
 #      boto3 (e.g. a pyenv install) is reused; on Debian's PEP 668 Python it
 #      is what makes pip usable at all.
+#      The AWS CLI v2 goes to .venv/awscli-v2 (tools/install-awscli-v2.py).
 #   3. Build: configures build/ (RelWithDebInfo) if needed and builds it with
 #      make -j$(nproc).
 #
@@ -76,6 +77,15 @@ done
 if ((${#need_pip[@]})); then
   say "pip installing into .venv: ${need_pip[*]}"
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check "${need_pip[@]}"
+fi
+
+# AWS CLI v2 at .venv/awscli-v2/aws (the e2e tests of `aws logs tail`; PyPI's
+# awscli is v1, which has no `logs tail`). Fetched with pip from PyPI's
+# aws-cdk-asset-awscli-v2 (the official bundle); see tools/install-awscli-v2.py.
+if [[ ! -x "$VENV/awscli-v2/aws" ]]; then
+  say "installing the AWS CLI v2 into $VENV/awscli-v2"
+  "$VENV/bin/python" "$ROOT/tools/install-awscli-v2.py" "$VENV/awscli-v2" "$VENV/bin/python" ||
+    say "warning: the AWS CLI v2 could not be installed; the aws logs tail tests will skip"
 fi
 
 # ---------------------------------------------------------------- build

@@ -772,6 +772,59 @@ def test_endpoint_url_reaches_lambdad(dsrv, lam):
     assert docker_env(dsrv, name)["executor"] == "docker"
 
 
+CONTAINER_SERVICES_HANDLER = """\
+import json, os, urllib.request
+KEYS = ['AWS_ENDPOINT_URL', 'AWS_ENDPOINT_URL_S3', 'AWS_ENDPOINT_URL_CLOUDWATCH_LOGS',
+        'AWS_ENDPOINT_URL_LAMBDA', 'AWS_ENDPOINT_URL_IAM', 'AWS_ENDPOINT_URL_STS',
+        'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_REGION']
+def handler(event, context):
+    print('CONTAINER-MARK', event['m'])
+    env = {k: os.environ.get(k) for k in KEYS}
+    auth = ('AWS4-HMAC-SHA256 Credential=%s/20240101/%s/logs/aws4_request, SignedHeaders=host, '
+            'Signature=x' % (env['AWS_ACCESS_KEY_ID'], env['AWS_REGION']))
+    req = urllib.request.Request(env['AWS_ENDPOINT_URL_CLOUDWATCH_LOGS'] + '/',
+        data=json.dumps({'logGroupNamePrefix': context.log_group_name}).encode(),
+        headers={'X-Amz-Target': 'Logs_20140328.DescribeLogGroups',
+                 'Content-Type': 'application/x-amz-json-1.1', 'Authorization': auth})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        groups = [g['logGroupName'] for g in json.loads(r.read())['logGroups']]
+    return {'env': env, 'groups': groups}
+"""
+
+
+def test_container_reaches_services_and_logs_to_cloudwatch(dsrv, lam):
+    """A container gets AWS_ENDPOINT_URL and its per-service variants (the
+    address a container reaches lambdad at) and the account's dummy
+    credentials; its Logs call answers in its own account; its output lands
+    in /aws/lambda/<fn> with START/END/REPORT."""
+    name = py_fn(lam, CONTAINER_SERVICES_HANDLER)
+    invoke_ok(lam, name, {"m": "warmup"})
+    r = invoke_ok(lam, name, {"m": "second"})
+    env = r["env"]
+    assert env["AWS_ENDPOINT_URL"].endswith(f":{dsrv.port}"), env
+    for k in ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_CLOUDWATCH_LOGS", "AWS_ENDPOINT_URL_LAMBDA",
+              "AWS_ENDPOINT_URL_IAM", "AWS_ENDPOINT_URL_STS"):
+        assert env[k] == env["AWS_ENDPOINT_URL"], (k, env)
+    assert env["AWS_ACCESS_KEY_ID"] == "000000000000" and env["AWS_SESSION_TOKEN"], env
+    assert r["groups"] == [f"/aws/lambda/{name}"], r
+    logs = dsrv.client(service="logs")
+    group = f"/aws/lambda/{name}"
+
+    def msgs():
+        streams = logs.describe_log_streams(logGroupName=group)["logStreams"]
+        if len(streams) != 1:
+            return None
+        ev = logs.get_log_events(logGroupName=group, logStreamName=streams[0]["logStreamName"],
+                                 startFromHead=True)["events"]
+        texts = [e["message"] for e in ev]
+        return texts if "CONTAINER-MARK second\n" in texts and sum(
+            t.startswith("REPORT RequestId") for t in texts) == 2 else None
+
+    texts = wait_for(msgs, 30, interval=0.1, what="the container's lines in CloudWatch Logs")
+    assert sum(t.startswith("START RequestId") for t in texts) == 2
+    assert "CONTAINER-MARK warmup\n" in texts
+
+
 # --------------------------------------------------------------------------
 # failures of the engine or the image
 

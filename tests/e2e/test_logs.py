@@ -464,7 +464,10 @@ def test_filter_log_events_patterns(logs):
         '{"level": "ERROR", "latency": 250, "user": {"id": 7}}', "[ERROR] bracketed"]
     assert f("", logStreamNamePrefix="s1", startTime=t + 10, endTime=t + 30) == [
         "INFO all good", "WARN disk slow"]
-    for bad in ('"unbalanced', "{ $.level = }", "{ level = 1 }", "[a, b]", "%(%"):
+    # Bad syntax, and regular expressions whose automaton would explode
+    # (found by fuzz_logs_filter: "c+++..." took gigabytes to compile).
+    for bad in ('"unbalanced', "{ $.level = }", "{ level = 1 }", "[a, b]", "%(%",
+                "%c" + "+" * 40 + "%", "%(a+)+%", "%((a*)*)*%", "%a{1000}%", "%x" * 2 + "y" * 300 + "%"):
         with pytest.raises(botocore.exceptions.ClientError) as e:
             logs.filter_log_events(logGroupName=g, filterPattern=bad)
         assert _code(e) == "InvalidParameterException", bad
@@ -648,7 +651,8 @@ def test_restart_and_crash_restore(lambdad_factory):
     logs.create_log_stream(logGroupName=g, logStreamName="s")
     t = now_ms()
     logs.put_log_events(logGroupName=g, logStreamName="s",
-                        logEvents=[{"timestamp": t + i, "message": f"e{i}"} for i in range(100)])
+                        logEvents=[{"timestamp": t + i, "message": f"e{i}"} for i in range(99)] +
+                        [{"timestamp": t + 99, "message": "e99 with \u0000 inside"}])
     group = f"/aws/lambda/{name}"
     stream = only_stream(logs, group)["logStreamName"]
     before = messages(logs, group, stream, 6)
@@ -661,7 +665,7 @@ def test_restart_and_crash_restore(lambdad_factory):
     assert logs.list_tags_log_group(logGroupName=g)["tags"] == {"k": "v"}
     assert [e["message"] for e in logs.get_log_events(logGroupName=g, logStreamName="s",
                                                       startFromHead=True)["events"]] == \
-        [f"e{i}" for i in range(100)]
+        [f"e{i}" for i in range(99)] + ["e99 with \u0000 inside"]
     # PutLogEvents is on disk when it answers: a kill -9 right after keeps it.
     logs.put_log_events(logGroupName=g, logStreamName="s",
                         logEvents=[{"timestamp": t + 500, "message": "after"}])
@@ -723,3 +727,128 @@ def test_ephemeral_writes_nothing(lambdad_factory):
     srv.restart()
     logs = srv.client(service="logs")
     assert not logs.describe_log_groups(logGroupNamePrefix="/t/eph")["logGroups"]
+
+
+# ------------------------------------------------------------ AWS CLI v2
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+
+
+def aws_cli_v2():
+    """The AWS CLI v2 (`aws logs tail` is a v2 command; PyPI's awscli is v1):
+    $LAMBDAD_AWS_CLI_V2, .venv/awscli-v2/aws (tools/setup.sh), or a v2 `aws`
+    on PATH."""
+    import shutil
+    import subprocess
+    cands = [os.environ.get("LAMBDAD_AWS_CLI_V2"), os.path.join(REPO, ".venv", "awscli-v2", "aws"),
+             shutil.which("aws")]
+    for c in cands:
+        if c and os.access(c, os.X_OK):
+            out = subprocess.run([c, "--version"], capture_output=True, text=True, timeout=60)
+            if out.stdout.startswith("aws-cli/2."):
+                return c
+    pytest.skip("no AWS CLI v2 (tools/setup.sh installs it into .venv/awscli-v2)")
+
+
+def cli_env(server):
+    env = dict(os.environ, AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test",
+               AWS_DEFAULT_REGION="us-east-1", AWS_ENDPOINT_URL=server.url, AWS_PAGER="",
+               AWS_CONFIG_FILE="/nonexistent", AWS_SHARED_CREDENTIALS_FILE="/nonexistent",
+               AWS_MAX_ATTEMPTS="1")
+    env.pop("AWS_PROFILE", None)
+    return env
+
+
+MARKER = "def handler(event, context):\n    print('MARKER', event['m'])\n    return 1\n"
+
+TAIL_LINE = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+\+00:00) (\S+) (.*)$")
+
+
+def test_aws_logs_tail(server, lam):
+    import subprocess
+    aws = aws_cli_v2()
+    name = py_fn(lam, MARKER)
+    rid, _ = invoke_ok(lam, name, {"m": "one"})
+    out = subprocess.run([aws, "logs", "tail", f"/aws/lambda/{name}", "--since", "10m"],
+                         capture_output=True, text=True, timeout=120, env=cli_env(server))
+    assert out.returncode == 0, out.stderr
+    lines = [TAIL_LINE.match(x) for x in out.stdout.splitlines() if x.strip()]
+    assert all(lines), out.stdout
+    assert {m.group(2) for m in lines} == {only_stream(server.client(service="logs"),
+                                                      f"/aws/lambda/{name}")["logStreamName"]}
+    texts = [m.group(3) for m in lines]
+    assert f"START RequestId: {rid} Version: $LATEST" in texts
+    assert "MARKER one" in texts
+    assert f"END RequestId: {rid}" in texts
+    # --filter-pattern goes to FilterLogEvents.
+    out = subprocess.run([aws, "logs", "tail", f"/aws/lambda/{name}", "--since", "10m",
+                          "--filter-pattern", "MARKER", "--format", "short"],
+                         capture_output=True, text=True, timeout=120, env=cli_env(server))
+    assert out.returncode == 0, out.stderr
+    assert [x.split(" ", 1)[1] for x in out.stdout.splitlines() if x.strip()] == ["MARKER one"]
+    # A missing group is the CLI's ResourceNotFoundException.
+    out = subprocess.run([aws, "logs", "tail", "/aws/lambda/nope-" + name], capture_output=True,
+                         text=True, timeout=120, env=cli_env(server))
+    assert out.returncode != 0 and "ResourceNotFoundException" in out.stderr
+
+
+def test_aws_logs_tail_follow(server, lam):
+    """`aws logs tail --follow` (which polls FilterLogEvents every 5 s with
+    the newest timestamp it saw and drops events it already printed by
+    eventId) prints new invocations' lines as they come, each once."""
+    import subprocess
+    import threading
+    aws = aws_cli_v2()
+    name = py_fn(lam, MARKER)
+    invoke_ok(lam, name, {"m": "before"})
+    proc = subprocess.Popen([aws, "logs", "tail", f"/aws/lambda/{name}", "--follow", "--since", "5m",
+                             "--format", "short"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=cli_env(server))
+    got = []
+    reader = threading.Thread(target=lambda: got.extend(iter(proc.stdout.readline, "")), daemon=True)
+    reader.start()
+    try:
+        wait_for(lambda: any("MARKER before" in x for x in got), 60, interval=0.1,
+                 what="the first lines from aws logs tail --follow")
+        rids = [invoke_ok(lam, name, {"m": f"after{i}"})[0] for i in range(3)]
+        wait_for(lambda: any(f"REPORT RequestId: {rids[-1]}" in x for x in got), 60, interval=0.1,
+                 what="lines of invocations made while following")
+        time.sleep(6)  # one more poll: nothing may come twice
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    texts = [x.rstrip("\n").split(" ", 1)[1] for x in got if x.strip()]
+    assert [t for t in texts if t.startswith("MARKER")] == ["MARKER before", "MARKER after0",
+                                                          "MARKER after1", "MARKER after2"]
+    starts = [t for t in texts if t.startswith("START RequestId")]
+    assert len(starts) == len(set(starts)) == 4
+
+
+S3_WRITER = """\
+import boto3
+def handler(event, context):
+    s3 = boto3.client('s3')
+    s3.create_bucket(Bucket=event['bucket'])
+    s3.put_object(Bucket=event['bucket'], Key='from-lambda.txt', Body=b'written by ' + context.aws_request_id.encode())
+    print('wrote', event['bucket'])
+    body = s3.get_object(Bucket=event['bucket'], Key='from-lambda.txt')['Body'].read().decode()
+    return {'body': body}
+"""
+
+
+def test_handler_writes_to_s3_without_configuration(server, lam, logs):
+    """boto3.client('s3') in a handler, with no endpoint or credentials set,
+    talks to lambdad's S3 in the function's account and region; its print
+    reaches the function's log group."""
+    name = py_fn(lam, S3_WRITER, Timeout=30)
+    bucket = unique_name("bkt").lower()
+    rid, out = invoke_ok(lam, name, {"bucket": bucket})
+    assert out == {"body": f"written by {rid}"}
+    s3 = server.client(service="s3")
+    assert s3.get_object(Bucket=bucket, Key="from-lambda.txt")["Body"].read() == f"written by {rid}".encode()
+    st = only_stream(logs, f"/aws/lambda/{name}")
+    assert f"wrote {bucket}\n" in messages(logs, f"/aws/lambda/{name}", st["logStreamName"], 4)

@@ -54,6 +54,11 @@ _LAMBDA_WARNING = (
     "more information, see "
     "https://docs.aws.amazon.com/lambda/latest/dg/runtimes-update.html"
 )
+_ACCEPTED = (
+    b"HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\n"
+    b"Content-Length: 15\r\n\r\n{\"status\":\"OK\"}"
+)
+_ACCEPTED_LEN = len(_ACCEPTED)
 _ERROR_LOG_IDENT = "\u00a0"  # awslambdaric indents traceback lines with NBSP
 
 _environ = os.environ
@@ -346,7 +351,17 @@ class RuntimeClient(object):
             # system call and one wake-up less per invocation.
             try:
                 self.sock.sendall(head + body + self._next_req)
-                status, _h, rbody = self._read_response()
+                # lambdad answers with this exact 202, usually in the same
+                # segment as the next event (rapi.h): skip the parser.
+                buf = self.buf or self.sock.recv(65536)
+                if buf.startswith(_ACCEPTED):
+                    self.buf = buf[_ACCEPTED_LEN:]
+                    status, rbody = 202, b""
+                else:
+                    if not buf:
+                        raise _ConnectionLost("Runtime API closed the connection", True)
+                    self.buf = buf
+                    status, _h, rbody = self._read_response()
                 self.next_sent = self.sock is not None
             except (OSError, _ConnectionLost):
                 self._close()
