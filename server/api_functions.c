@@ -31,6 +31,10 @@
 #define FN_NAMESPACED_MAX 256
 #define LIST_PAGE_MAX 50
 
+/* AWS's tag limit per resource and its answer past it. */
+#define MAX_TAGS 50
+#define MSG_TOO_MANY_TAGS "Number of tags exceeds resource tag limit."
+
 static struct codestore *g_cs;
 
 void api_functions_init(struct codestore *cs)
@@ -198,7 +202,9 @@ json_t *api_read_json_body(struct http_req *req)
         http_send_error(req, &AWS_INVALID_REQUEST_CONTENT, MSG_BAD_JSON, "nesting too deep");
         return NULL;
     }
-    json_t *j = json_loadb(req->body, req->body_len, 0, &jerr);
+    /* A key given twice is refused, not resolved by "last wins": which value
+     * a client meant is unknown. */
+    json_t *j = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr);
     if (!j || !json_is_object(j)) {
         http_send_error(req, &AWS_INVALID_REQUEST_CONTENT, MSG_BAD_JSON,
                         j ? "the body must be a JSON object" : jerr.text);
@@ -615,6 +621,10 @@ int api_create_function_doc(json_t *body, const char *region, const char *accoun
     if (check_package_rules(body, package, true, &err) || resolve_layers(body, n.region, n.account, &layers, &err))
         goto fail;
     json_t *tags = json_object_get(body, "Tags");
+    if (json_is_object(tags) && json_object_size(tags) > MAX_TAGS) {
+        api_fail(&err, &AWS_INVALID_PARAMETER_VALUE, MSG_TOO_MANY_TAGS);
+        goto fail;
+    }
     if (tags && !json_is_null(tags) && !json_is_object(tags)) {
         api_fail(&err, &AWS_VALIDATION, "1 validation error detected: Value at 'tags' failed to satisfy "
                                         "constraint: Member must be a map");
@@ -1122,8 +1132,18 @@ static struct fn_record *resolve_tag_resource(struct http_req *req, struct fn_na
 static int mutate_tags_add(json_t *doc, const struct fn_record *cur, void *ud, struct api_error *err)
 {
     (void)cur;
-    (void)err;
     json_t *tags = json_object_get(doc, "tags");
+    /* At most 50 tags per resource, counted after the merge (a key given
+     * again replaces its value and does not count twice). */
+    size_t total = json_is_object(tags) ? json_object_size(tags) : 0;
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)ud, k, v) {
+        if (!json_is_object(tags) || !json_object_get(tags, k))
+            total++;
+    }
+    if (total > MAX_TAGS)
+        return api_fail(err, &AWS_INVALID_PARAMETER_VALUE, MSG_TOO_MANY_TAGS);
     if (!json_is_object(tags)) {
         tags = json_object();
         json_object_set_new(doc, "tags", tags);
