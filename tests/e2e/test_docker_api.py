@@ -23,19 +23,30 @@ import urllib.parse
 import pytest
 
 from conftest import new_server, stop_and_check, free_port
-from test_docker import engine_lock, engine_reachable, image_exists  # noqa: F401
+import enginelock
+from test_docker import LOCK_PATH, LOCK_WAIT, engine_reachable, image_exists
 
 IMAGE = "lambdad-test/base:bookworm"
 PREFIX = "dk"
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _image(engine_lock):  # noqa: F811
+def _engine():
+    """Skips without an engine or the test image; holds test_docker.py's
+    engine lock for the module (docker-mode starts clean up containers)."""
     ok, why = engine_reachable()
     if not ok:
         pytest.skip(f"Docker engine not reachable ({why})", allow_module_level=True)
-    if not image_exists(IMAGE):
-        pytest.skip(f"test image {IMAGE} missing (tools/build-test-image.sh)", allow_module_level=True)
+    fd = enginelock.acquire(LOCK_PATH, LOCK_WAIT)
+    if fd is None:
+        pytest.fail(f"{LOCK_PATH} held by another test run for over {LOCK_WAIT} s")
+    try:
+        if not image_exists(IMAGE):
+            pytest.skip(f"test image {IMAGE} missing (tools/build-test-image.sh)",
+                        allow_module_level=True)
+        yield
+    finally:
+        enginelock.release(fd)
 
 
 def _server(tmp, sock, tcp_port, extra=()):
