@@ -151,6 +151,14 @@ static bool same_config(json_t *a, json_t *b)
     return eq;
 }
 
+void api_forget_qualifier(json_t *doc, const char *qualifier)
+{
+    static const char *const kinds[] = {"policy", "urls", "eic", "pc", "runtime", NULL};
+    json_t *extras = json_object_get(doc, "extras");
+    for (size_t i = 0; extras && kinds[i]; i++)
+        json_object_del(json_object_get(extras, kinds[i]), qualifier);
+}
+
 int api_publish_doc(json_t *doc, const char *description, char ver[24])
 {
     json_t *cfg = json_object_get(doc, "configuration");
@@ -1064,6 +1072,7 @@ static int mutate_delete_version(json_t *doc, const struct fn_record *cur, void 
             break;
         }
     }
+    api_forget_qualifier(doc, ver);
     return 0;
 }
 

@@ -84,6 +84,11 @@ int api_check_not_busy(const struct fn_record *r, struct api_error *err);
 int api_create_function_doc(json_t *body, const char *region, const char *account,
                             struct fn_record **out, char ver[24], struct api_error *err);
 
+/* Drops what a deleted version or alias left in a writer's document copy
+ * (its policy, URL, async config, provisioned concurrency and runtime
+ * settings under extras), as AWS deletes them with it. */
+void api_forget_qualifier(json_t *doc, const char *qualifier);
+
 void api_create_function(struct http_req *req);
 void api_get_function(struct http_req *req);
 void api_get_function_configuration(struct http_req *req);
