@@ -28,10 +28,9 @@ void cap_set_starving(struct executor *ex, struct fnpool *fp)
 /* Kills the longest-idle environment of this executor (not of skip). */
 bool cap_drop_idle(struct executor *ex, struct fnpool *skip)
 {
-    struct env *victim = NULL;
-    for (struct env *e = ex->envs; e; e = e->next)
-        if (e->in_idle && e->fp != skip && (!victim || e->idle_since_ns < victim->idle_since_ns))
-            victim = e;
+    struct env *victim = ex->lru_head; /* longest idle first */
+    while (victim && victim->fp == skip)
+        victim = victim->lru_next;
     if (!victim)
         return false;
     LOG_DEBUG("dropping idle env %" PRIu64 " of %s to make room", victim->id, victim->spec->name);

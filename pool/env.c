@@ -20,12 +20,15 @@
 #include "pool/fnpool.h"
 #include "pool/report.h"
 #include "pool/timers.h"
+#include "runtime/bio.h"
 #include "runtime/fsutil.h"
 #include "runtime/lambda_env.h"
 #include "runtime/layers.h"
 #include "runtime/log.h"
 
 #define DOCKER_LOG_GRACE_NS 25000000 /* 25 ms */
+
+static void spawn_job_cancel(struct spawn_job *j);
 
 static int64_t wall_ms(void)
 {
@@ -49,6 +52,79 @@ static void rm_tree(const char *dir)
 {
     if (dir[0])
         fsutil_rm_rf(dir);
+}
+
+/* Puts a DEAD env on the executor's dead list (once). */
+static void env_bury(struct env *e)
+{
+    POOL_ASSERT(e->state == ENV_DEAD);
+    if (e->on_dead_list)
+        return;
+    e->on_dead_list = true;
+    e->next_dead = e->ex->dead;
+    e->ex->dead = e;
+}
+
+static void env_set_deadline(struct env *e, int64_t ns)
+{
+    e->deadline_ns = ns;
+    timer_arm(e->ex, &e->deadline_tm, ns);
+}
+
+/* Parks an idle READY environment: top of its fnpool's LIFO, end of the
+ * executor's idle list, TTL timer armed. */
+static void env_idle_push(struct env *e, int64_t now)
+{
+    struct executor *ex = e->ex;
+    struct fnpool *fp = e->fp;
+    POOL_ASSERT(!e->in_idle && !e->cur && e->state == ENV_READY);
+    e->idle_since_ns = now;
+    e->prev_idle = NULL;
+    e->next_idle = fp->idle;
+    if (fp->idle)
+        fp->idle->prev_idle = e;
+    fp->idle = e;
+    e->lru_next = NULL;
+    e->lru_prev = ex->lru_tail;
+    if (ex->lru_tail)
+        ex->lru_tail->lru_next = e;
+    else
+        ex->lru_head = e;
+    ex->lru_tail = e;
+    e->in_idle = true;
+    timer_arm(ex, &e->idle_tm, now + (int64_t)ex->cfg->ttl_s * 1000000000);
+}
+
+void env_idle_remove(struct env *e)
+{
+    struct executor *ex = e->ex;
+    struct fnpool *fp = e->fp;
+    POOL_ASSERT(e->in_idle);
+    if (e->prev_idle)
+        e->prev_idle->next_idle = e->next_idle;
+    else
+        fp->idle = e->next_idle;
+    if (e->next_idle)
+        e->next_idle->prev_idle = e->prev_idle;
+    if (e->lru_prev)
+        e->lru_prev->lru_next = e->lru_next;
+    else
+        ex->lru_head = e->lru_next;
+    if (e->lru_next)
+        e->lru_next->lru_prev = e->lru_prev;
+    else
+        ex->lru_tail = e->lru_prev;
+    e->next_idle = e->prev_idle = e->lru_prev = e->lru_next = NULL;
+    e->in_idle = false;
+    timer_disarm(ex, &e->idle_tm);
+}
+
+struct env *env_find(struct executor *ex, uint64_t id)
+{
+    struct env *e = ex->by_id[id % EX_ENV_BUCKETS];
+    while (e && e->id != id)
+        e = e->id_next;
+    return e;
 }
 
 /* Drains whatever the runtime wrote to stdout/stderr so far. */
@@ -110,11 +186,8 @@ void env_complete(struct env *e, const char *status)
         env_retire(e);
         return;
     }
-    e->idle_since_ns = t;
     /* Reuse at once for a waiting invocation, else park on the LIFO. */
-    e->next_idle = e->fp->idle;
-    e->fp->idle = e;
-    e->in_idle = true;
+    env_idle_push(e, t);
     fnpool_dispatch(e->fp);
     /* Another function waits for room under the global cap: give this one
      * up (an environment of the waiting function itself is reused above). */
@@ -136,8 +209,7 @@ static void env_deliver(struct env *e)
                  (unsigned long long)(r2 & 0xffffffffffffull), (unsigned long long)r3);
     int64_t t = executor_now_ns();
     e->deliver_ns = t;
-    e->deadline_ns = t + (int64_t)e->spec->timeout_s * 1000000000;
-    timers_arm(e);
+    env_set_deadline(e, t + (int64_t)e->spec->timeout_s * 1000000000);
     struct rapi_event ev = {
         .request_id = inv->request_id,
         .deadline_ms = wall_ms() + (int64_t)e->spec->timeout_s * 1000,
@@ -163,8 +235,7 @@ void env_assign(struct env *e, struct invocation *inv)
     /* The clock runs from assignment: a runtime that never asks for its next
      * event still times out. Delivery restarts it (usually microseconds
      * later). */
-    e->deadline_ns = executor_now_ns() + (int64_t)e->spec->timeout_s * 1000000000;
-    timers_arm(e);
+    env_set_deadline(e, executor_now_ns() + (int64_t)e->spec->timeout_s * 1000000000);
     inv->cold = e->served == 0;
     if (inv->cold)
         atomic_fetch_add(&g_pool.cold_starts, 1);
@@ -184,10 +255,26 @@ static void env_complete_or_grace(struct env *e, const char *status)
         e->grace_status = status;
         e->result_ns = executor_now_ns();
         e->grace_ns = e->result_ns + DOCKER_LOG_GRACE_NS;
-        timers_arm(e);
+        timer_arm(e->ex, &e->grace_tm, e->grace_ns);
         return;
     }
     env_complete(e, status);
+}
+
+/* STARTING -> READY at the runtime's first GET /next (parked). */
+static void env_ready(struct env *e)
+{
+    int64_t t = executor_now_ns();
+    e->state = ENV_READY;
+    e->ready_ns = t;
+    e->init_ms = (double)(t - e->spawn_ns) / 1e6;
+    e->report_init = true;
+    POOL_ASSERT(e->fp->n_starting > 0 && !e->cur && !e->in_idle && !e->spawning);
+    e->fp->n_starting--;
+    env_drain_log(e);
+    LOG_DEBUG("env %" PRIu64 " of %s ready after %.2f ms", e->id, e->spec->name, e->init_ms);
+    env_idle_push(e, t);
+    fnpool_dispatch(e->fp);
 }
 
 static int op_next(void *user, struct rapi_conn *conn)
@@ -201,20 +288,10 @@ static int op_next(void *user, struct rapi_conn *conn)
         return 403;
     e->parked = conn;
     if (e->state == ENV_STARTING) {
-        int64_t t = executor_now_ns();
-        e->state = ENV_READY;
-        e->ready_ns = t;
-        e->init_ms = (double)(t - e->spawn_ns) / 1e6;
-        e->report_init = true;
-        POOL_ASSERT(e->fp->n_starting > 0 && !e->cur && !e->in_idle);
-        e->fp->n_starting--;
-        e->idle_since_ns = t;
-        env_drain_log(e);
-        LOG_DEBUG("env %" PRIu64 " of %s ready after %.2f ms", e->id, e->spec->name, e->init_ms);
-        e->next_idle = e->fp->idle;
-        e->fp->idle = e;
-        e->in_idle = true;
-        fnpool_dispatch(e->fp);
+        /* A runtime can ask before its spawn job reported (the process
+         * runs before the report is handled): READY once it did. */
+        if (!e->spawning)
+            env_ready(e);
         return 0;
     }
     if (e->cur && !e->delivered)
@@ -301,22 +378,19 @@ void env_kill_now(struct env *e)
         e->fp->n_starting--;
     }
     e->state = ENV_DEAD;
-    if (e->docker) {
+    if (e->spawning) {
+        /* Its spawn job still runs: it sees the flag and starts nothing;
+         * the env is destroyed when the job's report arrives. */
+        spawn_job_cancel(e->job);
+    } else if (e->docker) {
         if (e->ct && !e->ct_final)
             container_kill(e->ct);
     } else {
-        subprocess_signal(&e->sp, SIGKILL);
+        subprocess_kill(&e->sp);
     }
-    if (e->in_idle) {
-        struct env **pp = &e->fp->idle;
-        while (*pp && *pp != e)
-            pp = &(*pp)->next_idle;
-        if (*pp)
-            *pp = e->next_idle;
-        e->in_idle = false;
-    }
-    e->next_dead = e->ex->dead;
-    e->ex->dead = e;
+    if (e->in_idle)
+        env_idle_remove(e);
+    env_bury(e);
 }
 
 /* Stops an env that has no invocation (now), or marks it to stop after. */
@@ -336,6 +410,7 @@ void env_fail(struct env *e, const char *etype, const char *msg, const char *sta
     if (e->in_grace) {
         /* The result was already in: deliver it, then stop. */
         e->in_grace = false;
+        timer_disarm(e->ex, &e->grace_tm);
         e->retire = true;
         env_complete(e, e->grace_status);
     }
@@ -403,9 +478,13 @@ static void env_pid_event(struct ev_handler *h, uint32_t events)
         snprintf(msg, sizeof(msg), "Runtime exited with error: exit status %d", WEXITSTATUS(status));
     else
         snprintf(msg, sizeof(msg), "Runtime exited without providing a reason");
-    LOG_INFO("function %s env %" PRIu64 " (pid %d): %s", e->spec->name, e->id,
-             e->sp.pid < 0 ? -e->sp.pid : e->sp.pid, msg);
-    env_fail(e, "Runtime.ExitError", msg, "error");
+    /* Killed by the memory cgroup's OOM killer: AWS's Runtime.OutOfMemory
+     * (same message as the plain SIGKILL). */
+    bool oom = status >= 0 && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL &&
+               subprocess_oom_killed(&e->sp);
+    LOG_INFO("function %s env %" PRIu64 " (pid %d): %s%s", e->spec->name, e->id,
+             e->sp.pid < 0 ? -e->sp.pid : e->sp.pid, msg, oom ? " (out of memory)" : "");
+    env_fail(e, oom ? "Runtime.OutOfMemory" : "Runtime.ExitError", msg, "error");
     fnpool_dispatch(e->fp);
 }
 
@@ -416,12 +495,25 @@ static void env_log_event(struct ev_handler *h, uint32_t events)
     env_drain_log(e);
 }
 
+struct reap_job {
+    struct subprocess sp;
+    char tmpdir[512];
+};
+
+/* BIO_FS: wait for the killed process, remove its cgroup and scratch dir. */
+static void reap_job_run(void *arg)
+{
+    struct reap_job *j = arg;
+    subprocess_stop(&j->sp);
+    rm_tree(j->tmpdir);
+    free(j);
+}
+
 void env_destroy(struct env *e)
 {
     struct executor *ex = e->ex;
     struct fnpool *fp = e->fp;
-    POOL_ASSERT(e->state == ENV_DEAD && !e->cur && !e->in_idle && fp->n_envs > 0);
-    timers_disarm(e);
+    POOL_ASSERT(e->state == ENV_DEAD && !e->cur && !e->in_idle && !e->spawning && fp->n_envs > 0);
     rapi_host_close(e->rapi);
     if (e->sp.pidfd >= 0)
         epoll_ctl(ex->epfd, EPOLL_CTL_DEL, e->sp.pidfd, NULL);
@@ -429,15 +521,38 @@ void env_destroy(struct env *e)
         epoll_ctl(ex->epfd, EPOLL_CTL_DEL, e->sp.log_fd, NULL);
     if (e->ct)
         container_release(e->ct);
-    subprocess_stop(&e->sp);
-    rm_tree(e->tmpdir);
+    timer_disarm(ex, &e->deadline_tm);
+    timer_disarm(ex, &e->grace_tm);
+    timer_disarm(ex, &e->idle_tm);
+    /* Waiting for the process and deleting files is blocking work. */
+    struct reap_job *job = malloc(sizeof(*job));
+    if (job) {
+        job->sp = e->sp;
+        memcpy(job->tmpdir, e->tmpdir, sizeof(job->tmpdir));
+        bio_submit(BIO_FS, reap_job_run, job);
+    } else {
+        subprocess_stop(&e->sp);
+        rm_tree(e->tmpdir);
+    }
     if (e->prev)
         e->prev->next = e->next;
     else
         ex->envs = e->next;
     if (e->next)
         e->next->prev = e->prev;
+    if (e->fp_prev)
+        e->fp_prev->fp_next = e->fp_next;
+    else
+        fp->envs = e->fp_next;
+    if (e->fp_next)
+        e->fp_next->fp_prev = e->fp_prev;
+    struct env **pp = &ex->by_id[e->id % EX_ENV_BUCKETS];
+    while (*pp != e)
+        pp = &(*pp)->id_next;
+    *pp = e->id_next;
     fp->n_envs--;
+    if (fp->n_envs == 0)
+        fnpool_gc_queue(fp);
     atomic_fetch_sub(&g_pool.live_envs, 1);
     logbuf_free(&e->initlog);
     logbuf_free(&e->out);
@@ -467,53 +582,6 @@ static void container_event(void *user, enum container_event ev, int status, con
     if (ev != CONTAINER_STARTED)
         free(t); /* final event: the helper never calls again */
     executor_post(ex, &c->qnode);
-}
-
-/* The merged /opt of spec's layers, built once per deploy ID. */
-static int layers_dir(struct executor *ex, const struct fn_spec *s, char *out, size_t outlen)
-{
-    if (!s->n_layers)
-        return 0;
-    snprintf(out, outlen, "%s/layers-%s", ex->cfg->work_dir, s->deploy_id);
-    int rc = layers_merge(s->layer_dirs, s->n_layers, out);
-    if (rc < 0)
-        LOG_ERROR("merging the layers of %s into %s: %s", s->name, out, strerror(-rc));
-    return rc;
-}
-
-/* Starts the process (subprocess executor). */
-static int env_start_process(struct env *e, const char *api, const char *opt, const char **err)
-{
-    const struct pool_config *cfg = e->ex->cfg;
-    const struct fn_spec *s = e->spec;
-    char **argv = subprocess_argv(s, cfg->bootstrap_dir, opt, err);
-    if (!argv)
-        return -EINVAL;
-    struct lambda_env_opts lo = {
-        .runtime_api = api,
-        .task_root = s->code_dir ? s->code_dir : ".",
-        .opt_dir = opt,
-        .endpoint_url = cfg->endpoint_url,
-        .tmp_dir = e->tmpdir,
-        .log_stream = e->log_stream,
-        .runtime_dir = cfg->bootstrap_dir,
-    };
-    char **envp = lambda_env_build(s, &lo);
-    char cgname[64];
-    snprintf(cgname, sizeof(cgname), "env-%d-%" PRIu64, (int)getpid(), e->id);
-    int rc = envp ? subprocess_start(&e->sp, argv, envp, s->code_dir, cgname, s->memory_mb) : -ENOMEM;
-    if (rc < 0) {
-        static __thread char msg[512];
-        snprintf(msg, sizeof(msg), "cannot start %s: %s", argv[0], strerror(-rc));
-        *err = msg;
-    }
-    lambda_env_free(envp);
-    subprocess_free_argv(argv);
-    if (rc < 0)
-        return rc;
-    struct epoll_event pe = {.events = EPOLLIN, .data.ptr = &e->pid_ev};
-    epoll_ctl(e->ex->epfd, EPOLL_CTL_ADD, e->sp.pidfd, &pe);
-    return 0;
 }
 
 /* Starts the container (docker executor); readiness still arrives as the
@@ -571,30 +639,174 @@ static int env_start_container(struct env *e, int port, const char *opt, const c
     return 0;
 }
 
-/* Starts one environment for fp. Returns 0, or -1 after failing the head
- * pending invocation with the reason (bad runtime, missing bootstrap,
- * docker engine or image unavailable). */
+/* ------------------------------------------------------------ spawning */
+
+/* The blocking part of starting an environment (layer merge, scratch dir,
+ * process spawn: possibly through the zygote), run on a BIO_SPAWN thread.
+ * The env is not touched by the job except through fields the executor
+ * leaves alone while e->spawning (spec, id, tmpdir, log_stream, rapi
+ * port); the result travels back as a POOL_MSG_ENV message. */
+struct spawn_job {
+    struct executor *ex;
+    struct env *e;
+    atomic_bool cancel;    /* the env was killed meanwhile: start nothing */
+    bool docker;
+    int port;
+    /* results */
+    int rc;                /* 0, or -errno */
+    bool service;          /* failure is lambdad's (not the function's) */
+    char err[512];
+    char opt[768];         /* merged layers, "" when none */
+    struct subprocess sp;
+};
+
+static void spawn_job_cancel(struct spawn_job *j)
+{
+    if (j)
+        atomic_store(&j->cancel, true);
+}
+
+/* The merged /opt of spec's layers, built once per deploy ID. */
+static int layers_dir(const struct pool_config *cfg, const struct fn_spec *s, char *out, size_t outlen)
+{
+    if (!s->n_layers)
+        return 0;
+    snprintf(out, outlen, "%s/layers-%s", cfg->work_dir, s->deploy_id);
+    int rc = layers_merge(s->layer_dirs, s->n_layers, out);
+    if (rc < 0)
+        LOG_ERROR("merging the layers of %s into %s: %s", s->name, out, strerror(-rc));
+    return rc;
+}
+
+/* Starts the process (subprocess executor). */
+static int start_process(struct spawn_job *j, const struct pool_config *cfg)
+{
+    const struct env *e = j->e;
+    const struct fn_spec *s = e->spec;
+    const char *opt = j->opt[0] ? j->opt : NULL;
+    const char *err = NULL;
+    char api[64];
+    snprintf(api, sizeof(api), "127.0.0.1:%d", j->port);
+    char **argv = subprocess_argv(s, cfg->bootstrap_dir, opt, &err);
+    if (!argv) {
+        snprintf(j->err, sizeof(j->err), "%s", err ? err : "cannot build the command line");
+        return -EINVAL;
+    }
+    struct lambda_env_opts lo = {
+        .runtime_api = api,
+        .task_root = s->code_dir ? s->code_dir : ".",
+        .opt_dir = opt,
+        .endpoint_url = cfg->endpoint_url,
+        .tmp_dir = e->tmpdir,
+        .log_stream = e->log_stream,
+        .runtime_dir = cfg->bootstrap_dir,
+    };
+    char **envp = lambda_env_build(s, &lo);
+    char cgname[64];
+    snprintf(cgname, sizeof(cgname), "env-%d-%" PRIu64, (int)getpid(), e->id);
+    int rc = envp ? subprocess_start(&j->sp, argv, envp, s->code_dir, cgname, s->memory_mb) : -ENOMEM;
+    if (rc < 0)
+        snprintf(j->err, sizeof(j->err), "cannot start %s: %s", argv[0], strerror(-rc));
+    lambda_env_free(envp);
+    subprocess_free_argv(argv);
+    return rc;
+}
+
+static void spawn_job_run(void *arg)
+{
+    struct spawn_job *j = arg;
+    const struct pool_config *cfg = j->ex->cfg;
+    const struct fn_spec *s = j->e->spec;
+    if (atomic_load(&j->cancel)) {
+        j->rc = -ECANCELED;
+    } else if (layers_dir(cfg, s, j->opt, sizeof(j->opt)) < 0) {
+        j->rc = -EIO;
+        j->service = true;
+        snprintf(j->err, sizeof(j->err), "cannot prepare the function's layers");
+    } else if (!j->docker && mkdir(j->e->tmpdir, 0700) < 0) {
+        j->rc = -errno;
+        j->service = true;
+        LOG_ERROR("cannot create %s: %s", j->e->tmpdir, strerror(errno));
+        snprintf(j->err, sizeof(j->err), "cannot create the environment's temp directory");
+    } else if (!j->docker && !atomic_load(&j->cancel)) {
+        j->rc = start_process(j, cfg);
+    }
+    struct pool_ctl *c = calloc(1, sizeof(*c));
+    POOL_ASSERT(c != NULL); /* the env would wait for this report forever */
+    c->msg_kind = POOL_MSG_ENV;
+    c->env_id = j->e->id;
+    c->env_event = POOL_ENV_SPAWNED;
+    c->job = j;
+    executor_post(j->ex, &c->qnode);
+}
+
+/* The spawn job's report, on the executor thread. */
+static void env_spawned(struct env *e, struct spawn_job *j)
+{
+    struct executor *ex = e->ex;
+    POOL_ASSERT(e->spawning && e->job == j);
+    e->spawning = false;
+    e->job = NULL;
+    if (!e->docker && j->rc == 0) {
+        e->sp = j->sp; /* destroy kills and reaps it if the env died meanwhile */
+        j->sp.pid = -1;
+    }
+    if (e->state == ENV_DEAD) {
+        env_bury(e);
+        if (!e->docker && e->sp.pid > 0)
+            subprocess_kill(&e->sp);
+        free(j);
+        return;
+    }
+    const char *err = j->err;
+    int rc = j->rc;
+    if (rc == 0 && e->docker)
+        rc = env_start_container(e, j->port, j->opt[0] ? j->opt : NULL, &err);
+    if (rc < 0) {
+        if (j->service)
+            fnpool_fail_head(e->fp, true, NULL, err);
+        else {
+            LOG_INFO("function %s: %s", e->spec->name, err);
+            fnpool_fail_head(e->fp, false, "Runtime.InvalidEntrypoint", err);
+        }
+        free(j);
+        env_kill_now(e);
+        fnpool_dispatch(e->fp);
+        return;
+    }
+    free(j);
+    if (!e->docker) {
+        struct epoll_event pe = {.events = EPOLLIN, .data.ptr = &e->pid_ev};
+        epoll_ctl(ex->epfd, EPOLL_CTL_ADD, e->sp.pidfd, &pe);
+    }
+    struct epoll_event le = {.events = EPOLLIN, .data.ptr = &e->log_ev};
+    epoll_ctl(ex->epfd, EPOLL_CTL_ADD, e->sp.log_fd, &le);
+    LOG_DEBUG("env %" PRIu64 " of %s starting (%s)", e->id, e->spec->name,
+              e->docker ? "container" : "process");
+    if (e->parked && e->state == ENV_STARTING)
+        env_ready(e); /* it asked for its first event already */
+}
+
+/* Starts one environment for fp: the env is STARTING at once (it counts
+ * against the caps), its blocking start runs as a spawn job. Returns 0, or
+ * -1 after failing the head pending invocation with the reason. */
 int env_spawn(struct fnpool *fp)
 {
     struct executor *ex = fp->owner;
     struct fn_spec *s = fp->spec;
     const bool docker = pool_uses_docker(s);
-    const char *err = NULL;
-    char opt[768];
     if (docker && !container_available()) {
         fnpool_fail_head(fp, true, NULL,
-                  "this function needs the docker executor, but the Docker engine was not "
-                  "reachable when lambdad started (see its log)");
-        atomic_fetch_sub(&g_pool.live_envs, 1);
-        return -1;
-    }
-    if (layers_dir(ex, s, opt, sizeof(opt)) < 0) {
-        fnpool_fail_head(fp, true, NULL, "cannot prepare the function's layers");
+                         "this function needs the docker executor, but the Docker engine was not "
+                         "reachable when lambdad started (see its log)");
         atomic_fetch_sub(&g_pool.live_envs, 1);
         return -1;
     }
     struct env *e = calloc(1, sizeof(*e));
-    if (!e) {
+    struct spawn_job *j = calloc(1, sizeof(*j));
+    if (!e || !j) {
+        free(e);
+        free(j);
         atomic_fetch_sub(&g_pool.live_envs, 1);
         return -1;
     }
@@ -604,15 +816,22 @@ int env_spawn(struct fnpool *fp)
     e->docker = docker;
     e->id = ++ex->next_env_id * 64 + (uint64_t)ex->idx;
     e->sp.pid = -1;
-    e->sp.pidfd = e->sp.log_fd = e->sp.cg_fd = -1;
+    e->sp.pidfd = e->sp.log_fd = e->sp.cg_fd = e->sp.kill_fd = -1;
     e->pid_ev.fn = env_pid_event;
     e->log_ev.fn = env_log_event;
+    timer_init(&e->deadline_tm, timers_env_deadline);
+    timer_init(&e->grace_tm, timers_env_grace);
+    timer_init(&e->idle_tm, timers_env_idle);
     int rc = rapi_host_open(&e->rapi, ex->epfd, docker ? container_bind_ip() : "127.0.0.1",
                             &g_rapi_ops, e);
     if (rc < 0) {
         LOG_ERROR("runtime api listener: %s", strerror(-rc));
         fnpool_fail_head(fp, true, NULL, "cannot open a Runtime API listener");
-        goto fail;
+        fnspec_unref(e->spec);
+        free(e);
+        free(j);
+        atomic_fetch_sub(&g_pool.live_envs, 1);
+        return -1;
     }
     time_t now = time(NULL);
     struct tm tm;
@@ -620,61 +839,48 @@ int env_spawn(struct fnpool *fp)
     snprintf(e->log_stream, sizeof(e->log_stream), "%04d/%02d/%02d/[%s]%016llx%016llx",
              tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, s->version ? s->version : "$LATEST",
              (unsigned long long)rng_next(ex), (unsigned long long)rng_next(ex));
-    if (!docker) {
+    if (!docker)
         snprintf(e->tmpdir, sizeof(e->tmpdir), "%s/env-%d-%" PRIu64, ex->cfg->work_dir,
                  (int)getpid(), e->id);
-        if (mkdir(e->tmpdir, 0700) < 0) {
-            LOG_ERROR("cannot create %s: %s", e->tmpdir, strerror(errno));
-            e->tmpdir[0] = 0;
-            fnpool_fail_head(fp, true, NULL, "cannot create the environment's temp directory");
-            goto fail;
-        }
-    }
     e->spawn_ns = executor_now_ns();
-    char api[64];
-    snprintf(api, sizeof(api), "127.0.0.1:%d", rapi_host_port(e->rapi));
-    const char *optp = s->n_layers ? opt : NULL;
-    rc = docker ? env_start_container(e, rapi_host_port(e->rapi), optp, &err)
-                : env_start_process(e, api, optp, &err);
-    if (rc < 0) {
-        LOG_INFO("function %s: %s", s->name, err);
-        fnpool_fail_head(fp, false, "Runtime.InvalidEntrypoint", err);
-        goto fail;
-    }
-    struct epoll_event le = {.events = EPOLLIN, .data.ptr = &e->log_ev};
-    epoll_ctl(ex->epfd, EPOLL_CTL_ADD, e->sp.log_fd, &le);
     e->state = ENV_STARTING;
     /* Init may take up to 10 s (or the function timeout if longer); a
      * container also has to be created and started first. */
     int init_s = (s->timeout_s > 10 ? s->timeout_s : 10) + (docker ? 60 : 0);
-    e->deadline_ns = e->spawn_ns + (int64_t)init_s * 1000000000;
-    timers_arm(e);
+    env_set_deadline(e, e->spawn_ns + (int64_t)init_s * 1000000000);
     e->next = ex->envs;
     if (ex->envs)
         ex->envs->prev = e;
     ex->envs = e;
+    e->fp_next = fp->envs;
+    if (fp->envs)
+        fp->envs->fp_prev = e;
+    fp->envs = e;
+    e->id_next = ex->by_id[e->id % EX_ENV_BUCKETS];
+    ex->by_id[e->id % EX_ENV_BUCKETS] = e;
     fp->n_envs++;
     fp->n_starting++;
-    LOG_DEBUG("env %" PRIu64 " of %s starting (%s)", e->id, s->name, docker ? "container" : "process");
+    j->ex = ex;
+    j->e = e;
+    j->docker = docker;
+    j->port = rapi_host_port(e->rapi);
+    j->sp.pid = -1;
+    j->sp.pidfd = j->sp.log_fd = j->sp.cg_fd = j->sp.kill_fd = -1;
+    e->spawning = true;
+    e->job = j;
+    bio_submit(BIO_SPAWN, spawn_job_run, j);
     return 0;
-fail:
-    if (e->sp.log_fd >= 0)
-        close(e->sp.log_fd);
-    rapi_host_close(e->rapi);
-    if (e->tmpdir[0])
-        rm_tree(e->tmpdir);
-    fnspec_unref(e->spec);
-    free(e);
-    atomic_fetch_sub(&g_pool.live_envs, 1);
-    return -1;
 }
 
 /* A container's helper thread reported (see container_event). */
 void env_container_event(struct executor *ex, struct pool_ctl *c)
 {
-    struct env *e = ex->envs;
-    while (e && e->id != c->env_id)
-        e = e->next;
+    struct env *e = env_find(ex, c->env_id);
+    if (c->env_event == POOL_ENV_SPAWNED) {
+        POOL_ASSERT(e != NULL); /* a spawning env is never destroyed */
+        env_spawned(e, c->job);
+        return;
+    }
     if (!e)
         return;
     if (c->env_event == CONTAINER_STARTED) {
@@ -685,8 +891,7 @@ void env_container_event(struct executor *ex, struct pool_ctl *c)
     e->ct_final = true;
     if (e->state == ENV_DEAD) {
         /* Killed earlier: now it can go. */
-        e->next_dead = ex->dead;
-        ex->dead = e;
+        env_bury(e);
         return;
     }
     env_drain_log(e);

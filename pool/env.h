@@ -21,6 +21,13 @@
  * pending invocation with the reason. */
 int env_spawn(struct fnpool *fp);
 
+/* Takes an idle environment off its fnpool's stack and the executor's
+ * idle list (it is about to serve, or to stop). */
+void env_idle_remove(struct env *e);
+
+/* The environment with id on ex, or NULL. O(1). */
+struct env *env_find(struct executor *ex, uint64_t id);
+
 /* Gives the idle READY environment e the invocation inv. */
 void env_assign(struct env *e, struct invocation *inv);
 
@@ -44,7 +51,8 @@ void env_retire(struct env *e);
 /* Frees a dead environment and everything it holds. */
 void env_destroy(struct env *e);
 
-/* A container helper's event (POOL_MSG_ENV) for environment c->env_id. */
+/* A spawn job's report or a container helper's event (POOL_MSG_ENV) for
+ * environment c->env_id. */
 void env_container_event(struct executor *ex, struct pool_ctl *c);
 
 /* The admin description of e (GET /_lambdad/environments). */

@@ -69,14 +69,14 @@ static void handle_list(struct executor *ex, struct pool_ctl *c)
 
 static void handle_evict(struct executor *ex, struct pool_ctl *c)
 {
-    for (struct fnpool *fp = ex->pools; fp; fp = fp->next) {
-        if (strcmp(fp->key, c->key) != 0 || fp->draining)
-            continue;
+    struct fnpool *fp = fnpool_current(ex, c->key);
+    if (fp) {
         fnpool_drain(fp);
         struct invocation *inv = fp->pend_head;
         fp->pend_head = fp->pend_tail = NULL;
         atomic_fetch_sub(&g_pool.queued, fp->n_pending);
         fp->n_pending = 0;
+        fnpool_gc_queue(fp);
         while (inv) {
             struct invocation *next = inv->next;
             executor_invoke(ex, inv);
@@ -95,8 +95,8 @@ static void handle_provision(struct executor *ex, struct pool_ctl *c)
     if (fp) {
         fp->provisioned = c->count;
         fnpool_maybe_start(fp);
-        for (struct env *e = ex->envs; e; e = e->next)
-            ready += e->fp == fp && e->state == ENV_READY;
+        for (struct env *e = fp->envs; e; e = e->fp_next)
+            ready += e->state == ENV_READY;
     }
     c->count = ready;
     ctl_done(c);
@@ -131,11 +131,7 @@ static void stop_all(struct executor *ex)
         while ((inv = fnpool_pop_pending(fp)))
             report_fail_service(ex, inv, "lambdad is shutting down");
     }
-    while (ex->retry_head) {
-        struct invocation *inv = ex->retry_head;
-        ex->retry_head = inv->next;
-        report_fail_service(ex, inv, "lambdad is shutting down");
-    }
+    timers_fail_retries(ex, "lambdad is shutting down");
 }
 
 static void drain_queue(struct executor *ex)
@@ -196,20 +192,24 @@ static void destroy_dead(struct executor *ex)
     while (ex->dead) {
         struct env *e = ex->dead;
         ex->dead = e->next_dead;
+        e->on_dead_list = false;
         if (e->ct && !e->ct_final)
             continue; /* destroyed when the container's final event arrives */
+        if (e->spawning)
+            continue; /* destroyed when its spawn job reports */
+        struct fnpool *fp = e->fp;
         env_destroy(e);
+        if (fp->pend_head)
+            fnpool_block(fp); /* e.g. its failed init: what waits needs a new env */
         freed = true;
     }
     if (freed) {
-        fnpool_gc(ex);
         /* Capacity came back: retry our own waiting functions, and wake any
          * executor that starved for room. */
-        for (struct fnpool *fp = ex->pools; fp; fp = fp->next)
-            if (fp->pend_head)
-                fnpool_dispatch(fp);
+        fnpool_unblock(ex);
         cap_wake_starving(ex);
     }
+    fnpool_gc(ex, false);
 }
 
 static void *executor_main(void *arg)
@@ -227,18 +227,12 @@ static void *executor_main(void *arg)
             struct ev_handler *h = evs[i].data.ptr;
             h->fn(h, evs[i].events);
         }
-        t = executor_now_ns();
-        timers_check(ex, t);
-        if (ex->retry_head)
-            timers_run_retries(ex, t);
-        if (t - ex->last_reap_ns > 1000000000) {
-            ex->last_reap_ns = t;
-            timers_reap_idle(ex, t);
-        }
+        timers_run(ex, executor_now_ns());
         destroy_dead(ex);
         cap_retry(ex);
     }
-    fnpool_gc(ex);
+    fnpool_gc(ex, true);
+    timers_fini(ex);
     rcu_unregister_thread();
     return NULL;
 }

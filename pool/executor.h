@@ -49,6 +49,7 @@ struct pool_ctl {
     int env_event;       /* ENV: what happened */
     int status;          /* ENV: exit status or error code */
     char *text;          /* ENV: error text */
+    void *job;           /* ENV: a finished spawn job (POOL_ENV_SPAWNED) */
     struct fn_spec *spec; /* PROVISION: the spec (borrowed for the call) */
     int count;           /* PROVISION: target; answer: READY environments */
 };

@@ -21,6 +21,8 @@ struct invocation *fnpool_pop_pending(struct fnpool *fp)
         fp->n_pending--;
         atomic_fetch_sub(&g_pool.queued, 1);
         inv->next = NULL;
+        if (!fp->n_pending && !fp->n_envs)
+            fnpool_gc_queue(fp);
     }
     return inv;
 }
@@ -31,8 +33,7 @@ void fnpool_dispatch(struct fnpool *fp)
     while (fp->pend_head && fp->idle) {
         struct env *e = fp->idle;
         POOL_ASSERT(e->in_idle && e->state == ENV_READY && e->fp == fp);
-        fp->idle = e->next_idle;
-        e->in_idle = false;
+        env_idle_remove(e);
         env_assign(e, fnpool_pop_pending(fp));
     }
     if (fp->pend_head)
@@ -44,11 +45,16 @@ void fnpool_maybe_start(struct fnpool *fp)
 {
     struct executor *ex = fp->owner;
     int cap = fp->spec->reserved_concurrency > 0 ? fp->spec->reserved_concurrency : INT32_MAX;
-    while ((fp->n_pending > fp->n_starting || fp->n_envs < fp->provisioned) && fp->n_envs < cap &&
-           !fp->draining) {
+    while ((fp->n_pending > fp->n_starting || fp->n_envs < fp->provisioned) && !fp->draining) {
+        if (fp->n_envs >= cap) {
+            if (fp->n_pending > fp->n_starting)
+                fnpool_block(fp); /* reserved concurrency: wait for one of ours */
+            return;
+        }
         int live = atomic_fetch_add(&g_pool.live_envs, 1);
         if (live >= ex->cfg->max_envs) {
             atomic_fetch_sub(&g_pool.live_envs, 1);
+            fnpool_block(fp);
             /* Make room: first our own idle environments of other functions,
              * then ask the other executors to drop one. */
             if (cap_drop_idle(ex, fp))
@@ -65,7 +71,6 @@ void fnpool_maybe_start(struct fnpool *fp)
  * idle environments stopped now, busy ones after their invocation. */
 void fnpool_drain(struct fnpool *fp)
 {
-    struct executor *ex = fp->owner;
     fp->draining = true;
     if (fp->mapped) {
         rcu_read_lock();
@@ -73,14 +78,21 @@ void fnpool_drain(struct fnpool *fp)
         rcu_read_unlock();
         fp->mapped = false;
     }
-    for (struct env *e = ex->envs; e; e = e->next)
-        if (e->fp == fp)
-            env_retire(e);
+    for (struct env *e = fp->envs; e; e = e->fp_next)
+        env_retire(e);
 }
 
-static struct fnpool *fnpool_current(struct executor *ex, const char *key)
+static unsigned long key_bucket(const char *key)
 {
-    for (struct fnpool *o = ex->pools; o; o = o->next)
+    unsigned long h = 1469598103934665603ul;
+    for (const char *p = key; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ul;
+    return h % EX_POOL_BUCKETS;
+}
+
+struct fnpool *fnpool_current(struct executor *ex, const char *key)
+{
+    for (struct fnpool *o = ex->by_key[key_bucket(key)]; o; o = o->key_next)
         if (!o->draining && strcmp(o->key, key) == 0)
             return o;
     return NULL;
@@ -95,7 +107,7 @@ struct fnpool *fnpool_get(struct executor *ex, struct fn_spec *spec)
         return caa_container_of(n, struct fnpool, mapnode);
     /* A straggler resolved before an update but queued after it runs on the
      * current deploy rather than resurrecting the superseded one. */
-    for (struct fnpool *o = ex->pools; o; o = o->next) {
+    for (struct fnpool *o = ex->by_key[key_bucket(spec->key)]; o; o = o->key_next) {
         if (o->superseded && strcmp(o->key, spec->key) == 0 &&
             strcmp(o->deploy_id, spec->deploy_id) == 0) {
             struct fnpool *cur = fnpool_current(ex, spec->key);
@@ -124,11 +136,16 @@ struct fnpool *fnpool_get(struct executor *ex, struct fn_spec *spec)
         fp->n_pending = old->n_pending;
         old->pend_head = old->pend_tail = NULL;
         old->n_pending = 0;
+        fnpool_gc_queue(old);
     }
     fp->next = ex->pools;
     if (ex->pools)
         ex->pools->prev = fp;
     ex->pools = fp;
+    unsigned long b = key_bucket(fp->key);
+    fp->key_next = ex->by_key[b];
+    ex->by_key[b] = fp;
+    fnpool_gc_queue(fp); /* freed again if nothing comes of it */
     rcu_read_lock();
     envmap_add(&fp->mapnode);
     rcu_read_unlock();
@@ -145,29 +162,82 @@ static void fnpool_free_rcu(struct rcu_head *head)
     free(fp);
 }
 
-/* Drops fnpools that have no environments and nothing waiting. */
-void fnpool_gc(struct executor *ex)
+void fnpool_gc_queue(struct fnpool *fp)
 {
-    struct fnpool *fp = ex->pools;
+    if (fp->gc_queued)
+        return;
+    fp->gc_queued = true;
+    fp->gc_next = fp->owner->gc;
+    fp->owner->gc = fp;
+}
+
+void fnpool_block(struct fnpool *fp)
+{
+    if (fp->blocked)
+        return;
+    fp->blocked = true;
+    fp->blocked_next = fp->owner->blocked;
+    fp->owner->blocked = fp;
+}
+
+void fnpool_unblock(struct executor *ex)
+{
+    struct fnpool *fp = ex->blocked;
+    ex->blocked = NULL;
     while (fp) {
+        struct fnpool *next = fp->blocked_next;
+        fp->blocked = false;
+        fp->blocked_next = NULL;
+        if (fp->pend_head)
+            fnpool_dispatch(fp); /* may block it again */
+        else
+            fnpool_gc_queue(fp);
+        fp = next;
+    }
+}
+
+/* Unlinks and frees (after a grace period) an empty fnpool. */
+static void fnpool_free(struct executor *ex, struct fnpool *fp)
+{
+    POOL_ASSERT(!fp->idle && !fp->envs && fp->n_starting == 0 && !fp->pend_head && !fp->blocked);
+    if (ex->starving_fp == fp)
+        cap_set_starving(ex, NULL);
+    if (fp->prev)
+        fp->prev->next = fp->next;
+    else
+        ex->pools = fp->next;
+    if (fp->next)
+        fp->next->prev = fp->prev;
+    struct fnpool **pp = &ex->by_key[key_bucket(fp->key)];
+    while (*pp != fp)
+        pp = &(*pp)->key_next;
+    *pp = fp->key_next;
+    if (fp->mapped) {
+        rcu_read_lock();
+        envmap_del(&fp->mapnode);
+        rcu_read_unlock();
+    }
+    call_rcu(&fp->mapnode.rcu, fnpool_free_rcu);
+}
+
+void fnpool_gc(struct executor *ex, bool all)
+{
+    struct fnpool *fp = ex->gc;
+    ex->gc = NULL;
+    while (fp) {
+        struct fnpool *next = fp->gc_next;
+        fp->gc_queued = false;
+        fp->gc_next = NULL;
+        if (!all && fp->n_envs == 0 && fp->n_pending == 0 && !fp->blocked)
+            fnpool_free(ex, fp);
+        fp = next;
+    }
+    if (!all)
+        return;
+    for (fp = ex->pools; fp;) {
         struct fnpool *next = fp->next;
-        if (fp->n_envs == 0 && fp->n_pending == 0) {
-            POOL_ASSERT(!fp->idle && fp->n_starting == 0 && !fp->pend_head);
-            if (ex->starving_fp == fp)
-                cap_set_starving(ex, NULL);
-            if (fp->prev)
-                fp->prev->next = fp->next;
-            else
-                ex->pools = fp->next;
-            if (fp->next)
-                fp->next->prev = fp->prev;
-            if (fp->mapped) {
-                rcu_read_lock();
-                envmap_del(&fp->mapnode);
-                rcu_read_unlock();
-            }
-            call_rcu(&fp->mapnode.rcu, fnpool_free_rcu);
-        }
+        if (fp->n_envs == 0 && fp->n_pending == 0 && !fp->blocked)
+            fnpool_free(ex, fp);
         fp = next;
     }
 }

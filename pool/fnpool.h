@@ -43,7 +43,22 @@ void fnpool_drain(struct fnpool *fp);
  * msg) or, with service set, a lambdad-side problem (INV_SERVICE_ERROR). */
 void fnpool_fail_head(struct fnpool *fp, bool service, const char *etype, const char *msg);
 
-/* Frees ex's fnpools that have no environments and nothing waiting. */
-void fnpool_gc(struct executor *ex);
+/* fp may have become empty (no environment, nothing waiting): fnpool_gc
+ * looks at it. */
+void fnpool_gc_queue(struct fnpool *fp);
+
+/* fp has invocations waiting for capacity (global cap, reserved
+ * concurrency): fnpool_unblock dispatches it when an env is freed. */
+void fnpool_block(struct fnpool *fp);
+
+/* An environment was freed on ex: re-dispatch the blocked fnpools. */
+void fnpool_unblock(struct executor *ex);
+
+/* Frees the queued fnpools that are empty (all == false), or every empty
+ * fnpool of ex (all == true: the executor is leaving). */
+void fnpool_gc(struct executor *ex, bool all);
+
+/* The current (not draining) fnpool of a function key on ex, or NULL. */
+struct fnpool *fnpool_current(struct executor *ex, const char *key);
 
 #endif

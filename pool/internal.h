@@ -51,6 +51,20 @@
 
 enum env_state { ENV_STARTING, ENV_READY, ENV_DEAD };
 
+/* POOL_MSG_ENV event of a finished spawn job (container events use the
+ * enum container_event values). */
+#define POOL_ENV_SPAWNED 100
+
+/* A deadline in the executor's timer heap (pool/timers.h). */
+struct ptimer {
+    int64_t due;
+    int idx; /* position in the heap, -1 when not armed */
+    void (*fn)(struct executor *ex, struct ptimer *t);
+};
+
+#define EX_ENV_BUCKETS 256  /* environments by id */
+#define EX_POOL_BUCKETS 256 /* fnpools by function key */
+
 /* Function output kept for one invocation (or for init). */
 struct logbuf {
     char *data;
@@ -60,6 +74,7 @@ struct logbuf {
 
 struct fnpool;
 struct executor;
+struct spawn_job;
 
 struct env {
     struct executor *ex;
@@ -77,6 +92,11 @@ struct env {
     bool retire;               /* stop once the current invocation is done */
     bool init_failed;
     int64_t spawn_ns, ready_ns, deliver_ns, idle_since_ns, deadline_ns;
+    struct ptimer deadline_tm; /* init or invocation deadline (deadline_ns) */
+    struct ptimer grace_tm;    /* end of the Docker log grace */
+    struct ptimer idle_tm;     /* idle TTL */
+    bool spawning;             /* a spawn job (BIO_SPAWN) still owns its start */
+    struct spawn_job *job;     /* that job, while spawning */
     double init_ms;
     bool report_init;          /* next REPORT carries Init Duration */
     uint64_t served;
@@ -96,11 +116,13 @@ struct env {
     int64_t result_ns;         /* when the grace began: the invocation's end */
     struct container *ct;
     bool ct_final;             /* the container's final event arrived */
-    struct env *next_idle;
+    struct env *next_idle, *prev_idle; /* fnpool's idle stack */
+    struct env *lru_prev, *lru_next;   /* executor's idle list, oldest first */
     struct env *prev, *next;   /* executor's list of all envs */
+    struct env *fp_prev, *fp_next; /* fnpool's list of its envs */
+    struct env *id_next;       /* executor's id hash chain */
     struct env *next_dead;
-    bool armed;                /* on the executor's armed list (timers.h) */
-    struct env *armed_prev, *armed_next;
+    bool on_dead_list;
 };
 
 struct fnpool {
@@ -110,14 +132,20 @@ struct fnpool {
     char deploy_id[48];
     struct fn_spec *spec;
     struct env *idle;          /* LIFO stack */
+    struct env *envs;          /* all environments of this fnpool */
     int n_envs, n_starting;
     struct invocation *pend_head, *pend_tail;
     int n_pending;
     bool draining;             /* stop environments, start none */
     bool superseded;           /* draining because a newer deploy ID arrived */
     bool mapped;               /* present in the warm map */
+    bool blocked;              /* on the executor's blocked list */
+    bool gc_queued;            /* on the executor's gc list */
     int provisioned;           /* environments kept initialised (provisioned concurrency) */
     struct fnpool *prev, *next; /* executor's list */
+    struct fnpool *key_next;   /* executor's by-key hash chain */
+    struct fnpool *blocked_next; /* waits for capacity (cap, reserved concurrency) */
+    struct fnpool *gc_next;    /* may have become empty */
 };
 
 struct executor {
@@ -129,14 +157,18 @@ struct executor {
     const struct pool_config *cfg;
     struct fnpool *pools;
     struct env *envs;
-    struct env *armed;         /* envs that may have a deadline or grace running */
     struct env *dead;
-    struct invocation *retry_head; /* Event retries, unsorted */
     bool stopping;
     struct fnpool *starving_fp; /* waits for room under the global cap */
     uint64_t next_env_id;
     uint64_t rng;
-    int64_t last_reap_ns;
+    struct ptimer **heap;       /* timer min-heap on due (pool/timers.h) */
+    int heap_n, heap_cap;
+    struct env *by_id[EX_ENV_BUCKETS];
+    struct fnpool *by_key[EX_POOL_BUCKETS];
+    struct env *lru_head, *lru_tail; /* idle environments, longest idle first */
+    struct fnpool *blocked;     /* fnpools to re-dispatch when an env is freed */
+    struct fnpool *gc;          /* fnpools to check for emptiness */
 };
 
 #endif

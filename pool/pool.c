@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -111,9 +112,25 @@ static struct executor *owner_of(const char *key)
     return g_pool.all[key_hash(key) % (unsigned long)g_pool.n];
 }
 
+/* Every environment costs lambdad a few descriptors (Runtime API listener
+ * and connections, log pipe, pidfd, cgroup dirs): raise the soft limit to
+ * the hard one, as servers do. */
+static void raise_nofile(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rlim_t was = rl.rlim_cur;
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+            LOG_INFO("open files limit raised from %llu to %llu", (unsigned long long)was,
+                     (unsigned long long)rl.rlim_max);
+    }
+}
+
 int pool_start(const struct pool_config *cfg, const char **err)
 {
     g_cfg = *cfg;
+    raise_nofile();
     if (g_cfg.executors <= 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         g_cfg.executors = n > 0 ? (int)n : 1;

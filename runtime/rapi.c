@@ -8,6 +8,7 @@
 #include "runtime/rapi.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <arpa/inet.h>
@@ -19,6 +20,7 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -27,6 +29,13 @@
 
 #define RAPI_MAX_HEADERS (2u * 1024 * 1024)
 #define RAPI_PREFIX "/2018-06-01"
+
+/* File descriptor kept in reserve per executor thread: when accept4 fails
+ * with EMFILE/ENFILE the pending connection would keep the listener
+ * readable and the loop spinning; closing the reserve lets us accept it
+ * and close it at once (the libev/nginx trick), then re-open the reserve. */
+static __thread int t_reserve_fd = -1;
+static __thread time_t t_emfile_logged;
 
 struct rapi_conn {
     struct ev_handler ev;
@@ -54,6 +63,7 @@ struct rapi_host {
     const struct rapi_ops *ops;
     void *user;
     struct rapi_conn *conns;
+    int n_conns;
 };
 
 static void conn_free(struct rapi_conn *c, bool notify)
@@ -74,6 +84,7 @@ static void conn_free(struct rapi_conn *c, bool notify)
         h->conns = c->next;
     if (c->next)
         c->next->prev = c->prev;
+    h->n_conns--;
     httpparse_free(c->parser);
     free(c->out);
     free(c);
@@ -440,9 +451,34 @@ static void accept_all(struct rapi_host *h, int lfd, bool tcp)
         if (fd < 0) {
             if (errno == EINTR)
                 continue;
+            if (errno == EMFILE || errno == ENFILE) {
+                /* Out of descriptors: shed the connection so the listener
+                 * stops firing; the runtime sees it closed. */
+                time_t now = time(NULL);
+                if (now != t_emfile_logged) {
+                    t_emfile_logged = now;
+                    LOG_WARN("runtime api: accept: %s; shedding connections", strerror(errno));
+                }
+                if (t_reserve_fd < 0)
+                    return; /* nothing to free: wait for the next event */
+                close(t_reserve_fd);
+                int shed = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+                if (shed >= 0)
+                    close(shed);
+                t_reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+                if (shed < 0)
+                    return;
+                continue;
+            }
             if (errno != EAGAIN && errno != EWOULDBLOCK)
                 LOG_WARN("runtime api: accept: %s", strerror(errno));
             return;
+        }
+        if (h->n_conns >= RAPI_MAX_CONNS) {
+            /* A runtime needs one or two connections; more is a handler
+             * attacking its own environment's API. Refuse them. */
+            close(fd);
+            continue;
         }
         if (tcp) {
             int one = 1;
@@ -471,6 +507,7 @@ static void accept_all(struct rapi_host *h, int lfd, bool tcp)
         if (h->conns)
             h->conns->prev = c;
         h->conns = c;
+        h->n_conns++;
     }
 }
 
@@ -518,6 +555,8 @@ int rapi_host_open(struct rapi_host **out, int epfd, const char *bind_ip, const 
     struct rapi_host *h = calloc(1, sizeof(*h));
     if (!h)
         return -ENOMEM;
+    if (t_reserve_fd < 0)
+        t_reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     h->ev.fn = listener_event;
     h->uev.fn = unix_listener_event;
     h->ufd = -1;

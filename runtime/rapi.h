@@ -9,7 +9,9 @@
  * GET /invocation/next costs a parked connection, never a thread. Requests
  * are parsed incrementally (runtime/httpparse.h: chunked bodies, trailers,
  * 1 MiB header lines) and handed to the owner's callbacks; replies are
- * written with one writev, the remainder buffered until EPOLLOUT.
+ * written with one writev, the remainder buffered until EPOLLOUT. Each
+ * host holds at most RAPI_MAX_CONNS connections; on EMFILE the pending
+ * connection is shed through a reserve descriptor so the loop never spins.
  *
  * Private channel: a loopback listener also opens an abstract AF_UNIX
  * listener named "\0lambdad-rapi/<ip>:<port>" (RAPI_UNIX_PREFIX + the
@@ -35,6 +37,10 @@
 #include "runtime/httpparse.h"
 
 #define RAPI_MAX_RESPONSE 6291556 /* 6 MiB + 100 bytes, as the RIE */
+/* Open connections per environment: more are closed as soon as accepted
+ * (a runtime uses one or two; a handler opening thousands must not exhaust
+ * lambdad's descriptors). */
+#define RAPI_MAX_CONNS 16
 #define RAPI_UNIX_PREFIX "lambdad-rapi/" /* abstract socket name prefix */
 
 struct rapi_host;

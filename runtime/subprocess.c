@@ -1,6 +1,7 @@
 /* subprocess: host-process execution environments (see subprocess.h). */
 #include "runtime/subprocess.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -19,8 +20,12 @@
 
 static const char *g_python = "python3";
 static const char *g_node = "node";
-static int g_cg_root = -1; /* parent cgroup dir of environments (O_DIRECTORY), -1 = none */
-static int g_cg_v2;
+static int g_cg_root = -1; /* parent memory cgroup dir of environments (O_DIRECTORY), -1 = none */
+static int g_cg_v2;        /* g_cg_root is cgroup v2: it also kills (cgroup.kill) */
+/* Parent of the environments' kill cgroups on a hybrid (v1 + v2) host:
+ * the v2 hierarchy has cgroup.kill even when it has no controllers. -1
+ * when g_cg_v2 (the memory cgroup does it) or unavailable. */
+static int g_kill_root = -1;
 
 /* Writes val to the file name inside the directory dirfd. Returns 0 or -errno. */
 static int write_at(int dirfd, const char *name, const char *val)
@@ -37,6 +42,112 @@ static int write_at(int dirfd, const char *name, const char *val)
 static int open_dir(int at, const char *path)
 {
     return openat(at, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+}
+
+/* SIGKILLs every process listed in the cgroup dirfd's cgroup.procs (one
+ * pass; v1 has no cgroup.kill). Returns how many were listed. */
+static int sweep_procs(int dirfd)
+{
+    int fd = openat(dirfd, "cgroup.procs", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    char buf[4096];
+    int n = 0;
+    size_t have = 0;
+    for (;;) {
+        ssize_t r = read(fd, buf + have, sizeof(buf) - 1 - have);
+        if (r <= 0)
+            break;
+        have += (size_t)r;
+        buf[have] = 0;
+        char *p = buf, *nl;
+        while ((nl = strchr(p, '\n'))) {
+            *nl = 0;
+            long pid = atol(p);
+            if (pid > 1 && pid != (long)getpid()) {
+                kill((pid_t)pid, SIGKILL);
+                n++;
+            }
+            p = nl + 1;
+        }
+        have = strlen(p);
+        memmove(buf, p, have);
+    }
+    close(fd);
+    return n;
+}
+
+/* Kills everything in the cgroup dirfd: cgroup.kill (v2, Linux 5.14+), else
+ * a sweep of cgroup.procs. */
+static void cgroup_kill_all(int dirfd, bool v2)
+{
+    if (dirfd < 0)
+        return;
+    if (v2 && write_at(dirfd, "cgroup.kill", "1") == 0)
+        return;
+    sweep_procs(dirfd);
+}
+
+/* Removes an (emptied) cgroup name under root: processes take a moment to
+ * leave after SIGKILL. Kills stragglers again while waiting (up to ~2 s).
+ * Blocking: callers run on a background thread or at start-up. */
+static void cgroup_rmdir(int root, const char *name, bool v2)
+{
+    for (int i = 0; i < 400; i++) {
+        if (unlinkat(root, name, AT_REMOVEDIR) == 0 || errno != EBUSY)
+            return;
+        if (i % 20 == 19) {
+            int fd = open_dir(root, name);
+            cgroup_kill_all(fd, v2);
+            if (fd >= 0)
+                close(fd);
+        }
+        usleep(5000);
+    }
+    LOG_WARN("cgroup %s: still busy after its processes were killed", name);
+}
+
+/* Whether pid is a running process other than us. */
+static bool pid_alive(long pid)
+{
+    return pid > 0 && (kill((pid_t)pid, 0) == 0 || errno == EPERM);
+}
+
+/* Start-up: removes env-<pid>-<id> cgroups under root left by lambdad runs
+ * that are gone (killed -9, crashed), killing what still runs in them.
+ * Cgroups of lambdad processes that are alive (other instances on this
+ * host) are left alone. */
+static void remove_stale(int root, bool v2, const char *what)
+{
+    if (root < 0)
+        return;
+    int dfd = dup(root);
+    DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+    if (!d) {
+        if (dfd >= 0)
+            close(dfd);
+        return;
+    }
+    int removed = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        long pid;
+        unsigned long long id;
+        char tail;
+        if (sscanf(de->d_name, "env-%ld-%llu%c", &pid, &id, &tail) != 2)
+            continue;
+        if (pid == (long)getpid() || pid_alive(pid))
+            continue;
+        int fd = open_dir(root, de->d_name);
+        cgroup_kill_all(fd, v2);
+        if (fd >= 0)
+            close(fd);
+        cgroup_rmdir(root, de->d_name, v2);
+        removed++;
+    }
+    closedir(d);
+    if (removed)
+        LOG_INFO("removed %d stale %s cgroup(s) of lambdad runs that are gone", removed, what);
 }
 
 /* Resolves a python launcher (possibly a pyenv shim, which costs ~60 ms per
@@ -57,6 +168,21 @@ static const char *resolve_python(const char *python)
     return real[0] == '/' && access(real, X_OK) == 0 ? real : python;
 }
 
+/* Opens (creating) the hybrid host's v2 parent of kill cgroups. */
+static void kill_root_init(void)
+{
+    const char *dir = "/sys/fs/cgroup/unified/lambdad";
+    if (g_cg_v2 || access("/sys/fs/cgroup/unified/cgroup.procs", F_OK) != 0)
+        return;
+    if ((mkdir(dir, 0755) == 0 || errno == EEXIST) && (g_kill_root = open_dir(AT_FDCWD, dir)) >= 0 &&
+        faccessat(g_kill_root, "cgroup.procs", W_OK, 0) != 0) {
+        close(g_kill_root);
+        g_kill_root = -1;
+    }
+}
+
+static const char *cgroup_init(void);
+
 const char *subprocess_init(const char *python, const char *node)
 {
     g_python = resolve_python(python && *python ? python : "python3");
@@ -65,7 +191,18 @@ const char *subprocess_init(const char *python, const char *node)
         g_python = python;
     if (node && *node)
         g_node = node;
-    /* cgroup v2 (unified at /sys/fs/cgroup) or v1 memory controller. */
+    const char *how = cgroup_init();
+    kill_root_init();
+    remove_stale(g_cg_root, g_cg_v2, "memory");
+    remove_stale(g_kill_root, true, "tracking");
+    if (g_kill_root >= 0 || g_cg_v2)
+        LOG_INFO("environment processes are tracked by cgroup (killed as a whole on stop)");
+    return how;
+}
+
+/* cgroup v2 (unified at /sys/fs/cgroup) or v1 memory controller. */
+static const char *cgroup_init(void)
+{
     const char *v2 = "/sys/fs/cgroup/lambdad";
     const char *v1 = "/sys/fs/cgroup/memory/lambdad";
     if (access("/sys/fs/cgroup/cgroup.controllers", F_OK) == 0) {
@@ -193,6 +330,16 @@ void subprocess_free_argv(char **argv)
  * (the name) and sp->cg_fd, or leaves them unset when not enforced. */
 static void cgroup_create(struct subprocess *sp, const char *name, int memory_mb)
 {
+    if (g_kill_root >= 0 && (mkdirat(g_kill_root, name, 0755) == 0 || errno == EEXIST)) {
+        sp->kill_fd = open_dir(g_kill_root, name);
+        if (sp->kill_fd < 0)
+            unlinkat(g_kill_root, name, AT_REMOVEDIR);
+        else if (!sp->cgroup && !(sp->cgroup = strdup(name))) {
+            close(sp->kill_fd);
+            sp->kill_fd = -1;
+            unlinkat(g_kill_root, name, AT_REMOVEDIR);
+        }
+    }
     if (g_cg_root < 0 || memory_mb <= 0)
         return;
     if (mkdirat(g_cg_root, name, 0755) < 0 && errno != EEXIST)
@@ -209,7 +356,7 @@ static void cgroup_create(struct subprocess *sp, const char *name, int memory_mb
         write_at(fd, "memory.memsw.limit_in_bytes", val);
         write_at(fd, "memory.swappiness", "0");
     }
-    if (rc == 0 && !(sp->cgroup = strdup(name)))
+    if (rc == 0 && !sp->cgroup && !(sp->cgroup = strdup(name)))
         rc = -ENOMEM;
     if (rc < 0) {
         if (fd >= 0)
@@ -220,17 +367,18 @@ static void cgroup_create(struct subprocess *sp, const char *name, int memory_mb
     sp->cg_fd = fd;
 }
 
-/* Removes the environment's cgroup (closes cg_fd). */
+/* Removes the environment's cgroups (closes their fds). Blocking. */
 static void cgroup_remove(struct subprocess *sp)
 {
-    if (sp->cg_fd >= 0)
+    if (sp->cg_fd >= 0) {
         close(sp->cg_fd);
-    sp->cg_fd = -1;
-    if (!sp->cgroup)
-        return;
-    /* Processes may take a moment to leave after SIGKILL. */
-    for (int i = 0; i < 50 && unlinkat(g_cg_root, sp->cgroup, AT_REMOVEDIR) < 0 && errno == EBUSY; i++)
-        usleep(1000);
+        cgroup_rmdir(g_cg_root, sp->cgroup, g_cg_v2);
+    }
+    if (sp->kill_fd >= 0) {
+        close(sp->kill_fd);
+        cgroup_rmdir(g_kill_root, sp->cgroup, true);
+    }
+    sp->cg_fd = sp->kill_fd = -1;
     free(sp->cgroup);
     sp->cgroup = NULL;
 }
@@ -274,7 +422,7 @@ int subprocess_start(struct subprocess *out, char **argv, char **envp, const cha
     posix_spawnattr_t attr;
     memset(out, 0, sizeof(*out));
     out->pid = -1;
-    out->pidfd = out->log_fd = out->cg_fd = -1;
+    out->pidfd = out->log_fd = out->cg_fd = out->kill_fd = -1;
     if (pipe2(pipefd, O_CLOEXEC) < 0)
         return -errno;
     posix_spawn_file_actions_init(&fa);
@@ -314,11 +462,21 @@ int subprocess_start(struct subprocess *out, char **argv, char **envp, const cha
         return rc;
     }
     cgroup_create(out, name, memory_mb);
-    if (out->cgroup) {
-        char val[32];
-        snprintf(val, sizeof(val), "%d", (int)pid);
-        if (write_at(out->cg_fd, "cgroup.procs", val) < 0)
-            cgroup_remove(out);
+    char val[32];
+    snprintf(val, sizeof(val), "%d", (int)pid);
+    if (out->cg_fd >= 0 && write_at(out->cg_fd, "cgroup.procs", val) < 0) {
+        close(out->cg_fd);
+        out->cg_fd = -1;
+        unlinkat(g_cg_root, out->cgroup, AT_REMOVEDIR);
+    }
+    if (out->kill_fd >= 0 && write_at(out->kill_fd, "cgroup.procs", val) < 0) {
+        close(out->kill_fd);
+        out->kill_fd = -1;
+        unlinkat(g_kill_root, out->cgroup, AT_REMOVEDIR);
+    }
+    if (out->cg_fd < 0 && out->kill_fd < 0) {
+        free(out->cgroup);
+        out->cgroup = NULL;
     }
     return 0;
 }
@@ -327,6 +485,40 @@ void subprocess_signal(struct subprocess *sp, int sig)
 {
     if (sp->pid > 0)
         kill(-sp->pid, sig);
+}
+
+void subprocess_kill(struct subprocess *sp)
+{
+    /* The pidfd names exactly our child even if its pid was reused. */
+    if (sp->pid > 0 && sp->pidfd >= 0)
+        syscall(SYS_pidfd_send_signal, sp->pidfd, SIGKILL, NULL, 0);
+    if (sp->pid > 0)
+        kill(-sp->pid, SIGKILL);
+    /* Its descendants, even those that left the session (setsid). */
+    if (sp->kill_fd >= 0)
+        cgroup_kill_all(sp->kill_fd, true);
+    else if (sp->cg_fd >= 0)
+        cgroup_kill_all(sp->cg_fd, g_cg_v2);
+}
+
+bool subprocess_oom_killed(const struct subprocess *sp)
+{
+    if (sp->cg_fd < 0)
+        return false;
+    /* v2: memory.events; v1: memory.oom_control ("oom_kill N", Linux 4.13+). */
+    int fd = openat(sp->cg_fd, g_cg_v2 ? "memory.events" : "memory.oom_control", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    char buf[1024];
+    ssize_t r = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (r <= 0)
+        return false;
+    buf[r] = 0;
+    for (char *p = buf; (p = strstr(p, "oom_kill ")); p++)
+        if ((p == buf || p[-1] == '\n') && atol(p + 9) > 0)
+            return true;
+    return false;
 }
 
 int subprocess_reap(struct subprocess *sp)
@@ -345,8 +537,8 @@ int subprocess_reap(struct subprocess *sp)
 int subprocess_stop(struct subprocess *sp)
 {
     int status = -1;
+    subprocess_kill(sp);
     if (sp->pid > 0) {
-        kill(-sp->pid, SIGKILL);
         while (waitpid(sp->pid, &status, 0) < 0 && errno == EINTR)
             ;
     } else if (sp->pid < -1) {

@@ -30,6 +30,7 @@ struct subprocess {
     int log_fd;     /* read end of the stdout+stderr pipe, non-blocking */
     char *cgroup;   /* memory cgroup name (under lambdad's), or NULL when not enforced */
     int cg_fd;      /* that cgroup's directory, or -1 */
+    int kill_fd;    /* the env's v2 tracking cgroup (hybrid hosts), or -1 */
     bool zygote;    /* forked from the Python zygote (else posix_spawn) */
 };
 
@@ -65,12 +66,22 @@ void subprocess_free_argv(char **argv);
 int subprocess_start(struct subprocess *out, char **argv, char **envp, const char *cwd,
                      const char *name, int memory_mb);
 
-/* SIGKILLs the process group (if still running), reaps the child, closes
- * the fds and removes the cgroup. Returns the wait status (or -1). */
+/* Kills everything (subprocess_kill), reaps the child, closes the fds and
+ * removes the cgroups (waiting for them to empty). Blocking: call it from
+ * a background thread (runtime/bio.h). Returns the wait status (or -1). */
 int subprocess_stop(struct subprocess *sp);
 
 /* Sends sig to the process group without reaping. */
 void subprocess_signal(struct subprocess *sp, int sig);
+
+/* SIGKILLs the process (through its pidfd), its process group and every
+ * process in its cgroup, including descendants that called setsid().
+ * Never blocks. */
+void subprocess_kill(struct subprocess *sp);
+
+/* Whether the kernel's OOM killer killed a process of the environment's
+ * memory cgroup (false when memory is not enforced). */
+bool subprocess_oom_killed(const struct subprocess *sp);
 
 /* Reaps the child if it exited; returns its wait status or -1 if running. */
 int subprocess_reap(struct subprocess *sp);

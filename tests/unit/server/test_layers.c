@@ -232,6 +232,9 @@ int main(void)
     /* ...and deleting the function releases the blob. */
     struct fn_name fnn = {R, A, "uses-lib2", ""};
     CHECK(registry_delete(&fnn, &err) == 0);
+    /* The deleted record's spec pins its layer until the record is freed
+     * after the RCU grace period (an environment could still use it). */
+    rcu_barrier();
     CHECK(!blob_exists(cs, hex2));
 
     layers_shutdown();
