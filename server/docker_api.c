@@ -1,5 +1,6 @@
 /* docker_api: the Docker Engine API front end (see docker_api.h). */
 #include "server/docker_api.h"
+#include "server/docker_frames.h"
 
 #include <arpa/inet.h>
 #include <civetweb.h>
@@ -31,6 +32,7 @@
 #include "runtime/log.h"
 #include "server/api_functions.h"
 #include "server/http.h"
+#include "server/logs_store.h"
 #include "server/registry.h"
 #include "server/validate.h"
 
@@ -75,6 +77,8 @@ struct ctr {
     int64_t created_ns, started_ns, finished_ns;
     unsigned runs;               /* completed runs */
     char token[33];              /* output token of the current run */
+    struct fn_spec *spec;        /* the current run's (log group, format), or NULL */
+    uint64_t serial;             /* for the log sink's per-source line assembly */
     struct line **lines;         /* output, oldest first: lines[l_start .. l_start+l_count) */
     size_t l_start, l_count, l_cap, l_bytes;
     uint64_t l_first_seq;        /* seq of lines[l_start] */
@@ -166,6 +170,7 @@ static void ctr_unref_locked(struct ctr *c)
     free(c->lines);
     json_decref(c->config);
     json_decref(c->argv);
+    fnspec_unref(c->spec);
     free(c);
 }
 
@@ -893,7 +898,9 @@ static void h_ctr_create(struct dreq *r, const char **p)
         send_err(r, 500, "out of memory");
         goto out;
     }
+    static atomic_ullong serials;
     c->refs = 1;
+    c->serial = atomic_fetch_add(&serials, 1);
     rand_hex(c->id, 32);
     if (name[0])
         snprintf(c->name, sizeof c->name, "%s", name[0] == '/' ? name + 1 : name);
@@ -1281,11 +1288,16 @@ static void on_run_done(struct invocation *inv)
     c->finished_ns = now_ns();
     c->runs++;
     c->token[0] = 0;
+    struct fn_spec *spec = c->spec;
+    c->spec = NULL;
+    char id[13];
+    snprintf(id, sizeof id, "%.12s", c->id);
     pthread_cond_broadcast(&g.cv);
-    ctr_unref_locked(c);
+    ctr_unref_locked(c); /* c may be gone from here on */
     pthread_mutex_unlock(&g.mu);
-    LOG_INFO("docker api: container %.12s exited with %d%s%s", c->id, code, error[0] ? " (" : "",
-             error[0] ? ")" : "");
+    LOG_INFO("docker api: container %s exited with %d%s%s%s", id, code,
+             error[0] ? " (" : "", error, error[0] ? ")" : "");
+    fnspec_unref(spec);
     invocation_free(inv);
 }
 
@@ -1318,7 +1330,12 @@ static int run_start(struct ctr *c, char *msg, size_t msglen)
     struct fn_spec *spec = rec ? registry_spec_ref(rec) : NULL;
     rcu_read_unlock();
     struct invocation *inv = spec ? invocation_new(spec) : NULL;
-    fnspec_unref(spec);
+    pthread_mutex_lock(&g.mu);
+    fnspec_unref(c->spec);
+    c->spec = inv ? spec : NULL; /* our reference: the run's log group */
+    pthread_mutex_unlock(&g.mu);
+    if (!inv)
+        fnspec_unref(spec);
     json_t *ev = NULL;
     if (inv) {
         snprintf(path, sizeof path, "/output/%s/%s", c->id, token);
@@ -2110,49 +2127,35 @@ static void h_network_connect(struct dreq *r, const char **p)
 
 struct ingest_ud {
     struct ctr *c;
+    struct fn_spec *spec;  /* the run's, for its log group; may be NULL */
+    char log_stream[256];  /* the environment's log stream (from the runner) */
 };
 
 static void ingest_emit(void *ud, int stream, const char *data, unsigned long len)
 {
-    struct ctr *c = ((struct ingest_ud *)ud)->c;
+    struct ingest_ud *u = ud;
+    struct ctr *c = u->c;
     if (stream != 1 && stream != 2)
         return;
     pthread_mutex_lock(&g.mu);
     ctr_append_locked(c, stream, data, len);
     pthread_cond_broadcast(&g.cv);
     pthread_mutex_unlock(&g.mu);
-}
-
-int docker_frames_feed(struct docker_frame_parser *p, const char *data, unsigned long len,
-                       void (*emit)(void *ud, int stream, const char *data, unsigned long len),
-                       void *ud)
-{
-    while (len > 0 && !p->bad) {
-        if (p->left == 0) {
-            size_t take = 8 - p->hdr_len < len ? 8 - p->hdr_len : len;
-            memcpy(p->hdr + p->hdr_len, data, take);
-            p->hdr_len += (unsigned)take;
-            data += take;
-            len -= take;
-            if (p->hdr_len < 8)
-                break;
-            p->hdr_len = 0;
-            if (p->hdr[0] > 2 || p->hdr[1] || p->hdr[2] || p->hdr[3]) {
-                p->bad = true;
-                break;
-            }
-            p->stream = p->hdr[0];
-            p->left = (unsigned long)p->hdr[4] << 24 | (unsigned long)p->hdr[5] << 16 |
-                      (unsigned long)p->hdr[6] << 8 | p->hdr[7];
-            continue;
-        }
-        unsigned long take = p->left < len ? p->left : len;
-        emit(ud, (int)p->stream, data, take);
-        p->left -= take;
-        data += take;
-        len -= take;
+    if (u->spec) {
+        /* Also the function's CloudWatch Logs stream, as a Lambda
+         * function's own output would be. One source id per container and
+         * stream, so partial lines of stdout and stderr are not mixed. */
+        struct pool_log_rec rec = {
+            .kind = POOL_LOG_OUTPUT,
+            .fn = u->spec,
+            .stream = u->log_stream,
+            .env_id = (1ull << 63) | (c->serial << 1) | (stream == 2),
+            .time_ms = now_ns() / 1000000,
+            .data = data,
+            .len = len,
+        };
+        logs_store_sink(&rec, NULL);
     }
-    return p->bad ? -1 : 0;
 }
 
 static void h_ingest(struct dreq *r, const char **p)
@@ -2162,27 +2165,38 @@ static void h_ingest(struct dreq *r, const char **p)
     struct ctr *c = ctr_find_locked(p[0], &amb);
     bool ok = c && strlen(p[0]) == 64 && c->state == ST_RUNNING && c->token[0] &&
               strlen(p[1]) == 32 && !strcmp(c->token, p[1]);
-    if (ok)
+    struct ingest_ud ud = {c, NULL, ""};
+    if (ok) {
         c->refs++;
+        ud.spec = fnspec_ref(c->spec);
+    }
     pthread_mutex_unlock(&g.mu);
     if (!ok) {
         send_err(r, 403, "no running container with this id and token");
         return;
     }
+    const char *ls = mg_get_header(r->conn, "Lambdad-Log-Stream");
+    size_t lsl = ls ? strlen(ls) : 0;
+    if (lsl > 0 && lsl < sizeof ud.log_stream && strcspn(ls, ":*") == lsl)
+        snprintf(ud.log_stream, sizeof ud.log_stream, "%s", ls);
+    else
+        snprintf(ud.log_stream, sizeof ud.log_stream, "docker/%.12s", c->id);
     struct docker_frame_parser fp = {0};
-    struct ingest_ud ud = {c};
     char buf[16384];
     int n;
     /* mg_read returns only when it filled the buffer (or the body ended),
      * so ask for exactly what completes the current header or payload:
      * each frame reaches the followers as soon as it arrived. */
     for (;;) {
-        size_t want = fp.left ? (fp.left < sizeof buf ? fp.left : sizeof buf) : 8 - fp.hdr_len;
+        unsigned long want = docker_frames_want(&fp);
+        if (want > sizeof buf)
+            want = sizeof buf;
         n = mg_read(r->conn, buf, want);
         if (n <= 0 || docker_frames_feed(&fp, buf, (unsigned long)n, ingest_emit, &ud) < 0)
             break;
     }
     ctr_unref(c);
+    fnspec_unref(ud.spec);
     if (fp.bad)
         send_err(r, 400, "bad stream frame");
     else

@@ -197,6 +197,15 @@ def test_run_detached_logs_follow_wait_inspect(dapi, lam):
     assert cfg["MemorySize"] == 1024 and cfg["Timeout"] == 60
     assert cfg["ImageConfigResponse"]["ImageConfig"]["Command"] == [
         "sh", "-c", "for i in 1 2 3; do echo line$i $FOO; echo e$i >&2; sleep 1; done; exit 7"]
+    # The output is also in the function's CloudWatch Logs group, in the
+    # environment's stream next to START/END/REPORT.
+    logs = dapi.client(service="logs")
+    events = logs.filter_log_events(logGroupName=f"/aws/lambda/{fn_of(cid)}")["events"]
+    msgs = [e["message"] for e in events]
+    assert msgs[0].startswith("START RequestId:")
+    for line in ("line1 bar\n", "line3 bar\n", "e1\n", "e3\n"):
+        assert line in msgs, msgs
+    assert any(m.startswith("REPORT RequestId:") for m in msgs)
     r = dk(dapi, "rm", "follow1")
     assert r.returncode == 0, r.stderr
     assert fn_of(cid) not in function_names(lam)
