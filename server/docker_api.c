@@ -92,6 +92,15 @@ struct image_rec {
     json_t *config;              /* Config (Entrypoint, Cmd, Env, WorkingDir) or NULL */
 };
 
+struct exec_rec {                /* exec instances created through this API */
+    struct exec_rec *next;
+    char id[65];                 /* the engine's exec id */
+    char ctr[65];                /* our container id */
+    json_t *argv;
+    bool tty;
+};
+#define EXEC_KEEP 256            /* newest exec records kept */
+
 struct named_rec {               /* networks and volumes */
     struct named_rec *next;
     char name[256];
@@ -111,6 +120,7 @@ static struct {
     struct ctr *ctrs;
     struct image_rec *images;
     struct named_rec *networks, *volumes;
+    struct exec_rec *execs;      /* newest first */
     atomic_bool stopping;
     /* unix listeners */
     int n_unix;
@@ -696,11 +706,11 @@ static void h_image_inspect(struct dreq *r, const char **p)
     if (i) {
         char created[48];
         fmt_time(i->created * 1000000000, created);
-        j = json_pack("{s:s,s:[s],s:[],s:s,s:s,s:s,s:s,s:I,s:I,s:O,s:{s:s,s:[]}}", "Id", i->id,
+        j = json_pack("{s:s,s:[s],s:[],s:s,s:s,s:s,s:s,s:I,s:I,s:o,s:{s:s,s:[]}}", "Id", i->id,
                       "RepoTags", i->name, "RepoDigests", "Created", created, "Os", "linux",
                       "Architecture", "amd64", "DockerVersion", "", "Size", (json_int_t)i->size,
                       "VirtualSize", (json_int_t)i->size, "Config",
-                      i->config ? i->config : json_object(), "RootFS", "Type", "layers", "Layers");
+                      i->config ? json_incref(i->config) : json_object(), "RootFS", "Type", "layers", "Layers");
     }
     pthread_mutex_unlock(&g.mu);
     if (!j)
@@ -1906,12 +1916,192 @@ static void h_ctr_prune(struct dreq *r, const char **p)
     send_json(r, 200, json_pack("{s:o,s:i}", "ContainersDeleted", deleted, "SpaceReclaimed", 0));
 }
 
+static void h_ping_resize(struct dreq *r, const char **p)
+{
+    (void)p;
+    send_empty(r, 200); /* exec has no terminal to resize */
+}
+
 static void h_refused(struct dreq *r, const char **p)
 {
     (void)p;
     send_err(r, 501, "%s %s is not supported by lambdad's Docker API: containers are Lambda "
                      "functions (see README, Docker Engine API front end)",
              r->method, r->path);
+}
+
+
+/* ----------------------------------------------------------------- exec */
+
+/* exec runs in the container of the function's running environment, through
+ * the engine's own exec (the command shares its filesystem, /tmp included,
+ * and its environment variables). */
+static void h_exec_create(struct dreq *r, const char **p)
+{
+    char cid[65], err[DOCKER_ERR_MAX], eid[DOCKER_ID_MAX];
+    bool bad = false;
+    json_t *body = json_body(r, false);
+    if (!body)
+        return;
+    json_t *argv = argv_of(json_object_get(body, "Cmd"), &bad);
+    json_t *env = json_object_get(body, "Env");
+    const char *wd = json_string_value(json_object_get(body, "WorkingDir"));
+    bool tty = json_is_true(json_object_get(body, "Tty"));
+    struct ctr *c = NULL;
+    const char **av = NULL, **ev = NULL;
+    if (bad || !argv || !json_array_size(argv) || (env && !json_is_null(env) && !json_is_array(env))) {
+        send_err(r, 400, "No exec command specified");
+        goto out;
+    }
+    if (json_is_true(json_object_get(body, "AttachStdin"))) {
+        send_err(r, 400, "exec with stdin (-i) is not supported by lambdad's Docker API");
+        goto out;
+    }
+    if (!(c = ctr_get(r, p[0])))
+        goto out;
+    pthread_mutex_lock(&g.mu);
+    bool running = c->state == ST_RUNNING;
+    pthread_mutex_unlock(&g.mu);
+    struct docker *d = container_engine();
+    if (!running || !d || container_of_function(c->fn_key, cid) < 0) {
+        send_err(r, 409, "Container %s is not running", c->id);
+        goto out;
+    }
+    size_t na = json_array_size(argv), ne = json_is_array(env) ? json_array_size(env) : 0;
+    av = calloc(na + 1, sizeof *av);
+    ev = calloc(ne + 1, sizeof *ev);
+    if (!av || !ev) {
+        send_err(r, 500, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < na; i++)
+        av[i] = json_string_value(json_array_get(argv, i));
+    size_t k = 0;
+    for (size_t i = 0; i < ne; i++)
+        if (json_string_value(json_array_get(env, i)))
+            ev[k++] = json_string_value(json_array_get(env, i));
+    int rc = docker_exec_create(d, cid, av, ev, wd, tty, eid, err);
+    if (rc < 0) {
+        send_err(r, rc == -EEXIST ? 409 : 500, "%s", err);
+        goto out;
+    }
+    struct exec_rec *x = calloc(1, sizeof *x);
+    if (!x) {
+        send_err(r, 500, "out of memory");
+        goto out;
+    }
+    snprintf(x->id, sizeof x->id, "%s", eid);
+    snprintf(x->ctr, sizeof x->ctr, "%s", c->id);
+    x->argv = json_incref(argv);
+    x->tty = tty;
+    pthread_mutex_lock(&g.mu);
+    x->next = g.execs;
+    g.execs = x;
+    int n = 0;
+    for (struct exec_rec **pp = &g.execs; *pp; ) {
+        if (++n > EXEC_KEEP) {
+            struct exec_rec *old = *pp;
+            *pp = old->next;
+            json_decref(old->argv);
+            free(old);
+        } else {
+            pp = &(*pp)->next;
+        }
+    }
+    pthread_mutex_unlock(&g.mu);
+    send_json(r, 201, json_pack("{s:s}", "Id", eid));
+out:
+    free(av);
+    free(ev);
+    if (c)
+        ctr_unref(c);
+    json_decref(argv);
+    json_decref(body);
+}
+
+/* Copies the exec record id (NULL when unknown). Caller holds g.mu. */
+static struct exec_rec *exec_find_locked(const char *id)
+{
+    for (struct exec_rec *x = g.execs; x; x = x->next)
+        if (!strcmp(x->id, id))
+            return x;
+    return NULL;
+}
+
+static int exec_to_client(void *user, const char *data, size_t len)
+{
+    struct dreq *r = user;
+    return mg_write(r->conn, data, len) > 0 ? 0 : -EPIPE;
+}
+
+static void h_exec_start(struct dreq *r, const char **p)
+{
+    char err[DOCKER_ERR_MAX];
+    json_t *body = json_body(r, true);
+    if (!body)
+        return;
+    bool detach = json_is_true(json_object_get(body, "Detach"));
+    json_decref(body);
+    pthread_mutex_lock(&g.mu);
+    struct exec_rec *x = exec_find_locked(p[0]);
+    bool tty = x && x->tty;
+    pthread_mutex_unlock(&g.mu);
+    struct docker *d = container_engine();
+    if (!x) {
+        send_err(r, 404, "No such exec instance: %s", p[0]);
+        return;
+    }
+    if (!d) {
+        send_err(r, 500, "the docker engine is not available");
+        return;
+    }
+    if (detach) {
+        send_err(r, 501, "detached exec is not supported by lambdad's Docker API");
+        return;
+    }
+    const char *up = mg_get_header(r->conn, "Upgrade");
+    stream_begin(r, up ? 101 : 200,
+                 tty ? "application/vnd.docker.raw-stream" : "application/vnd.docker.multiplexed-stream",
+                 up ? "Upgrade: tcp\r\n" : NULL);
+    /* The engine's stream is already in the client's format: pass it on. */
+    int rc = docker_exec_start(d, p[0], tty, exec_to_client, r, err);
+    if (rc < 0 && rc != -EPIPE)
+        LOG_WARN("docker api: exec %.12s: %s", p[0], err);
+}
+
+static void h_exec_inspect(struct dreq *r, const char **p)
+{
+    char err[DOCKER_ERR_MAX], ctr[65] = "";
+    bool running = false, tty = false;
+    int code = -1;
+    json_t *argv = NULL;
+    pthread_mutex_lock(&g.mu);
+    struct exec_rec *x = exec_find_locked(p[0]);
+    if (x) {
+        snprintf(ctr, sizeof ctr, "%s", x->ctr);
+        argv = json_deep_copy(x->argv);
+        tty = x->tty;
+    }
+    pthread_mutex_unlock(&g.mu);
+    struct docker *d = container_engine();
+    if (!x) {
+        send_err(r, 404, "No such exec instance: %s", p[0]);
+        return;
+    }
+    int rc = d ? docker_exec_inspect(d, p[0], &running, &code, err) : -ENOTCONN;
+    if (rc < 0) {
+        json_decref(argv);
+        send_err(r, rc == -ENOENT ? 404 : 500, "%s", d ? err : "the docker engine is not available");
+        return;
+    }
+    json_t *ep = json_incref(json_array_get(argv, 0));
+    json_array_remove(argv, 0);
+    send_json(r, 200, json_pack("{s:s,s:s,s:b,s:o,s:b,s:b,s:b,s:i,s:{s:o,s:o,s:b,s:s}}", "ID", p[0],
+                                "ContainerID", ctr, "Running", running, "ExitCode",
+                                running ? json_null() : json_integer(code), "OpenStdin", 0,
+                                "OpenStdout", 1, "OpenStderr", 1, "Pid", 0, "ProcessConfig",
+                                "entrypoint", ep ? ep : json_string(""), "arguments", argv, "tty", tty,
+                                "user", ""));
 }
 
 /* ----------------------------------------------------- networks, volumes */
@@ -1930,10 +2120,10 @@ static json_t *network_json(const struct named_rec *n)
     char created[48];
     fmt_time(n->created * 1000000000, created);
     const char *driver = !strcmp(n->name, "host") ? "host" : !strcmp(n->name, "none") ? "null" : "bridge";
-    return json_pack("{s:s,s:s,s:s,s:s,s:s,s:b,s:b,s:{},s:O,s:{},s:{s:s,s:[]}}", "Name", n->name,
+    return json_pack("{s:s,s:s,s:s,s:s,s:s,s:b,s:b,s:{},s:o,s:{},s:{s:s,s:[]}}", "Name", n->name,
                      "Id", n->id, "Created", created, "Scope", "local", "Driver", driver,
                      "Internal", 0, "Attachable", 1, "Containers", "Labels",
-                     n->labels ? n->labels : json_object(), "Options", "IPAM", "Driver", "default",
+                     n->labels ? json_incref(n->labels) : json_object(), "Options", "IPAM", "Driver", "default",
                      "Config");
 }
 
@@ -1941,9 +2131,9 @@ static json_t *volume_json(const struct named_rec *n)
 {
     char created[48];
     fmt_time(n->created * 1000000000, created);
-    return json_pack("{s:s,s:s,s:s,s:s,s:O,s:s,s:{}}", "Name", n->name, "Driver", "local",
+    return json_pack("{s:s,s:s,s:s,s:s,s:o,s:s,s:{}}", "Name", n->name, "Driver", "local",
                      "Mountpoint", "", "CreatedAt", created, "Labels",
-                     n->labels ? n->labels : json_object(), "Scope", "local", "Options");
+                     n->labels ? json_incref(n->labels) : json_object(), "Scope", "local", "Options");
 }
 
 static void named_seed(void)
@@ -2270,7 +2460,10 @@ static const struct dk_route g_api_routes[] = {
     {"GET", C "/top", h_ctr_top},
     {"GET", C "/stats", h_ctr_stats},
     {"DELETE", C, h_ctr_delete},
-    {"POST", C "/exec", h_refused},
+    {"POST", C "/exec", h_exec_create},
+    {"POST", "/exec/{}/start", h_exec_start},
+    {"GET", "/exec/{}/json", h_exec_inspect},
+    {"POST", "/exec/{}/resize", h_ping_resize},
     {"GET", C "/archive", h_refused},
     {"HEAD", C "/archive", h_refused},
     {"PUT", C "/archive", h_refused},
@@ -2808,6 +3001,12 @@ void docker_api_stop(void)
         struct ctr *c = g.ctrs;
         g.ctrs = c->next;
         ctr_unref_locked(c);
+    }
+    while (g.execs) {
+        struct exec_rec *x = g.execs;
+        g.execs = x->next;
+        json_decref(x->argv);
+        free(x);
     }
     while (g.images) {
         struct image_rec *i = g.images;

@@ -280,6 +280,24 @@ def test_kill_and_force_remove(dapi, lam):
     assert fn_of(cid) not in function_names(lam)
 
 
+def test_exec_runs_in_the_running_environment(dapi):
+    r = dk(dapi, "run", "-d", "--name", "ex1", IMAGE, "sh", "-c",
+           "echo data > /tmp/f; echo ready; sleep 120")
+    assert r.returncode == 0, r.stderr
+    _wait_output(dapi, "ex1", "ready")
+    r = dk(dapi, "exec", "ex1", "cat", "/tmp/f")  # same filesystem as the command
+    assert r.returncode == 0 and r.stdout == "data\n", (r.stdout, r.stderr)
+    r = dk(dapi, "exec", "-e", "X=1", "ex1", "sh", "-c", "echo o $X; echo e >&2; exit 5")
+    assert r.returncode == 5 and r.stdout == "o 1\n" and r.stderr == "e\n", (r.stdout, r.stderr)
+    r = dk(dapi, "exec", "ex1", "no-such-command")
+    assert r.returncode == 126 and "not found" in r.stdout + r.stderr  # the engine's text, as is
+    assert dk(dapi, "kill", "ex1").returncode == 0
+    assert dk(dapi, "wait", "ex1").stdout.strip() == "137"
+    r = dk(dapi, "exec", "ex1", "true")
+    assert r.returncode != 0 and "is not running" in r.stderr, r.stderr
+    dk(dapi, "rm", "ex1")
+
+
 def test_command_that_outlives_its_timeout(tmp_path):
     sock = str(tmp_path / "d.sock")
     srv = new_server(str(tmp_path), args=["--lambda-executor", "docker", "--docker-api",
@@ -325,7 +343,9 @@ def test_bad_requests_get_docker_errors(dapi):
     assert st == 404 and json.loads(out)["message"] == "No such container: nope"
     st, out, _ = raw(dapi, "GET", "/v1.45/nothing/here")
     assert st == 404 and json.loads(out)["message"] == "page not found"
-    st, out, _ = raw(dapi, "POST", "/containers/nope/exec", b"{}")
+    st, out, _ = raw(dapi, "POST", "/containers/nope/exec", json.dumps({"Cmd": ["true"]}))
+    assert st == 404 and "No such container" in json.loads(out)["message"]
+    st, out, _ = raw(dapi, "PUT", "/containers/nope/archive?path=/tmp", b"")
     assert st == 501 and "not supported" in json.loads(out)["message"]
     # Bad name, bad signal, bad wait condition.
     st, out, _ = raw(dapi, "POST", "/containers/create?name=-bad", json.dumps({"Image": IMAGE, "Cmd": ["true"]}))
