@@ -199,13 +199,20 @@ def test_run_detached_logs_follow_wait_inspect(dapi, lam):
         "sh", "-c", "for i in 1 2 3; do echo line$i $FOO; echo e$i >&2; sleep 1; done; exit 7"]
     # The output is also in the function's CloudWatch Logs group, in the
     # environment's stream next to START/END/REPORT.
+    # (The executor files END/REPORT just after the answer that ended the
+    # run: give it a moment.)
     logs = dapi.client(service="logs")
-    events = logs.filter_log_events(logGroupName=f"/aws/lambda/{fn_of(cid)}")["events"]
-    msgs = [e["message"] for e in events]
+    deadline = time.monotonic() + 30
+    while True:
+        events = logs.filter_log_events(logGroupName=f"/aws/lambda/{fn_of(cid)}")["events"]
+        msgs = [e["message"] for e in events]
+        if any(m.startswith("REPORT RequestId:") for m in msgs) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     assert msgs[0].startswith("START RequestId:")
     for line in ("line1 bar\n", "line3 bar\n", "e1\n", "e3\n"):
         assert line in msgs, msgs
-    assert any(m.startswith("REPORT RequestId:") for m in msgs)
+    assert any(m.startswith("REPORT RequestId:") for m in msgs), msgs
     r = dk(dapi, "rm", "follow1")
     assert r.returncode == 0, r.stderr
     assert fn_of(cid) not in function_names(lam)
