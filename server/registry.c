@@ -528,7 +528,10 @@ struct fn_record *registry_find_extra(const char *needle)
     struct cds_lfht_iter iter;
     struct fn_record *r, *found = NULL;
     rcu_read_lock();
-    cds_lfht_for_each_entry(g_ht, &iter, r, node) {
+    struct cds_lfht_node *it_node;
+    cds_lfht_for_each(g_ht, &iter, it_node) {
+        /* Not cds_lfht_for_each_entry: container_of on the final NULL (UBSan). */
+        r = caa_container_of(it_node, struct fn_record, node);
         if (r->extras_json && strstr(r->extras_json, needle)) {
             found = registry_record_ref(r);
             break;
@@ -544,7 +547,10 @@ int registry_all(struct fn_record ***out, size_t *n)
     struct fn_record *r, **v = NULL;
     size_t len = 0, cap = 0;
     rcu_read_lock();
-    cds_lfht_for_each_entry(g_ht, &iter, r, node) {
+    struct cds_lfht_node *it_node;
+    cds_lfht_for_each(g_ht, &iter, it_node) {
+        /* Not cds_lfht_for_each_entry: container_of on the final NULL (UBSan). */
+        r = caa_container_of(it_node, struct fn_record, node);
         if (len == cap) {
             size_t nc = cap ? cap * 2 : 16;
             struct fn_record **nv = realloc(v, nc * sizeof(*nv));
