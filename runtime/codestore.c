@@ -214,7 +214,7 @@ static int write_all(int fd, const void *data, size_t len)
 {
     const char *p = data;
     while (len > 0) {
-        ssize_t n = write(fd, p, len);
+        ssize_t n = write(fd, p, len); /* EINTR: retried below */
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -228,10 +228,10 @@ static int write_all(int fd, const void *data, size_t len)
 
 static int fsync_dir(const char *path)
 {
-    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int fd = FS_RETRY(open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (fd < 0)
         return -errno;
-    int r = fsync(fd) < 0 ? -errno : 0;
+    int r = FS_RETRY(fsync(fd)) < 0 ? -errno : 0;
     close(fd);
     return r;
 }
@@ -248,7 +248,7 @@ static int mkdir_p(const char *path)
             continue;
         char c = *s;
         *s = '\0';
-        if (mkdir(p, 0755) < 0 && errno != EEXIST) {
+        if (FS_RETRY(mkdir(p, 0755)) < 0 && errno != EEXIST) {
             r = -errno;
             break;
         }
@@ -263,7 +263,7 @@ static int mkdir_p(const char *path)
 /* Removes ".tmp-*" leftovers of interrupted puts and removes. */
 static void remove_leftovers(const char *code_dir)
 {
-    int fd = open(code_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int fd = FS_RETRY(open(code_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (fd < 0)
         return;
     DIR *d = fdopendir(fd);
@@ -346,10 +346,10 @@ static int enter_dir(struct extract *ex, int dirfd, const char *name)
 {
     int created = 0;
     for (;;) {
-        int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        int fd = FS_RETRY(openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
         if (fd >= 0) {
             /* 0755 whatever the umask: other users (containers) read it. */
-            if (created && fchmod(fd, 0755) < 0) {
+            if (created && FS_RETRY(fchmod(fd, 0755)) < 0) {
                 int e = errno;
                 close(fd);
                 return -e;
@@ -358,7 +358,7 @@ static int enter_dir(struct extract *ex, int dirfd, const char *name)
         }
         if (errno != ENOENT || created)
             return fs_error(ex, errno);
-        if (mkdirat(dirfd, name, 0755) < 0)
+        if (FS_RETRY(mkdirat(dirfd, name, 0755)) < 0)
             return fs_error(ex, errno);
         created = 1;
     }
@@ -439,14 +439,14 @@ static int create_leaf(struct extract *ex, int dirfd, const char *leaf, const ch
     for (int attempt = 0;; attempt++) {
         int fd;
         if (target)
-            fd = symlinkat(target, dirfd, leaf);
+            fd = FS_RETRY(symlinkat(target, dirfd, leaf));
         else
-            fd = openat(dirfd, leaf, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+            fd = FS_RETRY(openat(dirfd, leaf, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode));
         if (fd >= 0)
             return fd;
         if (errno != EEXIST || attempt > 0)
             return fs_error(ex, errno);
-        if (unlinkat(dirfd, leaf, 0) < 0)
+        if (FS_RETRY(unlinkat(dirfd, leaf, 0)) < 0)
             return fs_error(ex, errno);
     }
 }
@@ -510,8 +510,8 @@ static int resolves_inside(int rootfd, const char *path)
         curlen += n;
         cur[curlen] = '\0';
         struct stat st;
-        if (fstatat(rootfd, cur, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode)) {
-            ssize_t t = readlinkat(rootfd, cur, target, sizeof(target) - 1);
+        if (FS_RETRY(fstatat(rootfd, cur, &st, AT_SYMLINK_NOFOLLOW)) == 0 && S_ISLNK(st.st_mode)) {
+            ssize_t t = FS_RETRY(readlinkat(rootfd, cur, target, sizeof(target) - 1));
             if (++hops > MAX_LINK_HOPS || t <= 0 || target[0] == '/')
                 return 0;
             target[t] = '\0';
@@ -575,7 +575,7 @@ static int extract_file(struct extract *ex, zip_uint64_t i, uint64_t size, int d
     if (fd < 0)
         return fd;
     int r = read_entry(ex, i, size, fd, NULL, 0, NULL);
-    if (r == 0 && fchmod(fd, mode) < 0)
+    if (r == 0 && FS_RETRY(fchmod(fd, mode)) < 0)
         r = -errno;
     close(fd);
     return r;
@@ -611,7 +611,7 @@ static int extract_entry(struct extract *ex, zip_uint64_t i)
         int fd = enter_dir(ex, dirfd, leaf);
         r = fd;
         if (fd >= 0) {
-            r = fchmod(fd, mode) < 0 ? -errno : 0;
+            r = FS_RETRY(fchmod(fd, mode)) < 0 ? -errno : 0;
             close(fd);
         }
     } else if (is_link) {
@@ -636,7 +636,7 @@ static int extract_all(struct extract *ex)
     }
     for (size_t i = 0; i < ex->n_links; i++) {
         struct stat st;
-        if (fstatat(ex->rootfd, ex->links[i], &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+        if (FS_RETRY(fstatat(ex->rootfd, ex->links[i], &st, AT_SYMLINK_NOFOLLOW)) < 0 ||
             !S_ISLNK(st.st_mode))
             continue; /* replaced by a later entry of the same name */
         if (!resolves_inside(ex->rootfd, ex->links[i]))
@@ -676,7 +676,7 @@ static int declared_total(zip_t *za, uint64_t limit, uint64_t *out, const char *
 static int is_stored(const char *zip_path, const char *dir_path)
 {
     struct stat st;
-    return lstat(zip_path, &st) == 0 && S_ISREG(st.st_mode) && lstat(dir_path, &st) == 0 &&
+    return FS_RETRY(lstat(zip_path, &st)) == 0 && S_ISREG(st.st_mode) && FS_RETRY(lstat(dir_path, &st)) == 0 &&
            S_ISDIR(st.st_mode);
 }
 
@@ -712,23 +712,23 @@ static int store_zip(const struct codestore *cs, const char *hex, const void *zi
     int fd = -1, r;
     if (asprintf(&tmp, "%s/" TMP_PREFIX "%s.zip-XXXXXX", cs->code_dir, hex) < 0)
         return -ENOMEM;
-    if ((fd = mkostemp(tmp, O_CLOEXEC)) < 0) {
+    if ((fd = FS_RETRY(mkostemp(tmp, O_CLOEXEC))) < 0) {
         r = -errno;
         goto out;
     }
     if ((r = src_path ? copy_file_into(fd, src_path) : write_all(fd, zip, len)) < 0)
         goto out;
-    if (fchmod(fd, 0644) < 0 || fsync(fd) < 0) {
+    if (FS_RETRY(fchmod(fd, 0644)) < 0 || FS_RETRY(fsync(fd)) < 0) {
         r = -errno;
         goto out;
     }
-    if (rename(tmp, zip_path) < 0)
+    if (FS_RETRY(rename(tmp, zip_path)) < 0)
         r = -errno;
 out:
     if (fd >= 0) {
         close(fd);
         if (r < 0)
-            unlink(tmp);
+            FS_RETRY(unlink(tmp));
     }
     free(tmp);
     return r;
@@ -751,12 +751,12 @@ static int store_new(struct codestore *cs, zip_t *za, const void *zip, size_t le
         r = -ENOMEM;
         goto out;
     }
-    if (!mkdtemp(tmp) || chmod(tmp, 0755) < 0) {
+    if (!fsutil_mkdtemp(tmp) || FS_RETRY(chmod(tmp, 0755)) < 0) {
         r = -errno;
         goto out;
     }
     tmp_made = 1;
-    if ((ex.rootfd = open(tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+    if ((ex.rootfd = FS_RETRY(open(tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC))) < 0) {
         r = -errno;
         goto out;
     }
@@ -771,13 +771,13 @@ static int store_new(struct codestore *cs, zip_t *za, const void *zip, size_t le
     }
     if ((r = store_zip(cs, info->sha256_hex, zip, len, src_path, zip_path)) < 0)
         goto out;
-    if (rename(tmp, dir_path) < 0) {
+    if (FS_RETRY(rename(tmp, dir_path)) < 0) {
         struct stat st;
         r = -errno;
-        if (lstat(dir_path, &st) == 0 && S_ISDIR(st.st_mode))
+        if (FS_RETRY(lstat(dir_path, &st)) == 0 && S_ISDIR(st.st_mode))
             r = 0; /* lost the race to an identical put; ours is deleted below */
         else
-            unlink(zip_path); /* failed: leave no zip without its directory */
+            FS_RETRY(unlink(zip_path)); /* failed: leave no zip without its directory */
         goto out;
     }
     tmp_made = 0;
@@ -970,7 +970,7 @@ static char *stored_path(struct codestore *cs, const char *hex, const char *suff
     if (!is_hex_key(hex))
         return NULL;
     char *p = key_path(cs, hex, suffix);
-    if (p && (lstat(p, &st) < 0 || (want_dir ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode)))) {
+    if (p && (FS_RETRY(lstat(p, &st)) < 0 || (want_dir ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode)))) {
         free(p);
         p = NULL;
     }
@@ -1013,7 +1013,7 @@ static int remove_now(struct codestore *cs, const char *sha256_hex)
         goto out;
     }
     /* The directory disappears atomically, then is deleted at leisure. */
-    if (rename(dir_path, tmp) == 0) {
+    if (FS_RETRY(rename(dir_path, tmp)) == 0) {
         found = 1;
         if ((r = fsutil_rm_rf(tmp)) < 0)
             goto out;
@@ -1021,7 +1021,7 @@ static int remove_now(struct codestore *cs, const char *sha256_hex)
         r = -errno;
         goto out;
     }
-    if (unlink(zip_path) == 0)
+    if (FS_RETRY(unlink(zip_path)) == 0)
         found = 1;
     else if (errno != ENOENT) {
         r = -errno;

@@ -1042,3 +1042,50 @@ void container_shutdown(void)
     pthread_mutex_unlock(&g.mu);
     config_free();
 }
+
+int container_signal_function(const char *fn_key, const char *signal, char *err)
+{
+    char ids[16][DOCKER_ID_MAX];
+    int n = 0, sent = 0, rc = 0;
+    if (!g.d || !atomic_load(&g.available)) {
+        snprintf(err, DOCKER_ERR_MAX, "the docker engine is not available");
+        return -ENOTCONN;
+    }
+    /* Collect under the lock, call the engine outside it. */
+    pthread_mutex_lock(&g.mu);
+    for (struct container *c = g.live; c && n < 16; c = c->next_live)
+        if (atomic_load(&c->id_ready) && c->spec->key && strcmp(c->spec->key, fn_key) == 0)
+            snprintf(ids[n++], DOCKER_ID_MAX, "%s", c->id);
+    pthread_mutex_unlock(&g.mu);
+    for (int i = 0; i < n; i++) {
+        char derr[DOCKER_ERR_MAX];
+        int r = docker_container_kill(g.d, ids[i], signal, derr);
+        if (r == 0)
+            sent++;
+        else if (r != -EEXIST && r != -ENOENT && rc == 0) {
+            rc = r;
+            snprintf(err, DOCKER_ERR_MAX, "%s", derr);
+        }
+    }
+    if (rc < 0 && sent == 0)
+        return rc;
+    return sent;
+}
+
+int container_image_inspect(const char *image, struct docker_image_config *out, char *err)
+{
+    if (!g.d || !atomic_load(&g.available)) {
+        snprintf(err, DOCKER_ERR_MAX, "the docker engine is not available");
+        return -ENOTCONN;
+    }
+    return docker_image_config(g.d, image, out, err);
+}
+
+int container_image_pull(const char *image, char *err)
+{
+    if (!g.d || !atomic_load(&g.available)) {
+        snprintf(err, DOCKER_ERR_MAX, "the docker engine is not available");
+        return -ENOTCONN;
+    }
+    return docker_image_pull(g.d, image, NULL, NULL, err);
+}

@@ -101,6 +101,23 @@ void container_kill(struct container *c);
 /* The container id ("" until STARTED). */
 const char *container_id(const struct container *c);
 
+/* Sends signal ("SIGTERM", "KILL", "9") to every running container of the
+ * function whose spec key is fn_key (this instance's environments only).
+ * Returns how many containers got it (0: none running), or a negative
+ * errno with err (char[DOCKER_ERR_MAX]) set. Blocks on the engine: any
+ * thread, no lock held. */
+int container_signal_function(const char *fn_key, const char *signal, char *err);
+
+struct docker_image_config;
+
+/* The engine's config of a local image (docker_image_config through the
+ * executor's engine handle): -ENOENT when absent, -ENOTCONN when no engine
+ * is available. Blocks: any thread, no lock held. */
+int container_image_inspect(const char *image, struct docker_image_config *out, char *err);
+
+/* Pulls image through the executor's engine handle (docker_image_pull). */
+int container_image_pull(const char *image, char *err);
+
 /* Joins the helper thread and frees c. Call only after the final event was
  * received. */
 void container_release(struct container *c);

@@ -17,6 +17,7 @@
 
 #include "pool/pool.h"
 #include "runtime/codestore.h"
+#include "runtime/fsutil.h"
 #include "server/registry.h"
 
 #ifndef LAMBDAD_VERSION
@@ -164,10 +165,10 @@ void admin_code(struct http_req *req)
         return;
     }
     char *path = codestore_zip_path(g_cs, hex);
-    int fd = path ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+    int fd = path ? FS_RETRY(open(path, O_RDONLY | O_CLOEXEC)) : -1;
     free(path);
     struct stat st;
-    if (fd < 0 || fstat(fd, &st)) {
+    if (fd < 0 || FS_RETRY(fstat(fd, &st))) {
         if (fd >= 0)
             close(fd);
         http_send_error(req, &AWS_RESOURCE_NOT_FOUND, MSG_RESOURCE_NOT_FOUND);
@@ -177,6 +178,8 @@ void admin_code(struct http_req *req)
     size_t got = 0;
     while (buf && got < (size_t)st.st_size) {
         ssize_t r = read(fd, buf + got, (size_t)st.st_size - got);
+        if (r < 0 && errno == EINTR)
+            continue;
         if (r <= 0)
             break;
         got += (size_t)r;

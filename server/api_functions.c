@@ -31,6 +31,10 @@
 #define FN_NAMESPACED_MAX 256
 #define LIST_PAGE_MAX 50
 
+/* AWS's tag limit per resource and its answer past it. */
+#define MAX_TAGS 50
+#define MSG_TOO_MANY_TAGS "Number of tags exceeds resource tag limit."
+
 static struct codestore *g_cs;
 
 void api_functions_init(struct codestore *cs)
@@ -147,6 +151,14 @@ static bool same_config(json_t *a, json_t *b)
     return eq;
 }
 
+void api_forget_qualifier(json_t *doc, const char *qualifier)
+{
+    static const char *const kinds[] = {"policy", "urls", "eic", "pc", "runtime", NULL};
+    json_t *extras = json_object_get(doc, "extras");
+    for (size_t i = 0; extras && kinds[i]; i++)
+        json_object_del(json_object_get(extras, kinds[i]), qualifier);
+}
+
 int api_publish_doc(json_t *doc, const char *description, char ver[24])
 {
     json_t *cfg = json_object_get(doc, "configuration");
@@ -198,7 +210,9 @@ json_t *api_read_json_body(struct http_req *req)
         http_send_error(req, &AWS_INVALID_REQUEST_CONTENT, MSG_BAD_JSON, "nesting too deep");
         return NULL;
     }
-    json_t *j = json_loadb(req->body, req->body_len, 0, &jerr);
+    /* A key given twice is refused, not resolved by "last wins": which value
+     * a client meant is unknown. */
+    json_t *j = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr);
     if (!j || !json_is_object(j)) {
         http_send_error(req, &AWS_INVALID_REQUEST_CONTENT, MSG_BAD_JSON,
                         j ? "the body must be a JSON object" : jerr.text);
@@ -579,7 +593,8 @@ static int check_role(json_t *body, const char *account, struct api_error *err)
     return api_fail(err, &AWS_INVALID_PARAMETER_VALUE, "The role defined for the function cannot be assumed by Lambda.");
 }
 
-void api_create_function(struct http_req *req)
+int api_create_function_doc(json_t *body, const char *region, const char *account,
+                            struct fn_record **out, char ver[24], struct api_error *errp)
 {
     struct api_error err;
     struct code_src code = {0};
@@ -588,9 +603,8 @@ void api_create_function(struct http_req *req)
     struct fn_record *rec = NULL;
     json_t *layers = NULL;
     char arn[400], group[600];
-    json_t *body = read_json_body(req);
-    if (!body)
-        return;
+    int rc = -1;
+    ver[0] = 0;
     vlist_init(&v);
     json_t *fname = json_object_get(body, "FunctionName");
     validate_function_name(json_is_string(fname) ? json_string_value(fname) : NULL, FN_NAME_MAX, &n, &v);
@@ -598,7 +612,7 @@ void api_create_function(struct http_req *req)
     if (!json_is_object(code_j))
         vlist_add(&v, NULL, "code", "Member must not be null");
     if (vlist_finish(&v, &err) || validate_function_config(body, true, &err) ||
-        validate_same_namespace(&n, req->region, req->account, &err) || check_role(body, req->account, &err))
+        validate_same_namespace(&n, region, account, &err) || check_role(body, account, &err))
         goto fail;
     if (n.qualifier[0]) {
         api_fail(&err, &AWS_INVALID_PARAMETER_VALUE, "Unsupported function name: a qualifier cannot be "
@@ -606,15 +620,19 @@ void api_create_function(struct http_req *req)
         goto fail;
     }
     if (!n.region[0])
-        snprintf(n.region, sizeof(n.region), "%s", req->region);
+        snprintf(n.region, sizeof(n.region), "%s", region);
     if (!n.account[0])
-        snprintf(n.account, sizeof(n.account), "%s", req->account);
+        snprintf(n.account, sizeof(n.account), "%s", account);
     const char *package = json_string_value(json_object_get(body, "PackageType"));
     if (!package)
         package = "Zip";
     if (check_package_rules(body, package, true, &err) || resolve_layers(body, n.region, n.account, &layers, &err))
         goto fail;
     json_t *tags = json_object_get(body, "Tags");
+    if (json_is_object(tags) && json_object_size(tags) > MAX_TAGS) {
+        api_fail(&err, &AWS_INVALID_PARAMETER_VALUE, MSG_TOO_MANY_TAGS);
+        goto fail;
+    }
     if (tags && !json_is_null(tags) && !json_is_object(tags)) {
         api_fail(&err, &AWS_VALIDATION, "1 validation error detected: Value at 'tags' failed to satisfy "
                                         "constraint: Member must be a map");
@@ -669,13 +687,36 @@ void api_create_function(struct http_req *req)
     json_object_set_new(doc, "configuration", cfg);
     if (json_is_object(tags) && json_object_size(tags))
         json_object_set(doc, "tags", tags);
-    char ver[24] = "";
     if (json_is_true(json_object_get(body, "Publish")))
         api_publish_doc(doc, NULL, ver);
     busy_start(doc, true);
     if (registry_create(doc, code.zip, code.zip_len, &rec, &err))
         goto fail;
-    if (ver[0]) {
+    if (out)
+        *out = rec;
+    else
+        registry_record_unref(rec);
+    rc = 0;
+    goto done;
+fail:
+    *errp = err;
+done:
+    code_src_free(&code);
+    json_decref(layers);
+    return rc;
+}
+
+void api_create_function(struct http_req *req)
+{
+    struct api_error err;
+    struct fn_record *rec = NULL;
+    char ver[24];
+    json_t *body = read_json_body(req);
+    if (!body)
+        return;
+    if (api_create_function_doc(body, req->region, req->account, &rec, ver, &err)) {
+        http_send_api_error(req, &err);
+    } else if (ver[0]) {
         /* Publish=true: AWS answers the unqualified ARN with Version "N". */
         json_t *c = json_loadb(rec->config_json, rec->config_len, 0, NULL);
         json_object_set_new(c, "Version", json_string(ver));
@@ -690,12 +731,6 @@ void api_create_function(struct http_req *req)
         send_busy(req, 201, rec->config_json, rec->config_len, true);
     }
     registry_record_unref(rec);
-    goto out;
-fail:
-    http_send_api_error(req, &err);
-out:
-    code_src_free(&code);
-    json_decref(layers);
     json_decref(body);
 }
 
@@ -1037,6 +1072,7 @@ static int mutate_delete_version(json_t *doc, const struct fn_record *cur, void 
             break;
         }
     }
+    api_forget_qualifier(doc, ver);
     return 0;
 }
 
@@ -1105,8 +1141,18 @@ static struct fn_record *resolve_tag_resource(struct http_req *req, struct fn_na
 static int mutate_tags_add(json_t *doc, const struct fn_record *cur, void *ud, struct api_error *err)
 {
     (void)cur;
-    (void)err;
     json_t *tags = json_object_get(doc, "tags");
+    /* At most 50 tags per resource, counted after the merge (a key given
+     * again replaces its value and does not count twice). */
+    size_t total = json_is_object(tags) ? json_object_size(tags) : 0;
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)ud, k, v) {
+        if (!json_is_object(tags) || !json_object_get(tags, k))
+            total++;
+    }
+    if (total > MAX_TAGS)
+        return api_fail(err, &AWS_INVALID_PARAMETER_VALUE, MSG_TOO_MANY_TAGS);
     if (!json_is_object(tags)) {
         tags = json_object();
         json_object_set_new(doc, "tags", tags);

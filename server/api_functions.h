@@ -74,6 +74,21 @@ bool api_function_busy(const struct fn_record *r);
 /* ResourceConflictException (AWS's text) when r is busy; else 0. */
 int api_check_not_busy(const struct fn_record *r, struct api_error *err);
 
+/* CreateFunction without the HTTP exchange: validates body (a
+ * CreateFunction request, borrowed) exactly as the API does, in
+ * region/account unless the FunctionName is an ARN, and creates the
+ * function. Returns 0 with *out (may be NULL) referencing the new record
+ * and ver the version published ("" unless Publish), or -1 with err
+ * filled. Any RCU-registered thread outside a read-side section (other
+ * front ends, e.g. docker_api). */
+int api_create_function_doc(json_t *body, const char *region, const char *account,
+                            struct fn_record **out, char ver[24], struct api_error *err);
+
+/* Drops what a deleted version or alias left in a writer's document copy
+ * (its policy, URL, async config, provisioned concurrency and runtime
+ * settings under extras), as AWS deletes them with it. */
+void api_forget_qualifier(json_t *doc, const char *qualifier);
+
 void api_create_function(struct http_req *req);
 void api_get_function(struct http_req *req);
 void api_get_function_configuration(struct http_req *req);

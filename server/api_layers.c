@@ -230,7 +230,7 @@ void api_publish_layer_version(struct http_req *req)
     if (http_read_body(req))
         return;
     if (http_json_too_deep(req->body, req->body_len, 64) ||
-        !(body = json_loadb(req->body, req->body_len, 0, &jerr)) || !json_is_object(body)) {
+        !(body = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr)) || !json_is_object(body)) {
         api_fail(&err, &AWS_INVALID_REQUEST_CONTENT, MSG_BAD_JSON,
                  body ? "the body must be a JSON object" : req->body_len ? jerr.text : "empty body");
         goto fail;

@@ -1050,7 +1050,7 @@ void api_logs(struct http_req *req)
         services_send_json_error(req, 400, "SerializationException", "the request body nests too deeply");
         return;
     }
-    r.in = req->body_len ? json_loadb(req->body, req->body_len, JSON_ALLOW_NUL, &jerr) : json_object();
+    r.in = req->body_len ? json_loadb(req->body, req->body_len, JSON_ALLOW_NUL | JSON_REJECT_DUPLICATES, &jerr) : json_object();
     if (!json_is_object(r.in)) {
         json_decref(r.in);
         services_send_json_error(req, 400, "SerializationException",

@@ -627,8 +627,9 @@ static char *build_event(struct http_req *req, const char *id, const char *regio
     json_object_set_new(ev, "requestContext", ctx);
     if (req->body_len) {
         const char *ct = http_header(req, "Content-Type");
-        if (text_content_type(ct) && json_stringn(req->body, req->body_len)) {
-            json_object_set_new(ev, "body", json_stringn(req->body, req->body_len));
+        json_t *text = text_content_type(ct) ? json_stringn(req->body, req->body_len) : NULL; /* NULL: not UTF-8 */
+        if (text) {
+            json_object_set_new(ev, "body", text);
             json_object_set_new(ev, "isBase64Encoded", json_false());
         } else {
             char *enc = b64(req->body, req->body_len);
@@ -710,7 +711,23 @@ static void send_result(struct http_req *req, struct invocation *inv, const char
             h.cap = h.len + 1;
         }
     }
-    json_t *res = inv->result ? json_loadb(inv->result, inv->result_len, JSON_DECODE_ANY, NULL) : NULL;
+    json_t *res = NULL;
+    const char *raw = NULL; /* streamed HTTP integration response: the body after the prelude */
+    size_t raw_len = 0;
+    static const char integ[] = "application/vnd.awslambda.http-integration-response";
+    static const char delim[8] = {0};
+    if (!strncasecmp(inv->content_type, integ, sizeof(integ) - 1) && inv->result) {
+        /* awslambda.HttpResponseStream: JSON prelude, 8 NUL bytes, body. */
+        const char *d = memmem(inv->result, inv->result_len, delim, sizeof(delim));
+        size_t plen = d ? (size_t)(d - inv->result) : inv->result_len;
+        res = json_loadb(inv->result, plen, 0, NULL);
+        raw = d ? d + sizeof(delim) : "";
+        raw_len = d ? inv->result_len - plen - sizeof(delim) : 0;
+        if (json_is_object(res) && !json_object_get(res, "statusCode"))
+            json_object_set_new(res, "statusCode", json_integer(200));
+    } else if (inv->result) {
+        res = json_loadb(inv->result, inv->result_len, JSON_DECODE_ANY, NULL);
+    }
     json_t *sc = json_object_get(res, "statusCode");
     if (!json_is_object(res) || !sc) {
         /* Not an HTTP response object: 200 with the JSON as the body. */
@@ -753,7 +770,10 @@ static void send_result(struct http_req *req, struct invocation *inv, const char
     size_t blen = 0;
     unsigned char *decoded = NULL;
     char *dumped = NULL;
-    if (json_is_string(body)) {
+    if (raw) {
+        btext = raw;
+        blen = raw_len;
+    } else if (json_is_string(body)) {
         btext = json_string_value(body);
         blen = json_string_length(body);
     } else if (body && !json_is_null(body)) {
@@ -761,7 +781,7 @@ static void send_result(struct http_req *req, struct invocation *inv, const char
         btext = dumped ? dumped : "";
         blen = strlen(btext);
     }
-    if (json_is_true(json_object_get(res, "isBase64Encoded")) && blen) {
+    if (!raw && json_is_true(json_object_get(res, "isBase64Encoded")) && blen) {
         size_t dl;
         if (http_base64_decode(btext, blen, &decoded, &dl) == 0) {
             btext = (const char *)decoded;

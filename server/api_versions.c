@@ -461,8 +461,10 @@ static int mutate_alias_delete(json_t *doc, const struct fn_record *cur, void *u
     (void)err;
     size_t idx;
     json_t *aliases = json_object_get(doc, "aliases");
-    if (find_alias(aliases, ud, &idx))
+    if (find_alias(aliases, ud, &idx)) {
         json_array_remove(aliases, idx);
+        api_forget_qualifier(doc, ud);
+    }
     return 0;
 }
 

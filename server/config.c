@@ -23,6 +23,7 @@ enum opt_id {
     OPT_HOST = 1, OPT_PORT, OPT_DATA_DIR, OPT_EPHEMERAL, OPT_HTTP_THREADS, OPT_ACCOUNT,
     OPT_LOG_LEVEL, OPT_EXECUTORS, OPT_EXECUTOR, OPT_TTL, OPT_MAX_CONTAINERS, OPT_NETWORK,
     OPT_IMAGE, OPT_DOCKER_HOST, OPT_ASYNC_LIMIT, OPT_RETRY_DELAYS, OPT_BOOTSTRAP, OPT_PYTHON_ZYGOTE,
+    OPT_DOCKER_API, OPT_DOCKER_API_MEMORY, OPT_DOCKER_API_TIMEOUT, OPT_DOCKER_API_PREFIX,
     OPT_VALIDATE_ROLES, OPT_STATE_MS, OPT_HTTP_KEEPALIVE, OPT_LOGS_MAX_BYTES,
     OPT_HELP,
 };
@@ -67,6 +68,15 @@ static const struct opt_desc g_opts[] = {
      "bundled bootstraps (default " LAMBDAD_SOURCE_DIR "/runtime/bootstrap)"},
     {"python-zygote", 1, OPT_PYTHON_ZYGOTE, "LAMBDAD_PYTHON_ZYGOTE",
      "on|off: fork python environments from a pre-initialised interpreter (default on)"},
+    {"docker-api", 1, OPT_DOCKER_API, "LAMBDAD_DOCKER_API",
+     "serve the Docker Engine API on unix:///PATH or tcp://HOST:PORT, repeatable or comma "
+     "list (default off)"},
+    {"docker-api-memory", 1, OPT_DOCKER_API_MEMORY, "LAMBDAD_DOCKER_API_MEMORY",
+     "MemorySize (MB) of a container without HostConfig.Memory (default 1024)"},
+    {"docker-api-timeout", 1, OPT_DOCKER_API_TIMEOUT, "LAMBDAD_DOCKER_API_TIMEOUT",
+     "Timeout (s) of a container's function (default 900)"},
+    {"docker-api-prefix", 1, OPT_DOCKER_API_PREFIX, "LAMBDAD_DOCKER_API_PREFIX",
+     "function name prefix of containers: PREFIX-<id12> (default docker)"},
     {"validate-roles", 0, OPT_VALIDATE_ROLES, "LAMBDAD_VALIDATE_ROLES",
      "CreateFunction/UpdateFunctionConfiguration refuse a Role that does not exist in lambdad's IAM (env: 1)"},
     {"state-transition-ms", 1, OPT_STATE_MS, "LAMBDAD_STATE_TRANSITION_MS",
@@ -270,6 +280,52 @@ static int config_set(struct lambdad_config *c, enum opt_id id, const char *name
             return fail(err, errlen, "invalid %s: empty", name);
         set_str(&c->bootstrap_dir, v);
         return 0;
+    case OPT_DOCKER_API:
+        for (const char *p = v; *p;) {
+            size_t len = strcspn(p, ",");
+            if (len) {
+                if (c->n_docker_api >= CONFIG_MAX_DOCKER_API)
+                    return fail(err, errlen, "too many %s addresses (max %d)", name,
+                                CONFIG_MAX_DOCKER_API);
+                char *item = strndup(p, len);
+                if (!item)
+                    return fail(err, errlen, "out of memory");
+                bool unix_ok = !strncmp(item, "unix:///", 8) && item[8];
+                bool tcp_ok = !strncmp(item, "tcp://", 6) && strrchr(item + 6, ':') &&
+                              strrchr(item + 6, ':') > item + 6;
+                if (tcp_ok) {
+                    long port;
+                    tcp_ok = !parse_int(strrchr(item, ':') + 1, 0, 65535, &port);
+                }
+                if (!unix_ok && !tcp_ok) {
+                    fail(err, errlen, "invalid %s '%s' (expected unix:///PATH or tcp://HOST:PORT)",
+                         name, item);
+                    free(item);
+                    return -1;
+                }
+                c->docker_api[c->n_docker_api++] = item;
+                c->docker_api[c->n_docker_api] = NULL;
+            }
+            p += len + (p[len] == ',');
+        }
+        return 0;
+    case OPT_DOCKER_API_MEMORY:
+        if (parse_int(v, 128, 10240, &n))
+            return fail(err, errlen, "invalid %s '%s' (expected 128-10240)", name, v);
+        c->docker_api_memory_mb = (int)n;
+        return 0;
+    case OPT_DOCKER_API_TIMEOUT:
+        if (parse_int(v, 1, 900, &n))
+            return fail(err, errlen, "invalid %s '%s' (expected 1-900)", name, v);
+        c->docker_api_timeout_s = (int)n;
+        return 0;
+    case OPT_DOCKER_API_PREFIX: {
+        size_t len = strlen(v);
+        if (!len || len > 50 || strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") != len)
+            return fail(err, errlen, "invalid %s '%s' (1-50 of [A-Za-z0-9_-])", name, v);
+        set_str(&c->docker_api_prefix, v);
+        return 0;
+    }
     case OPT_HELP:
         return 0;
     }
@@ -308,6 +364,9 @@ static void set_defaults(struct lambdad_config *c)
     c->retry_delay_ms[0] = 60000;
     c->retry_delay_ms[1] = 120000;
     c->bootstrap_dir = fnspec_strdup(LAMBDAD_SOURCE_DIR "/runtime/bootstrap");
+    c->docker_api_memory_mb = 1024;
+    c->docker_api_timeout_s = 900;
+    c->docker_api_prefix = fnspec_strdup("docker");
 }
 
 static int default_data_dir(struct lambdad_config *c, char *err, size_t errlen)
@@ -336,7 +395,7 @@ enum config_result config_parse(struct lambdad_config *c, int argc, char **argv,
                                 size_t errlen)
 {
     struct option longopts[N_OPTS + 1];
-    bool max_set = false, images_from_flags = false;
+    bool max_set = false, images_from_flags = false, docker_api_from_flags = false;
 
     set_defaults(c);
     for (size_t i = 0; i < N_OPTS; i++) {
@@ -370,6 +429,14 @@ enum config_result config_parse(struct lambdad_config *c, int argc, char **argv,
                 d = &g_opts[i];
         if (!d)
             return fail(err, errlen, "unknown option"), CONFIG_ERROR;
+        if (d->id == OPT_DOCKER_API && !docker_api_from_flags) {
+            /* Flags replace the environment's list, as for --lambda-image. */
+            for (size_t i = 0; i < c->n_docker_api; i++)
+                free((char *)c->docker_api[i]);
+            c->n_docker_api = 0;
+            c->docker_api[0] = NULL;
+            docker_api_from_flags = true;
+        }
         if (d->id == OPT_IMAGE && !images_from_flags) {
             /* Flags replace the environment's list rather than extending it. */
             for (size_t i = 0; i < c->n_images; i++)
@@ -416,6 +483,9 @@ void config_free(struct lambdad_config *c)
     free(c->bootstrap_dir);
     for (size_t i = 0; i < c->n_images; i++)
         free((char *)c->images[i]);
+    for (size_t i = 0; i < c->n_docker_api; i++)
+        free((char *)c->docker_api[i]);
+    free(c->docker_api_prefix);
     if (g_current == c)
         g_current = NULL;
     memset(c, 0, sizeof(*c));

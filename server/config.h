@@ -17,6 +17,7 @@
 #include "runtime/log.h"
 
 #define CONFIG_MAX_IMAGES 64
+#define CONFIG_MAX_DOCKER_API 8
 #define CONFIG_MAX_HTTP_THREADS 16384
 
 struct lambdad_config {
@@ -40,6 +41,11 @@ struct lambdad_config {
     int retry_delay_ms[2];
     char *bootstrap_dir;
     bool python_zygote; /* --python-zygote on|off */
+    const char *docker_api[CONFIG_MAX_DOCKER_API + 1]; /* --docker-api addresses, NULL-terminated */
+    size_t n_docker_api;
+    int docker_api_memory_mb;  /* --docker-api-memory */
+    int docker_api_timeout_s;  /* --docker-api-timeout */
+    char *docker_api_prefix;   /* --docker-api-prefix */
     unsigned long long logs_max_bytes; /* --logs-max-bytes (0: no cap) */
     bool validate_roles; /* --validate-roles: the function's Role must exist in lambdad's IAM */
     int state_transition_ms; /* Pending / InProgress window after create / update */

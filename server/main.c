@@ -20,6 +20,7 @@
 #include <urcu.h>
 
 #include "pool/pool.h"
+#include "runtime/container.h"
 #include "runtime/codestore.h"
 #include "runtime/log.h"
 #include "server/admin.h"
@@ -29,6 +30,7 @@
 #include "server/api_provisioned.h"
 #include "server/api_invoke.h"
 #include "server/config.h"
+#include "server/docker_api.h"
 #include "server/http.h"
 #include "runtime/fsutil.h"
 #include "server/layers.h"
@@ -177,9 +179,30 @@ int main(int argc, char **argv)
         goto out_registry;
     }
     api_provisioned_restore(); /* warm the stored provisioned concurrency again */
+    /* Before the Lambda API: its readiness covers the Docker API too. */
+    if (cfg.n_docker_api) {
+        if (cfg.executor == POOL_EXEC_SUBPROCESS)
+            LOG_WARN("--docker-api with --lambda-executor subprocess: containers are functions of "
+                     "PackageType Image, which need --lambda-executor docker or auto");
+        struct docker_api_options dao = {
+            .listen = cfg.docker_api,
+            .account = cfg.account_id,
+            .region = "us-east-1",
+            .prefix = cfg.docker_api_prefix,
+            .memory_mb = cfg.docker_api_memory_mb,
+            .timeout_s = cfg.docker_api_timeout_s,
+            .engine = cfg.executor != POOL_EXEC_SUBPROCESS && container_available(),
+        };
+        if (docker_api_start(&dao, &perr)) {
+            fprintf(stderr, "lambdad: %s\n", perr);
+            pool_stop();
+            goto out_registry;
+        }
+    }
     struct http_options ho = {cfg.host, cfg.port, cfg.http_threads, cfg.account_id, cfg.http_keepalive_s};
     if (http_start(&ho, &perr)) {
         fprintf(stderr, "lambdad: %s\n", perr);
+        docker_api_stop();
         pool_stop();
         goto out_registry;
     }
@@ -206,6 +229,7 @@ int main(int argc, char **argv)
     /* The pool stops first: after a forced stop it answers what is still in
      * flight (ServiceException), so the HTTP workers can finish and
      * civetweb's stop, which joins them, returns. */
+    docker_api_stop();
     pool_stop();
     LOG_DEBUG("executor pool stopped");
     http_stop();

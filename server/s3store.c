@@ -1373,7 +1373,7 @@ int s3store_mpu_complete(const char *bucket, const char *key, const char *upload
     for (size_t i = 0; i < n; i++) {
         unsigned char raw[16];
         for (int k = 0; k < 16; k++) {
-            unsigned int byte;
+            unsigned int byte = 0;
             sscanf(want[i].md5_hex + 2 * k, "%2x", &byte);
             raw[k] = (unsigned char)byte;
         }

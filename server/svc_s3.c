@@ -875,7 +875,7 @@ static void list_objects(struct s3req *r, int kind /* 1, 2, or 3 = versions */)
         size_t tl = strlen(token);
         bool ok = tl % 2 == 0 && tl / 2 <= KEY_MAX;
         for (size_t i = 0; ok && i < tl / 2; i++) {
-            unsigned int byte;
+            unsigned int byte = 0;
             ok = isxdigit((unsigned char)token[2 * i]) && isxdigit((unsigned char)token[2 * i + 1]) &&
                  sscanf(token + 2 * i, "%2x", &byte) == 1 && byte;
             from[i] = (char)byte;

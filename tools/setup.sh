@@ -71,7 +71,7 @@ if ! venv_ok; then
 fi
 
 need_pip=()
-for mod in boto3 pytest; do
+for mod in boto3 pytest docker; do
   "$VENV/bin/python" -c "import $mod" >/dev/null 2>&1 || need_pip+=("$mod")
 done
 if ((${#need_pip[@]})); then

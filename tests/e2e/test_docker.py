@@ -23,7 +23,6 @@ Cold and warm invoke latencies are printed (run with -s to see them), not
 asserted.
 """
 import base64
-import fcntl
 import http.client
 import io
 import json
@@ -42,6 +41,7 @@ import uuid
 import pytest
 from botocore.exceptions import ClientError
 
+import enginelock
 from conftest import LAMBDAD_BIN, REPO, free_port, new_server, server_env, stop_and_check
 from helpers import ROLE, create_function, make_zip, unique_name, wait_for
 
@@ -161,37 +161,35 @@ def build_image(tag, files):
 # module set-up
 
 
-LOCK_PATH = "/tmp/lambdad-e2e-docker.lock"
+LOCK_PATH = os.environ.get("LAMBDAD_E2E_DOCKER_LOCK", "/tmp/lambdad-e2e-docker.lock")
 LOCK_WAIT = 600
 
 
 @pytest.fixture(scope="module")
-def engine_lock():
+def engine_ok():
+    """Skips the module without an engine, before anything else (the lock
+    included) is touched."""
+    ok, why = engine_reachable()
+    if not ok:
+        pytest.skip(f"Docker engine not reachable ({why})", allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def engine_lock(engine_ok):
     """Serialises this module across concurrent pytest runs on one machine:
     every docker-mode lambdad start removes all lambdad=1 containers, so two
-    runs at once would kill each other's environments."""
-    f = open(LOCK_PATH, "a")
-    deadline = time.monotonic() + LOCK_WAIT
-    while True:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            break
-        except BlockingIOError:
-            if time.monotonic() > deadline:
-                f.close()
-                pytest.fail(f"{LOCK_PATH} held by another test run for over {LOCK_WAIT} s")
-            time.sleep(0.5)
+    runs at once would kill each other's environments. The lock file is
+    shared by every user (see enginelock.py)."""
+    fd = enginelock.acquire(LOCK_PATH, LOCK_WAIT)
+    if fd is None:
+        pytest.fail(f"{LOCK_PATH} held by another test run for over {LOCK_WAIT} s")
     yield
-    fcntl.flock(f, fcntl.LOCK_UN)
-    f.close()
+    enginelock.release(fd)
 
 
 @pytest.fixture(scope="module", autouse=True)
 def base_image(engine_lock):
-    """Skips the module without an engine; builds the test image (cached)."""
-    ok, why = engine_reachable()
-    if not ok:
-        pytest.skip(f"Docker engine not reachable ({why})", allow_module_level=True)
+    """Builds the test image (cached), under the lock."""
     if not image_exists(IMAGE):
         try:
             r = subprocess.run([BUILD_SCRIPT, "--quiet"], capture_output=True, text=True,

@@ -288,3 +288,70 @@ def test_alias_url_runs_alias_version_and_survives_restart(lambdad_factory):
     c = srv.client()
     c.delete_function(FunctionName=name)
     assert via_path(srv, latest_id)[0] == 404
+
+
+# A custom runtime answering like awslambda.HttpResponseStream: streaming
+# mode, content type application/vnd.awslambda.http-integration-response,
+# a JSON prelude, 8 NUL bytes, then the body in chunks.
+INTEGRATION_BOOTSTRAP = """#!/usr/bin/env python3
+import http.client, json, os
+host, port = os.environ['AWS_LAMBDA_RUNTIME_API'].split(':')
+while True:
+    c = http.client.HTTPConnection(host, int(port))
+    c.request('GET', '/2018-06-01/runtime/invocation/next')
+    r = c.getresponse()
+    rid = r.getheader('Lambda-Runtime-Aws-Request-Id')
+    r.read()
+    c.putrequest('POST', '/2018-06-01/runtime/invocation/%s/response' % rid)
+    c.putheader('Lambda-Runtime-Function-Response-Mode', 'streaming')
+    c.putheader('Transfer-Encoding', 'chunked')
+    c.putheader('Content-Type', 'application/vnd.awslambda.http-integration-response')
+    c.endheaders()
+    prelude = json.dumps({'statusCode': 201, 'headers': {'content-type': 'text/plain', 'x-streamed': 'yes'},
+                          'cookies': ['s=1']}).encode() + bytes(8)
+    for part in (prelude, b'streamed ', b'body'):
+        c.send(b'%x\\r\\n%s\\r\\n' % (len(part), part))
+    c.send(b'0\\r\\n\\r\\n')
+    c.getresponse().read()
+    c.close()
+"""
+
+
+def test_response_stream_url_with_integration_prelude(server, lam):
+    name = unique_name("urlstream")
+    create_function(lam, name, make_zip({"bootstrap": (INTEGRATION_BOOTSTRAP, 0o755)}),
+                    Runtime="provided.al2023", Handler="x")
+    uid = url_id(lam.create_function_url_config(FunctionName=name, AuthType="NONE", InvokeMode="RESPONSE_STREAM"))
+    status, hs, body = via_path(server, uid, path="/s")
+    assert (status, body) == (201, b"streamed body")
+    assert header(hs, "x-streamed") == "yes" and header(hs, "Content-Type") == "text/plain"
+    assert [v for k, v in hs if k.lower() == "set-cookie"] == ["s=1"]
+
+
+def test_text_body_that_is_not_utf8_is_base64(server, lam):
+    name = unique_name("urlutf")
+    create_function(lam, name, make_zip({"lambda_function.py": ECHO}))
+    uid = url_id(lam.create_function_url_config(FunctionName=name, AuthType="NONE"))
+    status, _, body = via_path(server, uid, "POST", "/", body=b"\xff\xfe bad", headers={"Content-Type": "text/plain"})
+    ev = json.loads(body)
+    assert ev["isBase64Encoded"] is True and base64.b64decode(ev["body"]) == b"\xff\xfe bad"
+
+
+def test_deleting_an_alias_deletes_its_url_and_policy(server, lam):
+    name = unique_name("urldel")
+    create_function(lam, name, make_zip({"lambda_function.py": ECHO}))
+    lam.publish_version(FunctionName=name)
+    lam.create_alias(FunctionName=name, Name="a1", FunctionVersion="1")
+    uid = url_id(lam.create_function_url_config(FunctionName=name, AuthType="NONE", Qualifier="a1"))
+    lam.add_permission(FunctionName=name, Qualifier="a1", StatementId="s", Action="lambda:InvokeFunctionUrl",
+                       Principal="*", FunctionUrlAuthType="NONE")
+    assert via_path(server, uid)[0] == 200
+    lam.delete_alias(FunctionName=name, Name="a1")
+    assert via_path(server, uid)[0] == 404
+    lam.create_alias(FunctionName=name, Name="a1", FunctionVersion="1")
+    with pytest.raises(ClientError) as ei:
+        lam.get_function_url_config(FunctionName=name, Qualifier="a1")
+    assert error_of(ei)[:2] == (404, "ResourceNotFoundException")
+    with pytest.raises(ClientError) as ei:
+        lam.get_policy(FunctionName=name, Qualifier="a1")
+    assert error_of(ei)[:2] == (404, "ResourceNotFoundException")

@@ -852,3 +852,15 @@ def test_handler_writes_to_s3_without_configuration(server, lam, logs):
     assert s3.get_object(Bucket=bucket, Key="from-lambda.txt")["Body"].read() == f"written by {rid}".encode()
     st = only_stream(logs, f"/aws/lambda/{name}")
     assert f"wrote {bucket}\n" in messages(logs, f"/aws/lambda/{name}", st["logStreamName"], 4)
+
+
+def test_logs_max_bytes_flag_checked():
+    import subprocess
+    from conftest import LAMBDAD_BIN
+    for bad in ("abc", "-5", "12x", ""):
+        r = subprocess.run([LAMBDAD_BIN, "--ephemeral", "--logs-max-bytes", bad], capture_output=True,
+                           text=True, timeout=30)
+        assert r.returncode == 2, (bad, r.stderr)
+        assert "logs-max-bytes" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    r = subprocess.run([LAMBDAD_BIN, "--help"], capture_output=True, text=True, timeout=30)
+    assert "--logs-max-bytes" in r.stdout and "LAMBDAD_LOGS_MAX_BYTES" in r.stdout
