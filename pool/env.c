@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <openssl/evp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -321,6 +322,25 @@ static int op_result(void *user, enum rapi_op op, const char *request_id, const 
         return 413;
     }
     const char *ctype = http_req_header(req, "Content-Type");
+    const char *stream_err = op == RAPI_RESPONSE ? http_req_header(req, "Lambda-Runtime-Function-Error-Type") : NULL;
+    if (stream_err) {
+        /* A streamed response that failed midway: the error comes in the
+         * trailers (type, base64 body); what was streamed before is dropped. */
+        const char *b64 = http_req_header(req, "Lambda-Runtime-Function-Error-Body");
+        size_t blen = b64 ? strlen(b64) : 0;
+        unsigned char *body = blen && blen % 4 == 0 && blen < (1u << 20) ? malloc(blen / 4 * 3 + 1) : NULL;
+        int n = body ? EVP_DecodeBlock(body, (const unsigned char *)b64, (int)blen) : -1;
+        if (n > 0) {
+            while (n > 0 && blen && b64[--blen] == '=')
+                n--; /* EVP_DecodeBlock counts padding bytes */
+            report_set_result(inv, INV_FUNCTION_ERROR, (const char *)body, (size_t)n, "application/json", stream_err);
+        } else {
+            report_platform_error(inv, stream_err, "Unknown application error occurred");
+        }
+        free(body);
+        env_complete_or_grace(e, "error");
+        return 202;
+    }
     if (op == RAPI_RESPONSE) {
         report_set_result(inv, INV_OK, req->body, req->body_len, ctype ? ctype : "application/json", NULL);
         env_complete_or_grace(e, NULL);

@@ -160,6 +160,9 @@ struct pool_log_rec {
     int memory_mb, max_memory_mb;
     double init_ms;            /* REPORT: > 0 on the first invocation of an environment */
     const char *status;        /* REPORT: NULL (success), "error", "timeout" */
+    bool output_lags;          /* the environment's output may arrive after its
+                                * REPORT (a container's log stream lags the
+                                * Runtime API by about a millisecond) */
 };
 
 /* Called on executor threads; must not block (copy and queue). */

@@ -143,6 +143,7 @@ static void sink_emit(struct env *e, struct pool_log_rec *rec)
     rec->stream = e->log_stream;
     rec->env_id = e->id;
     rec->time_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    rec->output_lags = e->docker;
     g_log_sink(rec, g_log_sink_user);
 }
 

@@ -43,6 +43,8 @@ struct rec_hdr {
 struct sink_item {
     struct cds_wfcq_node node;
     bool raw;             /* function output (split into lines here) */
+    bool start;           /* a START line (releases held END/REPORT lines) */
+    bool hold;            /* END/REPORT of an environment whose output lags */
     bool json;            /* LogFormat JSON: filter application lines */
     int app_level;        /* minimum level of JSON application lines */
     uint64_t env_id;
@@ -61,6 +63,16 @@ struct partial {
     struct partial *next;
 };
 
+/* END/REPORT lines of a container environment, held for HOLD_MS so output
+ * that the Engine's log stream delivers after the result still goes before
+ * them (with the docker executor only). */
+#define HOLD_MS 30
+struct held {
+    struct sink_item *it;
+    int64_t release_ms;   /* wall clock */
+    struct held *next;    /* FIFO per store */
+};
+
 static struct {
     pthread_mutex_t mu;    /* store lock */
     pthread_mutex_t io_mu; /* I/O lock (taken before mu) */
@@ -75,6 +87,8 @@ static struct {
     bool running;
     _Atomic bool stop;
     struct partial *partials;
+    struct held *held, **held_tail;
+    int64_t env_last_ts;   /* newest output timestamp of the env being drained */
     char **trash;          /* group directories / stream files to remove (I/O lock) */
     size_t ntrash, captrash;
     char **undoc;          /* group documents to remove */
@@ -530,6 +544,8 @@ static void iso_time(int64_t ms, char out[32])
 
 static void enqueue(const struct pool_log_rec *rec, bool raw, const char *data, size_t len)
 {
+    bool start = rec->kind == POOL_LOG_START;
+    bool hold = rec->kind == POOL_LOG_REPORT && rec->output_lags;
     const struct fn_spec *fn = rec->fn;
     const char *group = fn->log_group ? fn->log_group : "";
     size_t gl = strlen(group), sl = strlen(rec->stream);
@@ -537,6 +553,8 @@ static void enqueue(const struct pool_log_rec *rec, bool raw, const char *data, 
     if (!it)
         return;
     it->raw = raw;
+    it->start = start;
+    it->hold = hold;
     it->json = fn->log_format && !strcmp(fn->log_format, "JSON");
     it->app_level = it->json ? level_rank(fn->app_log_level ? fn->app_log_level : "INFO") : -1;
     it->env_id = rec->env_id;
@@ -722,14 +740,66 @@ static void partial_flush(struct logs_stream *s, const struct sink_item *it)
     free(pt);
 }
 
-static void drain_item(struct sink_item *it)
+/* Adds a held END/REPORT line, after everything its environment printed. */
+static void release(struct sink_item *it)
 {
+    struct logs_stream *s = sink_stream(it);
+    partial_flush(s, it);
+    if (s) {
+        int64_t ts = s->n && s->ev[s->n - 1].ts > it->ts ? s->ev[s->n - 1].ts : it->ts;
+        logs_stream_add(s, ts, logs_now_ms(), it->data, it->len);
+    }
+    free(it);
+}
+
+/* Releases held lines: of one environment (env_id != 0), or those due by
+ * now_ms (now_ms < 0: all). */
+static void release_held(uint64_t env_id, int64_t now_ms)
+{
+    struct held **pp = &S.held;
+    while (*pp) {
+        struct held *h = *pp;
+        bool go = env_id ? h->it->env_id == env_id : now_ms < 0 || h->release_ms <= now_ms;
+        if (!env_id && !go)
+            break; /* FIFO: release times only grow */
+        if (!go) {
+            pp = &h->next;
+            continue;
+        }
+        *pp = h->next;
+        release(h->it);
+        free(h);
+    }
+    S.held_tail = pp;
+    while (*S.held_tail)
+        S.held_tail = &(*S.held_tail)->next;
+}
+
+/* Takes one sink record into the store; returns false when it keeps the
+ * record (held), true when the caller frees it. */
+static bool drain_item(struct sink_item *it)
+{
+    if (it->hold) {
+        struct held *h = malloc(sizeof(*h));
+        if (h) {
+            h->it = it;
+            h->release_ms = logs_now_ms() + HOLD_MS;
+            h->next = NULL;
+            if (!S.held_tail)
+                S.held_tail = &S.held;
+            *S.held_tail = h;
+            S.held_tail = &h->next;
+            return false;
+        }
+    }
+    if (it->start)
+        release_held(it->env_id, 0);
     struct logs_stream *s = sink_stream(it);
     if (!it->raw) {
         partial_flush(s, it);
         if (s)
             logs_stream_add(s, it->ts, logs_now_ms(), it->data, it->len);
-        return;
+        return true;
     }
     const char *p = it->data, *end = it->data + it->len;
     struct partial **pp = partial_find(it->env_id);
@@ -785,6 +855,7 @@ static void drain_item(struct sink_item *it)
             }
         }
     }
+    return true;
 }
 
 /* Moves queued sink records into the store. Store lock held. */
@@ -794,9 +865,11 @@ static void drain_queue(void)
     /* Single consumer: the store lock is held. */
     while ((node = queue_pop(&S.q)) != NULL) {
         struct sink_item *it = caa_container_of(node, struct sink_item, node);
-        drain_item(it);
-        free(it);
+        if (drain_item(it))
+            free(it);
     }
+    if (S.held)
+        release_held(0, S.stop ? -1 : logs_now_ms());
 }
 
 void logs_store_lock(void)
@@ -1018,9 +1091,10 @@ static void *flusher_main(void *arg)
 {
     (void)arg;
     pthread_setname_np(pthread_self(), "logs-flush");
+    bool holding = false;
     while (!S.stop) {
         struct pollfd pfd = {.fd = S.q.efd, .events = POLLIN};
-        poll(&pfd, 1, EXPIRE_EVERY_MS);
+        poll(&pfd, 1, holding ? HOLD_MS : EXPIRE_EVERY_MS);
         if (pfd.revents & POLLIN) {
             queue_ack_wake(&S.q);
             /* Batch what arrives in the next moments into one write. */
@@ -1028,6 +1102,7 @@ static void *flusher_main(void *arg)
             nanosleep(&d, NULL);
         }
         logs_store_lock_write();
+        holding = S.held != NULL;
         int64_t now = logs_now_ms();
         if (now - S.last_expire >= EXPIRE_EVERY_MS) {
             S.last_expire = now;

@@ -21,6 +21,9 @@
  *     drops events older than the group's retention; a stream that lost
  *     events is rewritten (temp file + rename) by the flusher.
  *   - the size cap drops the oldest events of the store first.
+ * A container's END/REPORT lines are held for 30 ms (or until its next
+ * START) so output that the Engine's log stream delivers after the result
+ * still lands before them (pool_log_rec.output_lags).
  * The invoke path only pushes a copy of each record onto a wait-free queue
  * (pool/queue.h) and never takes a lock; whoever takes the store lock next
  * (an API call or the flusher) moves the queue into the store, so a

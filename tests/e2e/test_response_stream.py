@@ -149,3 +149,39 @@ def test_framing_by_hand_and_errors(server, lam):
     with pytest.raises(ClientError) as ei:
         raw.invoke_with_response_stream(FunctionName=name, InvocationType="Event", Payload=b"{}")
     assert error_of(ei)[:2] == (400, "ValidationException")
+
+
+# Streams one chunk, then fails: the error arrives in HTTP trailers, as the
+# AWS runtime clients send it for streamed responses.
+FAILING_STREAM_BOOTSTRAP = """#!/usr/bin/env python3
+import base64, http.client, json, os
+host, port = os.environ['AWS_LAMBDA_RUNTIME_API'].split(':')
+err = base64.b64encode(json.dumps({'errorMessage': 'broke midway', 'errorType': 'StreamError'}).encode())
+while True:
+    c = http.client.HTTPConnection(host, int(port))
+    c.request('GET', '/2018-06-01/runtime/invocation/next')
+    r = c.getresponse()
+    rid = r.getheader('Lambda-Runtime-Aws-Request-Id')
+    r.read()
+    c.putrequest('POST', '/2018-06-01/runtime/invocation/%s/response' % rid)
+    c.putheader('Lambda-Runtime-Function-Response-Mode', 'streaming')
+    c.putheader('Transfer-Encoding', 'chunked')
+    c.putheader('Trailer', 'Lambda-Runtime-Function-Error-Type, Lambda-Runtime-Function-Error-Body')
+    c.endheaders()
+    c.send(b'5\\r\\npart1\\r\\n0\\r\\n')
+    c.send(b'Lambda-Runtime-Function-Error-Type: StreamError\\r\\nLambda-Runtime-Function-Error-Body: ' + err + b'\\r\\n\\r\\n')
+    c.getresponse().read()
+    c.close()
+"""
+
+
+def test_streaming_runtime_error_in_trailers(lam):
+    name = unique_name("rst")
+    create_function(lam, name, make_zip({"bootstrap": (FAILING_STREAM_BOOTSTRAP, 0o755)}),
+                    Runtime="provided.al2023", Handler="x")
+    chunks, complete = collect(lam.invoke_with_response_stream(FunctionName=name, Payload=b"{}"))
+    assert complete["ErrorCode"] == "Unhandled"
+    assert json.loads(complete["ErrorDetails"]) == {"errorMessage": "broke midway", "errorType": "StreamError"}
+    resp = lam.invoke(FunctionName=name, Payload=b"{}")
+    assert resp["FunctionError"] == "Unhandled"
+    assert json.loads(resp["Payload"].read())["errorMessage"] == "broke midway"
