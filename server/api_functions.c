@@ -416,6 +416,7 @@ int api_store_s3(json_t *obj, const char *region, struct code_info *info, struct
     struct s3_version v;
     char *path = NULL;
     int rc = s3store_get_file(bucket, key, ver, &v, &path);
+    s3_version_release(&v); /* filled for a delete marker even on failure */
     if (rc == S3_ENOKEY)
         return api_fail(err, &AWS_INVALID_PARAMETER_VALUE, S3_GET_ERROR, "NoSuchKey", "The specified key does not exist.");
     if (rc == S3_ENOVERSION || rc == S3_EMARKER)
@@ -423,7 +424,6 @@ int api_store_s3(json_t *obj, const char *region, struct code_info *info, struct
                         "The specified version does not exist.");
     if (rc)
         return api_fail(err, &AWS_SERVICE, MSG_INTERNAL, "cannot read the object from lambdad's S3");
-    s3_version_release(&v);
     const char *cerr = NULL;
     rc = g_cs ? codestore_put_file(g_cs, path, info, &cerr) : -EIO;
     unlink(path);

@@ -25,6 +25,7 @@
 
 #include "runtime/log.h"
 #include "server/admin.h"
+#include "server/connguard.h"
 #include "server/api_csc.h"
 #include "server/api_esm.h"
 #include "server/api_eventinvoke.h"
@@ -768,6 +769,7 @@ static bool has_body(struct mg_connection *conn, const struct mg_request_info *r
 
 static int on_request(struct mg_connection *conn)
 {
+    connguard_request_begin(conn);
     atomic_fetch_add(&g_inflight, 1);
     int rc = handle_request(conn);
     atomic_fetch_sub(&g_inflight, 1);
@@ -862,7 +864,29 @@ static void *on_thread_start(const struct mg_context *ctx, int thread_type)
     snprintf(name, sizeof(name), thread_type == 1 ? "http-%d" : "http-main-%d", n);
     pthread_setname_np(pthread_self(), name);
     rcu_register_thread();
+    if (thread_type == 1)
+        connguard_thread_init();
     return NULL;
+}
+
+static int on_init_connection(const struct mg_connection *conn, void **conn_data)
+{
+    *conn_data = NULL;
+    connguard_conn_open(conn);
+    return 0;
+}
+
+static void on_end_request(const struct mg_connection *conn, int status)
+{
+    (void)conn;
+    (void)status;
+    connguard_request_end();
+}
+
+static void on_connection_close(const struct mg_connection *conn)
+{
+    (void)conn;
+    connguard_conn_close();
 }
 
 static void on_thread_stop(const struct mg_context *ctx, int thread_type, void *user)
@@ -932,7 +956,16 @@ int http_start(const struct http_options *o, const char **err)
     cb.exit_thread = on_thread_stop;
     cb.log_message = on_log;
     cb.http_error = on_http_error;
+    cb.init_connection = on_init_connection;
+    cb.end_request = on_end_request;
+    cb.connection_close = on_connection_close;
     pthread_once(&g_compile_once, compile_routes);
+    int grc = connguard_start(o->threads, o->port);
+    if (grc) {
+        snprintf(msg, sizeof(msg), "cannot start the connection guard: %s", strerror(-grc));
+        *err = msg;
+        return -1;
+    }
     mg_init_library(0);
     struct mg_init_data init = {.callbacks = &cb, .user_data = NULL, .configuration_options = options};
     struct mg_error_data ed;
@@ -945,6 +978,7 @@ int http_start(const struct http_options *o, const char **err)
         snprintf(msg, sizeof(msg), "cannot listen on %s: %s", ports, ebuf[0] ? ebuf : "civetweb failed to start");
         *err = msg;
         mg_exit_library();
+        connguard_stop();
         return -1;
     }
     return 0;
@@ -983,6 +1017,7 @@ void http_stop(void)
     if (poked)
         pthread_join(poker, NULL);
     g_ctx = NULL;
+    connguard_stop();
     mg_exit_library();
 }
 

@@ -527,10 +527,10 @@ struct fn_record *registry_find_extra(const char *needle)
 {
     struct cds_lfht_iter iter;
     struct fn_record *r, *found = NULL;
-    rcu_read_lock();
     struct cds_lfht_node *it_node;
+    rcu_read_lock();
     cds_lfht_for_each(g_ht, &iter, it_node) {
-        /* Not cds_lfht_for_each_entry: container_of on the final NULL (UBSan). */
+        /* Not cds_lfht_for_each_entry: container_of on the final NULL is UB. */
         r = caa_container_of(it_node, struct fn_record, node);
         if (r->extras_json && strstr(r->extras_json, needle)) {
             found = registry_record_ref(r);
@@ -546,10 +546,10 @@ int registry_all(struct fn_record ***out, size_t *n)
     struct cds_lfht_iter iter;
     struct fn_record *r, **v = NULL;
     size_t len = 0, cap = 0;
-    rcu_read_lock();
     struct cds_lfht_node *it_node;
+    rcu_read_lock();
     cds_lfht_for_each(g_ht, &iter, it_node) {
-        /* Not cds_lfht_for_each_entry: container_of on the final NULL (UBSan). */
+        /* Not cds_lfht_for_each_entry: container_of on the final NULL is UB. */
         r = caa_container_of(it_node, struct fn_record, node);
         if (len == cap) {
             size_t nc = cap ? cap * 2 : 16;

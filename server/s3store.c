@@ -438,7 +438,8 @@ static void load_objects(struct bucket *b)
     if (d)
         closedir(d);
     free(dir);
-    qsort(b->objs, b->n, sizeof(*b->objs), cmp_obj);
+    if (b->n)
+        qsort(b->objs, b->n, sizeof(*b->objs), cmp_obj);
 }
 
 static void load_buckets(void)
@@ -530,7 +531,8 @@ static void load_uploads(void)
             }
             if (pd)
                 closedir(pd);
-            qsort(u->parts, u->n_parts, sizeof(*u->parts), cmp_part);
+            if (u->n_parts)
+                qsort(u->parts, u->n_parts, sizeof(*u->parts), cmp_part);
             g_uploads[g_n_uploads++] = u;
         } else {
             if (u)
@@ -1252,7 +1254,8 @@ int s3store_mpu_parts(const char *bucket, const char *key, const char *upload_id
         if (!*parts) {
             rc = S3_ENOMEM;
         } else {
-            memcpy(*parts, u->parts, u->n_parts * sizeof(**parts));
+            if (u->n_parts)
+                memcpy(*parts, u->parts, u->n_parts * sizeof(**parts));
             *n = u->n_parts;
             if (initiated_ms)
                 *initiated_ms = u->initiated_ms;

@@ -469,8 +469,12 @@ done:
         s3_cksum_free(&c.ck);
     if (!rc && ac && !awschunk_done(ac))
         rc = -EPROTO;
-    if (!rc && ac && ac->checksum_name[0])
-        ck_value = ac->checksum_value;
+    char trailer_value[sizeof(ac->checksum_value)];
+    if (!rc && ac && ac->checksum_name[0]) {
+        /* copied: ac is freed before the comparison */
+        snprintf(trailer_value, sizeof(trailer_value), "%s", ac->checksum_value);
+        ck_value = trailer_value;
+    }
     if (!rc && chunked && blob->size != (uint64_t)declared)
         rc = -ENODATA;
     if (!rc && !chunked && cl >= 0 && blob->size != (uint64_t)cl)

@@ -1,10 +1,12 @@
 """The HTTP front under idle, slow and hostile connections (issue 8, item 1).
 
 civetweb serves each open connection on its own thread, so lambdad sizes
-the thread pool for connections (--http-threads, default 2048), bounds how
-long a request's headers may take (10 s), closes idle keep-alive
-connections (--http-keepalive-timeout), never waits for an unbounded body
-it does not read, refuses ambiguous framing and sends no body after HEAD.
+the thread pool for connections (--http-threads, default 2048), closes the
+connections waiting longest for a request when the threads run out
+(server/connguard.c), bounds how long a request's headers may take (10 s),
+closes idle keep-alive connections (--http-keepalive-timeout), never waits
+for an unbounded body it does not read, refuses ambiguous framing and sends
+no body after HEAD.
 
 Deadlines here are generous (the machine running the suite is loaded); each
 one still separates the fixed front from the old one, which held a thread
@@ -19,7 +21,7 @@ import urllib.request
 
 import pytest
 
-from helpers import create_function, py_zip, unique_name
+from helpers import create_function, make_zip, py_zip, unique_name
 
 HEALTH = b"GET /_lambdad/health HTTP/1.1\r\nHost: lambdad\r\n\r\n"
 
@@ -110,19 +112,80 @@ def test_idle_and_slow_sockets_do_not_starve_health_or_invoke(lambdad_factory):
             s.close()
 
 
-def test_more_idle_sockets_than_threads_never_hang(lambdad_factory):
-    # With 4 threads, 8 idle sockets take every thread twice over; each is
-    # closed by the 10 s request timeout, so health waits about two rounds
-    # of it (the old front held them for 16 minutes). Past the thread count
-    # every further thread's worth of idle sockets costs one more round:
-    # size --http-threads for the connections expected.
+def test_ten_times_threads_idle_and_slow_sockets(lambdad_factory):
+    # --http-threads 4 and 40 silent sockets plus 40 trickling their
+    # headers: every thread is taken, so the guard closes the connections
+    # that have waited for a request longest, and health and an invoke
+    # still answer at once (the old front held them for 16 minutes).
     srv = lambdad_factory(ephemeral=True, args=["--http-threads", "4"])
-    socks = [connect(srv) for _ in range(8)]
+    lam = srv.client()
+    name = unique_name("guard")
+    create_function(lam, name, py_zip())
+    lam.invoke(FunctionName=name, Payload=b"{}")
+    idle = [connect(srv) for _ in range(40)]
+    slow = []
+    for _ in range(40):
+        s = connect(srv)
+        s.sendall(b"GET /_lambdad/health HTTP/1.1\r\nX-Slow: ")
+        slow.append(s)
+    stop = threading.Event()
+
+    def trickle():
+        while not stop.is_set():
+            for s in slow:
+                try:
+                    s.sendall(b"a")
+                except OSError:
+                    pass
+            time.sleep(0.5)
+
+    t = threading.Thread(target=trickle, daemon=True)
+    t.start()
     try:
-        took = timed_health(srv, timeout=120)
-        assert took < 60.0, took
+        time.sleep(1.0)  # let them take every thread
+        took = timed_health(srv)
+        assert took < 4.0, f"health took {took:.2f}s with 80 idle/slow sockets on 4 threads"
+        t0 = time.monotonic()
+        resp = lam.invoke(FunctionName=name, Payload=b'{"k": 2}')
+        took = time.monotonic() - t0
+        assert resp["StatusCode"] == 200 and "FunctionError" not in resp
+        assert took < 4.0, f"invoke took {took:.2f}s with 80 idle/slow sockets on 4 threads"
     finally:
-        for s in socks:
+        stop.set()
+        t.join(5)
+        for s in idle + slow:
+            s.close()
+    assert "closing connections idle" in srv.log
+
+
+def test_guard_spares_requests_in_progress(lambdad_factory):
+    # A slow invoke (its connection silent while the function runs) is
+    # never closed by the guard, even with every thread taken.
+    srv = lambdad_factory(ephemeral=True, args=["--http-threads", "4"])
+    lam = srv.client()
+    name = unique_name("slowfn")
+    create_function(lam, name, make_zip({"lambda_function.py": "import time\n"
+                                         "def handler(e, c):\n    time.sleep(3)\n    return 'done'\n"}),
+                    Timeout=30)
+    results = []
+
+    def call():
+        r = lam.invoke(FunctionName=name, Payload=b"{}")
+        results.append((r.get("FunctionError"), r["Payload"].read()))
+
+    callers = [threading.Thread(target=call) for _ in range(2)]
+    for c in callers:
+        c.start()
+    time.sleep(0.5)
+    idle = [connect(srv) for _ in range(20)]
+    try:
+        took = timed_health(srv)
+        assert took < 4.0, took
+        for c in callers:
+            c.join(60)
+        assert results == [(None, b'"done"'), (None, b'"done"')], results
+    finally:
+        for s in idle:
             s.close()
 
 
