@@ -1296,6 +1296,62 @@ int s3store_mpu_abort(const char *bucket, const char *key, const char *upload_id
     return rc;
 }
 
+static int cmp_upload(const void *a, const void *b)
+{
+    const struct s3_upload_info *x = a, *y = b;
+    int c = strcmp(x->key, y->key);
+    if (c)
+        return c;
+    return x->initiated_ms < y->initiated_ms ? -1 : x->initiated_ms > y->initiated_ms ? 1 : strcmp(x->id, y->id);
+}
+
+int s3store_mpu_list(const char *bucket, const char *prefix, struct s3_upload_info **out, size_t *n)
+{
+    int rc = S3_OK;
+    *out = NULL;
+    *n = 0;
+    pthread_mutex_lock(&g_mu);
+    if (!find_bucket(bucket)) {
+        rc = S3_ENOBUCKET;
+        goto out;
+    }
+    *out = calloc(g_n_uploads ? g_n_uploads : 1, sizeof(**out));
+    if (!*out) {
+        rc = S3_ENOMEM;
+        goto out;
+    }
+    for (size_t i = 0; i < g_n_uploads; i++) {
+        struct upload *u = g_uploads[i];
+        if (strcmp(u->bucket, bucket) || (prefix && strncmp(u->key, prefix, strlen(prefix))))
+            continue;
+        struct s3_upload_info *x = &(*out)[*n];
+        if (!(x->key = strdup(u->key))) {
+            rc = S3_ENOMEM;
+            break;
+        }
+        memcpy(x->id, u->id, sizeof(x->id));
+        x->initiated_ms = u->initiated_ms;
+        (*n)++;
+    }
+out:
+    pthread_mutex_unlock(&g_mu);
+    if (rc) {
+        s3store_mpu_list_free(*out, *n);
+        *out = NULL;
+        *n = 0;
+    } else if (*n) {
+        qsort(*out, *n, sizeof(**out), cmp_upload);
+    }
+    return rc;
+}
+
+void s3store_mpu_list_free(struct s3_upload_info *list, size_t n)
+{
+    for (size_t i = 0; list && i < n; i++)
+        free(list[i].key);
+    free(list);
+}
+
 /* Copies one part file into the blob being assembled. */
 static int append_part(struct s3_blob *b, const char *path, char *buf, size_t buflen)
 {

@@ -162,4 +162,15 @@ int s3store_mpu_complete(const char *bucket, const char *key, const char *upload
                          size_t n, struct s3_version *out, size_t *bad);
 int s3store_mpu_abort(const char *bucket, const char *key, const char *upload_id);
 
+struct s3_upload_info {
+    char id[65];
+    char *key; /* malloc'd */
+    int64_t initiated_ms;
+};
+
+/* The bucket's uploads whose key starts with prefix (NULL: all), sorted by
+ * key then initiation time. Free with s3store_mpu_list_free. */
+int s3store_mpu_list(const char *bucket, const char *prefix, struct s3_upload_info **out, size_t *n);
+void s3store_mpu_list_free(struct s3_upload_info *list, size_t n);
+
 #endif

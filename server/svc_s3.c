@@ -1641,6 +1641,78 @@ static void mpu_complete(struct s3req *r, const char *upload_id)
     free(c.parts);
 }
 
+static void mpu_list_uploads(struct s3req *r)
+{
+    char prefix[KEY_MAX + 1], kmarker[KEY_MAX + 1], umarker[128], maxu[32];
+    bool has_prefix, has_km, has_um, has_max;
+    if (get_param(r, "prefix", prefix, sizeof(prefix), &has_prefix) ||
+        get_param(r, "key-marker", kmarker, sizeof(kmarker), &has_km) ||
+        get_param(r, "upload-id-marker", umarker, sizeof(umarker), &has_um) ||
+        get_param(r, "max-uploads", maxu, sizeof(maxu), &has_max))
+        return;
+    long max = has_max ? strtol(maxu, NULL, 10) : 1000;
+    if (max < 0 || max > 1000)
+        max = 1000;
+    struct s3_upload_info *ups = NULL;
+    size_t n = 0;
+    int rc = s3store_mpu_list(r->bucket, has_prefix ? prefix : NULL, &ups, &n);
+    if (rc) {
+        err_status(r, rc, NULL);
+        return;
+    }
+    bool url = has_query(r->req, "encoding-type");
+    struct sbuf b = {0}, items = {0};
+    sbuf_puts(&b, XML_DECL "<ListMultipartUploadsResult xmlns=\"" S3_NS "\">");
+    sbuf_xml_elem(&b, "Bucket", r->bucket);
+    elem_key(&b, "KeyMarker", kmarker, url);
+    sbuf_xml_elem(&b, "UploadIdMarker", umarker);
+    long count = 0;
+    const struct s3_upload_info *last = NULL;
+    bool truncated = false;
+    for (size_t i = 0; i < n; i++) {
+        const struct s3_upload_info *u = &ups[i];
+        if (has_km && kmarker[0]) {
+            int c = strcmp(u->key, kmarker);
+            /* after the key marker; with an upload-id marker, later uploads of that key too */
+            if (c < 0 || (c == 0 && (!has_um || !umarker[0])))
+                continue;
+            if (c == 0 && strcmp(u->id, umarker) <= 0)
+                continue;
+        }
+        if (count == max) {
+            truncated = true;
+            break;
+        }
+        char d[40];
+        iso_date(u->initiated_ms, d);
+        sbuf_puts(&items, "<Upload>");
+        elem_key(&items, "Key", u->key, url);
+        sbuf_xml_elem(&items, "UploadId", u->id);
+        sbuf_printf(&items, "<Initiator><ID>%s</ID><DisplayName>lambdad</DisplayName></Initiator><Owner><ID>%s</ID>"
+                    "<DisplayName>lambdad</DisplayName></Owner><StorageClass>STANDARD</StorageClass>"
+                    "<Initiated>%s</Initiated></Upload>", r->req->account, r->req->account, d);
+        last = u;
+        count++;
+    }
+    if (truncated && last) {
+        elem_key(&b, "NextKeyMarker", last->key, url);
+        sbuf_xml_elem(&b, "NextUploadIdMarker", last->id);
+    }
+    sbuf_printf(&b, "<MaxUploads>%ld</MaxUploads><IsTruncated>%s</IsTruncated>", max, truncated ? "true" : "false");
+    if (items.p)
+        sbuf_append(&b, items.p, items.len);
+    if (items.oom)
+        b.oom = true;
+    elem_key(&b, "Prefix", prefix, url);
+    if (url)
+        sbuf_puts(&b, "<EncodingType>url</EncodingType>");
+    sbuf_puts(&b, "</ListMultipartUploadsResult>");
+    s3_send_xml(r, &b, NULL);
+    sbuf_free(&b);
+    sbuf_free(&items);
+    s3store_mpu_list_free(ups, n);
+}
+
 static void mpu_abort(struct s3req *r, const char *upload_id)
 {
     int rc = s3store_mpu_abort(r->bucket, r->key, upload_id);
@@ -1648,6 +1720,106 @@ static void mpu_abort(struct s3req *r, const char *upload_id)
         err_status(r, rc, NULL);
     else
         s3_send(r, 204, NULL, NULL, "", 0);
+}
+
+/* --- unconfigured subresources ------------------------------------------------------------ */
+
+/* GET of a bucket subresource lambdad never configures: what S3 answers for
+ * a bucket where it was never set (tools such as Terraform read them all on
+ * refresh). Returns false when sub is not one of them. */
+static bool get_default_subresource(struct s3req *r, const char *sub)
+{
+    static const struct {
+        const char *sub;
+        int status;
+        const char *code; /* error code, or NULL for a 200 document */
+        const char *text; /* error message, or the document's body */
+    } defaults[] = {
+        {"cors", 404, "NoSuchCORSConfiguration", "The CORS configuration does not exist"},
+        {"website", 404, "NoSuchWebsiteConfiguration", "The specified bucket does not have a website configuration"},
+        {"lifecycle", 404, "NoSuchLifecycleConfiguration", "The lifecycle configuration does not exist"},
+        {"replication", 404, "ReplicationConfigurationNotFoundError", "The replication configuration was not found"},
+        {"object-lock", 404, "ObjectLockConfigurationNotFoundError",
+         "Object Lock configuration does not exist for this bucket"},
+        {"tagging", 404, "NoSuchTagSet", "The TagSet does not exist"},
+        {"policy", 404, "NoSuchBucketPolicy", "The bucket policy does not exist"},
+        {"ownershipControls", 404, "OwnershipControlsNotFoundError", "The bucket ownership controls were not found"},
+        {"publicAccessBlock", 404, "NoSuchPublicAccessBlockConfiguration",
+         "The public access block configuration was not found"},
+        {"encryption", 200, NULL,
+         "<ServerSideEncryptionConfiguration xmlns=\"" S3_NS "\"><Rule><ApplyServerSideEncryptionByDefault>"
+         "<SSEAlgorithm>AES256</SSEAlgorithm></ApplyServerSideEncryptionByDefault><BucketKeyEnabled>false"
+         "</BucketKeyEnabled></Rule></ServerSideEncryptionConfiguration>"},
+        {"accelerate", 200, NULL, "<AccelerateConfiguration xmlns=\"" S3_NS "\"/>"},
+        {"requestPayment", 200, NULL,
+         "<RequestPaymentConfiguration xmlns=\"" S3_NS "\"><Payer>BucketOwner</Payer></RequestPaymentConfiguration>"},
+        {"logging", 200, NULL, "<BucketLoggingStatus xmlns=\"" S3_NS "\"/>"},
+        {"notification", 200, NULL, "<NotificationConfiguration xmlns=\"" S3_NS "\"/>"},
+    };
+    for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++) {
+        if (strcmp(defaults[i].sub, sub))
+            continue;
+        struct sbuf x = {0};
+        sbuf_xml_elem(&x, "BucketName", r->bucket);
+        if (defaults[i].code) {
+            S3ERR(r, defaults[i].status, defaults[i].code, x.p, "%s", defaults[i].text);
+        } else {
+            struct sbuf b = {0};
+            sbuf_puts(&b, XML_DECL);
+            sbuf_puts(&b, defaults[i].text);
+            s3_send_xml(r, &b, NULL);
+            sbuf_free(&b);
+        }
+        sbuf_free(&x);
+        return true;
+    }
+    return false;
+}
+
+/* GET ?acl (bucket or object) and GET ?tagging of an object: the owner's
+ * full control; no tags. */
+static void get_acl_or_tags(struct s3req *r, bool acl)
+{
+    struct sbuf b = {0};
+    if (acl)
+        sbuf_printf(&b, XML_DECL "<AccessControlPolicy xmlns=\"" S3_NS "\"><Owner><ID>%s</ID><DisplayName>lambdad"
+                    "</DisplayName></Owner><AccessControlList><Grant><Grantee xmlns:xsi=\"http://www.w3.org/2001/"
+                    "XMLSchema-instance\" xsi:type=\"CanonicalUser\"><ID>%s</ID><DisplayName>lambdad</DisplayName>"
+                    "</Grantee><Permission>FULL_CONTROL</Permission></Grant></AccessControlList>"
+                    "</AccessControlPolicy>", r->req->account, r->req->account);
+    else
+        sbuf_puts(&b, XML_DECL "<Tagging xmlns=\"" S3_NS "\"><TagSet/></Tagging>");
+    s3_send_xml(r, &b, NULL);
+    sbuf_free(&b);
+}
+
+/* Answers a GET of a subresource lambdad keeps no configuration for, when
+ * S3 has a well-defined "not configured" answer. True when answered. */
+static bool get_unconfigured(struct s3req *r, const char *sub)
+{
+    if (strcmp(r->req->method, "GET"))
+        return false;
+    if (!r->key) {
+        if (s3store_bucket(r->bucket, NULL)) {
+            err_no_bucket(r);
+            return true;
+        }
+        if (!strcmp(sub, "acl")) {
+            get_acl_or_tags(r, true);
+            return true;
+        }
+        return get_default_subresource(r, sub);
+    }
+    if (strcmp(sub, "acl") && strcmp(sub, "tagging"))
+        return false;
+    struct s3_version v;
+    int rc = s3store_get(r->bucket, r->key, NULL, &v, NULL);
+    s3_version_release(&v);
+    if (rc)
+        err_status(r, rc, NULL);
+    else
+        get_acl_or_tags(r, !strcmp(sub, "acl"));
+    return true;
 }
 
 /* --- dispatch ----------------------------------------------------------------------------- */
@@ -1700,7 +1872,8 @@ void svc_s3(struct http_req *req)
         goto out;
     }
     if (unsup) {
-        not_implemented(&r, unsup);
+        if (!get_unconfigured(&r, unsup))
+            not_implemented(&r, unsup);
         goto out;
     }
     if (!r.key) {
@@ -1721,7 +1894,7 @@ void svc_s3(struct http_req *req)
             else if (has_query(req, "versions"))
                 list_objects(&r, 3);
             else if (has_query(req, "uploads"))
-                not_implemented(&r, "ListMultipartUploads");
+                mpu_list_uploads(&r);
             else if (http_query(req, "list-type", lt, sizeof(lt)) >= 0 && !strcmp(lt, "2"))
                 list_objects(&r, 2);
             else

@@ -474,7 +474,7 @@ def test_hostile_input(server, s3):
         s3.get_object(Bucket="host-bkt", Key="short")
     # Unsupported subresources answer NotImplemented in S3's format.
     with pytest.raises(botocore.exceptions.ClientError) as e:
-        s3.get_bucket_tagging(Bucket="host-bkt")
+        s3.put_bucket_tagging(Bucket="host-bkt", Tagging={"TagSet": [{"Key": "k", "Value": "v"}]})
     assert _err(e) == ("NotImplemented", 501)
     # Server still fine.
     assert s3.list_objects_v2(Bucket="host-bkt")["KeyCount"] >= 6
@@ -582,3 +582,55 @@ def test_aws_cli_s3(server, tmp_path, version):
     assert head["ContentLength"] == 5 and head["ContentType"] == "text/plain"
     run("s3", "rm", "--recursive", f"s3://{bkt}")
     run("s3", "rb", f"s3://{bkt}")
+
+
+def test_unconfigured_subresources(s3):
+    """What S3 answers for settings never made (read by e.g. Terraform)."""
+    s3.create_bucket(Bucket="sub-bkt")
+    s3.put_object(Bucket="sub-bkt", Key="o", Body=b"x")
+    for call, code in [(s3.get_bucket_cors, "NoSuchCORSConfiguration"),
+                       (s3.get_bucket_website, "NoSuchWebsiteConfiguration"),
+                       (s3.get_bucket_lifecycle_configuration, "NoSuchLifecycleConfiguration"),
+                       (s3.get_bucket_replication, "ReplicationConfigurationNotFoundError"),
+                       (s3.get_object_lock_configuration, "ObjectLockConfigurationNotFoundError"),
+                       (s3.get_bucket_tagging, "NoSuchTagSet"),
+                       (s3.get_bucket_policy, "NoSuchBucketPolicy"),
+                       (s3.get_bucket_ownership_controls, "OwnershipControlsNotFoundError"),
+                       (s3.get_public_access_block, "NoSuchPublicAccessBlockConfiguration")]:
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            call(Bucket="sub-bkt")
+        assert _err(e) == (code, 404), call
+    enc = s3.get_bucket_encryption(Bucket="sub-bkt")["ServerSideEncryptionConfiguration"]
+    assert enc["Rules"][0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    assert s3.get_bucket_request_payment(Bucket="sub-bkt")["Payer"] == "BucketOwner"
+    assert "Status" not in s3.get_bucket_accelerate_configuration(Bucket="sub-bkt")
+    assert "LoggingEnabled" not in s3.get_bucket_logging(Bucket="sub-bkt")
+    acl = s3.get_bucket_acl(Bucket="sub-bkt")
+    assert acl["Grants"][0]["Permission"] == "FULL_CONTROL" and acl["Owner"]["ID"] == "000000000000"
+    assert s3.get_object_acl(Bucket="sub-bkt", Key="o")["Grants"][0]["Permission"] == "FULL_CONTROL"
+    assert s3.get_object_tagging(Bucket="sub-bkt", Key="o")["TagSet"] == []
+    with pytest.raises(s3.exceptions.NoSuchKey):
+        s3.get_object_tagging(Bucket="sub-bkt", Key="missing")
+    with pytest.raises(s3.exceptions.NoSuchBucket):
+        s3.get_bucket_cors(Bucket="no-such-sub-bkt")
+
+
+def test_list_multipart_uploads(s3):
+    s3.create_bucket(Bucket="lmu-bkt")
+    ids = {}
+    for key in ["b/2", "a/1", "b/1"]:
+        ids[key] = s3.create_multipart_upload(Bucket="lmu-bkt", Key=key)["UploadId"]
+    out = s3.list_multipart_uploads(Bucket="lmu-bkt")
+    assert [(u["Key"], u["UploadId"]) for u in out["Uploads"]] == [("a/1", ids["a/1"]), ("b/1", ids["b/1"]),
+                                                                    ("b/2", ids["b/2"])]
+    assert not out["IsTruncated"]
+    assert [u["Key"] for u in s3.list_multipart_uploads(Bucket="lmu-bkt", Prefix="b/")["Uploads"]] == ["b/1", "b/2"]
+    page = s3.list_multipart_uploads(Bucket="lmu-bkt", MaxUploads=2)
+    assert page["IsTruncated"] and len(page["Uploads"]) == 2
+    rest = s3.list_multipart_uploads(Bucket="lmu-bkt", KeyMarker=page["NextKeyMarker"],
+                                     UploadIdMarker=page["NextUploadIdMarker"])
+    assert [u["Key"] for u in rest["Uploads"]] == ["b/2"]
+    s3.abort_multipart_upload(Bucket="lmu-bkt", Key="a/1", UploadId=ids["a/1"])
+    assert [u["Key"] for u in s3.list_multipart_uploads(Bucket="lmu-bkt")["Uploads"]] == ["b/1", "b/2"]
+    with pytest.raises(s3.exceptions.NoSuchBucket):
+        s3.list_multipart_uploads(Bucket="no-such-lmu-bkt")
