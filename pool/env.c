@@ -622,6 +622,7 @@ static int env_start_container(struct env *e, int port, const char *opt, const c
         .endpoint_url = endpoint,
         .log_stream = e->log_stream,
         .runtime_dir = "/var/runtime",
+        .init_type = e->provisioned ? "provisioned-concurrency" : NULL,
         .container = true,
         .container_host = host,
     };
@@ -720,6 +721,7 @@ static int start_process(struct spawn_job *j, const struct pool_config *cfg)
         .tmp_dir = e->tmpdir,
         .log_stream = e->log_stream,
         .runtime_dir = cfg->bootstrap_dir,
+        .init_type = e->provisioned ? "provisioned-concurrency" : NULL,
     };
     char **envp = lambda_env_build(s, &lo);
     char cgname[64];
@@ -878,6 +880,9 @@ int env_spawn(struct fnpool *fp)
     fp->envs = e;
     e->id_next = ex->by_id[e->id % EX_ENV_BUCKETS];
     ex->by_id[e->id % EX_ENV_BUCKETS] = e;
+    /* Started to reach the provisioned-concurrency target rather than for a
+     * waiting invocation: the runtime is told so (AWS_LAMBDA_INITIALIZATION_TYPE). */
+    e->provisioned = fp->n_envs < fp->provisioned && fp->n_pending <= fp->n_starting;
     fp->n_envs++;
     fp->n_starting++;
     j->ex = ex;

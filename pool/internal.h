@@ -90,6 +90,7 @@ struct env {
     bool delivered;
     bool in_idle;
     bool retire;               /* stop once the current invocation is done */
+    bool provisioned;          /* started for the provisioned-concurrency target */
     bool init_failed;
     int64_t spawn_ns, ready_ns, deliver_ns, idle_since_ns, deadline_ns;
     struct ptimer deadline_tm; /* init or invocation deadline (deadline_ns) */

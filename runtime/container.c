@@ -1089,3 +1089,22 @@ int container_image_pull(const char *image, char *err)
     }
     return docker_image_pull(g.d, image, NULL, NULL, err);
 }
+
+int container_of_function(const char *fn_key, char cid_out[DOCKER_ID_MAX])
+{
+    int rc = -ENOENT;
+    pthread_mutex_lock(&g.mu);
+    for (struct container *c = g.live; c; c = c->next_live)
+        if (atomic_load(&c->id_ready) && c->spec->key && strcmp(c->spec->key, fn_key) == 0) {
+            snprintf(cid_out, DOCKER_ID_MAX, "%s", c->id);
+            rc = 0;
+            break;
+        }
+    pthread_mutex_unlock(&g.mu);
+    return rc;
+}
+
+struct docker *container_engine(void)
+{
+    return g.d && atomic_load(&g.available) ? g.d : NULL;
+}

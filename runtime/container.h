@@ -118,6 +118,14 @@ int container_image_inspect(const char *image, struct docker_image_config *out, 
 /* Pulls image through the executor's engine handle (docker_image_pull). */
 int container_image_pull(const char *image, char *err);
 
+/* Copies the engine id of a running container of the function whose spec
+ * key is fn_key (this instance's) into cid_out. 0, or -ENOENT. Any thread. */
+int container_of_function(const char *fn_key, char cid_out[65]);
+
+/* The executor's engine handle (shared, thread-safe; see docker.h), or
+ * NULL when no engine is available. Valid until container_shutdown. */
+struct docker *container_engine(void);
+
 /* Joins the helper thread and frees c. Call only after the final event was
  * received. */
 void container_release(struct container *c);

@@ -1519,3 +1519,125 @@ int docker_tar_dir_at(const char *dir, const char *prefix, char **buf, size_t *l
     *len = b.len;
     return 0;
 }
+
+/* ---- exec ---------------------------------------------------------------- */
+
+int docker_exec_create(struct docker *d, const char *cid, const char *const *argv,
+                       const char *const *env, const char *workdir, bool tty,
+                       char id_out[DOCKER_ID_MAX], char *err)
+{
+    char what[200], *path = NULL, *e = pesc(cid), *body = NULL;
+    int rc;
+    snprintf(what, sizeof what, "exec in container %.64s", cid);
+    json_t *b = json_pack("{s:b,s:b,s:b,s:b,s:o}", "AttachStdin", 0, "AttachStdout", 1,
+                          "AttachStderr", 1, "Tty", tty, "Cmd", json_strv(argv));
+    if (b && env && env[0])
+        json_object_set_new(b, "Env", json_strv(env));
+    if (b && workdir && *workdir)
+        json_object_set_new(b, "WorkingDir", json_string(workdir));
+    body = b ? json_dumps(b, JSON_COMPACT) : NULL;
+    json_decref(b);
+    if (!e || !body || mkpath(&path, err, "/containers/%s/exec", e) < 0) {
+        free(e);
+        free(body);
+        set_err(err, "%s: out of memory", what);
+        return -ENOMEM;
+    }
+    struct call c = CALL_INIT(d, what, "POST", path);
+    c.body = body;
+    c.body_len = strlen(body);
+    c.content_type = "application/json";
+    rc = docker_call(d, &c, err);
+    if (rc == 0) {
+        json_t *j = json_loadb(c.resp.p, c.resp.len, 0, NULL);
+        const char *id = json_string_value(json_object_get(j, "Id"));
+        if (!id || strlen(id) >= DOCKER_ID_MAX) {
+            rc = -EPROTO;
+            set_err(err, "%s: no Id in the engine's answer", what);
+        } else {
+            snprintf(id_out, DOCKER_ID_MAX, "%s", id);
+        }
+        json_decref(j);
+    }
+    free(c.resp.p);
+    free(path);
+    free(e);
+    free(body);
+    return rc;
+}
+
+struct exec_sink {
+    docker_stream_cb cb;
+    void *user;
+    int *sink_errno;
+};
+
+static size_t exec_sink(char *data, size_t n, void *user)
+{
+    struct exec_sink *s = user;
+    int rc = s->cb(s->user, data, n);
+    if (rc < 0) {
+        *s->sink_errno = rc;
+        return 0;
+    }
+    return n;
+}
+
+int docker_exec_start(struct docker *d, const char *exec_id, bool tty, docker_stream_cb cb,
+                      void *user, char *err)
+{
+    char what[200], *path = NULL, *e = pesc(exec_id), body[64];
+    int rc;
+    snprintf(what, sizeof what, "start exec %.64s", exec_id);
+    snprintf(body, sizeof body, "{\"Detach\":false,\"Tty\":%s}", tty ? "true" : "false");
+    if (!e || mkpath(&path, err, "/exec/%s/start", e) < 0) {
+        free(e);
+        set_err(err, "%s: out of memory", what);
+        return -ENOMEM;
+    }
+    struct exec_sink s = {cb, user, NULL};
+    struct call c = CALL_INIT(d, what, "POST", path);
+    c.body = body;
+    c.body_len = strlen(body);
+    c.content_type = "application/json";
+    c.timeout_ms = 0;
+    c.sink = exec_sink;
+    c.sink_user = &s;
+    s.sink_errno = &c.sink_errno;
+    rc = docker_call(d, &c, err);
+    free(c.resp.p);
+    free(path);
+    free(e);
+    return rc;
+}
+
+int docker_exec_inspect(struct docker *d, const char *exec_id, bool *running, int *exit_code,
+                        char *err)
+{
+    char what[200], *path = NULL, *e = pesc(exec_id);
+    int rc;
+    snprintf(what, sizeof what, "inspect exec %.64s", exec_id);
+    if (!e || mkpath(&path, err, "/exec/%s/json", e) < 0) {
+        free(e);
+        set_err(err, "%s: out of memory", what);
+        return -ENOMEM;
+    }
+    struct call c = CALL_INIT(d, what, "GET", path);
+    rc = docker_call(d, &c, err);
+    if (rc == 0) {
+        json_t *j = json_loadb(c.resp.p, c.resp.len, 0, NULL);
+        if (!json_is_object(j)) {
+            rc = -EPROTO;
+            set_err(err, "%s: unexpected answer", what);
+        } else {
+            *running = json_is_true(json_object_get(j, "Running"));
+            json_t *ec = json_object_get(j, "ExitCode");
+            *exit_code = json_is_integer(ec) ? (int)json_integer_value(ec) : -1;
+        }
+        json_decref(j);
+    }
+    free(c.resp.p);
+    free(path);
+    free(e);
+    return rc;
+}

@@ -270,6 +270,29 @@ int docker_tar_dir_at(const char *dir, const char *prefix, char **buf, size_t *l
  * "bridge". -ENOENT if the network does not exist or has no IPv4 config. */
 int docker_network_gateway(struct docker *d, const char *network, char ip_out[64], char *err);
 
+/* Receives a piece of a raw stream; returns 0, or a negative errno to stop
+ * (the call then fails with it). */
+typedef int (*docker_stream_cb)(void *user, const char *data, size_t len);
+
+/* POST /containers/{id}/exec: an exec instance of argv (NULL-terminated)
+ * in the running container cid, attached to stdout/stderr (no stdin), with
+ * extra env "K=V" (may be NULL) and workdir (may be NULL). Copies its id
+ * into id_out. -EEXIST when the container is not running. */
+int docker_exec_create(struct docker *d, const char *cid, const char *const *argv,
+                       const char *const *env, const char *workdir, bool tty,
+                       char id_out[DOCKER_ID_MAX], char *err);
+
+/* POST /exec/{id}/start (attached): passes the engine's stream to cb as it
+ * comes (multiplexed frames unless tty) until the command ends. Blocking,
+ * no overall timeout. */
+int docker_exec_start(struct docker *d, const char *exec_id, bool tty, docker_stream_cb cb,
+                      void *user, char *err);
+
+/* GET /exec/{id}/json: whether it still runs and its exit code (-1 while
+ * running). */
+int docker_exec_inspect(struct docker *d, const char *exec_id, bool *running, int *exit_code,
+                        char *err);
+
 /* Frees a NULL-terminated array of malloc'd strings. NULL is a no-op. */
 void docker_strv_free(char **v);
 

@@ -158,7 +158,7 @@ char **lambda_env_build(const struct fn_spec *s, const struct lambda_env_opts *o
     snprintf(buf, sizeof(buf), "%d", s->memory_mb);
     envb_add(&b, "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", buf);
     envb_add(&b, "AWS_LAMBDA_FUNCTION_VERSION", s->version);
-    envb_add(&b, "AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand");
+    envb_add(&b, "AWS_LAMBDA_INITIALIZATION_TYPE", o->init_type ? o->init_type : "on-demand");
     envb_add(&b, "AWS_LAMBDA_LOG_GROUP_NAME", s->log_group);
     envb_add(&b, "AWS_LAMBDA_LOG_STREAM_NAME", o->log_stream);
     if (s->log_format && strcmp(s->log_format, "JSON") == 0)

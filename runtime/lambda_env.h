@@ -30,6 +30,7 @@ struct lambda_env_opts {
     bool container;           /* true: rewrite localhost URLs in user variables */
     const char *container_host; /* host name/IP that reaches lambdad from a container */
     const char *extra_path;   /* prepended to PATH (host: inherits the rest), or NULL */
+    const char *init_type;    /* AWS_LAMBDA_INITIALIZATION_TYPE; NULL: "on-demand" */
 };
 
 /* Builds a NULL-terminated malloc'd array of malloc'd "KEY=VALUE" strings.

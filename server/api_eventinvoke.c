@@ -343,8 +343,13 @@ static char *invocation_record(const struct invocation *inv, const char *conditi
     for (const char *p = iarn; p && *p; p++)
         colons += *p == ':';
     snprintf(arn, sizeof(arn), "%s%s", iarn ? iarn : "", colons >= 7 ? "" : ":$LATEST");
-    json_t *req_payload = inv->payload ? json_loadb(inv->payload, inv->payload_len, JSON_DECODE_ANY, NULL) : NULL;
-    json_t *resp_payload = inv->result ? json_loadb(inv->result, inv->result_len, JSON_DECODE_ANY, NULL) : NULL;
+    /* Bounded nesting before jansson's recursive parser (see http.h). */
+    json_t *req_payload = inv->payload && !http_json_too_deep(inv->payload, inv->payload_len, 256)
+                              ? json_loadb(inv->payload, inv->payload_len, JSON_DECODE_ANY, NULL)
+                              : NULL;
+    json_t *resp_payload = inv->result && !http_json_too_deep(inv->result, inv->result_len, 256)
+                               ? json_loadb(inv->result, inv->result_len, JSON_DECODE_ANY, NULL)
+                               : NULL;
     if (!resp_payload && inv->outcome != INV_OK)
         resp_payload = json_pack("{s:s,s:s}", "errorMessage",
                                  inv->error_message ? inv->error_message : "invocation failed", "errorType",

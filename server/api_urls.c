@@ -6,6 +6,7 @@
 #include <ctype.h>
 #include <openssl/evp.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -474,13 +475,30 @@ static void join_list(json_t *arr, char *out, size_t len)
         if (!s || strpbrk(s, "\r\n"))
             continue;
         int n = snprintf(out + o, len - o, "%s%s", o ? "," : "", s);
-        if (n < 0 || (size_t)n >= len - o)
+        if (n < 0 || (size_t)n >= len - o) {
+            out[o] = 0; /* no half entry */
             break;
+        }
         o += (size_t)n;
     }
 }
 
-/* Appends the CORS response headers for a request from origin. */
+/* snprintf at out + *o that never moves *o past len (a line that does not
+ * fit is dropped whole). */
+static void appendf(char *out, size_t len, size_t *o, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void appendf(char *out, size_t len, size_t *o, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = *o < len ? vsnprintf(out + *o, len - *o, fmt, ap) : -1;
+    va_end(ap);
+    if (n >= 0 && (size_t)n < len - *o)
+        *o += (size_t)n;
+    else if (*o < len)
+        out[*o] = 0;
+}
+
+/* Writes the CORS response headers for a request from origin into out. */
 static void cors_headers(json_t *cors, const char *origin, bool preflight, char *out, size_t len)
 {
     bool star;
@@ -490,25 +508,23 @@ static void cors_headers(json_t *cors, const char *origin, bool preflight, char 
     char list[2048];
     size_t o = 0;
     bool cred = json_is_true(json_object_get(cors, "AllowCredentials"));
-    o += (size_t)snprintf(out + o, len - o, "Access-Control-Allow-Origin: %s\r\nVary: Origin\r\n",
-                          star && !cred ? "*" : origin);
+    appendf(out, len, &o, "Access-Control-Allow-Origin: %s\r\nVary: Origin\r\n", star && !cred ? "*" : origin);
     if (cred)
-        o += (size_t)snprintf(out + o, len - o, "Access-Control-Allow-Credentials: true\r\n");
+        appendf(out, len, &o, "Access-Control-Allow-Credentials: true\r\n");
     if (preflight) {
         join_list(json_object_get(cors, "AllowMethods"), list, sizeof(list));
         if (list[0])
-            o += (size_t)snprintf(out + o, len - o, "Access-Control-Allow-Methods: %s\r\n", list);
+            appendf(out, len, &o, "Access-Control-Allow-Methods: %s\r\n", list);
         join_list(json_object_get(cors, "AllowHeaders"), list, sizeof(list));
         if (list[0])
-            o += (size_t)snprintf(out + o, len - o, "Access-Control-Allow-Headers: %s\r\n", list);
+            appendf(out, len, &o, "Access-Control-Allow-Headers: %s\r\n", list);
         json_t *age = json_object_get(cors, "MaxAge");
         if (json_is_integer(age))
-            o += (size_t)snprintf(out + o, len - o, "Access-Control-Max-Age: %lld\r\n",
-                                  (long long)json_integer_value(age));
+            appendf(out, len, &o, "Access-Control-Max-Age: %lld\r\n", (long long)json_integer_value(age));
     } else {
         join_list(json_object_get(cors, "ExposeHeaders"), list, sizeof(list));
         if (list[0])
-            snprintf(out + o, len - o, "Access-Control-Expose-Headers: %s\r\n", list);
+            appendf(out, len, &o, "Access-Control-Expose-Headers: %s\r\n", list);
     }
 }
 
@@ -573,6 +589,21 @@ static json_t *query_params(const char *qs)
     return params;
 }
 
+/* Appends the cookies of a Cookie header ("a=1; b=2") to arr (values that
+ * are not UTF-8 are skipped). */
+static void cookie_list(json_t *arr, const char *value)
+{
+    char *copy = strdup(value), *save = NULL;
+    for (char *c = copy ? strtok_r(copy, ";", &save) : NULL; c; c = strtok_r(NULL, ";", &save)) {
+        while (*c == ' ')
+            c++;
+        json_t *v = *c ? json_string(c) : NULL;
+        if (v)
+            json_array_append_new(arr, v);
+    }
+    free(copy);
+}
+
 /* Builds the payload format 2.0 event. */
 static char *build_event(struct http_req *req, const char *id, const char *region, const char *account,
                          const char *raw_path, bool iam)
@@ -584,14 +615,7 @@ static char *build_event(struct http_req *req, const char *id, const char *regio
         if (!name || !value)
             continue;
         if (!strcasecmp(name, "Cookie")) {
-            char *copy = strdup(value), *save = NULL;
-            for (char *c = copy ? strtok_r(copy, ";", &save) : NULL; c; c = strtok_r(NULL, ";", &save)) {
-                while (*c == ' ')
-                    c++;
-                if (*c)
-                    json_array_append_new(cookies, json_string(c));
-            }
-            free(copy);
+            cookie_list(cookies, value);
             continue;
         }
         event_header(headers, name, value, true);
@@ -695,6 +719,23 @@ static void hb_add(struct hbuf *h, const char *name, const char *value)
     h->len += (size_t)snprintf(h->s + h->len, h->cap - h->len, "%s: %s\r\n", name, value);
 }
 
+/* Splits an awslambda.HttpResponseStream response (JSON prelude, 8 NUL
+ * bytes, body): returns the prelude (statusCode 200 when it has none; NULL
+ * when it is not a JSON object) and points *body into data. */
+static json_t *integration_prelude(const char *data, size_t len, const char **body, size_t *blen)
+{
+    static const char delim[8] = {0};
+    const char *d = memmem(data, len, delim, sizeof(delim));
+    size_t plen = d ? (size_t)(d - data) : len;
+    /* jansson recurses per level: deep nesting is not a prelude (http.h). */
+    json_t *res = http_json_too_deep(data, plen, 256) ? NULL : json_loadb(data, plen, 0, NULL);
+    *body = d ? d + sizeof(delim) : "";
+    *blen = d ? len - plen - sizeof(delim) : 0;
+    if (json_is_object(res) && !json_object_get(res, "statusCode"))
+        json_object_set_new(res, "statusCode", json_integer(200));
+    return res;
+}
+
 /* Maps the function's result to the HTTP response, as AWS does. */
 static void send_result(struct http_req *req, struct invocation *inv, const char *cors)
 {
@@ -715,18 +756,10 @@ static void send_result(struct http_req *req, struct invocation *inv, const char
     const char *raw = NULL; /* streamed HTTP integration response: the body after the prelude */
     size_t raw_len = 0;
     static const char integ[] = "application/vnd.awslambda.http-integration-response";
-    static const char delim[8] = {0};
     if (!strncasecmp(inv->content_type, integ, sizeof(integ) - 1) && inv->result) {
-        /* awslambda.HttpResponseStream: JSON prelude, 8 NUL bytes, body. */
-        const char *d = memmem(inv->result, inv->result_len, delim, sizeof(delim));
-        size_t plen = d ? (size_t)(d - inv->result) : inv->result_len;
-        res = json_loadb(inv->result, plen, 0, NULL);
-        raw = d ? d + sizeof(delim) : "";
-        raw_len = d ? inv->result_len - plen - sizeof(delim) : 0;
-        if (json_is_object(res) && !json_object_get(res, "statusCode"))
-            json_object_set_new(res, "statusCode", json_integer(200));
-    } else if (inv->result) {
-        res = json_loadb(inv->result, inv->result_len, JSON_DECODE_ANY, NULL);
+        res = integration_prelude(inv->result, inv->result_len, &raw, &raw_len);
+    } else if (inv->result && !http_json_too_deep(inv->result, inv->result_len, 256)) {
+        res = json_loadb(inv->result, inv->result_len, JSON_DECODE_ANY, NULL); /* deep: sent as is */
     }
     json_t *sc = json_object_get(res, "statusCode");
     if (!json_is_object(res) || !sc) {

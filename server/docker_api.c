@@ -1,5 +1,6 @@
 /* docker_api: the Docker Engine API front end (see docker_api.h). */
 #include "server/docker_api.h"
+#include "server/docker_frames.h"
 
 #include <arpa/inet.h>
 #include <civetweb.h>
@@ -31,6 +32,7 @@
 #include "runtime/log.h"
 #include "server/api_functions.h"
 #include "server/http.h"
+#include "server/logs_store.h"
 #include "server/registry.h"
 #include "server/validate.h"
 
@@ -75,6 +77,8 @@ struct ctr {
     int64_t created_ns, started_ns, finished_ns;
     unsigned runs;               /* completed runs */
     char token[33];              /* output token of the current run */
+    struct fn_spec *spec;        /* the current run's (log group, format), or NULL */
+    uint64_t serial;             /* for the log sink's per-source line assembly */
     struct line **lines;         /* output, oldest first: lines[l_start .. l_start+l_count) */
     size_t l_start, l_count, l_cap, l_bytes;
     uint64_t l_first_seq;        /* seq of lines[l_start] */
@@ -87,6 +91,15 @@ struct image_rec {
     int64_t created, size;
     json_t *config;              /* Config (Entrypoint, Cmd, Env, WorkingDir) or NULL */
 };
+
+struct exec_rec {                /* exec instances created through this API */
+    struct exec_rec *next;
+    char id[65];                 /* the engine's exec id */
+    char ctr[65];                /* our container id */
+    json_t *argv;
+    bool tty;
+};
+#define EXEC_KEEP 256            /* newest exec records kept */
 
 struct named_rec {               /* networks and volumes */
     struct named_rec *next;
@@ -107,6 +120,7 @@ static struct {
     struct ctr *ctrs;
     struct image_rec *images;
     struct named_rec *networks, *volumes;
+    struct exec_rec *execs;      /* newest first */
     atomic_bool stopping;
     /* unix listeners */
     int n_unix;
@@ -166,6 +180,7 @@ static void ctr_unref_locked(struct ctr *c)
     free(c->lines);
     json_decref(c->config);
     json_decref(c->argv);
+    fnspec_unref(c->spec);
     free(c);
 }
 
@@ -691,11 +706,11 @@ static void h_image_inspect(struct dreq *r, const char **p)
     if (i) {
         char created[48];
         fmt_time(i->created * 1000000000, created);
-        j = json_pack("{s:s,s:[s],s:[],s:s,s:s,s:s,s:s,s:I,s:I,s:O,s:{s:s,s:[]}}", "Id", i->id,
+        j = json_pack("{s:s,s:[s],s:[],s:s,s:s,s:s,s:s,s:I,s:I,s:o,s:{s:s,s:[]}}", "Id", i->id,
                       "RepoTags", i->name, "RepoDigests", "Created", created, "Os", "linux",
                       "Architecture", "amd64", "DockerVersion", "", "Size", (json_int_t)i->size,
                       "VirtualSize", (json_int_t)i->size, "Config",
-                      i->config ? i->config : json_object(), "RootFS", "Type", "layers", "Layers");
+                      i->config ? json_incref(i->config) : json_object(), "RootFS", "Type", "layers", "Layers");
     }
     pthread_mutex_unlock(&g.mu);
     if (!j)
@@ -893,7 +908,9 @@ static void h_ctr_create(struct dreq *r, const char **p)
         send_err(r, 500, "out of memory");
         goto out;
     }
+    static atomic_ullong serials;
     c->refs = 1;
+    c->serial = atomic_fetch_add(&serials, 1);
     rand_hex(c->id, 32);
     if (name[0])
         snprintf(c->name, sizeof c->name, "%s", name[0] == '/' ? name + 1 : name);
@@ -1281,11 +1298,16 @@ static void on_run_done(struct invocation *inv)
     c->finished_ns = now_ns();
     c->runs++;
     c->token[0] = 0;
+    struct fn_spec *spec = c->spec;
+    c->spec = NULL;
+    char id[13];
+    snprintf(id, sizeof id, "%.12s", c->id);
     pthread_cond_broadcast(&g.cv);
-    ctr_unref_locked(c);
+    ctr_unref_locked(c); /* c may be gone from here on */
     pthread_mutex_unlock(&g.mu);
-    LOG_INFO("docker api: container %.12s exited with %d%s%s", c->id, code, error[0] ? " (" : "",
-             error[0] ? ")" : "");
+    LOG_INFO("docker api: container %s exited with %d%s%s%s", id, code,
+             error[0] ? " (" : "", error, error[0] ? ")" : "");
+    fnspec_unref(spec);
     invocation_free(inv);
 }
 
@@ -1318,7 +1340,12 @@ static int run_start(struct ctr *c, char *msg, size_t msglen)
     struct fn_spec *spec = rec ? registry_spec_ref(rec) : NULL;
     rcu_read_unlock();
     struct invocation *inv = spec ? invocation_new(spec) : NULL;
-    fnspec_unref(spec);
+    pthread_mutex_lock(&g.mu);
+    fnspec_unref(c->spec);
+    c->spec = inv ? spec : NULL; /* our reference: the run's log group */
+    pthread_mutex_unlock(&g.mu);
+    if (!inv)
+        fnspec_unref(spec);
     json_t *ev = NULL;
     if (inv) {
         snprintf(path, sizeof path, "/output/%s/%s", c->id, token);
@@ -1889,12 +1916,192 @@ static void h_ctr_prune(struct dreq *r, const char **p)
     send_json(r, 200, json_pack("{s:o,s:i}", "ContainersDeleted", deleted, "SpaceReclaimed", 0));
 }
 
+static void h_ping_resize(struct dreq *r, const char **p)
+{
+    (void)p;
+    send_empty(r, 200); /* exec has no terminal to resize */
+}
+
 static void h_refused(struct dreq *r, const char **p)
 {
     (void)p;
     send_err(r, 501, "%s %s is not supported by lambdad's Docker API: containers are Lambda "
                      "functions (see README, Docker Engine API front end)",
              r->method, r->path);
+}
+
+
+/* ----------------------------------------------------------------- exec */
+
+/* exec runs in the container of the function's running environment, through
+ * the engine's own exec (the command shares its filesystem, /tmp included,
+ * and its environment variables). */
+static void h_exec_create(struct dreq *r, const char **p)
+{
+    char cid[65], err[DOCKER_ERR_MAX], eid[DOCKER_ID_MAX];
+    bool bad = false;
+    json_t *body = json_body(r, false);
+    if (!body)
+        return;
+    json_t *argv = argv_of(json_object_get(body, "Cmd"), &bad);
+    json_t *env = json_object_get(body, "Env");
+    const char *wd = json_string_value(json_object_get(body, "WorkingDir"));
+    bool tty = json_is_true(json_object_get(body, "Tty"));
+    struct ctr *c = NULL;
+    const char **av = NULL, **ev = NULL;
+    if (bad || !argv || !json_array_size(argv) || (env && !json_is_null(env) && !json_is_array(env))) {
+        send_err(r, 400, "No exec command specified");
+        goto out;
+    }
+    if (json_is_true(json_object_get(body, "AttachStdin"))) {
+        send_err(r, 400, "exec with stdin (-i) is not supported by lambdad's Docker API");
+        goto out;
+    }
+    if (!(c = ctr_get(r, p[0])))
+        goto out;
+    pthread_mutex_lock(&g.mu);
+    bool running = c->state == ST_RUNNING;
+    pthread_mutex_unlock(&g.mu);
+    struct docker *d = container_engine();
+    if (!running || !d || container_of_function(c->fn_key, cid) < 0) {
+        send_err(r, 409, "Container %s is not running", c->id);
+        goto out;
+    }
+    size_t na = json_array_size(argv), ne = json_is_array(env) ? json_array_size(env) : 0;
+    av = calloc(na + 1, sizeof *av);
+    ev = calloc(ne + 1, sizeof *ev);
+    if (!av || !ev) {
+        send_err(r, 500, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < na; i++)
+        av[i] = json_string_value(json_array_get(argv, i));
+    size_t k = 0;
+    for (size_t i = 0; i < ne; i++)
+        if (json_string_value(json_array_get(env, i)))
+            ev[k++] = json_string_value(json_array_get(env, i));
+    int rc = docker_exec_create(d, cid, av, ev, wd, tty, eid, err);
+    if (rc < 0) {
+        send_err(r, rc == -EEXIST ? 409 : 500, "%s", err);
+        goto out;
+    }
+    struct exec_rec *x = calloc(1, sizeof *x);
+    if (!x) {
+        send_err(r, 500, "out of memory");
+        goto out;
+    }
+    snprintf(x->id, sizeof x->id, "%s", eid);
+    snprintf(x->ctr, sizeof x->ctr, "%s", c->id);
+    x->argv = json_incref(argv);
+    x->tty = tty;
+    pthread_mutex_lock(&g.mu);
+    x->next = g.execs;
+    g.execs = x;
+    int n = 0;
+    for (struct exec_rec **pp = &g.execs; *pp; ) {
+        if (++n > EXEC_KEEP) {
+            struct exec_rec *old = *pp;
+            *pp = old->next;
+            json_decref(old->argv);
+            free(old);
+        } else {
+            pp = &(*pp)->next;
+        }
+    }
+    pthread_mutex_unlock(&g.mu);
+    send_json(r, 201, json_pack("{s:s}", "Id", eid));
+out:
+    free(av);
+    free(ev);
+    if (c)
+        ctr_unref(c);
+    json_decref(argv);
+    json_decref(body);
+}
+
+/* Copies the exec record id (NULL when unknown). Caller holds g.mu. */
+static struct exec_rec *exec_find_locked(const char *id)
+{
+    for (struct exec_rec *x = g.execs; x; x = x->next)
+        if (!strcmp(x->id, id))
+            return x;
+    return NULL;
+}
+
+static int exec_to_client(void *user, const char *data, size_t len)
+{
+    struct dreq *r = user;
+    return mg_write(r->conn, data, len) > 0 ? 0 : -EPIPE;
+}
+
+static void h_exec_start(struct dreq *r, const char **p)
+{
+    char err[DOCKER_ERR_MAX];
+    json_t *body = json_body(r, true);
+    if (!body)
+        return;
+    bool detach = json_is_true(json_object_get(body, "Detach"));
+    json_decref(body);
+    pthread_mutex_lock(&g.mu);
+    struct exec_rec *x = exec_find_locked(p[0]);
+    bool tty = x && x->tty;
+    pthread_mutex_unlock(&g.mu);
+    struct docker *d = container_engine();
+    if (!x) {
+        send_err(r, 404, "No such exec instance: %s", p[0]);
+        return;
+    }
+    if (!d) {
+        send_err(r, 500, "the docker engine is not available");
+        return;
+    }
+    if (detach) {
+        send_err(r, 501, "detached exec is not supported by lambdad's Docker API");
+        return;
+    }
+    const char *up = mg_get_header(r->conn, "Upgrade");
+    stream_begin(r, up ? 101 : 200,
+                 tty ? "application/vnd.docker.raw-stream" : "application/vnd.docker.multiplexed-stream",
+                 up ? "Upgrade: tcp\r\n" : NULL);
+    /* The engine's stream is already in the client's format: pass it on. */
+    int rc = docker_exec_start(d, p[0], tty, exec_to_client, r, err);
+    if (rc < 0 && rc != -EPIPE)
+        LOG_WARN("docker api: exec %.12s: %s", p[0], err);
+}
+
+static void h_exec_inspect(struct dreq *r, const char **p)
+{
+    char err[DOCKER_ERR_MAX], ctr[65] = "";
+    bool running = false, tty = false;
+    int code = -1;
+    json_t *argv = NULL;
+    pthread_mutex_lock(&g.mu);
+    struct exec_rec *x = exec_find_locked(p[0]);
+    if (x) {
+        snprintf(ctr, sizeof ctr, "%s", x->ctr);
+        argv = json_deep_copy(x->argv);
+        tty = x->tty;
+    }
+    pthread_mutex_unlock(&g.mu);
+    struct docker *d = container_engine();
+    if (!x) {
+        send_err(r, 404, "No such exec instance: %s", p[0]);
+        return;
+    }
+    int rc = d ? docker_exec_inspect(d, p[0], &running, &code, err) : -ENOTCONN;
+    if (rc < 0) {
+        json_decref(argv);
+        send_err(r, rc == -ENOENT ? 404 : 500, "%s", d ? err : "the docker engine is not available");
+        return;
+    }
+    json_t *ep = json_incref(json_array_get(argv, 0));
+    json_array_remove(argv, 0);
+    send_json(r, 200, json_pack("{s:s,s:s,s:b,s:o,s:b,s:b,s:b,s:i,s:{s:o,s:o,s:b,s:s}}", "ID", p[0],
+                                "ContainerID", ctr, "Running", running, "ExitCode",
+                                running ? json_null() : json_integer(code), "OpenStdin", 0,
+                                "OpenStdout", 1, "OpenStderr", 1, "Pid", 0, "ProcessConfig",
+                                "entrypoint", ep ? ep : json_string(""), "arguments", argv, "tty", tty,
+                                "user", ""));
 }
 
 /* ----------------------------------------------------- networks, volumes */
@@ -1913,10 +2120,10 @@ static json_t *network_json(const struct named_rec *n)
     char created[48];
     fmt_time(n->created * 1000000000, created);
     const char *driver = !strcmp(n->name, "host") ? "host" : !strcmp(n->name, "none") ? "null" : "bridge";
-    return json_pack("{s:s,s:s,s:s,s:s,s:s,s:b,s:b,s:{},s:O,s:{},s:{s:s,s:[]}}", "Name", n->name,
+    return json_pack("{s:s,s:s,s:s,s:s,s:s,s:b,s:b,s:{},s:o,s:{},s:{s:s,s:[]}}", "Name", n->name,
                      "Id", n->id, "Created", created, "Scope", "local", "Driver", driver,
                      "Internal", 0, "Attachable", 1, "Containers", "Labels",
-                     n->labels ? n->labels : json_object(), "Options", "IPAM", "Driver", "default",
+                     n->labels ? json_incref(n->labels) : json_object(), "Options", "IPAM", "Driver", "default",
                      "Config");
 }
 
@@ -1924,9 +2131,9 @@ static json_t *volume_json(const struct named_rec *n)
 {
     char created[48];
     fmt_time(n->created * 1000000000, created);
-    return json_pack("{s:s,s:s,s:s,s:s,s:O,s:s,s:{}}", "Name", n->name, "Driver", "local",
+    return json_pack("{s:s,s:s,s:s,s:s,s:o,s:s,s:{}}", "Name", n->name, "Driver", "local",
                      "Mountpoint", "", "CreatedAt", created, "Labels",
-                     n->labels ? n->labels : json_object(), "Scope", "local", "Options");
+                     n->labels ? json_incref(n->labels) : json_object(), "Scope", "local", "Options");
 }
 
 static void named_seed(void)
@@ -2110,49 +2317,35 @@ static void h_network_connect(struct dreq *r, const char **p)
 
 struct ingest_ud {
     struct ctr *c;
+    struct fn_spec *spec;  /* the run's, for its log group; may be NULL */
+    char log_stream[256];  /* the environment's log stream (from the runner) */
 };
 
 static void ingest_emit(void *ud, int stream, const char *data, unsigned long len)
 {
-    struct ctr *c = ((struct ingest_ud *)ud)->c;
+    struct ingest_ud *u = ud;
+    struct ctr *c = u->c;
     if (stream != 1 && stream != 2)
         return;
     pthread_mutex_lock(&g.mu);
     ctr_append_locked(c, stream, data, len);
     pthread_cond_broadcast(&g.cv);
     pthread_mutex_unlock(&g.mu);
-}
-
-int docker_frames_feed(struct docker_frame_parser *p, const char *data, unsigned long len,
-                       void (*emit)(void *ud, int stream, const char *data, unsigned long len),
-                       void *ud)
-{
-    while (len > 0 && !p->bad) {
-        if (p->left == 0) {
-            size_t take = 8 - p->hdr_len < len ? 8 - p->hdr_len : len;
-            memcpy(p->hdr + p->hdr_len, data, take);
-            p->hdr_len += (unsigned)take;
-            data += take;
-            len -= take;
-            if (p->hdr_len < 8)
-                break;
-            p->hdr_len = 0;
-            if (p->hdr[0] > 2 || p->hdr[1] || p->hdr[2] || p->hdr[3]) {
-                p->bad = true;
-                break;
-            }
-            p->stream = p->hdr[0];
-            p->left = (unsigned long)p->hdr[4] << 24 | (unsigned long)p->hdr[5] << 16 |
-                      (unsigned long)p->hdr[6] << 8 | p->hdr[7];
-            continue;
-        }
-        unsigned long take = p->left < len ? p->left : len;
-        emit(ud, (int)p->stream, data, take);
-        p->left -= take;
-        data += take;
-        len -= take;
+    if (u->spec) {
+        /* Also the function's CloudWatch Logs stream, as a Lambda
+         * function's own output would be. One source id per container and
+         * stream, so partial lines of stdout and stderr are not mixed. */
+        struct pool_log_rec rec = {
+            .kind = POOL_LOG_OUTPUT,
+            .fn = u->spec,
+            .stream = u->log_stream,
+            .env_id = (1ull << 63) | (c->serial << 1) | (stream == 2),
+            .time_ms = now_ns() / 1000000,
+            .data = data,
+            .len = len,
+        };
+        logs_store_sink(&rec, NULL);
     }
-    return p->bad ? -1 : 0;
 }
 
 static void h_ingest(struct dreq *r, const char **p)
@@ -2162,27 +2355,38 @@ static void h_ingest(struct dreq *r, const char **p)
     struct ctr *c = ctr_find_locked(p[0], &amb);
     bool ok = c && strlen(p[0]) == 64 && c->state == ST_RUNNING && c->token[0] &&
               strlen(p[1]) == 32 && !strcmp(c->token, p[1]);
-    if (ok)
+    struct ingest_ud ud = {c, NULL, ""};
+    if (ok) {
         c->refs++;
+        ud.spec = fnspec_ref(c->spec);
+    }
     pthread_mutex_unlock(&g.mu);
     if (!ok) {
         send_err(r, 403, "no running container with this id and token");
         return;
     }
+    const char *ls = mg_get_header(r->conn, "Lambdad-Log-Stream");
+    size_t lsl = ls ? strlen(ls) : 0;
+    if (lsl > 0 && lsl < sizeof ud.log_stream && strcspn(ls, ":*") == lsl)
+        snprintf(ud.log_stream, sizeof ud.log_stream, "%s", ls);
+    else
+        snprintf(ud.log_stream, sizeof ud.log_stream, "docker/%.12s", c->id);
     struct docker_frame_parser fp = {0};
-    struct ingest_ud ud = {c};
     char buf[16384];
     int n;
     /* mg_read returns only when it filled the buffer (or the body ended),
      * so ask for exactly what completes the current header or payload:
      * each frame reaches the followers as soon as it arrived. */
     for (;;) {
-        size_t want = fp.left ? (fp.left < sizeof buf ? fp.left : sizeof buf) : 8 - fp.hdr_len;
+        unsigned long want = docker_frames_want(&fp);
+        if (want > sizeof buf)
+            want = sizeof buf;
         n = mg_read(r->conn, buf, want);
         if (n <= 0 || docker_frames_feed(&fp, buf, (unsigned long)n, ingest_emit, &ud) < 0)
             break;
     }
     ctr_unref(c);
+    fnspec_unref(ud.spec);
     if (fp.bad)
         send_err(r, 400, "bad stream frame");
     else
@@ -2256,7 +2460,10 @@ static const struct dk_route g_api_routes[] = {
     {"GET", C "/top", h_ctr_top},
     {"GET", C "/stats", h_ctr_stats},
     {"DELETE", C, h_ctr_delete},
-    {"POST", C "/exec", h_refused},
+    {"POST", C "/exec", h_exec_create},
+    {"POST", "/exec/{}/start", h_exec_start},
+    {"GET", "/exec/{}/json", h_exec_inspect},
+    {"POST", "/exec/{}/resize", h_ping_resize},
     {"GET", C "/archive", h_refused},
     {"HEAD", C "/archive", h_refused},
     {"PUT", C "/archive", h_refused},
@@ -2794,6 +3001,12 @@ void docker_api_stop(void)
         struct ctr *c = g.ctrs;
         g.ctrs = c->next;
         ctr_unref_locked(c);
+    }
+    while (g.execs) {
+        struct exec_rec *x = g.execs;
+        g.execs = x->next;
+        json_decref(x->argv);
+        free(x);
     }
     while (g.images) {
         struct image_rec *i = g.images;

@@ -47,19 +47,4 @@ int docker_api_start(const struct docker_api_options *o, const char **err);
  * thread; NULL-safe when never started. */
 void docker_api_stop(void);
 
-/* Docker's multiplexed-stream frame parser, incremental (exposed for the
- * unit and fuzz tests). Feed it bytes; it calls emit for each payload
- * piece with the stream number (0 stdin, 1 stdout, 2 stderr). Returns 0, or
- * -1 on a frame with an unknown stream number (the rest is refused). */
-struct docker_frame_parser {
-    unsigned char hdr[8];
-    unsigned hdr_len;
-    unsigned stream;
-    unsigned long left; /* payload bytes left in the current frame */
-    bool bad;
-};
-int docker_frames_feed(struct docker_frame_parser *p, const char *data, unsigned long len,
-                       void (*emit)(void *ud, int stream, const char *data, unsigned long len),
-                       void *ud);
-
 #endif

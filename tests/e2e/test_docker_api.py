@@ -197,6 +197,22 @@ def test_run_detached_logs_follow_wait_inspect(dapi, lam):
     assert cfg["MemorySize"] == 1024 and cfg["Timeout"] == 60
     assert cfg["ImageConfigResponse"]["ImageConfig"]["Command"] == [
         "sh", "-c", "for i in 1 2 3; do echo line$i $FOO; echo e$i >&2; sleep 1; done; exit 7"]
+    # The output is also in the function's CloudWatch Logs group, in the
+    # environment's stream next to START/END/REPORT.
+    # (The executor files END/REPORT just after the answer that ended the
+    # run: give it a moment.)
+    logs = dapi.client(service="logs")
+    deadline = time.monotonic() + 30
+    while True:
+        events = logs.filter_log_events(logGroupName=f"/aws/lambda/{fn_of(cid)}")["events"]
+        msgs = [e["message"] for e in events]
+        if any(m.startswith("REPORT RequestId:") for m in msgs) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert msgs[0].startswith("START RequestId:")
+    for line in ("line1 bar\n", "line3 bar\n", "e1\n", "e3\n"):
+        assert line in msgs, msgs
+    assert any(m.startswith("REPORT RequestId:") for m in msgs), msgs
     r = dk(dapi, "rm", "follow1")
     assert r.returncode == 0, r.stderr
     assert fn_of(cid) not in function_names(lam)
@@ -271,6 +287,24 @@ def test_kill_and_force_remove(dapi, lam):
     assert fn_of(cid) not in function_names(lam)
 
 
+def test_exec_runs_in_the_running_environment(dapi):
+    r = dk(dapi, "run", "-d", "--name", "ex1", IMAGE, "sh", "-c",
+           "echo data > /tmp/f; echo ready; sleep 120")
+    assert r.returncode == 0, r.stderr
+    _wait_output(dapi, "ex1", "ready")
+    r = dk(dapi, "exec", "ex1", "cat", "/tmp/f")  # same filesystem as the command
+    assert r.returncode == 0 and r.stdout == "data\n", (r.stdout, r.stderr)
+    r = dk(dapi, "exec", "-e", "X=1", "ex1", "sh", "-c", "echo o $X; echo e >&2; exit 5")
+    assert r.returncode == 5 and r.stdout == "o 1\n" and r.stderr == "e\n", (r.stdout, r.stderr)
+    r = dk(dapi, "exec", "ex1", "no-such-command")
+    assert r.returncode == 126 and "not found" in r.stdout + r.stderr  # the engine's text, as is
+    assert dk(dapi, "kill", "ex1").returncode == 0
+    assert dk(dapi, "wait", "ex1").stdout.strip() == "137"
+    r = dk(dapi, "exec", "ex1", "true")
+    assert r.returncode != 0 and "is not running" in r.stderr, r.stderr
+    dk(dapi, "rm", "ex1")
+
+
 def test_command_that_outlives_its_timeout(tmp_path):
     sock = str(tmp_path / "d.sock")
     srv = new_server(str(tmp_path), args=["--lambda-executor", "docker", "--docker-api",
@@ -316,7 +350,9 @@ def test_bad_requests_get_docker_errors(dapi):
     assert st == 404 and json.loads(out)["message"] == "No such container: nope"
     st, out, _ = raw(dapi, "GET", "/v1.45/nothing/here")
     assert st == 404 and json.loads(out)["message"] == "page not found"
-    st, out, _ = raw(dapi, "POST", "/containers/nope/exec", b"{}")
+    st, out, _ = raw(dapi, "POST", "/containers/nope/exec", json.dumps({"Cmd": ["true"]}))
+    assert st == 404 and "No such container" in json.loads(out)["message"]
+    st, out, _ = raw(dapi, "PUT", "/containers/nope/archive?path=/tmp", b"")
     assert st == 501 and "not supported" in json.loads(out)["message"]
     # Bad name, bad signal, bad wait condition.
     st, out, _ = raw(dapi, "POST", "/containers/create?name=-bad", json.dumps({"Image": IMAGE, "Cmd": ["true"]}))

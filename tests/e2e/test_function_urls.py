@@ -355,3 +355,45 @@ def test_deleting_an_alias_deletes_its_url_and_policy(server, lam):
     with pytest.raises(ClientError) as ei:
         lam.get_policy(FunctionName=name, Qualifier="a1")
     assert error_of(ei)[:2] == (404, "ResourceNotFoundException")
+
+
+DEEP_BOOTSTRAP = """#!/usr/bin/env python3
+import http.client, os
+host, port = os.environ['AWS_LAMBDA_RUNTIME_API'].split(':')
+body = b'[' * 200000 + b']' * 200000
+while True:
+    c = http.client.HTTPConnection(host, int(port))
+    c.request('GET', '/2018-06-01/runtime/invocation/next')
+    r = c.getresponse()
+    rid = r.getheader('Lambda-Runtime-Aws-Request-Id')
+    r.read()
+    c.request('POST', '/2018-06-01/runtime/invocation/%s/response' % rid, body=body)
+    c.getresponse().read()
+    c.close()
+"""
+
+
+def test_deeply_nested_result_does_not_crash(server, lam):
+    name = unique_name("urldeep")
+    create_function(lam, name, make_zip({"bootstrap": (DEEP_BOOTSTRAP, 0o755)}), Runtime="provided.al2023",
+                    Handler="x")
+    uid = url_id(lam.create_function_url_config(FunctionName=name, AuthType="NONE"))
+    status, _, body = via_path(server, uid)
+    assert status == 200 and len(body) == 400000
+    assert via_path(server, uid)[0] == 200  # the server is still there
+
+
+def test_huge_origin_with_credentials(server, lam):
+    name = unique_name("urlorig")
+    create_function(lam, name, make_zip({"lambda_function.py": SHAPED}))
+    uid = url_id(lam.create_function_url_config(
+        FunctionName=name, AuthType="NONE",
+        Cors={"AllowOrigins": ["*"], "AllowCredentials": True, "AllowMethods": ["GET"]}))
+    origin = "https://" + "a" * 7000 + ".example"
+    status, hs, _ = via_path(server, uid, "OPTIONS", "/", headers={"Origin": origin,
+                                                                   "Access-Control-Request-Method": "GET"})
+    assert status == 200
+    # Too long to echo in full: dropped, never truncated or overflowed.
+    assert header(hs, "Access-Control-Allow-Origin") in (None, origin)
+    status, hs, _ = via_path(server, uid, "GET", "/?kind=full", headers={"Origin": "https://ok.example"})
+    assert status == 201 and header(hs, "Access-Control-Allow-Origin") == "https://ok.example"

@@ -173,3 +173,19 @@ def test_recursion_and_runtime_management(server):
     with pytest.raises(ClientError) as ei:
         raw.put_runtime_management_config(FunctionName=name, UpdateRuntimeOn="Never")
     assert error_of(ei)[:2] == (400, "ValidationException")
+
+
+INIT_TYPE = ("import os\n"
+             "def handler(event, context):\n"
+             "    return os.environ['AWS_LAMBDA_INITIALIZATION_TYPE']\n")
+
+
+def test_initialization_type(env):
+    srv, c, out = env
+    name = unique_name("pct")
+    create_function(c, name, make_zip({"lambda_function.py": INIT_TYPE}))
+    c.publish_version(FunctionName=name)
+    c.put_provisioned_concurrency_config(FunctionName=name, Qualifier="1", ProvisionedConcurrentExecutions=1)
+    wait_ready(c, name, "1")
+    assert json.loads(c.invoke(FunctionName=name, Qualifier="1")["Payload"].read()) == "provisioned-concurrency"
+    assert json.loads(c.invoke(FunctionName=name)["Payload"].read()) == "on-demand"

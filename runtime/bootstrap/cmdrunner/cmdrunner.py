@@ -81,6 +81,11 @@ class Output:
             c.putrequest("POST", spec["path"], skip_accept_encoding=True)
             c.putheader("Transfer-Encoding", "chunked")
             c.putheader("Content-Type", "application/vnd.docker.multiplexed-stream")
+            # lambdad also files the output under the function's log group,
+            # in this environment's stream (next to START/END/REPORT).
+            stream = os.environ.get("AWS_LAMBDA_LOG_STREAM_NAME", "")
+            if stream.isprintable() and len(stream) < 256:
+                c.putheader("Lambdad-Log-Stream", stream)
             c.endheaders()
             self.conn = c
         except (OSError, KeyError, ValueError) as e:
