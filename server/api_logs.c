@@ -8,6 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <civetweb.h>
+#include <time.h>
+
+#include "server/eventstream.h"
 #include "server/logs_filter.h"
 #include "server/logs_store.h"
 #include "server/services.h"
@@ -996,6 +1000,200 @@ static int op_untag_resource(struct lreq *r) { return op_untag(r, true); }
 static int op_list_tags_log_group(struct lreq *r) { return op_list_tags(r, false); }
 static int op_list_tags_for_resource(struct lreq *r) { return op_list_tags(r, true); }
 
+/* ------------------------------------------------------------ live tail */
+
+#define LIVE_GROUPS_MAX 10
+#define LIVE_RESULTS_MAX 500      /* per update, as AWS samples beyond it */
+#define LIVE_TICK_MS 1000
+#define LIVE_MAX_MS (3LL * 3600 * 1000) /* AWS ends a session after 3 hours */
+
+struct live {
+    struct gref groups[LIVE_GROUPS_MAX];
+    char idents[LIVE_GROUPS_MAX][600]; /* as the caller named them */
+    size_t ngroups;
+    json_t *names, *prefixes;          /* borrowed from the request body */
+    struct logs_filter *filter;
+    uint64_t since;                    /* events with a larger seq are new */
+};
+
+static bool live_stream_wanted(const struct live *lv, const char *name)
+{
+    size_t i;
+    json_t *v;
+    if (json_array_size(lv->names)) {
+        json_array_foreach(lv->names, i, v) if (!strcmp(json_string_value(v), name)) return true;
+        return false;
+    }
+    if (json_array_size(lv->prefixes)) {
+        json_array_foreach(lv->prefixes, i, v) {
+            const char *p = json_string_value(v);
+            if (!strncmp(name, p, strlen(p)))
+                return true;
+        }
+        return false;
+    }
+    return true;
+}
+
+/* The new matching events since lv->since as a sessionUpdate payload.
+ * Store lock held. Events are taken from each stream's end backwards (new
+ * events are appended there; one ingested with an older timestamp than
+ * its stream's newest is not shown). */
+static char *live_update(struct live *lv)
+{
+    json_t *res = json_array();
+    uint64_t newest = lv->since;
+    for (size_t k = 0; k < lv->ngroups; k++) {
+        struct logs_group *g = logs_group_find(lv->groups[k].region, lv->groups[k].account,
+                                               lv->groups[k].name);
+        for (size_t j = 0; g && j < g->n; j++) {
+            struct logs_stream *s = g->st[j];
+            if (!live_stream_wanted(lv, s->name))
+                continue;
+            size_t i = s->n;
+            while (i > 0 && s->ev[i - 1].seq > lv->since)
+                i--;
+            for (; i < s->n; i++) {
+                const struct logs_event *e = &s->ev[i];
+                if (e->seq > newest)
+                    newest = e->seq;
+                if (json_array_size(res) >= LIVE_RESULTS_MAX || !logs_filter_match(lv->filter, e->msg, e->len))
+                    continue;
+                json_t *o = event_json(e);
+                json_object_set_new(o, "logStreamName", json_string(s->name));
+                json_object_set_new(o, "logGroupIdentifier", json_string(lv->idents[k]));
+                json_array_append_new(res, o);
+            }
+        }
+    }
+    lv->since = newest;
+    bool sampled = json_array_size(res) >= LIVE_RESULTS_MAX;
+    json_t *o = json_pack("{s:{s:b},s:o}", "sessionMetadata", "sampled", sampled, "sessionResults", res);
+    char *text = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    return text;
+}
+
+/* Writes one event-stream message as an HTTP chunk; false when the client
+ * is gone. */
+static bool live_send(struct http_req *req, const char *type, const char *json)
+{
+    unsigned char *m;
+    size_t mlen;
+    if (!json || eventstream_encode(type, "application/json", json, strlen(json), &m, &mlen))
+        return false;
+    bool ok = mg_send_chunk(req->conn, (const char *)m, (unsigned)mlen) > 0;
+    free(m);
+    return ok;
+}
+
+/* StartLiveTail: an application/vnd.amazon.eventstream response (chunked)
+ * with sessionStart, then a sessionUpdate every second with the events
+ * ingested since, until the client goes away, the session reaches 3 hours
+ * or lambdad shuts down. SDKs put a "streaming-" host prefix before the
+ * endpoint; clients of lambdad turn that off (botocore:
+ * Config(inject_host_prefix=False) or AWS_DISABLE_HOST_PREFIX_INJECTION=true). */
+static void start_live_tail(struct http_req *req, json_t *in)
+{
+    struct lreq r = {.req = req, .in = in};
+    struct live lv = {0};
+    json_t *groups = json_object_get(in, "logGroupIdentifiers");
+    const char *pattern = NULL;
+    if (!json_is_array(groups) || json_array_size(groups) < 1 || json_array_size(groups) > LIVE_GROUPS_MAX) {
+        fail(&r, INVALID, "logGroupIdentifiers must list 1 to %d log group ARNs", LIVE_GROUPS_MAX);
+        goto fail;
+    }
+    lv.names = json_object_get(in, "logStreamNames");
+    lv.prefixes = json_object_get(in, "logStreamNamePrefixes");
+    if ((lv.names && !json_is_array(lv.names) && !json_is_null(lv.names)) ||
+        (lv.prefixes && !json_is_array(lv.prefixes) && !json_is_null(lv.prefixes))) {
+        fail(&r, "SerializationException", "logStreamNames and logStreamNamePrefixes are lists");
+        goto fail;
+    }
+    if (json_array_size(lv.names) && json_array_size(lv.prefixes)) {
+        fail(&r, INVALID, "logStreamNames and logStreamNamePrefixes are mutually exclusive parameters.");
+        goto fail;
+    }
+    if (json_array_size(lv.names) + json_array_size(lv.prefixes) > 0 && json_array_size(groups) != 1) {
+        fail(&r, INVALID, "Stream names or prefixes need exactly one log group.");
+        goto fail;
+    }
+    size_t i;
+    json_t *v;
+    json_array_foreach(lv.names, i, v) if (!json_is_string(v)) {
+        fail(&r, "SerializationException", "logStreamNames holds a non-string");
+        goto fail;
+    }
+    json_array_foreach(lv.prefixes, i, v) if (!json_is_string(v)) {
+        fail(&r, "SerializationException", "logStreamNamePrefixes holds a non-string");
+        goto fail;
+    }
+    if (get_str(&r, "logEventFilterPattern", false, 0, 1024, &pattern) < 0)
+        goto fail;
+    const char *ferr;
+    if (pattern && logs_filter_compile(pattern, &lv.filter, &ferr) < 0) {
+        fail(&r, INVALID, "%s", ferr);
+        goto fail;
+    }
+    logs_store_lock();
+    json_array_foreach(groups, i, v) {
+        const char *s = json_string_value(v);
+        struct gref *g = &lv.groups[lv.ngroups];
+        snprintf(g->region, sizeof(g->region), "%s", req->region);
+        snprintf(g->account, sizeof(g->account), "%s", req->account);
+        if (!s || (!strncmp(s, "arn:", 4) ? parse_group_arn(s, g) < 0
+                                          : (!group_name_ok(s) || snprintf(g->name, sizeof(g->name), "%s", s) < 0))) {
+            fail(&r, INVALID, "Invalid log group identifier: %s", s ? s : "(not a string)");
+            break;
+        }
+        if (!logs_group_find(g->region, g->account, g->name)) {
+            fail(&r, NOT_FOUND, MSG_GROUP_NOT_FOUND);
+            break;
+        }
+        snprintf(lv.idents[lv.ngroups], sizeof(lv.idents[0]), "%s", s);
+        lv.ngroups++;
+    }
+    lv.since = logs_store_last_seq();
+    logs_store_unlock();
+    if (r.code)
+        goto fail;
+
+    char sid[37], hdr[160];
+    http_uuid4(sid);
+    json_t *start = json_pack("{s:s,s:s,s:O,s:O,s:O,s:s}", "requestId", req->request_id, "sessionId", sid,
+                              "logGroupIdentifiers", groups, "logStreamNames",
+                              lv.names ? lv.names : json_null(), "logStreamNamePrefixes",
+                              lv.prefixes ? lv.prefixes : json_null(), "logEventFilterPattern",
+                              pattern ? pattern : "");
+    char *text = json_dumps(start, JSON_COMPACT);
+    json_decref(start);
+    snprintf(hdr, sizeof(hdr), "x-amzn-RequestId: %s\r\n", req->request_id);
+    mg_printf(req->conn,
+              "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.amazon.eventstream\r\n%s"
+              "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n", hdr);
+    req->status = 200;
+    /* JSON-protocol event streams open with an initial-response event. */
+    bool ok = live_send(req, "initial-response", "{}") && live_send(req, "sessionStart", text);
+    free(text);
+    int64_t t0 = logs_now_ms();
+    while (ok && !http_draining() && logs_now_ms() - t0 < LIVE_MAX_MS) {
+        struct timespec d = {LIVE_TICK_MS / 1000, (LIVE_TICK_MS % 1000) * 1000000L};
+        nanosleep(&d, NULL);
+        logs_store_lock();
+        text = live_update(&lv);
+        logs_store_unlock();
+        ok = live_send(req, "sessionUpdate", text);
+        free(text);
+    }
+    if (ok)
+        mg_send_chunk(req->conn, "", 0); /* the final chunk */
+    logs_filter_free(lv.filter);
+    return;
+fail:
+    logs_filter_free(lv.filter);
+    services_send_json_error(req, 400, r.code, "%s", r.msg);
+}
+
 /* -------------------------------------------------------------- dispatch */
 
 static const struct {
@@ -1020,6 +1218,7 @@ static const struct {
     {"TagResource", op_tag_resource, true},
     {"UntagResource", op_untag_resource, true},
     {"ListTagsForResource", op_list_tags_for_resource, false},
+    {"StartLiveTail", NULL, false}, /* streams: start_live_tail; keep last */
 };
 
 void api_logs(struct http_req *req)
@@ -1055,6 +1254,11 @@ void api_logs(struct http_req *req)
         json_decref(r.in);
         services_send_json_error(req, 400, "SerializationException",
                                  "Could not parse the request body as a JSON object");
+        return;
+    }
+    if (k == nops - 1) {
+        start_live_tail(req, r.in);
+        json_decref(r.in);
         return;
     }
     r.out = json_object();

@@ -724,6 +724,11 @@ void http_drain_begin(void)
     atomic_store(&g_draining, 1);
 }
 
+bool http_draining(void)
+{
+    return atomic_load(&g_draining) != 0;
+}
+
 int http_inflight(void)
 {
     return atomic_load(&g_inflight);

@@ -76,6 +76,10 @@ int http_start(const struct http_options *opts, const char **err);
  * 503 ServiceException; those already running go on. Any thread. */
 void http_drain_begin(void);
 
+/* Whether the graceful shutdown began (long-lived responses such as a
+ * Logs live tail end themselves). Any thread. */
+bool http_draining(void);
+
 /* Number of requests currently being handled. Any thread. */
 int http_inflight(void);
 

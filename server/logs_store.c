@@ -380,6 +380,11 @@ void logs_stream_delete(struct logs_stream *s)
     stream_free(s);
 }
 
+uint64_t logs_store_last_seq(void)
+{
+    return S.seq;
+}
+
 size_t logs_stream_lower_bound(const struct logs_stream *s, int64_t ts, uint64_t seq)
 {
     size_t lo = 0, hi = s->n;

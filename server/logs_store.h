@@ -148,6 +148,9 @@ int logs_stream_add(struct logs_stream *s, int64_t ts, int64_t ingest, const cha
  * non-NULL). Returns the number of events dropped. */
 size_t logs_store_expire(struct logs_group *g, int64_t now);
 
+/* The newest event sequence number handed out so far. */
+uint64_t logs_store_last_seq(void);
+
 /* Index of the first event of s at or after (ts, seq). */
 size_t logs_stream_lower_bound(const struct logs_stream *s, int64_t ts, uint64_t seq);
 

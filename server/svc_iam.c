@@ -1230,6 +1230,64 @@ out:
     pthread_mutex_unlock(&g_mu);
 }
 
+/* lambdad has no instance profiles: the role must exist, the list is empty
+ * (infrastructure tools call this before DeleteRole). */
+static void list_instance_profiles_for_role(struct http_req *req, const struct form *f)
+{
+    const char *name = role_name_arg(req, f);
+    if (!name)
+        return;
+    pthread_mutex_lock(&g_mu);
+    if (find_role(req, req->account, name)) {
+        struct resp r;
+        resp_begin(&r, "ListInstanceProfilesForRole", IAM_NS, true);
+        sbuf_puts(&r.b, "<InstanceProfiles/><IsTruncated>false</IsTruncated>");
+        resp_end(req, &r, true);
+    }
+    pthread_mutex_unlock(&g_mu);
+}
+
+/* The roles a managed policy is attached to (lambdad has no users or
+ * groups, so those lists are empty). */
+static void list_entities_for_policy(struct http_req *req, const struct form *f)
+{
+    bool synth = false;
+    const char *filter = form_get(f, "EntityFilter"), *prefix = form_get(f, "PathPrefix");
+    pthread_mutex_lock(&g_mu);
+    json_t *p = policy_arg(req, f, true, &synth);
+    if (!p)
+        goto out;
+    const char *arn = form_get(f, "PolicyArn");
+    size_t n;
+    json_t *roles = roles_of(req->account);
+    const char **keys = sorted_keys(roles, &n);
+    struct resp r;
+    resp_begin(&r, "ListEntitiesForPolicy", IAM_NS, true);
+    sbuf_puts(&r.b, "<PolicyGroups/><PolicyUsers/><PolicyRoles>");
+    for (size_t i = 0; keys && i < n && (!filter || !strcmp(filter, "Role")); i++) {
+        json_t *role = json_object_get(roles, keys[i]), *a;
+        size_t j;
+        if (prefix && strncmp(json_string_value(json_object_get(role, "Path")), prefix, strlen(prefix)))
+            continue;
+        json_array_foreach(json_object_get(role, "attached"), j, a) {
+            if (!strcmp(json_string_value(a), arn)) {
+                sbuf_puts(&r.b, "<member>");
+                sbuf_xml_elem(&r.b, "RoleName", keys[i]);
+                sbuf_xml_elem(&r.b, "RoleId", json_string_value(json_object_get(role, "RoleId")));
+                sbuf_puts(&r.b, "</member>");
+                break;
+            }
+        }
+    }
+    sbuf_puts(&r.b, "</PolicyRoles><IsTruncated>false</IsTruncated>");
+    resp_end(req, &r, true);
+    free(keys);
+    if (synth)
+        json_decref(p);
+out:
+    pthread_mutex_unlock(&g_mu);
+}
+
 /* --- IAM dispatch ----------------------------------------------------------- */
 
 void svc_iam(struct http_req *req)
@@ -1292,6 +1350,10 @@ void svc_iam(struct http_req *req)
         change_policy_version(req, &f, false);
     else if (!strcmp(a, "SetDefaultPolicyVersion"))
         change_policy_version(req, &f, true);
+    else if (!strcmp(a, "ListInstanceProfilesForRole"))
+        list_instance_profiles_for_role(req, &f);
+    else if (!strcmp(a, "ListEntitiesForPolicy"))
+        list_entities_for_policy(req, &f);
     else
         QERR(req, 400, "InvalidAction", "The action %s is not valid for this web service.", *a ? a : "(none)");
     form_free(&f);

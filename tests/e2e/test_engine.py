@@ -9,6 +9,7 @@ limits (the machine may be loaded).
 import json
 import os
 import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -301,3 +302,22 @@ def test_slow_environment_start_does_not_stall_a_warm_function(lambdad_factory):
     assert b_time[0] > 0.5, f"B started in {b_time[0]:.2f}s: the layer was merged too fast to tell"
     assert len(a_times) >= 3
     assert max(a_times) < b_time[0] / 2, (max(a_times), b_time[0], len(a_times))
+
+
+# --------------------------------------------------------------------------
+# the soak (bench/soak.py), short
+
+
+def test_mixed_soak_30s(lambdad_factory):
+    """30 s of bench/soak.py: 32 invoking connections, creates/deletes and an
+    UpdateFunctionCode every second: no invoke fails, descriptors and
+    threads stay flat (RSS is judged by the 10-minute run only: sanitizer
+    builds grow it by design)."""
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "bench"))
+    import soak
+    srv = lambdad_factory(ephemeral=True)
+    summary = soak.run_soak(srv.url, srv.proc.pid, 30)
+    assert summary["failed"] == 0, summary["errors"][:5]
+    assert summary["invokes"] > 0 and summary["creates"] > 0 and summary["updates"] > 0
+    assert "fds grew" not in summary["verdict"] and "threads grew" not in summary["verdict"], summary
+    assert healthy(srv)

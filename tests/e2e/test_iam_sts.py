@@ -333,3 +333,22 @@ def test_validate_roles_env_and_default_off(lambdad_factory):
     off.client().create_function(FunctionName="vr3", Runtime="python3.12",
                                  Role="arn:aws:iam::000000000000:role/none", Handler="lambda_function.handler",
                                  Code={"ZipFile": py_zip()})
+
+
+def test_instance_profiles_and_policy_entities(iam):
+    """What infrastructure tools call around DeleteRole / DeletePolicy."""
+    iam.create_role(RoleName="r-ent", AssumeRolePolicyDocument=json.dumps(TRUST), Path="/ent/")
+    iam.create_role(RoleName="r-ent2", AssumeRolePolicyDocument=json.dumps(TRUST))
+    assert iam.list_instance_profiles_for_role(RoleName="r-ent")["InstanceProfiles"] == []
+    with pytest.raises(iam.exceptions.NoSuchEntityException):
+        iam.list_instance_profiles_for_role(RoleName="r-none")
+    arn = iam.create_policy(PolicyName="ent-mp", PolicyDocument=json.dumps(POLICY))["Policy"]["Arn"]
+    iam.attach_role_policy(RoleName="r-ent", PolicyArn=arn)
+    out = iam.list_entities_for_policy(PolicyArn=arn)
+    assert [r["RoleName"] for r in out["PolicyRoles"]] == ["r-ent"]
+    assert out["PolicyRoles"][0]["RoleId"].startswith("AROA")
+    assert out["PolicyUsers"] == [] and out["PolicyGroups"] == []
+    assert iam.list_entities_for_policy(PolicyArn=arn, EntityFilter="User")["PolicyRoles"] == []
+    assert iam.list_entities_for_policy(PolicyArn=arn, PathPrefix="/other/")["PolicyRoles"] == []
+    with pytest.raises(iam.exceptions.NoSuchEntityException):
+        iam.list_entities_for_policy(PolicyArn="arn:aws:iam::000000000000:policy/none")

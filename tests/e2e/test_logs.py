@@ -864,3 +864,59 @@ def test_logs_max_bytes_flag_checked():
         assert "logs-max-bytes" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     r = subprocess.run([LAMBDAD_BIN, "--help"], capture_output=True, text=True, timeout=30)
     assert "--logs-max-bytes" in r.stdout and "LAMBDAD_LOGS_MAX_BYTES" in r.stdout
+
+
+# ------------------------------------------------------------- live tail
+
+def live_client(server):
+    """StartLiveTail's model puts a "streaming-" host prefix before the
+    endpoint; against lambdad the prefix is turned off."""
+    from botocore.config import Config
+    import boto3
+    return boto3.client("logs", endpoint_url=server.url, region_name="us-east-1",
+                        aws_access_key_id="test", aws_secret_access_key="test",
+                        config=Config(inject_host_prefix=False, read_timeout=30,
+                                      retries={"max_attempts": 0}))
+
+
+def test_start_live_tail(lambdad_factory):
+    import threading
+    srv = lambdad_factory()
+    lam, logs = srv.client(), srv.client(service="logs")
+    name = py_fn(lam, MARKER)
+    invoke_ok(lam, name, {"m": "before"})  # creates the group
+    group = f"/aws/lambda/{name}"
+    arn = f"arn:aws:logs:us-east-1:{ACCOUNT}:log-group:{group}"
+    live = live_client(srv)
+    resp = live.start_live_tail(logGroupIdentifiers=[arn], logEventFilterPattern="MARKER")
+    stream = resp["responseStream"]
+    events = iter(stream)
+    first = next(events)
+    assert first["sessionStart"]["logGroupIdentifiers"] == [arn]
+    assert first["sessionStart"]["logEventFilterPattern"] == "MARKER"
+    threading.Thread(target=lambda: (time.sleep(1.2), invoke_ok(lam, name, {"m": "live"})),
+                     daemon=True).start()
+    got = []
+    deadline = time.monotonic() + 30
+    for ev in events:
+        upd = ev["sessionUpdate"]
+        assert upd["sessionMetadata"] == {"sampled": False}
+        got += upd["sessionResults"]
+        if got or time.monotonic() > deadline:
+            break
+    stream.close()
+    assert [r["message"] for r in got] == ["MARKER live\n"]  # only new events, filtered
+    assert got[0]["logGroupIdentifier"] == arn and STREAM_RE.match(got[0]["logStreamName"])
+    # Errors are plain JSON errors before the stream starts.
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        live.start_live_tail(logGroupIdentifiers=[arn + "-missing"])
+    assert _code(e) == "ResourceNotFoundException"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        live.start_live_tail(logGroupIdentifiers=[arn], logStreamNames=["a"], logStreamNamePrefixes=["b"])
+    assert _code(e) == "InvalidParameterException"
+    # A session still open when lambdad stops ends with the graceful shutdown.
+    resp = live.start_live_tail(logGroupIdentifiers=[arn], logStreamNamePrefixes=["20"])
+    assert "sessionStart" in next(iter(resp["responseStream"]))
+    t0 = time.monotonic()
+    srv.stop()
+    assert time.monotonic() - t0 < 10
