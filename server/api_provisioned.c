@@ -76,6 +76,35 @@ static struct fn_spec *pc_spec(const struct fn_record *r, const char *q)
     return v ? fnspec_ref(v->spec) : NULL;
 }
 
+/* The version number a qualifier provisions ("" when none). */
+static const char *pc_version(const struct fn_record *r, const char *q)
+{
+    const struct fn_version *v = registry_version(r, q);
+    if (!v) {
+        const struct fn_alias *a = registry_alias(r, q);
+        v = a ? registry_version(r, a->version) : NULL;
+    }
+    return v ? v->version : "";
+}
+
+/* An alias moved since its configuration was written: the version it
+ * provisioned then goes back to the idle reaper. */
+static void release_moved(const struct fn_record *r, const char *q, json_t *stored)
+{
+    const char *was = json_string_value(json_object_get(stored, "Version"));
+    const struct fn_version *old = was && strcmp(was, pc_version(r, q)) ? registry_version(r, was) : NULL;
+    if (!old)
+        return;
+    /* unless another configuration of this function provisions it */
+    json_t *pc = record_extra(r, "pc"), *c;
+    const char *k;
+    bool used = false;
+    json_object_foreach(pc, k, c) used |= !strcmp(pc_version(r, k), was);
+    json_decref(pc);
+    if (!used)
+        pool_provision(old->spec, 0);
+}
+
 /* Resolves FunctionName + the required ?Qualifier=. Answers the error and
  * returns NULL otherwise. */
 static struct fn_record *pc_target(struct http_req *req, struct fn_name *n)
@@ -98,6 +127,7 @@ static struct fn_record *pc_target(struct http_req *req, struct fn_name *n)
 static json_t *pc_view(const struct fn_record *r, const char *q, json_t *stored, bool list_item)
 {
     int want = (int)json_integer_value(json_object_get(stored, "Requested"));
+    release_moved(r, q, stored);
     struct fn_spec *spec = pc_spec(r, q);
     int ready = spec ? pool_provision(spec, want) : 0;
     fnspec_unref(spec);
@@ -120,6 +150,7 @@ static json_t *pc_view(const struct fn_record *r, const char *q, json_t *stored,
 struct pc_edit {
     const char *key;
     int n;          /* Put: requested; -1: delete */
+    const char *version; /* Put: the version provisioned */
 };
 
 static int mutate_pc(json_t *doc, const struct fn_record *cur, void *ud, struct api_error *err)
@@ -136,7 +167,8 @@ static int mutate_pc(json_t *doc, const struct fn_record *cur, void *ud, struct 
     }
     char ts[40];
     now_ts(ts);
-    json_object_set_new(pc, e->key, json_pack("{s:i,s:s}", "Requested", e->n, "LastModified", ts));
+    json_object_set_new(pc, e->key, json_pack("{s:i,s:s,s:s}", "Requested", e->n, "LastModified", ts, "Version",
+                                              e->version ? e->version : ""));
     return 0;
 }
 
@@ -176,9 +208,13 @@ void api_put_provisioned(struct http_req *req)
                  "than the reservedConcurrentExecution for function");
         goto fail;
     }
-    struct pc_edit e = {.key = n.qualifier, .n = want};
+    struct pc_edit e = {.key = n.qualifier, .n = want, .version = spec->version};
     if (registry_update(&n, mutate_pc, &e, NULL, 0, NULL, &err))
         goto fail;
+    json_t *prev = record_extra(r, "pc"); /* r is the state before this Put */
+    if (json_object_get(prev, n.qualifier))
+        release_moved(r, n.qualifier, json_object_get(prev, n.qualifier));
+    json_decref(prev);
     int ready = pool_provision(spec, want); /* starts them now */
     char ts[40];
     now_ts(ts);
@@ -220,6 +256,10 @@ void api_delete_provisioned(struct http_req *req)
     if (!r)
         return;
     struct fn_spec *spec = pc_spec(r, n.qualifier);
+    json_t *prev = record_extra(r, "pc");
+    if (json_object_get(prev, n.qualifier))
+        release_moved(r, n.qualifier, json_object_get(prev, n.qualifier));
+    json_decref(prev);
     struct pc_edit e = {.key = n.qualifier, .n = -1};
     if (registry_update(&n, mutate_pc, &e, NULL, 0, NULL, &err)) {
         http_send_api_error(req, &err);

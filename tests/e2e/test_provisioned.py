@@ -189,3 +189,29 @@ def test_initialization_type(env):
     wait_ready(c, name, "1")
     assert json.loads(c.invoke(FunctionName=name, Qualifier="1")["Payload"].read()) == "provisioned-concurrency"
     assert json.loads(c.invoke(FunctionName=name)["Payload"].read()) == "on-demand"
+
+
+def envs_of(srv, key_suffix, name):
+    import urllib.request
+    envs = json.loads(urllib.request.urlopen(srv.url + "/_lambdad/environments").read())
+    return [e for e in envs if e.get("function") == name and e.get("function_key", "").endswith(key_suffix)]
+
+
+def test_moving_the_alias_moves_the_provisioned_environments(env):
+    srv, c, out = env
+    name = unique_name("pcm")
+    make(c, name, out)                       # version 1
+    c.update_function_configuration(FunctionName=name, Description="v2")
+    c.get_waiter("function_updated_v2").wait(FunctionName=name)
+    c.publish_version(FunctionName=name)     # version 2
+    c.create_alias(FunctionName=name, Name="live", FunctionVersion="1")
+    c.put_provisioned_concurrency_config(FunctionName=name, Qualifier="live", ProvisionedConcurrentExecutions=1)
+    wait_ready(c, name, "live")
+    assert len(envs_of(srv, ":1", name)) == 1
+    c.update_alias(FunctionName=name, Name="live", FunctionVersion="2")
+    wait_ready(c, name, "live")              # provisions version 2, releases version 1
+    assert len(envs_of(srv, ":2", name)) == 1
+    # Version 1's environment is an ordinary idle one now: the 1 s TTL reaps it.
+    wait_for(lambda: not envs_of(srv, ":1", name), 30, 0.2, "version 1 released")
+    time.sleep(2)
+    assert len(envs_of(srv, ":2", name)) == 1
