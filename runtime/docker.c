@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -132,6 +133,8 @@ struct call {
     void *on_headers_user;
     bool headers_done;
     int cancel_fd; /* >= 0: abort with -ECANCELED once it is readable */
+    char *stat_out;  /* receives X-Docker-Container-Path-Stat when set */
+    size_t stat_len;
     /* Out. */
     long status;
     struct buf resp;
@@ -159,6 +162,19 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *user)
     int code;
     if (n > 9 && memcmp(data, "HTTP/", 5) == 0 && sscanf(data, "HTTP/%*s %d", &code) == 1)
         c->status = code;
+    static const char stat_name[] = "X-Docker-Container-Path-Stat:";
+    if (c->stat_out && n > sizeof stat_name && strncasecmp(data, stat_name, sizeof stat_name - 1) == 0) {
+        const char *v = data + sizeof stat_name - 1;
+        size_t vl = n - (sizeof stat_name - 1);
+        while (vl && (*v == ' ' || *v == '\t'))
+            v++, vl--;
+        while (vl && (v[vl - 1] == '\r' || v[vl - 1] == '\n' || v[vl - 1] == ' '))
+            vl--;
+        if (vl < c->stat_len) {
+            memcpy(c->stat_out, v, vl);
+            c->stat_out[vl] = 0;
+        }
+    }
     if (n <= 2 && (data[0] == '\r' || data[0] == '\n') && c->status >= 200 && c->status < 300 &&
         !c->headers_done) {
         c->headers_done = true;
@@ -1639,5 +1655,38 @@ int docker_exec_inspect(struct docker *d, const char *exec_id, bool *running, in
     free(c.resp.p);
     free(path);
     free(e);
+    return rc;
+}
+
+int docker_get_archive(struct docker *d, const char *id, const char *path, char *stat_out,
+                       size_t stat_len, docker_attached_cb on_headers, docker_stream_cb cb,
+                       void *user, char *err)
+{
+    char what[300], *p = NULL, *e = pesc(id), *ep = qesc(path);
+    int rc;
+    snprintf(what, sizeof what, "download archive from %.64s:%s", id, path);
+    if (stat_len)
+        stat_out[0] = 0;
+    if (!e || !ep || mkpath(&p, err, "/containers/%s/archive?path=%s", e, ep) < 0) {
+        rc = -ENOMEM;
+        set_err(err, "%s: out of memory", what);
+        goto out;
+    }
+    struct exec_sink s = {cb, user, NULL};
+    struct call c = CALL_INIT(d, what, "GET", p);
+    c.timeout_ms = DOCKER_TIMEOUT_LONG_MS;
+    c.stat_out = stat_out;
+    c.stat_len = stat_len;
+    c.on_headers = on_headers;
+    c.on_headers_user = user;
+    c.sink = exec_sink;
+    c.sink_user = &s;
+    s.sink_errno = &c.sink_errno;
+    rc = docker_call(d, &c, err);
+    free(c.resp.p);
+out:
+    free(p);
+    free(e);
+    curl_free(ep);
     return rc;
 }

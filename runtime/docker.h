@@ -293,6 +293,15 @@ int docker_exec_start(struct docker *d, const char *exec_id, bool tty, docker_st
 int docker_exec_inspect(struct docker *d, const char *exec_id, bool *running, int *exit_code,
                         char *err);
 
+/* GET /containers/{id}/archive?path=..: the tar of path in the container,
+ * passed to cb as it comes. stat_out (stat_len bytes) receives the
+ * X-Docker-Container-Path-Stat header (base64 JSON) before on_headers (may
+ * be NULL; non-zero aborts with -ECANCELED, e.g. after a stat) runs.
+ * -ENOENT when the path does not exist. */
+int docker_get_archive(struct docker *d, const char *id, const char *path, char *stat_out,
+                       size_t stat_len, docker_attached_cb on_headers, docker_stream_cb cb,
+                       void *user, char *err);
+
 /* Frees a NULL-terminated array of malloc'd strings. NULL is a no-op. */
 void docker_strv_free(char **v);
 

@@ -2104,6 +2104,115 @@ static void h_exec_inspect(struct dreq *r, const char **p)
                                 "user", ""));
 }
 
+
+/* -------------------------------------------------------------- archive */
+
+/* cp works on the function's running environment (a finished run's
+ * environment may already be gone or serve the next run). */
+static int archive_target(struct dreq *r, const char *ref, char cid[65], char path[1024])
+{
+    if (query(r, "path", path, 1024) <= 0) {
+        send_err(r, 400, "bad parameter: path cannot be empty");
+        return -1;
+    }
+    struct ctr *c = ctr_get(r, ref);
+    if (!c)
+        return -1;
+    pthread_mutex_lock(&g.mu);
+    bool running = c->state == ST_RUNNING;
+    pthread_mutex_unlock(&g.mu);
+    int rc = 0;
+    if (!running || !container_engine() || container_of_function(c->fn_key, cid) < 0) {
+        send_err(r, 409, "Container %s is not running: lambdad's Docker API copies files only "
+                         "while the container's command runs (its environment)",
+                 c->id);
+        rc = -1;
+    }
+    ctr_unref(c);
+    return rc;
+}
+
+struct archive_out {
+    struct dreq *r;
+    char stat[2048];
+    bool head;
+};
+
+static int archive_headers(void *user)
+{
+    struct archive_out *a = user;
+    char extra[2200];
+    snprintf(extra, sizeof extra, "X-Docker-Container-Path-Stat: %s\r\n", a->stat);
+    if (a->head) {
+        send_raw(a->r, 200, "application/x-tar", extra, "", 0);
+        return 1; /* a stat only: stop the download */
+    }
+    stream_begin(a->r, 200, "application/x-tar", extra);
+    return 0;
+}
+
+static int archive_body(void *user, const char *data, size_t len)
+{
+    struct archive_out *a = user;
+    return mg_write(a->r->conn, data, len) > 0 ? 0 : -EPIPE;
+}
+
+static void h_archive_get(struct dreq *r, const char **p)
+{
+    char cid[65], path[1024], err[DOCKER_ERR_MAX];
+    if (archive_target(r, p[0], cid, path) < 0)
+        return;
+    struct archive_out a = {.r = r, .head = !strcmp(r->method, "HEAD")};
+    int rc = docker_get_archive(container_engine(), cid, path, a.stat, sizeof a.stat, archive_headers,
+                                archive_body, &a, err);
+    if (rc < 0 && !r->status)
+        send_err(r, rc == -ENOENT ? 404 : rc == -EINVAL ? 400 : 500, "%s", err);
+}
+
+#define ARCHIVE_CAP (64u << 20)
+
+static void h_archive_put(struct dreq *r, const char **p)
+{
+    char cid[65], path[1024], err[DOCKER_ERR_MAX];
+    if (r->ri->content_length > (long long)ARCHIVE_CAP) {
+        send_err(r, 413, "archive larger than %u bytes", ARCHIVE_CAP);
+        return;
+    }
+    if (archive_target(r, p[0], cid, path) < 0)
+        return;
+    long long cl = r->ri->content_length;
+    size_t cap = cl >= 0 ? (size_t)cl : 1u << 20, len = 0;
+    char *buf = malloc(cap + 1);
+    while (buf) {
+        if (cl >= 0 && len == (size_t)cl)
+            break;
+        if (len == cap) {
+            char *nb = cap < ARCHIVE_CAP ? realloc(buf, cap * 2 + 1) : NULL;
+            if (!nb) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+        int n = mg_read(r->conn, buf + len, cap - len);
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+    }
+    if (!buf) {
+        send_err(r, 413, "archive larger than %u bytes", ARCHIVE_CAP);
+        return;
+    }
+    r->body = buf; /* freed by on_request */
+    int rc = docker_put_archive(container_engine(), cid, path, buf, len, err);
+    if (rc < 0)
+        send_err(r, rc == -ENOENT ? 404 : rc == -EINVAL ? 400 : rc == -EACCES ? 403 : 500, "%s", err);
+    else
+        send_empty(r, 200);
+}
+
 /* ----------------------------------------------------- networks, volumes */
 
 static struct named_rec *named_find_locked(struct named_rec *list, const char *ref)
@@ -2464,9 +2573,9 @@ static const struct dk_route g_api_routes[] = {
     {"POST", "/exec/{}/start", h_exec_start},
     {"GET", "/exec/{}/json", h_exec_inspect},
     {"POST", "/exec/{}/resize", h_ping_resize},
-    {"GET", C "/archive", h_refused},
-    {"HEAD", C "/archive", h_refused},
-    {"PUT", C "/archive", h_refused},
+    {"GET", C "/archive", h_archive_get},
+    {"HEAD", C "/archive", h_archive_get},
+    {"PUT", C "/archive", h_archive_put},
     {"POST", C "/pause", h_refused},
     {"POST", C "/unpause", h_refused},
     {"POST", C "/update", h_refused},

@@ -23,14 +23,6 @@
 #define JOURNAL_NAME "journal"
 #define JOURNAL_CHECKPOINT (1u << 20) /* bytes of journal before docs are synced */
 
-/* A change staged for the next group commit, applied to its document file
- * once the journal holding it is durable. */
-struct pending_op {
-    char *id;
-    char *data; /* NULL: remove */
-    size_t len;
-};
-
 struct persist {
     char *root;    /* <data-dir> */
     char *dir;     /* <data-dir>/functions (or the subdir of persist_open_sub) */
@@ -43,15 +35,13 @@ struct persist {
     /* Under mu: */
     char *buf;     /* staged journal records not yet written */
     size_t buf_len, buf_cap;
-    struct pending_op *ops;
-    size_t n_ops, cap_ops;
     uint64_t staged, durable; /* tickets: last staged, last durable */
     bool committing;          /* a leader is writing a batch */
     unsigned long long flushes; /* journal flushes so far */
     int broken;               /* sticky -errno once the journal could not be written */
     /* Leader only (committing): */
     size_t jsize;             /* journal bytes since the last checkpoint */
-    bool docs_stale;          /* a document file could not be updated: keep the journal */
+    size_t next_checkpoint;   /* jsize that triggers the next checkpoint */
     bool journal_only;        /* test hook: never update documents (see journal_open) */
 };
 
@@ -108,7 +98,8 @@ static int doc_replace(struct persist *p, const char *id, const char *data, size
     int rc = 0;
     if (snprintf(final, sizeof(final), "%s.json", id) >= (int)sizeof(final))
         return -ENAMETOOLONG;
-    snprintf(tmp, sizeof(tmp), ".%s.json.tmp.%ld.%lu", id, (long)getpid(), ++seq);
+    if (snprintf(tmp, sizeof(tmp), ".%s.json.tmp.%ld.%lu", id, (long)getpid(), ++seq) >= (int)sizeof(tmp))
+        return -ENAMETOOLONG;
     int fd = openat(p->dir_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
         return -errno;
@@ -161,7 +152,7 @@ static int journal_checkpoint(struct persist *p)
 /* Replays the journal a crash left behind into the document files (up to
  * the first torn or corrupt record: that batch was never acknowledged),
  * makes them durable and empties the journal. */
-static int journal_recover(struct persist *p)
+static int journal_recover(struct persist *p, bool startup)
 {
     struct stat st;
     if (fstat(p->jfd, &st))
@@ -220,7 +211,10 @@ static int journal_recover(struct persist *p)
     if (off < got)
         LOG_INFO("%s/" JOURNAL_NAME ": dropping a torn tail of %zu bytes (never acknowledged)",
                  p->dir, got - off);
-    LOG_INFO("%s/" JOURNAL_NAME ": replayed %zu change(s)", p->dir, n);
+    if (startup)
+        LOG_INFO("%s/" JOURNAL_NAME ": replayed %zu change(s)", p->dir, n);
+    else
+        LOG_DEBUG("%s/" JOURNAL_NAME ": checkpoint of %zu change(s)", p->dir, n);
     return journal_checkpoint(p);
 }
 
@@ -231,9 +225,10 @@ static int journal_open(struct persist *p)
         return -errno;
     if (fsync(p->dir_fd))
         return -errno;
-    int rc = journal_recover(p);
+    int rc = journal_recover(p, true);
     if (rc)
         return rc;
+    p->next_checkpoint = JOURNAL_CHECKPOINT;
     if (pthread_mutex_init(&p->mu, NULL) || pthread_cond_init(&p->cv, NULL))
         return -ENOMEM;
     p->sync_init = true;
@@ -326,19 +321,14 @@ void persist_close(struct persist *p)
         return;
     if (p->jfd >= 0) {
         /* A clean stop leaves an empty journal. */
-        if (p->sync_init && p->jsize && !p->docs_stale && !p->broken)
-            journal_checkpoint(p);
+        if (p->sync_init && p->jsize && !p->journal_only && !p->broken)
+            journal_recover(p, false);
         close(p->jfd);
     }
     if (p->sync_init) {
         pthread_mutex_destroy(&p->mu);
         pthread_cond_destroy(&p->cv);
     }
-    for (size_t i = 0; i < p->n_ops; i++) {
-        free(p->ops[i].id);
-        free(p->ops[i].data);
-    }
-    free(p->ops);
     free(p->buf);
     if (p->dir_fd >= 0)
         close(p->dir_fd);
@@ -387,23 +377,6 @@ static int stage_locked(struct persist *p, const char *id, const char *data, siz
         p->buf = nb;
         p->buf_cap = cap;
     }
-    if (p->n_ops == p->cap_ops) {
-        size_t cap = p->cap_ops ? p->cap_ops * 2 : 16;
-        struct pending_op *no = realloc(p->ops, cap * sizeof(*no));
-        if (!no)
-            return -ENOMEM;
-        p->ops = no;
-        p->cap_ops = cap;
-    }
-    struct pending_op op = {.id = strdup(id), .data = data ? malloc(len ? len : 1) : NULL, .len = len};
-    if (!op.id || (data && !op.data)) {
-        free(op.id);
-        free(op.data);
-        return -ENOMEM;
-    }
-    if (data)
-        memcpy(op.data, data, len);
-    p->ops[p->n_ops++] = op;
     char *w = p->buf + p->buf_len;
     memcpy(w, head, (size_t)hl);
     memcpy(w + hl, id, idlen);
@@ -438,31 +411,21 @@ static int journal_append(struct persist *p, const char *buf, size_t len)
     return rc;
 }
 
-/* Leader, after the batch is durable (and acknowledged): brings the
- * document files up to date (temp + rename, no fsync: the journal holds the
- * changes until the next checkpoint syncs them), checkpointing every
- * JOURNAL_CHECKPOINT bytes. */
-static void apply_batch(struct persist *p, struct pending_op *ops, size_t n)
+/* Leader, after its batch is durable and acknowledged: every
+ * JOURNAL_CHECKPOINT bytes, brings the document files up to date from the
+ * journal (the same replay as at start-up: temp + rename per record, then
+ * syncfs + directory fsync) and empties it. Between checkpoints the
+ * documents lag; the journal is the durable copy. */
+static void maybe_checkpoint(struct persist *p)
 {
-    if (p->journal_only) {
-        p->docs_stale = true;
+    if (p->journal_only || p->jsize < p->next_checkpoint)
         return;
-    }
-    for (size_t i = 0; i < n; i++) {
-        int r = ops[i].data ? doc_replace(p, ops[i].id, ops[i].data, ops[i].len)
-                            : doc_unlink(p, ops[i].id);
-        if (r) {
-            /* The journal has the change; a restart replays it. Until then
-             * the journal must not be emptied. */
-            LOG_ERROR("cannot update %s/%s.json: %s (kept in the journal)", p->dir, ops[i].id,
-                      strerror(-r));
-            p->docs_stale = true;
-        }
-    }
-    if (p->jsize >= JOURNAL_CHECKPOINT && !p->docs_stale) {
-        int r = journal_checkpoint(p);
-        if (r)
-            LOG_WARN("%s: checkpoint failed (%s); the journal keeps growing", p->dir, strerror(-r));
+    int r = journal_recover(p, false);
+    if (r) {
+        LOG_WARN("%s: checkpoint failed (%s); the journal keeps growing", p->dir, strerror(-r));
+        p->next_checkpoint = p->jsize + JOURNAL_CHECKPOINT;
+    } else {
+        p->next_checkpoint = JOURNAL_CHECKPOINT;
     }
 }
 
@@ -479,12 +442,8 @@ int persist_commit(struct persist *p, uint64_t ticket)
         uint64_t upto = p->staged;
         char *buf = p->buf;
         size_t len = p->buf_len, cap = p->buf_cap;
-        struct pending_op *ops = p->ops;
-        size_t n = p->n_ops;
         p->buf = NULL;
         p->buf_len = p->buf_cap = 0;
-        p->ops = NULL;
-        p->n_ops = p->cap_ops = 0;
         pthread_mutex_unlock(&p->mu);
         int rc = journal_append(p, buf, len);
         pthread_mutex_lock(&p->mu);
@@ -493,20 +452,17 @@ int persist_commit(struct persist *p, uint64_t ticket)
                       strerror(-rc));
             p->broken = rc;
         } else {
-            /* Acknowledge now: the writers' next changes are staged while
-             * this leader updates the documents. */
             p->durable = upto;
             p->flushes++;
-            pthread_cond_broadcast(&p->cv);
-            pthread_mutex_unlock(&p->mu);
-            apply_batch(p, ops, n);
-            pthread_mutex_lock(&p->mu);
+            if (p->jsize >= p->next_checkpoint && !p->journal_only) {
+                /* Acknowledge first: the writers' next changes are staged
+                 * while this leader checkpoints. */
+                pthread_cond_broadcast(&p->cv);
+                pthread_mutex_unlock(&p->mu);
+                maybe_checkpoint(p);
+                pthread_mutex_lock(&p->mu);
+            }
         }
-        for (size_t i = 0; i < n; i++) {
-            free(ops[i].id);
-            free(ops[i].data);
-        }
-        free(ops);
         /* Reuse the batch buffer when nothing was staged meanwhile. */
         if (!p->buf && cap <= (1u << 20)) {
             p->buf = buf;
@@ -544,8 +500,33 @@ int persist_remove(struct persist *p, const char *id)
     return rc ? rc : persist_commit(p, t);
 }
 
+/* Brings the documents up to date before they are read back (a reload
+ * with the handle open; at start-up the journal is already empty). */
+static void checkpoint_now(struct persist *p)
+{
+    if (!p->sync_init)
+        return;
+    pthread_mutex_lock(&p->mu);
+    while (p->committing)
+        pthread_cond_wait(&p->cv, &p->mu);
+    bool need = p->jsize && !p->journal_only && !p->broken;
+    if (need)
+        p->committing = true;
+    pthread_mutex_unlock(&p->mu);
+    if (!need)
+        return;
+    int r = journal_recover(p, false);
+    if (r)
+        LOG_WARN("%s: checkpoint failed (%s)", p->dir, strerror(-r));
+    pthread_mutex_lock(&p->mu);
+    p->committing = false;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+}
+
 int persist_load(struct persist *p, int (*fn)(void *ud, const char *id, json_t *doc), void *ud)
 {
+    checkpoint_now(p);
     DIR *d = opendir(p->dir);
     struct dirent *e;
     int count = 0, rc = 0;

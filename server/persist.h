@@ -7,7 +7,8 @@
  * (<data-dir>/layers, see layers.h) with the same discipline under the
  * same lock. A document is replaced through a temp file
  * ".<id>.json.tmp.<pid>.<seq>" in the same directory renamed over the
- * target; a removal is an unlink. Durability comes from the journal below.
+ * target; a removal is an unlink. Durability comes from the journal below,
+ * so the documents may lag the API until the next checkpoint.
  * A crash therefore leaves the old or the new file (or a torn one the
  * journal replay rewrites), plus possibly a torn temp file, which
  * persist_open deletes. Files
@@ -15,21 +16,20 @@
  * aside to "<id>.json.corrupt" and reported, never fatal. <data-dir>/lock is
  * flock'ed so two lambdads cannot share a data directory.
  *
- * Group commit: a change is first appended to <dir>/journal, a write-ahead
- * log (records "<op> <crc32> <idlen> <len>\n<id><data>\n"). Writers stage
- * their change in order (persist_stage, under the registry mutex) and wait
+ * Group commit: a change is appended to <dir>/journal, a write-ahead log
+ * (records "<op> <crc32> <idlen> <len>\n<id><data>\n"). Writers stage their
+ * change in order (persist_stage, under the caller's writer mutex) and wait
  * outside it (persist_commit); the first waiter becomes the leader and
  * writes everything staged so far with ONE write + fdatasync, so concurrent
- * writers share one disk flush. Only then are the document files replaced
- * (temp + rename, not fsync'd: the journal still holds the change) and the
- * waiters acknowledged. Every 1 MiB of journal a checkpoint syncs the
- * document files (syncfs + fsync of the directory) and empties the journal;
- * a clean stop does too. Start-up replays a journal a crash left behind
- * (up to its first torn or corrupt record: that batch was never
- * acknowledged) into the documents before anything is loaded. An
- * acknowledged change is therefore in the journal or in a synced document
- * when the API answers. If the journal cannot be written, the handle turns
- * broken: that and every later change fail with the same error.
+ * writers share one disk flush, and the API answers after that flush.
+ * Between checkpoints the journal is the only durable copy: every 1 MiB of
+ * journal, at a clean close and before persist_load, a checkpoint replays
+ * the journal into the document files (temp + rename per record), syncs
+ * them (syncfs + fsync of the directory) and empties the journal.
+ * Start-up replays a journal a crash left behind the same way, up to its
+ * first torn or corrupt record (that batch was never acknowledged). If the
+ * journal cannot be written, the handle turns broken: that and every later
+ * change fail with the same error.
  *
  * Thread rules: calls do disk I/O; the registry serialises writers on its
  * mutex. Never call inside an RCU read-side section. */

@@ -305,6 +305,25 @@ def test_exec_runs_in_the_running_environment(dapi):
     dk(dapi, "rm", "ex1")
 
 
+def test_cp_reads_the_running_environment(dapi, tmp_path):
+    r = dk(dapi, "run", "-d", "--name", "cp1", IMAGE, "sh", "-c", "echo ready; sleep 120")
+    assert r.returncode == 0, r.stderr
+    _wait_output(dapi, "cp1", "ready")
+    want = dk(dapi, "exec", "cp1", "cat", "/etc/debian_version").stdout
+    r = dk(dapi, "cp", "cp1:/etc/debian_version", str(tmp_path / "v"))
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "v").read_text() == want and want
+    r = dk(dapi, "cp", "cp1:/no/such/file", str(tmp_path / "x"))
+    assert r.returncode != 0 and "Could not find the file" in r.stderr, r.stderr
+    # Lambda's root filesystem is read-only: copying in is refused, clearly.
+    (tmp_path / "in.txt").write_text("x")
+    r = dk(dapi, "cp", str(tmp_path / "in.txt"), "cp1:/in.txt")
+    assert r.returncode != 0 and "read-only" in r.stderr, r.stderr
+    dk(dapi, "rm", "-f", "cp1")
+    r = dk(dapi, "cp", "cp1:/etc/debian_version", str(tmp_path / "y"))
+    assert r.returncode != 0
+
+
 def test_command_that_outlives_its_timeout(tmp_path):
     sock = str(tmp_path / "d.sock")
     srv = new_server(str(tmp_path), args=["--lambda-executor", "docker", "--docker-api",
@@ -353,6 +372,8 @@ def test_bad_requests_get_docker_errors(dapi):
     st, out, _ = raw(dapi, "POST", "/containers/nope/exec", json.dumps({"Cmd": ["true"]}))
     assert st == 404 and "No such container" in json.loads(out)["message"]
     st, out, _ = raw(dapi, "PUT", "/containers/nope/archive?path=/tmp", b"")
+    assert st == 404 and "No such container" in json.loads(out)["message"]
+    st, out, _ = raw(dapi, "POST", "/containers/nope/pause")
     assert st == 501 and "not supported" in json.loads(out)["message"]
     # Bad name, bad signal, bad wait condition.
     st, out, _ = raw(dapi, "POST", "/containers/create?name=-bad", json.dumps({"Image": IMAGE, "Cmd": ["true"]}))

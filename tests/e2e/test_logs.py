@@ -920,3 +920,35 @@ def test_start_live_tail(lambdad_factory):
     t0 = time.monotonic()
     srv.stop()
     assert time.monotonic() - t0 < 10
+
+
+def test_aws_logs_start_live_tail_cli(server, logs):
+    """`aws logs start-live-tail` (CLI v2) with host-prefix injection off
+    prints events put while it runs."""
+    import subprocess
+    import threading
+    aws = aws_cli_v2()
+    g = "/t/" + unique_name("clilive")
+    logs.create_log_group(logGroupName=g)
+    logs.create_log_stream(logGroupName=g, logStreamName="s")
+    env = dict(cli_env(server), AWS_DISABLE_HOST_PREFIX_INJECTION="true")
+    proc = subprocess.Popen([aws, "logs", "start-live-tail", "--log-group-identifiers",
+                             f"arn:aws:logs:us-east-1:{ACCOUNT}:log-group:{g}"],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env)
+    got = []
+    threading.Thread(target=lambda: got.extend(iter(proc.stdout.readline, "")), daemon=True).start()
+    try:
+        def put_and_check():
+            logs.put_log_events(logGroupName=g, logStreamName="s",
+                                logEvents=[{"timestamp": now_ms(), "message": "hello-from-cli-test"}])
+            time.sleep(1.5)
+            return any("hello-from-cli-test" in x for x in got)
+        wait_for(put_and_check, 60, interval=0.1, what="aws logs start-live-tail output")
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
