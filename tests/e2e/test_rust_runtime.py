@@ -23,6 +23,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 import urllib.request
 
 import pytest
@@ -155,11 +156,18 @@ def test_streaming_handler_through_function_url(server, lam, rust_fn):
 
 def test_buffered_handler_through_both_apis(lam, rust_fn):
     name = rust_fn("buffered")
+    start_ms = int(time.time() * 1000)
     resp = lam.invoke(FunctionName=name, Payload=json.dumps({"name": "ferris"}))
+    end_ms = int(time.time() * 1000)
     assert "FunctionError" not in resp
     out = json.loads(resp["Payload"].read())
     assert out["hello"] == "ferris" and out["runtime"] == "rust"
+    # The crate's Context, read from lambdad's /next headers and environment.
     assert out["request_id"] == resp["ResponseMetadata"]["RequestId"]
+    assert out["function_arn"] == lam.get_function(FunctionName=name)["Configuration"]["FunctionArn"]
+    assert out["function_name"] == name
+    timeout_ms = lam.get_function(FunctionName=name)["Configuration"]["Timeout"] * 1000
+    assert start_ms + timeout_ms - 5 <= out["deadline_ms"] <= end_ms + timeout_ms + 5
 
     chunks, complete = collect(lam.invoke_with_response_stream(
         FunctionName=name, Payload=json.dumps({"name": "crab"})))

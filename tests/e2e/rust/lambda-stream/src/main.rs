@@ -43,6 +43,9 @@ async fn buffered(event: LambdaEvent<Value>) -> Result<Value, Error> {
     Ok(json!({
         "hello": name_of(&event.payload),
         "request_id": event.context.request_id,
+        "function_arn": event.context.invoked_function_arn,
+        "deadline_ms": event.context.deadline,
+        "function_name": event.context.env_config.function_name,
         "runtime": "rust",
     }))
 }
