@@ -2992,6 +2992,76 @@ fail:
     return -1;
 }
 
+
+/* Rebuilds the records of containers whose functions survived a restart
+ * (tag lambdad:docker-container): they come back as "created", with their
+ * command, image, memory, Env and name; labels and output are not kept.
+ * Main thread (RCU-registered), before the listeners start. */
+static void restore_containers(void)
+{
+    char marker[VALIDATE_NAME_MAX + 1] = "";
+    size_t plen = strlen(g.o.prefix), restored = 0;
+    bool more = true;
+    while (more) {
+        struct fn_record **recs = NULL;
+        size_t n = 0;
+        if (registry_list(g.o.region, g.o.account, marker[0] ? marker : NULL, 100, &recs, &n, &more) < 0)
+            break;
+        for (size_t i = 0; i < n; i++) {
+            struct fn_record *rec = recs[i];
+            snprintf(marker, sizeof marker, "%s", rec->name);
+            json_t *tags = rec->tags_json ? json_loads(rec->tags_json, 0, NULL) : NULL;
+            const char *id = json_string_value(json_object_get(tags, "lambdad:docker-container"));
+            const char *nm = json_string_value(json_object_get(tags, "lambdad:docker-name"));
+            const struct fn_spec *sp = rec->spec;
+            struct ctr *c = NULL;
+            if (id && strlen(id) == 64 && strspn(id, "0123456789abcdef") == 64 && nm && *nm &&
+                strlen(nm) < sizeof c->name && !strncmp(rec->name, g.o.prefix, plen) &&
+                rec->name[plen] == '-' && sp && rec->image_uri && sp->n_command &&
+                (c = calloc(1, sizeof *c))) {
+                static atomic_ullong serials_r = 1ull << 40;
+                c->refs = 1;
+                c->serial = atomic_fetch_add(&serials_r, 1);
+                snprintf(c->id, sizeof c->id, "%s", id);
+                snprintf(c->name, sizeof c->name, "%s", nm);
+                snprintf(c->fn, sizeof c->fn, "%s", rec->name);
+                snprintf(c->fn_key, sizeof c->fn_key, "%s", sp->key);
+                snprintf(c->image, sizeof c->image, "%s", rec->image_uri);
+                c->argv = json_array();
+                for (size_t k = 0; k < sp->n_command; k++)
+                    json_array_append_new(c->argv, json_string(sp->image_command[k]));
+                json_t *env = json_array();
+                for (size_t k = 0; k < sp->n_env; k++) {
+                    char *kv = NULL;
+                    if (asprintf(&kv, "%s=%s", sp->env[k].key, sp->env[k].value) >= 0) {
+                        json_array_append_new(env, json_string(kv));
+                        free(kv);
+                    }
+                }
+                c->config = json_pack("{s:s,s:O,s:o,s:{}}", "Image", c->image, "Cmd", c->argv, "Env",
+                                      env, "Labels");
+                if (sp->image_workdir)
+                    json_object_set_new(c->config, "WorkingDir", json_string(sp->image_workdir));
+                c->memory_bytes = (int64_t)sp->memory_mb << 20;
+                c->created_ns = now_ns();
+                c->state = ST_CREATED;
+                pthread_mutex_lock(&g.mu);
+                c->next = g.ctrs;
+                g.ctrs = c;
+                pthread_mutex_unlock(&g.mu);
+                restored++;
+            }
+            json_decref(tags);
+            registry_record_unref(rec);
+        }
+        free(recs);
+        if (!n)
+            break;
+    }
+    if (restored)
+        LOG_INFO("docker api: %zu container(s) restored from their functions (as created)", restored);
+}
+
 /* ------------------------------------------------------------ lifecycle */
 
 int docker_api_start(const struct docker_api_options *o, const char **err)
@@ -3018,6 +3088,7 @@ int docker_api_start(const struct docker_api_options *o, const char **err)
     pthread_mutex_lock(&g.mu);
     named_seed();
     pthread_mutex_unlock(&g.mu);
+    restore_containers();
     mg_init_library(0);
     g.api = start_ctx(ports, THREADS, &g.api, ebuf, sizeof ebuf);
     if (!g.api) {

@@ -324,6 +324,30 @@ def test_cp_reads_the_running_environment(dapi, tmp_path):
     assert r.returncode != 0
 
 
+def test_containers_come_back_after_a_restart(tmp_path):
+    """The records are rebuilt from the persisted functions: created state,
+    same id, name, command, Env; start works."""
+    sock = str(tmp_path / "r.sock")
+    srv = new_server(str(tmp_path), args=["--lambda-executor", "docker", "--docker-api",
+                                          f"unix://{sock}"])
+    srv.start()
+    srv.sock = sock
+    try:
+        r = dk(srv, "create", "--name", "keep", "-e", "KK=v", IMAGE, "sh", "-c", "echo $KK kept; exit 2")
+        assert r.returncode == 0, r.stderr
+        cid = r.stdout.strip()
+        srv.stop()
+        srv.start()
+        r = dk(srv, "ps", "-a", "--no-trunc", "--format", "{{.ID}} {{.Names}} {{.Status}}")
+        assert r.stdout.strip() == f"{cid} keep Created", r.stdout
+        r = dk(srv, "start", "-a", "keep")
+        assert r.returncode == 2 and r.stdout == "v kept\n", (r.returncode, r.stdout, r.stderr)
+        assert dk(srv, "rm", "keep").returncode == 0
+        assert fn_of(cid).replace(PREFIX, "docker", 1) not in function_names(srv.client())
+    finally:
+        stop_and_check(srv)
+
+
 def test_command_that_outlives_its_timeout(tmp_path):
     sock = str(tmp_path / "d.sock")
     srv = new_server(str(tmp_path), args=["--lambda-executor", "docker", "--docker-api",
