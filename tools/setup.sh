@@ -88,6 +88,16 @@ if [[ ! -x "$VENV/awscli-v2/aws" ]]; then
     say "warning: the AWS CLI v2 could not be installed; the aws logs tail tests will skip"
 fi
 
+# ---------------------------------------------------------------- cargo
+# tests/e2e/test_rust_runtime.py builds a function with the lambda_runtime
+# crate (crates.io; Cargo.lock v4, rustc >= 1.85). It fails, not skips,
+# without cargo; a Rust toolchain cannot be installed from here.
+if command -v cargo >/dev/null 2>&1 || [[ -x "$HOME/.cargo/bin/cargo" ]]; then
+  :
+else
+  say "warning: cargo not found; tests/e2e/test_rust_runtime.py will fail (install Rust >= 1.85)"
+fi
+
 # ---------------------------------------------------------------- build
 [[ "${LAMBDAD_SKIP_BUILD:-0}" == 1 ]] && exit 0
 
