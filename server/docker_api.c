@@ -112,8 +112,8 @@ struct named_rec {               /* networks and volumes */
 static struct {
     struct docker_api_options o;
     struct mg_context *api, *ingest;
-    int internal_port;           /* loopback port the unix relays connect to */
-    int ingest_port;
+    atomic_int internal_port;    /* loopback port the unix relays connect to */
+    atomic_int ingest_port;      /* set after the API threads started: atomic */
     char ingest_ip[64];
     pthread_mutex_t mu;          /* everything below */
     pthread_cond_t cv;           /* any record changed */
@@ -995,7 +995,7 @@ static void h_ctr_create(struct dreq *r, const char **p)
         send_err(r, 409, "Conflict. The container name \"/%s\" is already in use.", c->name);
         goto out;
     }
-    LOG_INFO("docker api: container %.12s (/%s) created as function %s", c->id, c->name, fname);
+    LOG_INFO("docker api: container %.12s created as function %s", c->id, fname);
     send_json(r, 201, json_pack("{s:s,s:[]}", "Id", c->id, "Warnings"));
 out:
     if (c)
@@ -1349,7 +1349,7 @@ static int run_start(struct ctr *c, char *msg, size_t msglen)
     json_t *ev = NULL;
     if (inv) {
         snprintf(path, sizeof path, "/output/%s/%s", c->id, token);
-        ev = json_pack("{s:b,s:{s:i,s:s}}", "tty", c->tty, "output", "port", g.ingest_port, "path", path);
+        ev = json_pack("{s:b,s:{s:i,s:s}}", "tty", c->tty, "output", "port", atomic_load(&g.ingest_port), "path", path);
         inv->payload = ev ? json_dumps(ev, JSON_COMPACT) : NULL;
         json_decref(ev);
     }
@@ -1879,10 +1879,13 @@ static void h_ctr_stats(struct dreq *r, const char **p)
     struct ctr *c = ctr_get(r, p[0]);
     if (!c)
         return;
-    char read[48];
+    char read[48], name[256];
     fmt_time(now_ns(), read);
+    pthread_mutex_lock(&g.mu); /* rename may change it */
+    snprintf(name, sizeof name, "%s", c->name);
+    pthread_mutex_unlock(&g.mu);
     json_t *j = json_pack("{s:s,s:s,s:s,s:{s:I,s:I},s:{s:{s:I},s:I,s:I},s:{s:{s:I},s:I,s:I},s:{s:I}}",
-                          "read", read, "id", c->id, "name", c->name, "memory_stats", "usage",
+                          "read", read, "id", c->id, "name", name, "memory_stats", "usage",
                           (json_int_t)0, "limit", (json_int_t)c->memory_bytes, "cpu_stats",
                           "cpu_usage", "total_usage", (json_int_t)0, "system_cpu_usage",
                           (json_int_t)0, "online_cpus", (json_int_t)1, "precpu_stats", "cpu_usage",
@@ -2725,7 +2728,7 @@ static int on_request(struct mg_connection *conn)
         }
     }
     r.path = path;
-    if (!ingest && ri->server_port == g.internal_port && !relay_port_is(ri->remote_port)) {
+    if (!ingest && ri->server_port == atomic_load(&g.internal_port) && !relay_port_is(ri->remote_port)) {
         send_err(&r, 403, "this port serves lambdad's unix socket relay only");
         goto out;
     }
@@ -2839,7 +2842,7 @@ static void *relay_main(void *arg)
     int ufd = (int)(intptr_t)arg, tfd = -1, lport = 0;
     char buf[65536];
     pthread_setname_np(pthread_self(), "dkapi-relay");
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)g.internal_port)};
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atomic_load(&g.internal_port))};
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     tfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (tfd < 0)
@@ -3101,7 +3104,7 @@ int docker_api_start(const struct docker_api_options *o, const char **err)
     if (any_unix) {
         struct mg_server_port sp[CONFIG_PORTS_MAX];
         int n = mg_get_server_ports(g.api, CONFIG_PORTS_MAX, sp);
-        g.internal_port = n > 0 ? sp[n - 1].port : 0;
+        atomic_store(&g.internal_port, n > 0 ? sp[n - 1].port : 0);
     }
     /* The runners' output listener: where the Runtime API listens. */
     if (o->engine) {
@@ -3118,7 +3121,7 @@ int docker_api_start(const struct docker_api_options *o, const char **err)
         }
         struct mg_server_port sp[1];
         if (mg_get_server_ports(g.ingest, 1, sp) == 1)
-            g.ingest_port = sp[0].port;
+            atomic_store(&g.ingest_port, sp[0].port);
     }
     for (size_t i = 0; o->listen[i]; i++) {
         if (strncmp(o->listen[i], "unix://", 7) != 0)
