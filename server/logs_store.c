@@ -7,6 +7,7 @@
 #include <inttypes.h>
 #include <openssl/evp.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,10 @@
 #define REC_STREAM 1u
 #define REC_EVENT 2u
 #define FLUSH_MS 200
+/* Function output queued but not yet taken into the store. Beyond it new
+ * output is dropped (counted, warned about): a function printing faster
+ * than the store takes it in must not grow lambdad without bound. */
+#define QUEUE_MAX_BYTES (32u << 20)
 #define EXPIRE_EVERY_MS 10000
 
 struct rec_hdr {
@@ -83,6 +88,8 @@ static struct {
     struct persist *docs;  /* NULL: memory only */
     char dir[4096];        /* <data-dir>/logs */
     struct queue q;        /* sink records (pool/queue.h: MPSC, wake on empty) */
+    _Atomic size_t queued_bytes;   /* raw output in q */
+    _Atomic uint64_t dropped_bytes; /* raw output refused since the last drain */
     pthread_t thread;
     bool running;
     _Atomic bool stop;
@@ -166,8 +173,8 @@ static void rec_fill(struct rec_hdr *h, uint32_t kind, int64_t ts, int64_t inges
 static void wbuf_record(struct logs_stream *s, uint32_t kind, int64_t ts, int64_t ingest,
                         uint64_t seq, const char *payload, size_t len)
 {
-    if (!S.docs || wbuf_reserve(s, sizeof(struct rec_hdr) + len) < 0)
-        return;
+    if (!S.docs || s->rewrite || wbuf_reserve(s, sizeof(struct rec_hdr) + len) < 0)
+        return; /* a pending rewrite writes every event anyway */
     struct rec_hdr h;
     rec_fill(&h, kind, ts, ingest, seq, payload, len);
     memcpy(s->wbuf + s->wlen, &h, sizeof(h));
@@ -460,8 +467,13 @@ static void stream_drop_head(struct logs_stream *s, size_t k)
     s->bytes -= b;
     s->g->bytes -= b;
     S.bytes -= b;
-    if (k)
+    if (k) {
+        /* The whole file is rewritten from memory: pending appends go. */
         s->rewrite = true;
+        free(s->wbuf);
+        s->wbuf = NULL;
+        s->wlen = s->wcap = 0;
+    }
 }
 
 /* The size cap: drops the oldest events (by timestamp) of the whole store
@@ -549,6 +561,10 @@ static void iso_time(int64_t ms, char out[32])
 
 static void enqueue(const struct pool_log_rec *rec, bool raw, const char *data, size_t len)
 {
+    if (raw && atomic_load_explicit(&S.queued_bytes, memory_order_relaxed) + len > QUEUE_MAX_BYTES) {
+        atomic_fetch_add_explicit(&S.dropped_bytes, len, memory_order_relaxed);
+        return;
+    }
     bool start = rec->kind == POOL_LOG_START;
     bool hold = rec->kind == POOL_LOG_REPORT && rec->output_lags;
     const struct fn_spec *fn = rec->fn;
@@ -574,6 +590,8 @@ static void enqueue(const struct pool_log_rec *rec, bool raw, const char *data, 
     memcpy(it->data, data, len);
     it->data[len] = 0;
     it->len = len;
+    if (raw)
+        atomic_fetch_add_explicit(&S.queued_bytes, len, memory_order_relaxed);
     queue_push(&S.q, &it->node); /* wakes the flusher when it was empty */
 }
 
@@ -870,9 +888,15 @@ static void drain_queue(void)
     /* Single consumer: the store lock is held. */
     while ((node = queue_pop(&S.q)) != NULL) {
         struct sink_item *it = caa_container_of(node, struct sink_item, node);
+        if (it->raw)
+            atomic_fetch_sub_explicit(&S.queued_bytes, it->len, memory_order_relaxed);
         if (drain_item(it))
             free(it);
     }
+    uint64_t dropped = atomic_exchange_explicit(&S.dropped_bytes, 0, memory_order_relaxed);
+    if (dropped)
+        LOG_WARN("logs: dropped %" PRIu64 " bytes of function output: more than %u MB were "
+                 "waiting to be stored", dropped, QUEUE_MAX_BYTES >> 20);
     if (S.held)
         release_held(0, S.stop ? -1 : logs_now_ms());
 }

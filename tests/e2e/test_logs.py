@@ -952,3 +952,44 @@ def test_aws_logs_start_live_tail_cli(server, logs):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def test_output_flood_stays_bounded(lambdad_factory):
+    """A function printing far faster than the store takes lines in (500 MB
+    in a few seconds) does not grow lambdad: queued output is capped at
+    32 MB (the rest dropped with a warning in lambdad's log) and the store
+    at --logs-max-bytes. Without the queue cap the server's RSS followed
+    the output (295 MB for 400 MB printed)."""
+    import threading
+    srv = lambdad_factory(args=("--logs-max-bytes", "20000000"))
+    lam = srv.client()
+    name = py_fn(lam, "import sys\ndef handler(event, context):\n    line = 'x' * 999999 + '\\n'\n"
+                      "    for i in range(500):\n        sys.stdout.write(line)\n"
+                      "    sys.stdout.flush()\n    return 1\n", Timeout=120)
+    peak, done = [0], [False]
+
+    def watch():
+        while not done[0]:
+            with open(f"/proc/{srv.proc.pid}/status") as fh:
+                rss = int(fh.read().split("VmRSS:")[1].split()[0])
+            peak[0] = max(peak[0], rss)
+            time.sleep(0.01)
+
+    t = threading.Thread(target=watch, daemon=True)
+    t.start()
+    try:
+        invoke_ok(lam, name)
+        time.sleep(1)
+    finally:
+        done[0] = True
+        t.join()
+    logs = srv.client(service="logs")
+    stored = logs.describe_log_groups(logGroupNamePrefix=f"/aws/lambda/{name}")["logGroups"][0]["storedBytes"]
+    assert stored <= 20000000
+    # Sanitizer allocators keep freed memory in quarantine (ASan: 256 MB by
+    # default), so RSS says nothing about lambdad's own bound there.
+    from conftest import LAMBDAD_BIN
+    with open(LAMBDAD_BIN, "rb") as fh:
+        binary = fh.read()
+    if b"__asan_init" not in binary and b"__tsan_init" not in binary:
+        assert peak[0] < 200 * 1024, f"peak RSS {peak[0] // 1024} MB"
