@@ -1822,6 +1822,21 @@ static void h_ctr_restart(struct dreq *r, const char **p)
     ctr_unref(c);
 }
 
+/* Keeps the function's lambdad:docker-name tag in step (a restart
+ * restores the name from it). */
+static int mutate_name_tag(json_t *doc, const struct fn_record *cur, void *ud, struct api_error *err)
+{
+    (void)cur;
+    (void)err;
+    json_t *tags = json_object_get(doc, "tags");
+    if (!json_is_object(tags)) {
+        tags = json_object();
+        json_object_set_new(doc, "tags", tags);
+    }
+    json_object_set_new(tags, "lambdad:docker-name", json_string(ud));
+    return 0;
+}
+
 static void h_ctr_rename(struct dreq *r, const char **p)
 {
     char name[256];
@@ -1840,10 +1855,18 @@ static void h_ctr_rename(struct dreq *r, const char **p)
     if (!taken)
         snprintf(c->name, sizeof c->name, "%s", nm);
     pthread_mutex_unlock(&g.mu);
-    if (taken)
+    if (taken) {
         send_err(r, 409, "Conflict. The container name \"/%s\" is already in use.", nm);
-    else
+    } else {
+        struct fn_name n = {0};
+        struct api_error aerr;
+        snprintf(n.region, sizeof n.region, "%s", g.o.region);
+        snprintf(n.account, sizeof n.account, "%s", g.o.account);
+        snprintf(n.name, sizeof n.name, "%s", c->fn);
+        if (registry_update(&n, mutate_name_tag, (void *)nm, NULL, 0, NULL, &aerr))
+            LOG_WARN("docker api: rename of %.12s: tag of %s not updated: %s", c->id, c->fn, aerr.msg);
         send_empty(r, 204);
+    }
     ctr_unref(c);
 }
 

@@ -336,13 +336,14 @@ def test_containers_come_back_after_a_restart(tmp_path):
         r = dk(srv, "create", "--name", "keep", "-e", "KK=v", IMAGE, "sh", "-c", "echo $KK kept; exit 2")
         assert r.returncode == 0, r.stderr
         cid = r.stdout.strip()
+        assert dk(srv, "rename", "keep", "kept").returncode == 0
         srv.stop()
         srv.start()
         r = dk(srv, "ps", "-a", "--no-trunc", "--format", "{{.ID}} {{.Names}} {{.Status}}")
-        assert r.stdout.strip() == f"{cid} keep Created", r.stdout
-        r = dk(srv, "start", "-a", "keep")
+        assert r.stdout.strip() == f"{cid} kept Created", r.stdout
+        r = dk(srv, "start", "-a", "kept")
         assert r.returncode == 2 and r.stdout == "v kept\n", (r.returncode, r.stdout, r.stderr)
-        assert dk(srv, "rm", "keep").returncode == 0
+        assert dk(srv, "rm", "kept").returncode == 0
         assert fn_of(cid).replace(PREFIX, "docker", 1) not in function_names(srv.client())
     finally:
         stop_and_check(srv)
