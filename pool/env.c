@@ -898,6 +898,18 @@ int env_spawn(struct fnpool *fp)
 }
 
 /* A container's helper thread reported (see container_event). */
+void env_drop_event(struct pool_ctl *c)
+{
+    if (c->env_event == POOL_ENV_SPAWNED && c->job) {
+        struct spawn_job *j = c->job;
+        if (!j->docker && j->rc == 0 && j->sp.pid > 0)
+            subprocess_kill(&j->sp);
+        free(j);
+    }
+    free(c->text);
+    free(c);
+}
+
 void env_container_event(struct executor *ex, struct pool_ctl *c)
 {
     struct env *e = env_find(ex, c->env_id);

@@ -55,6 +55,10 @@ void env_destroy(struct env *e);
  * environment c->env_id. */
 void env_container_event(struct executor *ex, struct pool_ctl *c);
 
+/* Frees a POOL_MSG_ENV message nobody will handle (its executor is gone):
+ * a spawn job's started process is killed and reaped. */
+void env_drop_event(struct pool_ctl *c);
+
 /* The admin description of e (GET /_lambdad/environments). */
 json_t *env_describe(const struct env *e, int64_t now);
 

@@ -294,6 +294,10 @@ void executor_call(struct executor *ex, struct pool_ctl *c)
 void executor_join(struct executor *ex)
 {
     pthread_join(ex->thread, NULL);
+}
+
+void executor_free(struct executor *ex)
+{
     /* Messages that raced with the stop. */
     struct cds_wfcq_node *n;
     while ((n = queue_pop(&ex->q))) {
@@ -302,10 +306,9 @@ void executor_join(struct executor *ex)
             report_fail_service(ex, (struct invocation *)(void *)n, "lambdad is shutting down");
         else if (kind == POOL_MSG_SHRINK)
             free(n);
-        else if (kind == POOL_MSG_ENV) {
-            free(((struct pool_ctl *)(void *)n)->text);
-            free(n);
-        } else
+        else if (kind == POOL_MSG_ENV)
+            env_drop_event((struct pool_ctl *)(void *)n);
+        else
             ctl_done((struct pool_ctl *)(void *)n);
     }
     close(ex->epfd);

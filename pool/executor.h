@@ -59,8 +59,13 @@ struct executor;
 /* Creates executor number idx and starts its thread. */
 int executor_start(struct executor **out, int idx, const struct pool_config *cfg);
 
-/* Joins the thread (after a STOP message) and frees the executor. */
+/* Joins the thread (after a STOP message). */
 void executor_join(struct executor *ex);
+
+/* Frees a joined executor, failing or dropping what is still queued. Only
+ * once nothing can post to it any more: background jobs and container
+ * helpers report into executor queues, so pool_stop stops them first. */
+void executor_free(struct executor *ex);
 
 /* CLOCK_MONOTONIC in nanoseconds (deadlines, idle times, submit stamps). */
 int64_t executor_now_ns(void);

@@ -226,13 +226,18 @@ void pool_stop(void)
     }
     for (int i = 0; i < g_pool.n; i++)
         executor_join(g_pool.all[i]);
-    bio_stop(); /* after the executors: their last clean-ups are queued */
+    /* After the executor threads (their last clean-ups are queued) and
+     * before the executors are freed: spawn jobs and container helpers
+     * post their reports into executor queues until they are stopped. */
+    bio_stop();
+    if (g_docker)
+        container_shutdown();
+    for (int i = 0; i < g_pool.n; i++)
+        executor_free(g_pool.all[i]);
     if (g_pool.all) {
         rcu_barrier(); /* fnpools freed with call_rcu */
         envmap_fini();
     }
-    if (g_docker)
-        container_shutdown();
     subprocess_shutdown();
     g_docker = 0;
     free(g_pool.all);
