@@ -345,7 +345,7 @@ class Lambdad:
         self.data_dir = tempfile.mkdtemp(prefix=f"lambdad-bench-{self.tag}-", dir=self.workdir)
         self.cmd = [str(self.binary), "--host", "127.0.0.1", "--port", str(self.port),
                     "--data-dir", self.data_dir] + (["--ephemeral"] if self.ephemeral else []) + [
-                    "--http-threads", "300", "--log-level", "warn"] + self.extra
+                    "--log-level", "warn"] + self.extra
         if self.cpus:
             self.cmd = ["taskset", "-c", self.cpus] + self.cmd
         self.log_path = os.path.join(self.workdir, f"lambdad-{self.tag}.log")

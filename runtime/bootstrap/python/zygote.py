@@ -192,6 +192,8 @@ def main():
             msg, anc, flags, _ = sock.recvmsg(1 << 20, fd_size)
         except InterruptedError:
             continue
+        except ConnectionResetError:
+            os._exit(0)  # lambdad went away (killed, or exited with requests queued)
         if not msg:
             os._exit(0)
         fds = []
