@@ -502,6 +502,7 @@ void api_add_layer_permission(struct http_req *req)
         add_condition(e.stmt, "StringEquals", "aws:PrincipalOrgID", json_string(org));
     if (http_query(req, "RevisionId", rev, sizeof(rev)) >= 0)
         e.revision = rev;
+    http_uuid4(newrev);
     if (layers_update_policy(region, account, name, version, layer_add, &e, newrev, &err))
         goto fail;
     char *st = json_dumps(e.stmt, JSON_COMPACT);
@@ -536,6 +537,7 @@ void api_remove_layer_permission(struct http_req *req)
     }
     if (http_query(req, "RevisionId", rev, sizeof(rev)) >= 0)
         e.revision = rev;
+    http_uuid4(newrev);
     if (layers_update_policy(region, account, name, version, layer_remove, &e, newrev, &err))
         http_send_api_error(req, &err);
     else

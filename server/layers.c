@@ -11,9 +11,8 @@
 
 #include "runtime/codestore.h"
 #include "runtime/log.h"
-#include "server/http.h"
+#include "server/coderefs.h"
 #include "server/persist.h"
-#include "server/registry.h"
 
 /* One layer name in one namespace. versions[] ascending by number. */
 struct layer {
@@ -333,22 +332,20 @@ int layers_publish(const struct layer_publish *in, struct layer_version **out, s
         api_fail(err, &AWS_SERVICE, MSG_INTERNAL, "out of memory");
         goto out;
     }
+    /* Published: the version's blob reference, taken before a delete can
+     * find it; the zip is stored again if a removal raced with us before. */
+    coderefs_acquire(v->code_hex, in->zip, in->zip_len);
     rc = 0;
 out:
     pthread_mutex_unlock(&g_write_lock);
-    if (rc == 0) {
-        /* Published: from now on no removal takes the blob; put it back if
-         * one raced with us before. */
-        registry_keep_code(v->code_hex, in->zip, in->zip_len);
-        if (out)
-            *out = layers_ref(v);
-    }
+    if (rc == 0 && out)
+        *out = layers_ref(v);
     layers_unref(v);
     return rc;
 }
 
 int layers_update_policy(const char *region, const char *account, const char *name, long long version,
-                         layers_policy_fn fn, void *ud, char rev_out[37], struct api_error *err)
+                         layers_policy_fn fn, void *ud, const char *new_rev, struct api_error *err)
 {
     char id[240];
     int rc = -1;
@@ -370,11 +367,9 @@ int layers_update_policy(const char *region, const char *account, const char *na
     nv = version_new(cur->region, cur->account, cur->name, cur->version, cur->code_hex, cur->code_sha256,
                      cur->code_size, cur->description, cur->created_date, cur->license_info,
                      cur->runtimes, cur->architectures);
-    char rev[37];
-    http_uuid4(rev);
     if (nv) {
         nv->policy = json_array_size(stmts) ? json_dumps(stmts, JSON_COMPACT) : NULL;
-        nv->revision_id = strdup(rev);
+        nv->revision_id = strdup(new_rev);
     }
     if (!nv || !nv->revision_id || (json_array_size(stmts) && !nv->policy)) {
         api_fail(err, &AWS_SERVICE, MSG_INTERNAL, "out of memory");
@@ -402,7 +397,6 @@ int layers_update_policy(const char *region, const char *account, const char *na
     }
     pthread_rwlock_unlock(&g_lock);
     layers_unref(old);
-    memcpy(rev_out, rev, 37);
     rc = 0;
 out:
     pthread_mutex_unlock(&g_write_lock);
@@ -446,11 +440,11 @@ int layers_delete(const char *region, const char *account, const char *name, lon
         l->n--;
     }
     pthread_rwlock_unlock(&g_lock);
+    if (i >= 0)
+        coderefs_release(v->code_hex); /* the table's reference, once the removal is on disk */
     rc = 0;
 out:
     pthread_mutex_unlock(&g_write_lock);
-    if (rc == 0 && v)
-        registry_release_code(v->code_hex);
     layers_unref(v);
     return rc;
 }
@@ -583,17 +577,6 @@ int layers_list_versions(const char *region, const char *account, const char *na
     return 0;
 }
 
-bool layers_code_in_use(const char *hex)
-{
-    bool used = false;
-    pthread_rwlock_rdlock(&g_lock);
-    for (size_t i = 0; i < g_n && !used; i++)
-        for (size_t j = 0; j < g_layers[i]->n && !used; j++)
-            used = !strcmp(g_layers[i]->versions[j]->code_hex, hex);
-    pthread_rwlock_unlock(&g_lock);
-    return used;
-}
-
 /* --- life cycle -------------------------------------------------------- */
 
 void layers_init(struct codestore *cs, struct persist *p)
@@ -667,6 +650,11 @@ int layers_load(void)
     pthread_rwlock_wrlock(&g_lock);
     int rc = persist_load(g_persist, load_one, &count);
     pthread_rwlock_unlock(&g_lock);
+    /* The blob references of what was loaded (outside the rwlock: lock
+     * order; the writer mutex keeps the table still). */
+    for (size_t i = 0; i < g_n; i++)
+        for (size_t j = 0; j < g_layers[i]->n; j++)
+            coderefs_acquire(g_layers[i]->versions[j]->code_hex, NULL, 0);
     pthread_mutex_unlock(&g_write_lock);
     return rc < 0 ? rc : count;
 }

@@ -15,18 +15,23 @@
  * stored counter and the highest version + 1.
  *
  * Code blobs: a zip in the code store may be shared by layer versions and
- * functions (their code or their attached layers). layers_code_in_use tells
- * the registry whether a layer version still needs a blob; deleting a layer
- * version hands its blob to registry_release_code, which removes it only
- * when no function uses it either. All removals are decided under the
- * registry's writer mutex, so the two sides agree.
+ * functions (their code or their attached layers). Each layer version in
+ * the table holds one reference on its blob (server/coderefs.h, the one
+ * owner of blob references): taken under the writer mutex when it is
+ * published (with the zip, to store it again if a removal raced with the
+ * publish) or loaded, dropped when it is deleted. A function that
+ * attached the version holds its own reference through the registry, so
+ * deleting the version removes the blob only when no function uses it.
+ * This store does not know the registry.
  *
  * Synchronization: writers (publish, delete, load) serialise on a writer
  * mutex and do their disk I/O under it; the in-memory table is guarded by a
- * rwlock held only for memory operations, so readers (get, list, find,
- * layers_code_in_use) never wait for disk I/O. Lock order: the registry's
- * writer mutex may be held when the rwlock is taken, never the reverse.
- *   layers_get/find/list/code_in_use   any thread
+ * rwlock held only for memory operations, so readers (get, list, find)
+ * never wait for disk I/O. Lock order: the registry's writer mutex and
+ * coderefs' reference lock may be held when the rwlock is taken (a registry
+ * writer resolves layer ARNs), never the reverse; the writer mutex -> the
+ * reference lock.
+ *   layers_get/find/list               any thread
  *   layers_publish/delete              any thread, outside RCU read-side
  *   layers_init/load/shutdown          main thread only */
 #ifndef LAMBDAD_SERVER_LAYERS_H
@@ -109,8 +114,8 @@ int layers_parse_arn(const char *arn, char region[32], char account[13],
 /* Whether name is a valid layer name (1-64 of [a-zA-Z0-9-_]). */
 bool layers_name_ok(const char *name);
 
-/* Deletes a version (absent: nothing to do, returns 0). Its blob is handed
- * to registry_release_code. Returns 0 or -1 with err on I/O failure. */
+/* Deletes a version (absent: nothing to do, returns 0) and drops its blob
+ * reference (coderefs_release). Returns 0 or -1 with err on I/O failure. */
 int layers_delete(const char *region, const char *account, const char *name, long long version,
                   struct api_error *err);
 
@@ -121,11 +126,12 @@ typedef int (*layers_policy_fn)(json_t *stmts, const char *rev, void *ud, struct
 
 /* Under the writer mutex: runs fn on version `version`'s statements, and on
  * success persists and publishes a copy of the version with the new
- * statements and a new RevisionId (copied to rev_out, 37 bytes). Errors:
+ * statements and the RevisionId new_rev (a fresh uuid the caller made, 36
+ * characters). Errors:
  * ResourceNotFoundException for an unknown version, fn's, ServiceException
  * on I/O failure. Any thread outside RCU read-side sections. */
 int layers_update_policy(const char *region, const char *account, const char *name, long long version,
-                         layers_policy_fn fn, void *ud, char rev_out[37], struct api_error *err);
+                         layers_policy_fn fn, void *ud, const char *new_rev, struct api_error *err);
 
 /* Filters of the list operations (NULL: no filter). */
 struct layers_filter {
@@ -151,9 +157,6 @@ int layers_list_latest(const char *region, const char *account, const struct lay
 int layers_list_versions(const char *region, const char *account, const char *name,
                          const struct layers_filter *f, long long before, size_t max,
                          struct layer_version ***out, size_t *n, bool *more);
-
-/* Whether any layer version's zip is hex. */
-bool layers_code_in_use(const char *hex);
 
 struct layer_version *layers_ref(struct layer_version *v);
 void layers_unref(struct layer_version *v);

@@ -29,6 +29,7 @@
 #include "server/api_functions.h"
 #include "server/api_provisioned.h"
 #include "server/api_invoke.h"
+#include "server/coderefs.h"
 #include "server/config.h"
 #include "server/docker_api.h"
 #include "server/http.h"
@@ -109,6 +110,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "lambdad: code store under %s: %s\n", code_root, strerror(-rc));
         goto out;
     }
+    coderefs_init(cs); /* before the loads: they take blob references */
     layers_init(cs, layers_persist);
     rc = layers_load();
     if (rc < 0) {
@@ -246,6 +248,7 @@ out:
     iam_shutdown();
     s3store_close();
     layers_shutdown();
+    coderefs_shutdown();
     codestore_close(cs);
     persist_close(iam_persist);
     persist_close(layers_persist);

@@ -18,6 +18,7 @@
 #include "pool/pool.h"
 #include "runtime/codestore.h"
 #include "runtime/log.h"
+#include "server/coderefs.h"
 #include "server/layers.h"
 #include "server/persist.h"
 
@@ -620,7 +621,7 @@ int registry_list(const char *region, const char *account, const char *marker, s
     return 0;
 }
 
-/* --- writes (g_write_lock held) ---------------------------------------- */
+/* --- writes (writer_lock held) ------------------------------------------ */
 
 /* Stages the record's document for the next group commit (writer mutex
  * held); *ticket stays 0 with --ephemeral. */
@@ -657,79 +658,20 @@ static int persist_wait(uint64_t ticket, const char *key, struct api_error *err)
     return 0;
 }
 
-/* Whether a document (function or version entry) attaches a layer whose
- * zip is hex. */
-static bool layers_use(json_t *doc, const char *hex)
-{
-    size_t i;
-    json_t *l;
-    json_array_foreach(json_object_get(doc, "layers"), i, l) {
-        const char *h = jstr(l, "code_hex");
-        if (h && !strcmp(h, hex))
-            return true;
-    }
-    return false;
-}
-
-/* Whether a function (its code or an attached layer) or a layer version
- * uses the blob hex. Writer mutex held. */
-/* Whether one record ($LATEST or any version, code or layer) uses hex. */
-static bool record_uses(const struct fn_record *r, const char *hex)
-{
-    if ((r->code_hex && !strcmp(r->code_hex, hex)) || layers_use(r->doc, hex))
-        return true;
-    size_t i;
-    json_t *e;
-    json_array_foreach(json_object_get(r->doc, "versions"), i, e) {
-        const char *h = jstr(e, "code_hex");
-        if ((h && !strcmp(h, hex)) || layers_use(e, hex))
-            return true;
-    }
-    return false;
-}
-
-static bool code_in_use(const char *hex)
-{
-    struct cds_lfht_iter iter;
-    bool used = false;
-    rcu_read_lock();
-    struct cds_lfht_node *it_node;
-    cds_lfht_for_each(g_ht, &iter, it_node) {
-        /* Not cds_lfht_for_each_entry: it applies container_of to the NULL
-         * that ends the walk, which UBSan rightly reports. */
-        if (record_uses(caa_container_of(it_node, struct fn_record, node), hex)) {
-            used = true;
-            break;
-        }
-    }
-    rcu_read_unlock();
-    return used || layers_code_in_use(hex);
-}
-
-static void release_code(const char *hex);
-
-/* Releases every blob (code and layers, of $LATEST and of every version)
- * of a replaced or deleted record; release_code keeps those still used. */
-static void release_code_unless(const char *hex, const struct fn_record *keep)
-{
-    /* The replacing record still using the blob is the common case (every
-     * configuration update): no walk over the whole table for it. */
-    if (hex && keep && record_uses(keep, hex))
-        return;
-    release_code(hex);
-}
-
-static void release_blobs(const struct fn_record *r, const struct fn_record *keep)
+/* Calls fn on every blob r references, as its document lists them:
+ * $LATEST's code and attached layers, each version's code and layers
+ * (NULL entries included: coderefs ignores them). */
+static void record_blobs(const struct fn_record *r, void (*fn)(const char *hex))
 {
     size_t i, j;
     json_t *l, *e;
-    release_code_unless(r->code_hex, keep);
+    fn(r->code_hex);
     json_array_foreach(json_object_get(r->doc, "layers"), i, l)
-        release_code_unless(jstr(l, "code_hex"), keep);
+        fn(jstr(l, "code_hex"));
     json_array_foreach(json_object_get(r->doc, "versions"), j, e) {
-        release_code_unless(jstr(e, "code_hex"), keep);
+        fn(jstr(e, "code_hex"));
         json_array_foreach(json_object_get(e, "layers"), i, l)
-            release_code_unless(jstr(l, "code_hex"), keep);
+            fn(jstr(l, "code_hex"));
     }
 }
 
@@ -756,25 +698,31 @@ static void evict_keys(char **keys)
     free(keys);
 }
 
-/* release_blobs after the writer mutex was released for a group commit:
- * takes it again (code_in_use must see a stable table). A blob is released
- * only after the change that stopped using it is durable, so a crash never
- * leaves a document pointing at removed code. */
-static void release_blobs_locked(const struct fn_record *r, const struct fn_record *keep)
+/* Drops the references of an unpublished record (coderefs removes a blob
+ * nobody else uses). Called after the writer section, once the change that
+ * unpublished it is durable, so a crash never leaves a document pointing
+ * at removed code. */
+static void release_blobs(const struct fn_record *r)
 {
-    pthread_mutex_lock(&g_write_lock);
-    release_blobs(r, keep);
-    pthread_mutex_unlock(&g_write_lock);
+    coderefs_lock();
+    record_blobs(r, coderefs_release_locked);
+    coderefs_unlock();
 }
 
-/* Removes a code blob nobody uses any more (outside the read-side section). */
-static void release_code(const char *hex)
+/* Writer sections hold the writer mutex and, inside it, the reference lock
+ * (coderefs.h): a record is built against the blobs present (storing its
+ * zip again if one was removed meanwhile) and takes its references before
+ * any removal can be decided. */
+static void writer_lock(void)
 {
-    if (hex && g_cs && !code_in_use(hex)) {
-        int rc = codestore_remove(g_cs, hex);
-        if (rc && rc != -ENOENT)
-            LOG_WARN("cannot remove code %s: %s", hex, strerror(-rc));
-    }
+    pthread_mutex_lock(&g_write_lock);
+    coderefs_lock();
+}
+
+static void writer_unlock(void)
+{
+    coderefs_unlock();
+    pthread_mutex_unlock(&g_write_lock);
 }
 
 int registry_create(json_t *doc, const void *zip, size_t zip_len, struct fn_record **out,
@@ -783,7 +731,7 @@ int registry_create(json_t *doc, const void *zip, size_t zip_len, struct fn_reco
     struct fn_record *r = NULL, *made = NULL;
     uint64_t ticket = 0;
     int rc = -1;
-    pthread_mutex_lock(&g_write_lock);
+    writer_lock();
     const char *region = jstr(doc, "region"), *account = jstr(doc, "account"), *name = jstr(doc, "name");
     rcu_read_lock();
     bool exists = region && account && name && registry_lookup(region, account, name);
@@ -802,11 +750,12 @@ int registry_create(json_t *doc, const void *zip, size_t zip_len, struct fn_reco
         goto out;
     }
     atomic_fetch_add(&g_count, 1);
+    record_blobs(r, coderefs_acquire_locked);
     made = registry_record_ref(r);
     r = NULL; /* the table owns the build reference */
     rc = 0;
 out:
-    pthread_mutex_unlock(&g_write_lock);
+    writer_unlock();
     if (r)
         registry_record_unref(r);
     if (made && persist_wait(ticket, made->key, err))
@@ -819,7 +768,7 @@ out:
     return rc;
 }
 
-/* Writers, under g_write_lock: a reference to the current record of n, or
+/* Writers, under writer_lock: a reference to the current record of n, or
  * NULL with ResourceNotFoundException in err. */
 static struct fn_record *writer_lookup(const struct fn_name *n, struct api_error *err)
 {
@@ -839,7 +788,7 @@ int registry_update(const struct fn_name *n, registry_mutate_fn fn, void *ud, co
     char **gone = NULL;
     uint64_t ticket = 0;
     int rc = -1;
-    pthread_mutex_lock(&g_write_lock);
+    writer_lock();
     cur = writer_lookup(n, err);
     if (!cur)
         goto out;
@@ -862,16 +811,17 @@ int registry_update(const struct fn_name *n, registry_mutate_fn fn, void *ud, co
         goto out;
     }
     call_rcu(&caa_container_of(old, struct fn_record, node)->rcu, record_free_rcu);
+    record_blobs(r, coderefs_acquire_locked); /* cur's are dropped once r is durable */
     gone = gone_keys(cur, r);
     made = registry_record_ref(r);
     r = NULL;
     rc = 0;
 out:
-    pthread_mutex_unlock(&g_write_lock);
+    writer_unlock();
     if (made && persist_wait(ticket, made->key, err))
         rc = -1;
     if (made)
-        release_blobs_locked(cur, made); /* only once the new document is durable */
+        release_blobs(cur); /* only once the new document is durable */
     if (out && rc == 0)
         *out = made;
     else
@@ -889,7 +839,7 @@ int registry_delete(const struct fn_name *n, struct api_error *err)
     char **gone = NULL;
     uint64_t ticket = 0;
     int rc = -1;
-    pthread_mutex_lock(&g_write_lock);
+    writer_lock();
     cur = writer_lookup(n, err);
     if (!cur)
         goto out;
@@ -913,43 +863,17 @@ int registry_delete(const struct fn_name *n, struct api_error *err)
     gone = gone_keys(cur, NULL);
     rc = 0;
 out:
-    pthread_mutex_unlock(&g_write_lock);
+    writer_unlock();
     bool removed = rc == 0;
     if (removed && persist_wait(ticket, cur->key, err))
         rc = -1;
     if (removed) {
-        release_blobs_locked(cur, NULL); /* only once the removal is durable */
+        release_blobs(cur); /* only once the removal is durable */
         pool_evict(cur->key); /* talks to an executor: outside the writer mutex */
         evict_keys(gone);
     }
     registry_record_unref(cur);
     return rc;
-}
-
-void registry_release_code(const char *hex)
-{
-    if (!hex || !g_cs || !g_ht)
-        return;
-    pthread_mutex_lock(&g_write_lock);
-    release_code(hex);
-    pthread_mutex_unlock(&g_write_lock);
-}
-
-void registry_keep_code(const char *hex, const void *zip, size_t zip_len)
-{
-    if (!hex || !g_cs || !zip)
-        return;
-    pthread_mutex_lock(&g_write_lock);
-    char *dir = codestore_dir_path(g_cs, hex);
-    if (!dir) {
-        struct code_info info;
-        const char *cerr = NULL;
-        int rc = codestore_put(g_cs, zip, zip_len, &info, &cerr);
-        if (rc)
-            LOG_ERROR("cannot store code %s again: %s", hex, cerr ? cerr : strerror(-rc));
-    }
-    free(dir);
-    pthread_mutex_unlock(&g_write_lock);
 }
 
 /* --- life cycle -------------------------------------------------------- */
@@ -989,6 +913,7 @@ static int load_one(void *ud, const char *id, json_t *doc)
         return 0;
     }
     atomic_fetch_add(&g_count, 1);
+    record_blobs(r, coderefs_acquire_locked);
     return 0;
 }
 
@@ -996,11 +921,11 @@ int registry_load(void)
 {
     if (!g_persist)
         return 0;
-    pthread_mutex_lock(&g_write_lock);
+    writer_lock();
     g_loading = true;
     int rc = persist_load(g_persist, load_one, NULL);
     g_loading = false;
-    pthread_mutex_unlock(&g_write_lock);
+    writer_unlock();
     return rc;
 }
 

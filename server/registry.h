@@ -16,6 +16,13 @@
  * no lock at all: resolve inside rcu_read_lock, copy out what they need or
  * take a reference, leave the read-side section.
  *
+ * Code blobs: each published record holds a reference (server/coderefs.h)
+ * on every blob it uses -- $LATEST's code and attached layers, each
+ * version's code and layers -- taken when it is published or loaded and
+ * dropped once the change that unpublished it is durable. Writer sections
+ * hold coderefs' reference lock inside the writer mutex, so no blob is
+ * removed between building a record against it and publishing it.
+ *
  * Synchronization table:
  *   registry_lookup/resolve      registered reader, inside rcu_read_lock
  *   registry_record_ref/unref,   any thread (ref inside the read-side
@@ -188,27 +195,17 @@ typedef int (*registry_mutate_fn)(json_t *doc, const struct fn_record *cur, void
 
 /* Updates the function named by n (region/account/name) under the writer
  * mutex: copies its document, runs fn, rebuilds the record, persists, swaps.
- * zip as in registry_create. A code blob no longer used by any function or
- * version is removed from the code store; the environments of a version
- * the update removed are evicted. */
+ * zip as in registry_create. Once the new document is durable the old
+ * record's blob references are dropped (coderefs.h: a blob nobody else
+ * uses is removed); the environments of a version the update removed are
+ * evicted. */
 int registry_update(const struct fn_name *n, registry_mutate_fn fn, void *ud, const void *zip,
                     size_t zip_len, struct fn_record **out, struct api_error *err);
 
 /* Deletes the function with all its versions and aliases: unlinks its
  * document, unpublishes it, evicts its environments (pool_evict, every
- * version's key too) and removes its code blobs when unused. */
+ * version's key too) and drops its blob references (coderefs.h). */
 int registry_delete(const struct fn_name *n, struct api_error *err);
-
-/* Removes the code blob hex from the code store unless a function (its
- * code or an attached layer) or a layer version (layers.h) still uses it.
- * Every removal is decided under the writer mutex, which this takes: any
- * registered thread outside a read-side section, without that mutex. */
-void registry_release_code(const char *hex);
-
-/* Under the writer mutex, stores zip again if the blob hex is missing: for
- * a caller that has just published a new reference to hex (a layer
- * version), in case a removal decided before the publish raced with it. */
-void registry_keep_code(const char *hex, const void *zip, size_t zip_len);
 
 /* Collects references to the functions of region/account whose name sorts
  * after marker (NULL: from the start), sorted by name, at most max of them.

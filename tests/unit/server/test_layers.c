@@ -11,6 +11,7 @@
 #include <zip.h>
 
 #include "runtime/codestore.h"
+#include "server/coderefs.h"
 #include "server/layers.h"
 #include "server/persist.h"
 #include "server/registry.h"
@@ -126,6 +127,7 @@ int main(void)
     CHECK(persist_open_sub(&lp, p, "layers") == 0);
     snprintf(cmd, sizeof(cmd), "%s/store", dir);
     CHECK(codestore_open(&cs, cmd) == 0);
+    coderefs_init(cs);
     CHECK(registry_init(cs, p) == 0);
     layers_init(cs, lp);
     json_t *py = json_pack("[s,s]", "python3.12", "python3.11"), *node = json_pack("[s]", "nodejs20.x");
@@ -192,12 +194,14 @@ int main(void)
     free(l2dir);
     registry_record_unref(rec);
     layers_unref(l2);
+    CHECK(coderefs_count(hex1) == 2 && coderefs_count(hex2) == 2); /* lib:1 + other:1; lib:2 + the function */
     CHECK(layers_delete(R, A, "lib", 1, &err) == 0);
     CHECK(blob_exists(cs, hex1)); /* other:1 still uses it */
     CHECK(layers_delete(R, A, "other", 1, &err) == 0);
     CHECK(!blob_exists(cs, hex1));
     CHECK(layers_delete(R, A, "lib", 2, &err) == 0);
     CHECK(blob_exists(cs, hex2)); /* the function keeps its copy */
+    CHECK(coderefs_count(hex1) == 0 && coderefs_count(hex2) == 1);
     CHECK(layers_get(R, A, "lib", 2) == NULL);
     CHECK(layers_delete(R, A, "lib", 2, &err) == 0);    /* idempotent */
     CHECK(layers_delete(R, A, "nothing", 9, &err) == 0);
@@ -209,10 +213,12 @@ int main(void)
     /* Reload: the counters and the remaining versions come back. */
     layers_shutdown();
     registry_shutdown();
+    coderefs_init(cs); /* counts are in memory: the loads rebuild them */
     CHECK(registry_init(cs, p) == 0);
     layers_init(cs, lp);
     CHECK(layers_load() == 2); /* lib:3, eu-west-1 lib:1 */
     CHECK(registry_load() == 1);
+    CHECK(coderefs_count(hex2) == 1 && coderefs_count(hexeu) == 1); /* rebuilt by the loads */
     v = layers_get(R, A, "lib", 3);
     CHECK(v && v->runtimes == NULL && !strcmp(v->description, "d"));
     layers_unref(v);
@@ -235,10 +241,11 @@ int main(void)
     /* The deleted record's spec pins its layer until the record is freed
      * after the RCU grace period (an environment could still use it). */
     rcu_barrier();
-    CHECK(!blob_exists(cs, hex2));
+    CHECK(!blob_exists(cs, hex2) && coderefs_count(hex2) == 0);
 
     layers_shutdown();
     registry_shutdown();
+    coderefs_shutdown();
     persist_close(lp);
     persist_close(p);
     codestore_close(cs);
