@@ -809,6 +809,18 @@ static void env_spawned(struct env *e, struct spawn_job *j)
         env_ready(e); /* it asked for its first event already */
 }
 
+/* Whether a spec runs in docker under the configured executor kind. */
+static bool uses_docker(const struct fn_spec *spec)
+{
+    enum pool_executor_kind kind = g_pool.cfg ? g_pool.cfg->kind : POOL_EXEC_SUBPROCESS;
+    if (kind == POOL_EXEC_DOCKER)
+        return true;
+    if (kind == POOL_EXEC_AUTO)
+        return spec->n_layers > 0 || spec->force_docker ||
+               (spec->package_type && strcmp(spec->package_type, "Image") == 0);
+    return false;
+}
+
 /* Starts one environment for fp: the env is STARTING at once (it counts
  * against the caps), its blocking start runs as a spawn job. Returns 0, or
  * -1 after failing the head pending invocation with the reason. */
@@ -816,7 +828,7 @@ int env_spawn(struct fnpool *fp)
 {
     struct executor *ex = fp->owner;
     struct fn_spec *s = fp->spec;
-    const bool docker = pool_uses_docker(s);
+    const bool docker = uses_docker(s);
     if (docker && !container_available()) {
         fnpool_fail_head(fp, true, NULL,
                          "this function needs the docker executor, but the Docker engine was not "
@@ -977,15 +989,4 @@ json_t *env_describe(const struct env *e, int64_t t)
     json_object_set_new(o, "executor_thread", json_integer(e->ex->idx));
     json_object_set_new(o, "draining", json_boolean(e->fp->draining || e->retire));
     return o;
-}
-
-bool pool_uses_docker(const struct fn_spec *spec)
-{
-    enum pool_executor_kind kind = g_pool.cfg ? g_pool.cfg->kind : POOL_EXEC_SUBPROCESS;
-    if (kind == POOL_EXEC_DOCKER)
-        return true;
-    if (kind == POOL_EXEC_AUTO)
-        return spec->n_layers > 0 || spec->force_docker ||
-               (spec->package_type && strcmp(spec->package_type, "Image") == 0);
-    return false;
 }

@@ -1,5 +1,6 @@
 /* executor: one executor thread and the environments it owns (pool
- * internals; the public face is pool/pool.h).
+ * internals; the public face is pool/pool.h, which drives them: the
+ * executor parts use only the shared records of pool/invocation.h).
  *
  * DESIGN: an executor is a thread running one epoll loop over
  *   - its inbound queue's eventfd (invocations and control messages),
@@ -23,7 +24,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
-#include "pool/pool.h"
+#include "pool/invocation.h"
 #include "pool/queue.h"
 
 enum pool_msg_kind {

@@ -17,6 +17,7 @@
 
 #include "pool/envmap.h"
 #include "pool/executor.h"
+#include "pool/report.h"
 #include "runtime/bio.h"
 #include "runtime/container.h"
 #include "runtime/log.h"
@@ -300,4 +301,9 @@ void pool_stats(struct pool_stats *out)
     out->envs_live = atomic_load(&g_pool.live_envs);
     out->envs_busy = atomic_load(&g_pool.busy_envs);
     out->queued = atomic_load(&g_pool.queued);
+}
+
+void pool_set_log_sink(pool_log_sink_fn fn, void *user)
+{
+    report_set_sink(fn, user);
 }

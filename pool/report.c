@@ -118,7 +118,7 @@ void report_fail_service(struct executor *ex, struct invocation *inv, const char
 static pool_log_sink_fn g_log_sink;
 static void *g_log_sink_user;
 
-void pool_set_log_sink(pool_log_sink_fn fn, void *user)
+void report_set_sink(pool_log_sink_fn fn, void *user)
 {
     g_log_sink = fn;
     g_log_sink_user = user;

@@ -35,6 +35,10 @@ void report_build_log(struct env *e, struct invocation *inv, double dur_ms, cons
 
 /* --- the log sink (pool_set_log_sink): CloudWatch Logs --- */
 
+/* Registers the sink (NULL: none); pool_set_log_sink. Main thread, before
+ * the executors start. */
+void report_set_sink(pool_log_sink_fn fn, void *user);
+
 /* Function output read from e's pipe: kept for the log tail (init or
  * invocation buffer) and handed to the sink. */
 void report_output(struct env *e, const char *data, size_t len);
