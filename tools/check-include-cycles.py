@@ -2,9 +2,11 @@
 """check-include-cycles: the engine's modules depend on each other one way.
 
     tools/check-include-cycles.py [ROOT]      (ROOT: the source tree, default ..)
+    tools/check-include-cycles.py --self-test (the checker on made-up trees)
 
-Registered as the ctest `tools/include_cycles`; exits 1 and prints every
-offence, 0 when the shape holds.
+Registered as the ctests `tools/include_cycles` and
+`tools/include_cycles_selftest`; exits 1 and prints every offence, 0 when
+the shape holds.
 
 DESIGN: a module is one stem of server/, pool/ or runtime/ (`server/registry`
 = registry.c + registry.h). Module A depends on module B when a file of A
@@ -134,8 +136,7 @@ def outsiders(comp):
     return best
 
 
-def main():
-    root = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "..")
+def check(root):
     graph = read_graph(root)
     bad = 0
     for mod, deps in sorted(graph.items()):
@@ -160,5 +161,46 @@ def main():
     return 1 if bad else 0
 
 
+def self_test():
+    """The checker must pass a clean tree and fail each kind of offence."""
+    import shutil
+    import tempfile
+
+    def tree(files):
+        root = tempfile.mkdtemp(prefix="include-cycles-")
+        for folder in FOLDERS:
+            os.makedirs(os.path.join(root, folder))
+        for path, includes in files.items():
+            with open(os.path.join(root, path), "w", encoding="utf-8") as fh:
+                fh.write("".join('#include "%s.h"\n' % i for i in includes))
+        return root
+
+    base = {"server/registry.c": ["server/registry", "server/coderefs", "server/layers"],
+            "server/layers.c": ["server/layers", "server/coderefs"], "server/coderefs.h": [],
+            "server/http.c": ["server/api_layers"], "server/api_layers.c": ["server/http", "server/layers"],
+            "pool/pool.c": ["pool/executor"], "pool/executor.h": ["pool/invocation"],
+            "pool/env.c": ["pool/internal"], "pool/internal.h": ["pool/executor", "runtime/log"],
+            "pool/executor.c": ["pool/env"]}
+    cases = [("clean", {}, 0),
+             ("layers <-> registry", {"server/layers.h": ["server/registry"]}, 1),
+             ("pool <-> executor", {"pool/executor.h": ["pool/pool"]}, 1),
+             ("into a group and back", {"server/layers.h": ["server/http"]}, 1),
+             ("folder rule", {"runtime/log.c": ["pool/pool"]}, 1)]
+    failed = 0
+    for name, extra, want in cases:
+        files = dict(base)
+        files.update(extra)
+        print("--- %s" % name)
+        root = tree(files)
+        got = check(root)
+        shutil.rmtree(root)
+        if got != want:
+            print("self-test FAILED: %s: exit %d, want %d" % (name, got, want))
+            failed += 1
+    return 1 if failed else 0
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    if sys.argv[1:] == ["--self-test"]:
+        sys.exit(self_test())
+    sys.exit(check(sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "..")))

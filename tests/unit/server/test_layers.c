@@ -1,8 +1,9 @@
 /* Unit tests for server/layers.c: ARN parsing, publish and version
  * numbering, namespaces, filters and pagination, delete (idempotent, the
  * number is never reused, also after a reload), persistence and reload, and
- * the code-blob rule shared with the registry: a blob stays while a layer
- * version or a function (code or attached layer) uses it. */
+ * the code-blob rule shared with the registry through coderefs: a blob
+ * stays while a layer version or a function (code or attached layer) holds
+ * a reference on it, and the loads rebuild those references. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
