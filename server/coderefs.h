@@ -34,7 +34,7 @@
  * while used.
  *
  * Lock order: the registry's writer mutex -> the reference lock -> the
- * layer store's locks (a registry writer resolves layer ARNs) ; the layer
+ * layer store's rwlock (a registry writer resolves layer ARNs); the layer
  * store's writer mutex -> the reference lock.
  *
  * Synchronization table:
