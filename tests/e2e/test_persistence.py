@@ -7,6 +7,7 @@ The promise under test: a change is on disk before the API acknowledges it,
 so whatever a client saw succeed is there after any restart, and nothing a
 crash leaves behind stops the server from starting.
 """
+import hashlib
 import os
 import threading
 import time
@@ -82,6 +83,37 @@ def test_restart_after_sigterm_restores_everything(lambdad_factory):
     assert upd["RevisionId"] != rev
     client.delete_function(FunctionName=some)
     assert_gone(client, some)
+
+
+def test_code_blobs_outlive_a_restart_until_their_last_user_is_gone(lambdad_factory):
+    """Who uses a stored zip is counted in memory (server/coderefs.h) and
+    rebuilt at start-up: after a restart a zip shared by two functions, a
+    published version and a layer version stays until the last of them is
+    deleted, and a zip only one function used goes with it."""
+    srv = lambdad_factory()
+    client = srv.client()
+    shared, own = py_zip("shared"), py_zip("own")
+    a, b, c, layer = (unique_name(p) for p in ("a", "b", "c", "lyr"))
+    create_function(client, a, shared)
+    create_function(client, b, shared)
+    create_function(client, c, own)
+    client.publish_version(FunctionName=a)
+    lv = client.publish_layer_version(LayerName=layer, Content={"ZipFile": shared})["Version"]
+
+    def stored(data):
+        name = hashlib.sha256(data).hexdigest() + ".zip"
+        return any(name in fs for _, _, fs in os.walk(srv.data_dir))
+
+    assert stored(shared) and stored(own)
+    srv.restart()
+    client = srv.client()
+    client.delete_function(FunctionName=c)
+    wait_for(lambda: not stored(own), 10, what="the zip of the deleted function to go")
+    client.delete_function(FunctionName=a)  # $LATEST and version 1
+    client.delete_function(FunctionName=b)
+    assert stored(shared), "a zip still used by a layer version was removed"
+    client.delete_layer_version(LayerName=layer, VersionNumber=lv)
+    wait_for(lambda: not stored(shared), 10, what="the zip of the last user to go")
 
 
 def test_restart_after_kill9_restores_everything(lambdad_factory):
