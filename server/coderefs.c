@@ -84,7 +84,8 @@ void coderefs_acquire_locked(const char *hex)
         (*pp)->count++;
     } else if (!g_untrusted) {
         g_untrusted = true;
-        LOG_ERROR("out of memory counting the users of code %s: no code is removed from now on", hex);
+        LOG_ERROR("out of memory counting the users of code %s: no code is removed from now on",
+                  hex);
     }
 }
 

@@ -195,7 +195,8 @@ int main(void)
     free(l2dir);
     registry_record_unref(rec);
     layers_unref(l2);
-    CHECK(coderefs_count(hex1) == 2 && coderefs_count(hex2) == 2); /* lib:1 + other:1; lib:2 + the function */
+    /* hex1: lib:1 + other:1; hex2: lib:2 + the function. */
+    CHECK(coderefs_count(hex1) == 2 && coderefs_count(hex2) == 2);
     CHECK(layers_delete(R, A, "lib", 1, &err) == 0);
     CHECK(blob_exists(cs, hex1)); /* other:1 still uses it */
     CHECK(layers_delete(R, A, "other", 1, &err) == 0);
