@@ -86,6 +86,9 @@ struct env {
     struct ev_handler pid_ev, log_ev;
     struct rapi_host *rapi;
     struct rapi_conn *parked;
+    struct rapi_conn *stream_conn; /* carries cur's streamed /response body */
+    size_t stream_bytes;       /* of that body so far */
+    bool stream_overflow;      /* it exceeded RAPI_MAX_STREAMED_RESPONSE */
     struct invocation *cur;
     bool delivered;
     bool in_idle;

@@ -10,6 +10,8 @@
  * their deadlines. When the invocation finishes (success, function error,
  * crash, timeout, throttle) the executor fills the result fields and calls
  * inv->on_done from the executor thread; on_done must not block.
+ * Streamed responses reach their caller before that, chunk by chunk,
+ * through inv->stream (pool/invstream.h).
  *
  * Thread rules: pool_submit, pool_evict, pool_envs_json and pool_stats may be
  * called from any thread once pool_start returned; pool_stop from the main
@@ -23,6 +25,7 @@
 #include <stdint.h>
 #include <urcu/wfcqueue.h>
 
+#include "pool/invstream.h"
 #include "runtime/fnspec.h"
 
 enum pool_executor_kind { POOL_EXEC_SUBPROCESS = 0, POOL_EXEC_DOCKER = 1, POOL_EXEC_AUTO = 2 };
@@ -71,6 +74,13 @@ struct invocation {
     int max_retries;            /* Event: retries after a function error (0-2, default 2) */
     int max_event_age_s;        /* Event: no retry once the event is older (default 21600) */
     bool age_exceeded;          /* Event: retries stopped by max_event_age_s */
+    struct invstream *stream;   /* owned; set by a caller that streams the response
+                                 * (InvokeWithResponseStream, RESPONSE_STREAM URLs): a
+                                 * runtime's streamed /response (Response-Mode: streaming)
+                                 * is forwarded through it as it arrives, and result stays
+                                 * empty; NULL: streamed responses are collected into
+                                 * result (6 MB limit) like buffered ones. on_done must
+                                 * call invstream_close. */
 
     /* Results, written by the executor before on_done. */
     enum inv_outcome outcome;

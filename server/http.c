@@ -541,6 +541,61 @@ out:
         free(buf);
 }
 
+int http_begin_stream(struct http_req *req, int status, const char *content_type,
+                      const char *extra_headers)
+{
+    if (req->status) {
+        LOG_WARN("second response for %s %s ignored", req->method, req->op ? req->op : "?");
+        return -1;
+    }
+    req->status = status;
+    req->chunked = !(req->ri && req->ri->http_version && !strcmp(req->ri->http_version, "1.0"));
+    if (!req->chunked) {
+        mg_disable_keep_alive(req->conn); /* the end of the body is the end of the connection */
+        req->close_after = true;
+    }
+    size_t extra = extra_headers ? strlen(extra_headers) : 0;
+    size_t cap = extra + 512 + (content_type ? strlen(content_type) : 0);
+    char *buf = malloc(cap);
+    if (!buf)
+        return -1;
+    int h = snprintf(buf, cap, "HTTP/1.1 %d %s\r\n%sx-amzn-RequestId: %s\r\n%s%s%s%s%s\r\n", status,
+                     status_text(status), req->chunked ? "Transfer-Encoding: chunked\r\n" : "",
+                     req->request_id, content_type ? "Content-Type: " : "", content_type ? content_type : "",
+                     content_type ? "\r\n" : "", extra_headers ? extra_headers : "", connection_header(req));
+    int rc = h > 0 && (size_t)h < cap && mg_write(req->conn, buf, (size_t)h) == h ? 0 : -1;
+    free(buf);
+    return rc;
+}
+
+int http_stream_write(struct http_req *req, const void *data, size_t len)
+{
+    if (len == 0)
+        return 0;
+    if (!req->chunked)
+        return mg_write(req->conn, data, len) == (int)len ? 0 : -1;
+    char small[16384 + 32];
+    int h = snprintf(small, 32, "%zx\r\n", len);
+    if (len <= sizeof(small) - 32) {
+        /* One write (one segment) for the common small piece. */
+        memcpy(small + h, data, len);
+        memcpy(small + h + len, "\r\n", 2);
+        size_t n = (size_t)h + len + 2;
+        return mg_write(req->conn, small, n) == (int)n ? 0 : -1;
+    }
+    if (mg_write(req->conn, small, (size_t)h) != h || mg_write(req->conn, data, len) != (int)len ||
+        mg_write(req->conn, "\r\n", 2) != 2)
+        return -1;
+    return 0;
+}
+
+int http_end_stream(struct http_req *req)
+{
+    if (!req->chunked)
+        return 0;
+    return mg_write(req->conn, "0\r\n\r\n", 5) == 5 ? 0 : -1;
+}
+
 void http_send_json(struct http_req *req, int status, const char *json, size_t len)
 {
     http_send(req, status, "application/json", NULL, json, len);
@@ -796,6 +851,7 @@ static int handle_request(struct mg_connection *conn)
     req.body_read = false;
     req.status = 0;
     req.close_after = false;
+    req.chunked = false;
     http_uuid4(req.request_id);
     http_parse_identity(&req, mg_get_header(conn, "Authorization"), g_account);
 
