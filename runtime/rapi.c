@@ -116,6 +116,7 @@ void rapi_conn_resume(struct rapi_conn *c)
         return;
     c->rd_paused = false;
     conn_update_events(c); /* level-triggered: bytes already waiting are reported */
+    LOG_DEBUG("runtime api port %d: streamed response resumed", c->host->port);
 }
 
 /* Appends iov[] (skipping its first skip bytes) to c->out. The buffer keeps
@@ -494,6 +495,7 @@ static void conn_read(struct rapi_conn *c)
              * the socket (the runtime's writes block) until resumed. */
             c->rd_paused = true;
             conn_update_events(c);
+            LOG_DEBUG("runtime api port %d: streamed response paused (consumer full)", c->host->port);
             return;
         }
         if ((size_t)r < sizeof(buf))
