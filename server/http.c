@@ -574,7 +574,7 @@ int http_stream_write(struct http_req *req, const void *data, size_t len)
         return 0;
     if (!req->chunked)
         return mg_write(req->conn, data, len) == (int)len ? 0 : -1;
-    char small[16384 + 32];
+    char small[4096 + 32];
     int h = snprintf(small, 32, "%zx\r\n", len);
     if (len <= sizeof(small) - 32) {
         /* One write (one segment) for the common small piece. */
