@@ -20,6 +20,7 @@
 
 #include "runtime/codestore.h"
 #include "runtime/log.h"
+#include "server/api_capacity.h"
 #include "server/config.h"
 #include "server/layers.h"
 #include "server/registry.h"
@@ -335,6 +336,9 @@ static void apply_config(json_t *cfg, json_t *body)
     json_t *ar = json_object_get(body, "Architectures");
     if (json_is_array(ar) && json_array_size(ar) == 1)
         json_object_set(cfg, "Architectures", ar);
+    json_t *cpc = api_capacity_function_config(body);
+    if (cpc)
+        json_object_set_new(cfg, "CapacityProviderConfig", cpc);
 }
 
 /* Checks Runtime/Handler against the package type (after shape checks). */
@@ -612,7 +616,8 @@ int api_create_function_doc(json_t *body, const char *region, const char *accoun
     if (!json_is_object(code_j))
         vlist_add(&v, NULL, "code", "Member must not be null");
     if (vlist_finish(&v, &err) || validate_function_config(body, true, &err) ||
-        validate_same_namespace(&n, region, account, &err) || check_role(body, account, &err))
+        validate_same_namespace(&n, region, account, &err) || check_role(body, account, &err) ||
+        api_capacity_check_function_config(body, region, account, &err))
         goto fail;
     if (n.qualifier[0]) {
         api_fail(&err, &AWS_INVALID_PARAMETER_VALUE, "Unsupported function name: a qualifier cannot be "
@@ -1035,6 +1040,7 @@ void api_update_function_configuration(struct http_req *req)
     registry_record_unref(cur);
     struct config_update u = {body, NULL};
     if (validate_function_config(body, false, &err) || check_role(body, req->account, &err) ||
+        api_capacity_check_function_config(body, n.region, n.account, &err) ||
         resolve_layers(body, n.region, n.account, &u.layers, &err) || registry_update(&n, mutate_config, &u, NULL, 0, &out, &err)) {
         http_send_api_error(req, &err);
         json_decref(u.layers);
@@ -1389,19 +1395,4 @@ void api_get_account_settings(struct http_req *req)
                               ACCOUNT_CONCURRENCY, "UnreservedConcurrentExecutions",
                               ACCOUNT_CONCURRENCY - reserved, "AccountUsage", "TotalCodeSize",
                               (json_int_t)total, "FunctionCount", (json_int_t)n));
-}
-
-/* Answers a fixed JSON document once the function exists. */
-void api_not_implemented(struct http_req *req)
-{
-    /* Operations on a function still answer 404 for an unknown function. */
-    const char *path = req->ri ? (req->ri->local_uri_raw ? req->ri->local_uri_raw : req->ri->request_uri) : NULL;
-    if (req->n_params >= 1 && path && strstr(path, "/functions/")) {
-        struct fn_name n;
-        struct fn_record *r = resolve_ref(req, FN_NAMESPACED_MAX, true, &n);
-        if (!r)
-            return;
-        registry_record_unref(r);
-    }
-    http_send_error(req, &AWS_NOT_IMPLEMENTED, "lambdad does not implement %s yet", req->op ? req->op : "this operation");
 }

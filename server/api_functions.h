@@ -103,8 +103,5 @@ void api_put_function_concurrency(struct http_req *req);
 void api_get_function_concurrency(struct http_req *req);
 void api_delete_function_concurrency(struct http_req *req);
 void api_get_account_settings(struct http_req *req);
-/* Any modelled operation lambdad does not implement: 501 ServiceException
- * naming the operation (501 is not retried by botocore). */
-void api_not_implemented(struct http_req *req);
 
 #endif
