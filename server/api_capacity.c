@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +33,11 @@
     "([a-zA-Z0-9-_]+)"
 
 static struct resstore *g_store;
+/* Serialises the read-modify-write of a provider (create, update, delete,
+ * tags) so two writers cannot lose each other's change. Held across the
+ * resstore write, which is rare control-plane disk I/O (see resstore.h);
+ * never taken by the invoke path. */
+static pthread_mutex_t g_write_mu = PTHREAD_MUTEX_INITIALIZER;
 
 int api_capacity_init(const struct persist *parent)
 {
@@ -425,10 +431,13 @@ void api_create_capacity_provider(struct http_req *req)
         json_object_set(cp, "KmsKeyArn", json_object_get(body, "KmsKeyArn"));
     now_iso(ts);
     json_object_set_new(cp, "LastModified", json_string(ts));
-    if (check_semantics(cp, &err))
+    json_t *tags = json_object_get(body, "Tags");
+    if (check_semantics(cp, &err) || (json_is_object(tags) && api_check_tags(tags, &err)))
         goto fail;
+    pthread_mutex_lock(&g_write_mu);
     json_t *old = resstore_get(g_store, id);
     if (old) {
+        pthread_mutex_unlock(&g_write_mu);
         json_decref(old);
         api_fail(&err, &AWS_RESOURCE_CONFLICT, "Capacity provider already exists: %s", arn);
         goto fail;
@@ -436,10 +445,10 @@ void api_create_capacity_provider(struct http_req *req)
     const struct lambdad_config *c = config_current();
     json_t *doc = json_pack("{s:O,s:I}", "CapacityProvider", cp, "busy_until",
                             (json_int_t)(api_now_ms() + (c ? c->state_transition_ms : 0)));
-    json_t *tags = json_object_get(body, "Tags");
-    if (json_is_object(tags))
+    if (json_is_object(tags) && json_object_size(tags))
         json_object_set(doc, "Tags", tags);
     rc = resstore_put(g_store, id, doc);
+    pthread_mutex_unlock(&g_write_mu);
     json_decref(doc);
     if (rc) {
         api_fail(&err, &AWS_SERVICE, MSG_INTERNAL, "cannot store the capacity provider");
@@ -469,6 +478,7 @@ void api_update_capacity_provider(struct http_req *req)
     struct api_error err;
     struct vlist v;
     char name[CP_NAME_MAX + 1], id[300], ts[40];
+    bool locked = false;
     json_t *body = api_read_json_body(req), *doc = NULL;
     if (!body)
         return;
@@ -481,6 +491,8 @@ void api_update_capacity_provider(struct http_req *req)
             http_send_api_error(req, &err);
         goto out;
     }
+    pthread_mutex_lock(&g_write_mu);
+    locked = true;
     if (!(doc = lookup(req, name, id, sizeof(id))))
         goto out;
     json_t *cp = json_object_get(doc, "CapacityProvider");
@@ -509,6 +521,8 @@ void api_update_capacity_provider(struct http_req *req)
     else
         http_send_jsont(req, 202, json_pack("{s:o}", "CapacityProvider", view(doc)));
 out:
+    if (locked)
+        pthread_mutex_unlock(&g_write_mu);
     json_decref(doc);
     json_decref(body);
 }
@@ -565,9 +579,12 @@ static json_t *versions_using(const char *region, const char *account, const cha
 void api_delete_capacity_provider(struct http_req *req)
 {
     char name[CP_NAME_MAX + 1], id[300];
+    pthread_mutex_lock(&g_write_mu);
     json_t *doc = lookup(req, name, id, sizeof(id));
-    if (!doc)
+    if (!doc) {
+        pthread_mutex_unlock(&g_write_mu);
         return;
+    }
     json_t *cp = view(doc);
     json_t *users = versions_using(req->region, req->account, jstr(cp, "CapacityProviderArn"));
     if (json_array_size(users)) {
@@ -583,6 +600,7 @@ void api_delete_capacity_provider(struct http_req *req)
         json_object_set_new(cp, "State", json_string("Deleting"));
         http_send_jsont(req, 202, json_pack("{s:o}", "CapacityProvider", cp));
     }
+    pthread_mutex_unlock(&g_write_mu);
     json_decref(users);
     json_decref(doc);
 }
@@ -677,6 +695,110 @@ void api_list_versions_by_capacity_provider(struct http_req *req)
     const char *arn = jstr(json_object_get(doc, "CapacityProvider"), "CapacityProviderArn");
     send_page(req, versions_using(req->region, req->account, arn), "FunctionVersions",
               json_pack("{s:s}", "CapacityProviderArn", arn));
+    json_decref(doc);
+}
+
+/* --- tags ----------------------------------------------------------------- */
+
+bool api_capacity_owns_arn(const char *arn)
+{
+    return arn && !strncmp(arn, "arn:", 4) && strstr(arn, ":capacity-provider:");
+}
+
+/* The stored document a TaggableResource capacity-provider ARN (path
+ * parameter 0) names, or NULL after answering. */
+static json_t *tag_target(struct http_req *req, char *id, size_t idlen)
+{
+    char name[CP_NAME_MAX + 1];
+    struct vlist v;
+    struct api_error err;
+    const char *arn = http_param(req, 0);
+    vlist_init(&v);
+    json_t *j = json_string(arn);
+    check_str(j, "resource", 1, 256, PAT_CP_ARN, &v);
+    json_decref(j);
+    if (vlist_finish(&v, &err)) {
+        http_send_api_error(req, &err);
+        return NULL;
+    }
+    json_t *doc = parse_name(arn, req->region, req->account, name, id, idlen, &err) == 0 ? resstore_get(g_store, id)
+                                                                                         : NULL;
+    if (!doc)
+        send_not_found(req, arn);
+    return doc;
+}
+
+void api_capacity_tag_resource(struct http_req *req)
+{
+    struct api_error err;
+    char id[300];
+    json_t *body = api_read_json_body(req), *doc = NULL;
+    if (!body)
+        return;
+    pthread_mutex_lock(&g_write_mu);
+    if (!(doc = tag_target(req, id, sizeof(id))))
+        goto out;
+    json_t *tags = json_object_get(body, "Tags");
+    if (!json_is_object(tags)) {
+        http_send_error(req, &AWS_VALIDATION, "1 validation error detected: Value null at 'tags' failed "
+                        "to satisfy constraint: Member must not be null");
+        goto out;
+    }
+    json_t *merged = json_is_object(json_object_get(doc, "Tags")) ? json_deep_copy(json_object_get(doc, "Tags"))
+                                                                  : json_object();
+    json_object_update(merged, tags);
+    if (api_check_tags(merged, &err)) {
+        json_decref(merged);
+        http_send_api_error(req, &err);
+        goto out;
+    }
+    json_object_set_new(doc, "Tags", merged);
+    if (resstore_put(g_store, id, doc))
+        http_send_error(req, &AWS_SERVICE, MSG_INTERNAL, "cannot store the capacity provider");
+    else
+        http_send_empty(req, 204);
+out:
+    pthread_mutex_unlock(&g_write_mu);
+    json_decref(doc);
+    json_decref(body);
+}
+
+void api_capacity_untag_resource(struct http_req *req)
+{
+    char id[300];
+    size_t i;
+    json_t *k, *keys = json_array();
+    pthread_mutex_lock(&g_write_mu);
+    json_t *doc = tag_target(req, id, sizeof(id));
+    if (!doc)
+        goto out;
+    if (http_query_each(req, "tagKeys", api_collect_query_key, keys) || !json_array_size(keys)) {
+        http_send_error(req, &AWS_VALIDATION, "1 validation error detected: Value null at 'tagKeys' "
+                        "failed to satisfy constraint: Member must not be null");
+        goto out;
+    }
+    json_t *tags = json_object_get(doc, "Tags");
+    json_array_foreach(keys, i, k) json_object_del(tags, json_string_value(k));
+    if (json_is_object(tags) && !json_object_size(tags))
+        json_object_del(doc, "Tags");
+    if (resstore_put(g_store, id, doc))
+        http_send_error(req, &AWS_SERVICE, MSG_INTERNAL, "cannot store the capacity provider");
+    else
+        http_send_empty(req, 204);
+out:
+    pthread_mutex_unlock(&g_write_mu);
+    json_decref(doc);
+    json_decref(keys);
+}
+
+void api_capacity_list_tags(struct http_req *req)
+{
+    char id[300];
+    json_t *doc = tag_target(req, id, sizeof(id));
+    if (!doc)
+        return;
+    json_t *tags = json_object_get(doc, "Tags");
+    http_send_jsont(req, 200, json_pack("{s:o}", "Tags", json_is_object(tags) ? json_incref(tags) : json_object()));
     json_decref(doc);
 }
 

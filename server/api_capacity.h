@@ -29,6 +29,7 @@
 #define LAMBDAD_SERVER_API_CAPACITY_H
 
 #include <jansson.h>
+#include <stdbool.h>
 
 #include "server/http.h"
 
@@ -47,6 +48,14 @@ void api_list_capacity_providers(struct http_req *req);
 void api_list_versions_by_capacity_provider(struct http_req *req);
 void api_get_function_scaling_config(struct http_req *req);
 void api_put_function_scaling_config(struct http_req *req);
+
+/* Whether a TaggableResource ARN names a capacity provider (then
+ * TagResource/UntagResource/ListTags are answered by the functions below,
+ * with the provider's tags, persisted with it). */
+bool api_capacity_owns_arn(const char *arn);
+void api_capacity_tag_resource(struct http_req *req);
+void api_capacity_untag_resource(struct http_req *req);
+void api_capacity_list_tags(struct http_req *req);
 
 /* Checks the CapacityProviderConfig member of a CreateFunction or
  * UpdateFunctionConfiguration body (absent or null: nothing to check):

@@ -1171,6 +1171,10 @@ void api_tag_resource(struct http_req *req)
 {
     struct api_error err;
     struct fn_name n;
+    if (api_capacity_owns_arn(http_param(req, 0))) {
+        api_capacity_tag_resource(req);
+        return;
+    }
     json_t *body = read_json_body(req);
     if (!body)
         return;
@@ -1184,16 +1188,9 @@ void api_tag_resource(struct http_req *req)
                                               "to satisfy constraint: Member must not be null");
         goto out;
     }
-    const char *k;
-    json_t *val;
-    json_object_foreach(tags, k, val) {
-        if (!json_is_string(val) || strlen(k) < 1 || strlen(k) > 128 || json_string_length(val) > 256 ||
-            !strncmp(k, "aws:", 4)) {
-            http_send_error(req, &AWS_INVALID_PARAMETER_VALUE,
-                            "Invalid tag '%s': keys are 1-128 characters, values at most 256, and the "
-                            "\"aws:\" prefix is reserved.", k);
-            goto out;
-        }
+    if (api_check_tags(tags, &err)) {
+        http_send_api_error(req, &err);
+        goto out;
     }
     n.qualifier[0] = 0;
     if (registry_update(&n, mutate_tags_add, tags, NULL, 0, NULL, &err)) {
@@ -1205,7 +1202,22 @@ out:
     json_decref(body);
 }
 
-static int collect_key(void *ud, const char *value)
+int api_check_tags(json_t *tags, struct api_error *err)
+{
+    const char *k;
+    json_t *val;
+    json_object_foreach(tags, k, val) {
+        if (!json_is_string(val) || strlen(k) < 1 || strlen(k) > 128 || json_string_length(val) > 256 ||
+            !strncmp(k, "aws:", 4))
+            return api_fail(err, &AWS_INVALID_PARAMETER_VALUE, "Invalid tag '%s': keys are 1-128 characters, "
+                            "values at most 256, and the \"aws:\" prefix is reserved.", k);
+    }
+    if (json_object_size(tags) > MAX_TAGS)
+        return api_fail(err, &AWS_INVALID_PARAMETER_VALUE, MSG_TOO_MANY_TAGS);
+    return 0;
+}
+
+int api_collect_query_key(void *ud, const char *value)
 {
     json_array_append_new(ud, json_string(value));
     return 0;
@@ -1227,12 +1239,16 @@ void api_untag_resource(struct http_req *req)
 {
     struct api_error err;
     struct fn_name n;
+    if (api_capacity_owns_arn(http_param(req, 0))) {
+        api_capacity_untag_resource(req);
+        return;
+    }
     struct fn_record *cur = resolve_tag_resource(req, &n);
     if (!cur)
         return;
     registry_record_unref(cur);
     json_t *keys = json_array();
-    if (http_query_each(req, "tagKeys", collect_key, keys) || !json_array_size(keys)) {
+    if (http_query_each(req, "tagKeys", api_collect_query_key, keys) || !json_array_size(keys)) {
         http_send_error(req, &AWS_VALIDATION, "1 validation error detected: Value null at 'tagKeys' "
                                               "failed to satisfy constraint: Member must not be null");
         json_decref(keys);
@@ -1249,6 +1265,10 @@ void api_untag_resource(struct http_req *req)
 void api_list_tags(struct http_req *req)
 {
     struct fn_name n;
+    if (api_capacity_owns_arn(http_param(req, 0))) {
+        api_capacity_list_tags(req);
+        return;
+    }
     struct fn_record *r = resolve_tag_resource(req, &n);
     if (!r)
         return;

@@ -331,11 +331,50 @@ def test_survive_restart(lambdad_factory):
     gone, _ = create_cp(c)
     c.delete_capacity_provider(CapacityProviderName=gone)
     before = c.get_capacity_provider(CapacityProviderName=name)["CapacityProvider"]
+    c.tag_resource(Resource=CP_PREFIX + name, Tags={"k2": "v2"})
     srv.restart(kill=True)
     c = srv.client()
     assert c.get_capacity_provider(CapacityProviderName=name)["CapacityProvider"] == before
+    assert c.list_tags(Resource=CP_PREFIX + name)["Tags"] == {"k": "v", "k2": "v2"}
     assert [x["CapacityProviderArn"] for x in c.list_capacity_providers()["CapacityProviders"]] == [CP_PREFIX + name]
     assert len(c.list_function_versions_by_capacity_provider(CapacityProviderName=name)["FunctionVersions"]) == 2
     with pytest.raises(ClientError) as ei:
         c.delete_capacity_provider(CapacityProviderName=name)
     assert error_of(ei)[:2] == (409, "ResourceConflictException")
+
+
+def test_tags(server):
+    c = server.client()
+    raw = server.client(validate=False)
+    name, r = create_cp(c, Tags={"team": "a"})
+    arn = r["CapacityProvider"]["CapacityProviderArn"]
+    assert c.list_tags(Resource=arn)["Tags"] == {"team": "a"}
+    c.tag_resource(Resource=arn, Tags={"env": "dev", "team": "b"})
+    assert c.list_tags(Resource=arn)["Tags"] == {"team": "b", "env": "dev"}
+    c.untag_resource(Resource=arn, TagKeys=["team", "absent"])
+    assert c.list_tags(Resource=arn)["Tags"] == {"env": "dev"}
+    c.untag_resource(Resource=arn, TagKeys=["env"])
+    assert c.list_tags(Resource=arn)["Tags"] == {}
+    for bad in ({"aws:x": "1"}, {"k" * 129: "v"}, {"k": "v" * 257}, {f"k{i}": "v" for i in range(51)}):
+        with pytest.raises(ClientError) as ei:
+            c.tag_resource(Resource=arn, Tags=bad)
+        assert error_of(ei)[:2] == (400, "InvalidParameterValueException")
+        with pytest.raises(ClientError) as ei:
+            create_cp(c, Tags=bad)
+        assert error_of(ei)[:2] == (400, "InvalidParameterValueException")
+    ghost = CP_PREFIX + unique_name("ghost")
+    for call in (lambda: c.list_tags(Resource=ghost), lambda: c.tag_resource(Resource=ghost, Tags={"a": "b"}),
+                 lambda: c.untag_resource(Resource=ghost, TagKeys=["a"])):
+        with pytest.raises(ClientError) as ei:
+            call()
+        assert error_of(ei)[:2] == (404, "ResourceNotFoundException")
+    with pytest.raises(ClientError) as ei:
+        raw.list_tags(Resource=CP_PREFIX + "bad name")
+    assert error_of(ei)[:2] == (400, "ValidationException")
+    status, code, _ = raw_call(server, "POST", "/2017-03-31/tags/" + arn.replace(":", "%3A"), {"Tags": "x"})
+    assert (status, code) == (400, "ValidationException")
+    # Deleting the provider deletes its tags.
+    c.delete_capacity_provider(CapacityProviderName=name)
+    with pytest.raises(ClientError) as ei:
+        c.list_tags(Resource=arn)
+    assert error_of(ei)[:2] == (404, "ResourceNotFoundException")
