@@ -26,7 +26,9 @@
 #include "runtime/log.h"
 #include "server/admin.h"
 #include "server/connguard.h"
+#include "server/api_capacity.h"
 #include "server/api_csc.h"
+#include "server/api_durable.h"
 #include "server/api_esm.h"
 #include "server/api_eventinvoke.h"
 #include "server/api_functions.h"
@@ -52,7 +54,6 @@
 #define CAP_INV HTTP_BODY_CAP_INVOKE
 #define CAP_DEF HTTP_BODY_CAP_DEFAULT
 #define FN "/2015-03-31/functions/{}"
-#define NI api_not_implemented
 
 /* The hot routes come first: matching is a linear scan. */
 static const struct http_route g_routes[] = {
@@ -103,8 +104,6 @@ static const struct http_route g_routes[] = {
     {"PUT", "/2019-09-25/functions/{}/event-invoke-config", "PutFunctionEventInvokeConfig", api_put_event_invoke_config, CAP_DEF},
     {"POST", "/2019-09-25/functions/{}/event-invoke-config", "UpdateFunctionEventInvokeConfig", api_update_event_invoke_config, CAP_DEF},
     {"DELETE", "/2019-09-25/functions/{}/event-invoke-config", "DeleteFunctionEventInvokeConfig", api_delete_event_invoke_config, CAP_DEF},
-    /* Modelled operations lambdad does not implement: one consistent answer
-     * (api_not_implemented). */
     {"POST", "/2018-10-31/layers/{}/versions/{}/policy", "AddLayerVersionPermission", api_add_layer_permission, CAP_DEF},
     {"GET", "/2018-10-31/layers/{}/versions/{}/policy", "GetLayerVersionPolicy", api_get_layer_policy, CAP_DEF},
     {"DELETE", "/2018-10-31/layers/{}/versions/{}/policy/{}", "RemoveLayerVersionPermission", api_remove_layer_permission, CAP_DEF},
@@ -125,23 +124,23 @@ static const struct http_route g_routes[] = {
     {"PUT", "/2020-06-30/functions/{}/code-signing-config", "PutFunctionCodeSigningConfig", api_put_function_csc, CAP_DEF},
     {"GET", "/2020-06-30/functions/{}/code-signing-config", "GetFunctionCodeSigningConfig", api_get_function_csc, CAP_DEF},
     {"DELETE", "/2020-06-30/functions/{}/code-signing-config", "DeleteFunctionCodeSigningConfig", api_delete_function_csc, CAP_DEF},
-    {"GET", "/2025-11-30/functions/{}/function-scaling-config", "GetFunctionScalingConfig", NI, CAP_DEF},
-    {"PUT", "/2025-11-30/functions/{}/function-scaling-config", "PutFunctionScalingConfig", NI, CAP_DEF},
-    {"POST", "/2025-11-30/capacity-providers", "CreateCapacityProvider", NI, CAP_DEF},
-    {"GET", "/2025-11-30/capacity-providers", "ListCapacityProviders", NI, CAP_DEF},
-    {"GET", "/2025-11-30/capacity-providers/{}", "GetCapacityProvider", NI, CAP_DEF},
-    {"PUT", "/2025-11-30/capacity-providers/{}", "UpdateCapacityProvider", NI, CAP_DEF},
-    {"DELETE", "/2025-11-30/capacity-providers/{}", "DeleteCapacityProvider", NI, CAP_DEF},
-    {"GET", "/2025-11-30/capacity-providers/{}/function-versions", "ListFunctionVersionsByCapacityProvider", NI, CAP_DEF},
-    {"GET", "/2025-12-01/functions/{}/durable-executions", "ListDurableExecutionsByFunction", NI, CAP_DEF},
-    {"GET", "/2025-12-01/durable-executions/{}", "GetDurableExecution", NI, CAP_DEF},
-    {"GET", "/2025-12-01/durable-executions/{}/history", "GetDurableExecutionHistory", NI, CAP_DEF},
-    {"GET", "/2025-12-01/durable-executions/{}/state", "GetDurableExecutionState", NI, CAP_DEF},
-    {"POST", "/2025-12-01/durable-executions/{}/checkpoint", "CheckpointDurableExecution", NI, CAP_DEF},
-    {"POST", "/2025-12-01/durable-executions/{}/stop", "StopDurableExecution", NI, CAP_DEF},
-    {"POST", "/2025-12-01/durable-execution-callbacks/{}/fail", "SendDurableExecutionCallbackFailure", NI, CAP_DEF},
-    {"POST", "/2025-12-01/durable-execution-callbacks/{}/heartbeat", "SendDurableExecutionCallbackHeartbeat", NI, CAP_DEF},
-    {"POST", "/2025-12-01/durable-execution-callbacks/{}/succeed", "SendDurableExecutionCallbackSuccess", NI, CAP_DEF},
+    {"GET", "/2025-11-30/functions/{}/function-scaling-config", "GetFunctionScalingConfig", api_get_function_scaling_config, CAP_DEF},
+    {"PUT", "/2025-11-30/functions/{}/function-scaling-config", "PutFunctionScalingConfig", api_put_function_scaling_config, CAP_DEF},
+    {"POST", "/2025-11-30/capacity-providers", "CreateCapacityProvider", api_create_capacity_provider, CAP_DEF},
+    {"GET", "/2025-11-30/capacity-providers", "ListCapacityProviders", api_list_capacity_providers, CAP_DEF},
+    {"GET", "/2025-11-30/capacity-providers/{}", "GetCapacityProvider", api_get_capacity_provider, CAP_DEF},
+    {"PUT", "/2025-11-30/capacity-providers/{}", "UpdateCapacityProvider", api_update_capacity_provider, CAP_DEF},
+    {"DELETE", "/2025-11-30/capacity-providers/{}", "DeleteCapacityProvider", api_delete_capacity_provider, CAP_DEF},
+    {"GET", "/2025-11-30/capacity-providers/{}/function-versions", "ListFunctionVersionsByCapacityProvider", api_list_versions_by_capacity_provider, CAP_DEF},
+    {"GET", "/2025-12-01/functions/{}/durable-executions", "ListDurableExecutionsByFunction", api_list_durable_executions, CAP_DEF},
+    {"GET", "/2025-12-01/durable-executions/{}", "GetDurableExecution", api_get_durable_execution, CAP_DEF},
+    {"GET", "/2025-12-01/durable-executions/{}/history", "GetDurableExecutionHistory", api_get_durable_execution_history, CAP_DEF},
+    {"GET", "/2025-12-01/durable-executions/{}/state", "GetDurableExecutionState", api_get_durable_execution_state, CAP_DEF},
+    {"POST", "/2025-12-01/durable-executions/{}/checkpoint", "CheckpointDurableExecution", api_checkpoint_durable_execution, CAP_DEF},
+    {"POST", "/2025-12-01/durable-executions/{}/stop", "StopDurableExecution", api_stop_durable_execution, CAP_DEF},
+    {"POST", "/2025-12-01/durable-execution-callbacks/{}/fail", "SendDurableExecutionCallbackFailure", api_durable_callback_failure, CAP_DEF},
+    {"POST", "/2025-12-01/durable-execution-callbacks/{}/heartbeat", "SendDurableExecutionCallbackHeartbeat", api_durable_callback_heartbeat, CAP_DEF},
+    {"POST", "/2025-12-01/durable-execution-callbacks/{}/succeed", "SendDurableExecutionCallbackSuccess", api_durable_callback_success, API_DURABLE_RESULT_MAX},
     {"GET", "/_lambdad/health", "Health", admin_health, CAP_DEF},
     {"GET", "/_lambdad/environments", "ListEnvironments", admin_envs, CAP_DEF},
     {"DELETE", "/_lambdad/environments/{}", "EvictEnvironments", admin_evict, CAP_DEF},
