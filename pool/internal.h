@@ -171,7 +171,8 @@ struct executor {
     struct env *by_id[EX_ENV_BUCKETS];
     struct fnpool *by_key[EX_POOL_BUCKETS];
     struct env *lru_head, *lru_tail; /* idle environments, longest idle first */
-    struct fnpool *blocked;     /* fnpools to re-dispatch when an env is freed */
+    struct fnpool *blocked;     /* fnpools to re-dispatch when an env is freed, */
+    struct fnpool *blocked_tail; /* oldest first (FIFO: the first to wait asks first) */
     struct fnpool *gc;          /* fnpools to check for emptiness */
 };
 
