@@ -4,6 +4,15 @@ buffered handlers arrive as PayloadChunk events then InvokeComplete;
 function errors carry ErrorCode/ErrorDetails; LogType Tail carries
 LogResult; a runtime that answers with Lambda-Runtime-Function-Response-Mode:
 streaming (chunked transfer) is relayed; large responses are split.
+
+The relay is incremental: causality checks (the handler waits for a file
+the test writes only after it received the first chunk) show chunks reach
+the client while the handler runs, through InvokeWithResponseStream and a
+RESPONSE_STREAM function URL; a 16 MB stream arrives intact past the 6 MB
+buffered limit; a client that disconnects mid-stream leaves the environment
+serving the next invocation; a timeout mid-stream ends with InvokeComplete
+carrying the error; the bundled Node runtime's awslambda.streamifyResponse
+and HttpResponseStream stream the same way.
 """
 import base64
 import json
@@ -365,3 +374,107 @@ def test_timeout_mid_stream_ends_with_the_error(lam, tmp_path):
     assert details["errorType"] == "Sandbox.Timedout" and "timed out" in details["errorMessage"]
     # A new environment answers the next call.
     assert lam.invoke(FunctionName=name, Payload=b'{"mode": "small"}')["Payload"].read().startswith(b"pid:")
+
+
+# --- the bundled Node runtime: awslambda.streamifyResponse ------------------
+
+NODE_STREAMING = """import { pipeline } from 'node:stream/promises';
+import { Readable } from 'node:stream';
+import { existsSync, writeFileSync } from 'node:fs';
+
+const waitFile = async (path) => {
+  for (let i = 0; i < 6000 && !existsSync(path); i++) await new Promise((r) => setTimeout(r, 10));
+  return existsSync(path);
+};
+
+export const handler = awslambda.streamifyResponse(async (event, responseStream, context) => {
+  if (event.rawPath !== undefined) {  // a function URL request
+    responseStream = awslambda.HttpResponseStream.from(responseStream, {
+      statusCode: 202, headers: {'content-type': 'text/csv', 'x-node': 'streamed'}, cookies: ['c=1']});
+    await pipeline(Readable.from(['a,b\\n', '1,2\\n']), responseStream);
+    return;
+  }
+  if (event.mode === 'handshake') {
+    responseStream.setContentType('text/plain');
+    responseStream.write('first ');
+    const saw = await waitFile(event.go);
+    responseStream.write('second:' + (saw ? 'go' : 'timeout'));
+    writeFileSync(event.done, '');
+    responseStream.end();
+    return;
+  }
+  if (event.mode === 'fail') {
+    responseStream.write('partial');
+    await new Promise((r) => setTimeout(r, 10));
+    throw new TypeError('node stream broke');
+  }
+  if (event.mode === 'unfinished') {
+    responseStream.write('never ended');
+    return;
+  }
+  console.log('streaming request', context.awsRequestId);
+  await pipeline(Readable.from(['alpha ', 'beta ', 'gamma']), responseStream);
+});
+"""
+
+
+@pytest.fixture(scope="module")
+def node_stream_fn(lam):
+    name = unique_name("rsnode")
+    create_function(lam, name, make_zip({"index.mjs": NODE_STREAMING}), Runtime="nodejs20.x",
+                    Handler="index.handler", Timeout=60)
+    return name
+
+
+def test_node_streamify_response_streams_as_written(lam, node_stream_fn, tmp_path):
+    go, done = tmp_path / "go", tmp_path / "done"
+    resp = lam.invoke_with_response_stream(
+        FunctionName=node_stream_fn, Payload=json.dumps({"mode": "handshake", "go": str(go), "done": str(done)}))
+    events = iter(resp["EventStream"])
+    assert next(events) == {"PayloadChunk": {"Payload": b"first "}}
+    assert not done.exists()
+    go.touch()
+    chunks, complete = collect({"EventStream": events})
+    assert chunks == [b"second:go"] and "ErrorCode" not in complete
+    # pipeline() from a Readable, with the log tail; and the same handler
+    # through plain Invoke (lambdad buffers the stream).
+    chunks, complete = collect(lam.invoke_with_response_stream(FunctionName=node_stream_fn, Payload=b"{}",
+                                                               LogType="Tail"))
+    assert b"".join(chunks) == b"alpha beta gamma" and "ErrorCode" not in complete
+    assert "streaming request" in base64.b64decode(complete["LogResult"]).decode()
+    resp = lam.invoke(FunctionName=node_stream_fn, Payload=b"{}")
+    assert "FunctionError" not in resp and resp["Payload"].read() == b"alpha beta gamma"
+
+
+def test_node_streaming_errors(lam, node_stream_fn):
+    chunks, complete = collect(lam.invoke_with_response_stream(FunctionName=node_stream_fn,
+                                                               Payload=b'{"mode": "fail"}'))
+    assert chunks == [b"partial"]
+    assert complete["ErrorCode"] == "Unhandled"
+    details = json.loads(complete["ErrorDetails"])
+    assert details["errorType"] == "TypeError" and details["errorMessage"] == "node stream broke"
+    resp = lam.invoke(FunctionName=node_stream_fn, Payload=b'{"mode": "fail"}')
+    assert resp["FunctionError"] == "Unhandled"
+    assert json.loads(resp["Payload"].read())["errorMessage"] == "node stream broke"
+    # Resolving without ending the stream is the runtime client's error.
+    chunks, complete = collect(lam.invoke_with_response_stream(FunctionName=node_stream_fn,
+                                                               Payload=b'{"mode": "unfinished"}'))
+    assert chunks == [b"never ended"]
+    assert json.loads(complete["ErrorDetails"])["errorType"] == "Runtime.InvalidStreamingOperation"
+    # The runtime serves the next invocation normally.
+    chunks, complete = collect(lam.invoke_with_response_stream(FunctionName=node_stream_fn, Payload=b"{}"))
+    assert b"".join(chunks) == b"alpha beta gamma" and "ErrorCode" not in complete
+
+
+def test_node_http_response_stream_through_a_function_url(server, lam, node_stream_fn):
+    import http.client
+    cfg = lam.create_function_url_config(FunctionName=node_stream_fn, AuthType="NONE", InvokeMode="RESPONSE_STREAM")
+    uid = cfg["FunctionUrl"].split("//", 1)[1].split(".", 1)[0]
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+    conn.request("GET", f"/_lambdad/url/{uid}/report.csv")
+    r = conn.getresponse()
+    assert r.status == 202
+    assert r.getheader("Content-Type") == "text/csv" and r.getheader("x-node") == "streamed"
+    assert r.getheader("Set-Cookie") == "c=1"
+    assert r.read() == b"a,b\n1,2\n"
+    conn.close()
