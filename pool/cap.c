@@ -38,9 +38,19 @@ bool cap_drop_idle(struct executor *ex, struct fnpool *skip)
     return true;
 }
 
+/* Whether fp still waits for an environment the global cap refuses. */
+static bool wants_room(const struct fnpool *fp)
+{
+    return fp->pend_head && !fp->draining && fp->n_pending > fp->n_starting;
+}
+
 void cap_request_room(struct executor *ex, struct fnpool *fp)
 {
     if (ex->starving_fp == fp)
+        return;
+    /* One request per executor at a time: an earlier waiter keeps it, and
+     * fp (on the blocked list) asks when that one is served (cap_retry). */
+    if (ex->starving_fp && wants_room(ex->starving_fp))
         return;
     cap_set_starving(ex, fp);
     for (int i = 0; i < g_pool.n; i++) {
@@ -66,10 +76,20 @@ void cap_retry(struct executor *ex)
 {
     /* Still waiting for room? Retry (quietly: no new SHRINK). */
     struct fnpool *sf = ex->starving_fp;
-    if (!sf)
-        return;
-    if (!sf->pend_head || sf->draining)
+    if (sf && (!sf->pend_head || sf->draining)) {
         cap_set_starving(ex, NULL);
-    else
+        sf = NULL;
+    }
+    if (sf) {
         fnpool_dispatch(sf);
+        return;
+    }
+    /* The waiter we asked room for is served: the next one blocked on this
+     * executor (oldest first) starts if there is room now, else asks. Without
+     * this a waiter whose request was superseded waited for an idle timeout. */
+    for (struct fnpool *fp = ex->blocked; fp && !ex->starving_fp; fp = fp->blocked_next) {
+        int cap = fp->spec->reserved_concurrency > 0 ? fp->spec->reserved_concurrency : INT32_MAX;
+        if (wants_room(fp) && fp->n_envs < cap)
+            fnpool_dispatch(fp);
+    }
 }

@@ -151,6 +151,26 @@ void env_drain_log(struct env *e)
     }
 }
 
+/* Forgets the connection that carried cur's streamed response. If it is
+ * still mid-body (cur finished another way: timeout, /error on another
+ * connection), what follows is read and dropped, so it must not stay
+ * paused. */
+static void env_stream_end(struct env *e)
+{
+    if (e->stream_conn)
+        rapi_conn_resume(e->stream_conn);
+    e->stream_conn = NULL;
+    e->stream_bytes = 0;
+    e->stream_overflow = false;
+}
+
+void env_stream_resume(struct executor *ex, uint64_t env_id)
+{
+    struct env *e = env_find(ex, env_id);
+    if (e && e->stream_conn)
+        rapi_conn_resume(e->stream_conn);
+}
+
 /* Completes env->cur (result fields already set) and frees the env for the
  * next invocation unless it must stop. */
 void env_complete(struct env *e, const char *status)
@@ -162,6 +182,7 @@ void env_complete(struct env *e, const char *status)
     double dur_ms = (double)((e->result_ns ? e->result_ns : t) - e->deliver_ns) / 1e6;
     e->result_ns = 0;
     inv->duration_ms = dur_ms;
+    env_stream_end(e);
     if (inv->cold || t - e->peak_read_ns > 1000000000) {
         int mb = subprocess_peak_mb(&e->sp);
         if (mb > 0)
@@ -300,6 +321,37 @@ static int op_next(void *user, struct rapi_conn *conn)
     return 0;
 }
 
+/* A streamed /response for request_id began on conn: forward its body
+ * through cur's stream if the caller streams (InvokeWithResponseStream,
+ * RESPONSE_STREAM URL); otherwise the host collects it into one body. */
+static bool op_stream_begin(void *user, struct rapi_conn *conn, const char *request_id,
+                            const struct http_req *req)
+{
+    struct env *e = user;
+    struct invocation *inv = e->cur;
+    if (e->state != ENV_READY || !inv || !inv->stream || !e->delivered || e->in_grace || e->stream_conn ||
+        strcmp(inv->request_id, request_id) != 0)
+        return false;
+    e->stream_conn = conn;
+    e->stream_bytes = 0;
+    e->stream_overflow = false;
+    invstream_begin(inv->stream, http_req_header(req, "Content-Type"), pool_stream_resume, e->ex, e->id);
+    return true;
+}
+
+static int op_stream_data(void *user, struct rapi_conn *conn, const char *data, size_t len)
+{
+    struct env *e = user;
+    if (conn != e->stream_conn || !e->cur || e->stream_overflow)
+        return 0; /* cur already finished (timeout, error): dropped */
+    e->stream_bytes += len;
+    if (e->stream_bytes > RAPI_MAX_STREAMED_RESPONSE) {
+        e->stream_overflow = true; /* the rest is dropped; the end answers 413 */
+        return 0;
+    }
+    return invstream_push(e->cur->stream, data, len) == INVSTREAM_FULL ? RAPI_STREAM_PAUSE : 0;
+}
+
 static int op_result(void *user, enum rapi_op op, const char *request_id, const struct http_req *req)
 {
     struct env *e = user;
@@ -311,12 +363,15 @@ static int op_result(void *user, enum rapi_op op, const char *request_id, const 
         return 403; /* this invocation's result is already in */
     env_drain_log(e);
     struct invocation *inv = e->cur;
-    if (req->body_too_large) {
-        static const char too_large[] =
-            "{\"errorMessage\":\"Response payload size exceeded maximum allowed payload size "
-            "(6291556 bytes).\",\"errorType\":\"Function.ResponseSizeTooLarge\"}";
-        report_set_result(inv, INV_FUNCTION_ERROR, too_large, sizeof(too_large) - 1, "application/json",
-                   "Function.ResponseSizeTooLarge");
+    if (req->body_too_large || (req->body_streamed && e->stream_overflow)) {
+        char too_large[192];
+        int n = snprintf(too_large, sizeof(too_large),
+                         "{\"errorMessage\":\"Response payload size exceeded maximum allowed payload size "
+                         "(%llu bytes).\",\"errorType\":\"Function.ResponseSizeTooLarge\"}",
+                         req->body_streamed ? (unsigned long long)RAPI_MAX_STREAMED_RESPONSE
+                                            : (unsigned long long)RAPI_MAX_RESPONSE);
+        report_set_result(inv, INV_FUNCTION_ERROR, too_large, (size_t)n, "application/json",
+                          "Function.ResponseSizeTooLarge");
         e->retire = true;
         env_complete(e, "error");
         return 413;
@@ -325,7 +380,8 @@ static int op_result(void *user, enum rapi_op op, const char *request_id, const 
     const char *stream_err = op == RAPI_RESPONSE ? http_req_header(req, "Lambda-Runtime-Function-Error-Type") : NULL;
     if (stream_err) {
         /* A streamed response that failed midway: the error comes in the
-         * trailers (type, base64 body); what was streamed before is dropped. */
+         * trailers (type, base64 body). What was streamed before reached a
+         * streaming caller already; a buffering caller gets the error only. */
         const char *b64 = http_req_header(req, "Lambda-Runtime-Function-Error-Body");
         size_t blen = b64 ? strlen(b64) : 0;
         unsigned char *body = blen && blen % 4 == 0 && blen < (1u << 20) ? malloc(blen / 4 * 3 + 1) : NULL;
@@ -342,7 +398,9 @@ static int op_result(void *user, enum rapi_op op, const char *request_id, const 
         return 202;
     }
     if (op == RAPI_RESPONSE) {
-        report_set_result(inv, INV_OK, req->body, req->body_len, ctype ? ctype : "application/json", NULL);
+        /* A streamed body already went to the caller: result stays empty. */
+        report_set_result(inv, INV_OK, req->body, req->body_len,
+                          ctype ? ctype : req->body_streamed ? "application/octet-stream" : "application/json", NULL);
         env_complete_or_grace(e, NULL);
         return 202;
     }
@@ -380,6 +438,8 @@ static void op_conn_closed(void *user, struct rapi_conn *conn)
     struct env *e = user;
     if (e->parked == conn)
         e->parked = NULL;
+    if (e->stream_conn == conn)
+        e->stream_conn = NULL; /* the body ended early; cur ends by /error, exit or timeout */
 }
 
 static const struct rapi_ops g_rapi_ops = {
@@ -387,6 +447,8 @@ static const struct rapi_ops g_rapi_ops = {
     .result = op_result,
     .init_error = op_init_error,
     .conn_closed = op_conn_closed,
+    .stream_begin = op_stream_begin,
+    .stream_data = op_stream_data,
 };
 
 void env_kill_now(struct env *e)

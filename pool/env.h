@@ -60,6 +60,10 @@ void env_container_event(struct executor *ex, struct pool_ctl *c);
 void env_drop_event(struct pool_ctl *c);
 
 /* The admin description of e (GET /_lambdad/environments). */
+/* A streamed response's consumer drained its queue: read the runtime's
+ * connection again (no-op when env_id is gone or not streaming). */
+void env_stream_resume(struct executor *ex, uint64_t env_id);
+
 json_t *env_describe(const struct env *e, int64_t now);
 
 #endif

@@ -168,6 +168,10 @@ static void drain_queue(struct executor *ex)
         case POOL_MSG_PROVISION:
             handle_provision(ex, (struct pool_ctl *)(void *)n);
             break;
+        case POOL_MSG_RESUME:
+            env_stream_resume(ex, ((struct pool_ctl *)(void *)n)->env_id);
+            free(n);
+            break;
         case POOL_MSG_STOP:
             stop_all(ex);
             ctl_done((struct pool_ctl *)(void *)n);
@@ -304,7 +308,7 @@ void executor_free(struct executor *ex)
         int kind = ((struct pool_ctl *)(void *)n)->msg_kind;
         if (kind == POOL_MSG_INVOKE)
             report_fail_service(ex, (struct invocation *)(void *)n, "lambdad is shutting down");
-        else if (kind == POOL_MSG_SHRINK)
+        else if (kind == POOL_MSG_SHRINK || kind == POOL_MSG_RESUME)
             free(n);
         else if (kind == POOL_MSG_ENV)
             env_drop_event((struct pool_ctl *)(void *)n);

@@ -35,6 +35,7 @@ enum pool_msg_kind {
     POOL_MSG_STOP,    /* stop everything and leave the loop */
     POOL_MSG_ENV,     /* asynchronous environment event (docker threads) */
     POOL_MSG_PROVISION, /* keep N initialised environments of a spec */
+    POOL_MSG_RESUME,  /* a streamed response's consumer drained: read the runtime again */
 };
 
 /* A control message; begins like struct invocation (qnode, msg_kind). */
@@ -83,6 +84,10 @@ void executor_wake(struct executor *ex);
 /* Executor thread: routes an invocation (new or an Event retry) to its
  * fnpool, or throttles / fails it. */
 void executor_invoke(struct executor *ex, struct invocation *inv);
+
+/* invstream resume hook (any thread): posts POOL_MSG_RESUME for env_id to
+ * the executor ctx, unless the pool is stopping. */
+void pool_stream_resume(void *ctx, uint64_t env_id);
 
 /* Pool-wide counters shared by all executors. */
 struct pool_shared {

@@ -175,15 +175,20 @@ void fnpool_block(struct fnpool *fp)
 {
     if (fp->blocked)
         return;
+    struct executor *ex = fp->owner;
     fp->blocked = true;
-    fp->blocked_next = fp->owner->blocked;
-    fp->owner->blocked = fp;
+    fp->blocked_next = NULL;
+    if (ex->blocked_tail)
+        ex->blocked_tail->blocked_next = fp;
+    else
+        ex->blocked = fp;
+    ex->blocked_tail = fp;
 }
 
 void fnpool_unblock(struct executor *ex)
 {
     struct fnpool *fp = ex->blocked;
-    ex->blocked = NULL;
+    ex->blocked = ex->blocked_tail = NULL;
     while (fp) {
         struct fnpool *next = fp->blocked_next;
         fp->blocked = false;

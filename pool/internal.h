@@ -86,6 +86,9 @@ struct env {
     struct ev_handler pid_ev, log_ev;
     struct rapi_host *rapi;
     struct rapi_conn *parked;
+    struct rapi_conn *stream_conn; /* carries cur's streamed /response body */
+    size_t stream_bytes;       /* of that body so far */
+    bool stream_overflow;      /* it exceeded RAPI_MAX_STREAMED_RESPONSE */
     struct invocation *cur;
     bool delivered;
     bool in_idle;
@@ -168,7 +171,8 @@ struct executor {
     struct env *by_id[EX_ENV_BUCKETS];
     struct fnpool *by_key[EX_POOL_BUCKETS];
     struct env *lru_head, *lru_tail; /* idle environments, longest idle first */
-    struct fnpool *blocked;     /* fnpools to re-dispatch when an env is freed */
+    struct fnpool *blocked;     /* fnpools to re-dispatch when an env is freed, */
+    struct fnpool *blocked_tail; /* oldest first (FIFO: the first to wait asks first) */
     struct fnpool *gc;          /* fnpools to check for emptiness */
 };
 

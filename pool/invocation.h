@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include <urcu/wfcqueue.h>
 
+#include "pool/invstream.h"
 #include "runtime/fnspec.h"
 
 enum pool_executor_kind { POOL_EXEC_SUBPROCESS = 0, POOL_EXEC_DOCKER = 1, POOL_EXEC_AUTO = 2 };
@@ -65,6 +66,13 @@ struct invocation {
     int max_retries;            /* Event: retries after a function error (0-2, default 2) */
     int max_event_age_s;        /* Event: no retry once the event is older (default 21600) */
     bool age_exceeded;          /* Event: retries stopped by max_event_age_s */
+    struct invstream *stream;   /* owned; set by a caller that streams the response
+                                 * (InvokeWithResponseStream, RESPONSE_STREAM URLs): a
+                                 * runtime's streamed /response (Response-Mode: streaming)
+                                 * is forwarded through it as it arrives, and result stays
+                                 * empty; NULL: streamed responses are collected into
+                                 * result (6 MB limit) like buffered ones. on_done must
+                                 * call invstream_close. */
 
     /* Results, written by the executor before on_done. */
     enum inv_outcome outcome;

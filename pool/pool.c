@@ -97,6 +97,7 @@ void invocation_free(struct invocation *inv)
     free(inv->result);
     free(inv->error_message);
     free(inv->log);
+    invstream_free(inv->stream);
     free(inv);
 }
 
@@ -246,6 +247,21 @@ void pool_stop(void)
     g_pool.all = NULL;
     g_pool.starving = NULL;
     g_pool.n = 0;
+}
+
+void pool_stream_resume(void *ctx, uint64_t env_id)
+{
+    if (!pool_enter())
+        return; /* stopping: every environment goes anyway */
+    struct pool_ctl *c = calloc(1, sizeof(*c));
+    if (c) {
+        c->msg_kind = POOL_MSG_RESUME;
+        c->env_id = env_id;
+        executor_post(ctx, &c->qnode);
+    } else {
+        LOG_ERROR("out of memory resuming a streamed response");
+    }
+    pool_leave();
 }
 
 void pool_submit(struct invocation *inv)

@@ -9,10 +9,12 @@
  * listeners and connections, their log pipes, their process handles and
  * their deadlines. When the invocation finishes (success, function error,
  * crash, timeout, throttle) the executor fills the result fields and calls
- * inv->on_done from the executor thread; on_done must not block. The
- * records this face shares with the executors (configuration, invocation,
- * log record) are in pool/invocation.h, so that the executors never depend
- * on this face, which starts and drives them.
+ * inv->on_done from the executor thread; on_done must not block.
+ * Streamed responses reach their caller before that, chunk by chunk,
+ * through inv->stream (pool/invstream.h). The records this face shares
+ * with the executors (configuration, invocation, log record) are in
+ * pool/invocation.h, so that the executors never depend on this face,
+ * which starts and drives them.
  *
  * Thread rules: pool_submit, pool_evict, pool_envs_json and pool_stats may be
  * called from any thread once pool_start returned; pool_stop from the main

@@ -88,6 +88,9 @@ struct http_parser {
     size_t n_hdrs, cap_hdrs;
     struct http_req req;
     char empty[1]; /* body of body-less requests: always "" */
+    httpparse_head_fn head_fn; /* hooks (httpparse_set_hooks) */
+    httpparse_body_fn body_fn;
+    void *hook_user;
 };
 
 /* RFC 9110 tchar: the bytes allowed in a method and a header name. */
@@ -159,6 +162,13 @@ struct http_parser *httpparse_new(size_t max_header_bytes, size_t max_body)
     p->max_body = max_body;
     httpparse_reset(p);
     return p;
+}
+
+void httpparse_set_hooks(struct http_parser *p, httpparse_head_fn head, httpparse_body_fn body, void *user)
+{
+    p->head_fn = head;
+    p->body_fn = body;
+    p->hook_user = user;
 }
 
 void httpparse_free(struct http_parser *p)
@@ -424,6 +434,11 @@ static int parse_head(struct http_parser *p)
 /* Appends body bytes, or drops them once the body is over max_body. */
 static void body_append(struct http_parser *p, const char *data, size_t n)
 {
+    if (p->req.body_streamed) {
+        if (n)
+            p->body_fn(p->hook_user, data, n);
+        return;
+    }
     if (p->req.body_too_large || n == 0)
         return;
     if (n > p->max_body - p->body.len || pbuf_reserve(&p->body, n + 1) < 0) {
@@ -462,10 +477,17 @@ static long feed_head(struct http_parser *p, const char *buf, size_t len)
     int rc = parse_head(p);
     if (rc < 0)
         return rc;
+    bool has_body = p->req.chunked || (p->have_length && p->rem > 0);
+    if (has_body && p->head_fn && p->body_fn) {
+        p->req.hdrs = p->hdrs; /* finish() publishes them again with the trailers */
+        p->req.n_hdrs = p->n_hdrs;
+        p->req.body_streamed = p->head_fn(p->hook_user, &p->req);
+    }
     if (p->req.chunked) {
         p->state = S_CHUNK_SIZE;
     } else if (p->have_length && p->rem > 0) {
-        if (p->rem > p->max_body || pbuf_reserve(&p->body, (size_t)p->rem + 1) < 0)
+        if (!p->req.body_streamed &&
+            (p->rem > p->max_body || pbuf_reserve(&p->body, (size_t)p->rem + 1) < 0))
             p->req.body_too_large = true;
         p->state = S_BODY_LENGTH;
     } else {
@@ -477,7 +499,9 @@ static long feed_head(struct http_parser *p, const char *buf, size_t len)
 static long feed_body_length(struct http_parser *p, const char *buf, size_t len)
 {
     size_t n = p->rem < len ? (size_t)p->rem : len;
-    if (!p->req.body_too_large) {
+    if (p->req.body_streamed) {
+        p->body_fn(p->hook_user, buf, n);
+    } else if (!p->req.body_too_large) {
         memcpy(p->body.data + p->body.len, buf, n); /* reserved in feed_head */
         p->body.len += n;
     }

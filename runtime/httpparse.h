@@ -11,6 +11,12 @@
  * body_too_large is set and the body is truncated to nothing, so the
  * connection stays in sync and the host can answer 413.
  *
+ * Streamed bodies: a head hook sees each request once its header block is
+ * parsed (before any body byte) and may claim the body; the body bytes then
+ * go to the body hook as they arrive (chunk data without the framing, in
+ * pieces no larger than what was fed), are not stored and not limited by
+ * max_body; trailers are still parsed into the header list.
+ *
  * Thread rules: a parser belongs to one connection and one thread. */
 #ifndef LAMBDAD_RUNTIME_HTTPPARSE_H
 #define LAMBDAD_RUNTIME_HTTPPARSE_H
@@ -33,6 +39,7 @@ struct http_req {
     bool chunked;
     bool keep_alive;       /* HTTP/1.1 without "Connection: close", or 1.0 with keep-alive */
     bool body_too_large;   /* body exceeded max_body and was dropped */
+    bool body_streamed;    /* the body went to the body hook (httpparse_set_hooks), not here */
 };
 
 enum {
@@ -44,6 +51,16 @@ struct http_parser;
 
 /* Creates a parser. Returns NULL on allocation failure. */
 struct http_parser *httpparse_new(size_t max_header_bytes, size_t max_body);
+
+/* Head hook: a request's header block is parsed and a body follows
+ * (req has method, path and headers; body not yet). Returns true to
+ * receive the body through the body hook instead of req->body. */
+typedef bool (*httpparse_head_fn)(void *user, const struct http_req *req);
+/* Body hook: len > 0 bytes of a claimed body, in order. */
+typedef void (*httpparse_body_fn)(void *user, const char *data, size_t len);
+
+/* Installs the hooks for every request this parser parses (NULL: none). */
+void httpparse_set_hooks(struct http_parser *p, httpparse_head_fn head, httpparse_body_fn body, void *user);
 
 /* Frees the parser and the request it holds. NULL-safe. */
 void httpparse_free(struct http_parser *p);

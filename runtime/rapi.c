@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -50,6 +51,9 @@ struct rapi_conn {
     bool corked;              /* inside conn_read: replies are only appended */
     bool held;                /* out holds the reply to a /response or /error
                                  that was pipelined before a parked GET /next */
+    bool streaming;           /* the request being parsed has a claimed body */
+    bool pause_wanted;        /* stream_data asked to stop reading */
+    bool rd_paused;           /* not reading (no EPOLLIN) until rapi_conn_resume */
     struct rapi_conn *prev, *next;
 };
 
@@ -90,13 +94,29 @@ static void conn_free(struct rapi_conn *c, bool notify)
     free(c);
 }
 
+static void conn_update_events(struct rapi_conn *c)
+{
+    struct epoll_event ee = {.events = (c->rd_paused ? 0 : EPOLLIN | EPOLLRDHUP) | (c->want_out ? EPOLLOUT : 0),
+                             .data.ptr = &c->ev};
+    epoll_ctl(c->host->epfd, EPOLL_CTL_MOD, c->fd, &ee);
+}
+
 static void conn_set_out_interest(struct rapi_conn *c, bool want)
 {
     if (c->want_out == want)
         return;
-    struct epoll_event ee = {.events = EPOLLIN | EPOLLRDHUP | (want ? EPOLLOUT : 0), .data.ptr = &c->ev};
-    epoll_ctl(c->host->epfd, EPOLL_CTL_MOD, c->fd, &ee);
     c->want_out = want;
+    conn_update_events(c);
+}
+
+void rapi_conn_resume(struct rapi_conn *c)
+{
+    c->pause_wanted = false;
+    if (!c->rd_paused)
+        return;
+    c->rd_paused = false;
+    conn_update_events(c); /* level-triggered: bytes already waiting are reported */
+    LOG_DEBUG("runtime api port %d: streamed response resumed", c->host->port);
 }
 
 /* Appends iov[] (skipping its first skip bytes) to c->out. The buffer keeps
@@ -371,6 +391,45 @@ static bool conn_route(struct rapi_conn *c, const struct http_req *req)
     return true;
 }
 
+/* Splits "/2018-06-01/runtime/invocation/{id}/response" into rid. */
+static bool response_path(const char *path, char rid[128])
+{
+    static const char pre[] = RAPI_PREFIX "/runtime/invocation/";
+    if (strncmp(path, pre, sizeof(pre) - 1) != 0)
+        return false;
+    const char *id = path + sizeof(pre) - 1, *slash = strchr(id, '/');
+    if (!slash || slash == id || slash - id >= 128 || strcmp(slash, "/response") != 0)
+        return false;
+    memcpy(rid, id, (size_t)(slash - id));
+    rid[slash - id] = 0;
+    return true;
+}
+
+/* Parser head hook: offers a streamed /response body to the owner. */
+static bool conn_head_hook(void *user, const struct http_req *req)
+{
+    struct rapi_conn *c = user;
+    struct rapi_host *h = c->host;
+    const char *mode = http_req_header(req, "Lambda-Runtime-Function-Response-Mode");
+    char rid[128];
+    c->streaming = false;
+    c->pause_wanted = false;
+    if (!h->ops->stream_begin || !mode || strcasecmp(mode, "streaming") != 0 ||
+        strcmp(req->method, "POST") != 0 || !response_path(req->path, rid))
+        return false;
+    c->streaming = h->ops->stream_begin(h->user, c, rid, req);
+    return c->streaming;
+}
+
+/* Parser body hook: chunk data of a claimed body, straight to the owner. */
+static void conn_body_hook(void *user, const char *data, size_t len)
+{
+    struct rapi_conn *c = user;
+    struct rapi_host *h = c->host;
+    if (h->ops->stream_data(h->user, c, data, len) == RAPI_STREAM_PAUSE)
+        c->pause_wanted = true;
+}
+
 static bool conn_alive(const struct rapi_host *h, const struct rapi_conn *c)
 {
     for (const struct rapi_conn *it = h->conns; it; it = it->next)
@@ -420,6 +479,7 @@ static void conn_read(struct rapi_conn *c)
                 break;
             struct rapi_conn *self = c;
             struct rapi_host *h = c->host;
+            c->streaming = c->pause_wanted = false; /* the claimed body (if any) is complete */
             if (!conn_route(self, httpparse_request(self->parser)))
                 return;
             /* A callback may have freed c (ENOMEM). */
@@ -430,6 +490,14 @@ static void conn_read(struct rapi_conn *c)
         c->corked = false;
         if (!conn_batch_end(c) || fatal)
             return;
+        if (c->streaming && c->pause_wanted) {
+            /* The consumer of the streamed body is full: leave the rest in
+             * the socket (the runtime's writes block) until resumed. */
+            c->rd_paused = true;
+            conn_update_events(c);
+            LOG_DEBUG("runtime api port %d: streamed response paused (consumer full)", c->host->port);
+            return;
+        }
         if ((size_t)r < sizeof(buf))
             return;
     }
@@ -440,6 +508,14 @@ static void conn_event(struct ev_handler *ev, uint32_t events)
     struct rapi_conn *c = EV_CONTAINER_OF(ev, struct rapi_conn, ev);
     if ((events & EPOLLOUT) && !conn_flush(c))
         return;
+    if (c->rd_paused) {
+        if (!(events & (EPOLLHUP | EPOLLERR)))
+            return;
+        /* The runtime hung up while paused: read what it left (bounded by
+         * the socket buffer) rather than spin on the level-triggered HUP. */
+        c->rd_paused = false;
+        conn_update_events(c);
+    }
     if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
         conn_read(c);
 }
@@ -496,6 +572,7 @@ static void accept_all(struct rapi_host *h, int lfd, bool tcp)
         c->ev.fn = conn_event;
         c->fd = fd;
         c->host = h;
+        httpparse_set_hooks(c->parser, conn_head_hook, conn_body_hook, c);
         struct epoll_event ee = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = &c->ev};
         if (epoll_ctl(h->epfd, EPOLL_CTL_ADD, fd, &ee) < 0) {
             httpparse_free(c->parser);

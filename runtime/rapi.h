@@ -27,16 +27,28 @@
  * wakes once per invocation. A steady-state reply allocates nothing: the
  * connection's output buffer keeps its capacity.
  *
+ * Streamed responses (Lambda-Runtime-Function-Response-Mode: streaming):
+ * the owner may claim the body of such a /response when its headers
+ * arrive and then receives the chunk data as it is read (see
+ * stream_begin). Backpressure: when the owner's consumer is full, the
+ * connection stops being read (no EPOLLIN interest; the runtime blocks in
+ * its write once the socket buffers fill) until the owner calls
+ * rapi_conn_resume. A peer that hangs up while paused is drained anyway.
+ *
  * Thread rules: everything here runs on the owning executor thread. */
 #ifndef LAMBDAD_RUNTIME_RAPI_H
 #define LAMBDAD_RUNTIME_RAPI_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "runtime/httpparse.h"
 
 #define RAPI_MAX_RESPONSE 6291556 /* 6 MiB + 100 bytes, as the RIE */
+/* A streamed response forwarded as it arrives (stream_begin): AWS's
+ * current limit for response streaming, 200 MB. */
+#define RAPI_MAX_STREAMED_RESPONSE (200ull * 1024 * 1024)
 /* Open connections per environment: more are closed as soon as accepted
  * (a runtime uses one or two; a handler opening thousands must not exhaust
  * lambdad's descriptors). */
@@ -61,7 +73,21 @@ struct rapi_ops {
     int (*init_error)(void *user, const struct http_req *req);
     /* conn is about to be freed (peer closed, error, or host closing). */
     void (*conn_closed)(void *user, struct rapi_conn *conn);
+    /* Optional. The headers of POST /runtime/invocation/{id}/response with
+     * Lambda-Runtime-Function-Response-Mode: streaming arrived on conn.
+     * Return true to receive the body through stream_data as it arrives
+     * (not stored, not limited by RAPI_MAX_RESPONSE); result is then called
+     * at its end with req->body_streamed set, the trailers in req's
+     * headers and an empty body. */
+    bool (*stream_begin)(void *user, struct rapi_conn *conn, const char *request_id,
+                         const struct http_req *req);
+    /* The next len bytes of a claimed body. Returns 0, or RAPI_STREAM_PAUSE
+     * when the consumer is full: the bytes are taken, but the host stops
+     * reading conn after the current read until rapi_conn_resume. */
+    int (*stream_data)(void *user, struct rapi_conn *conn, const char *data, size_t len);
 };
+
+#define RAPI_STREAM_PAUSE 1
 
 /* One event handed to a runtime by GET /next. */
 struct rapi_event {
@@ -93,5 +119,9 @@ int rapi_send_next(struct rapi_conn *c, const struct rapi_event *ev);
 /* Answers a parked request with a status and the Runtime API's canonical
  * JSON body for it. */
 void rapi_send_status(struct rapi_conn *c, int status);
+
+/* Reads conn again after stream_data asked for a pause. No-op when it is
+ * not paused. */
+void rapi_conn_resume(struct rapi_conn *c);
 
 #endif

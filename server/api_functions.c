@@ -20,6 +20,7 @@
 
 #include "runtime/codestore.h"
 #include "runtime/log.h"
+#include "server/api_capacity.h"
 #include "server/config.h"
 #include "server/layers.h"
 #include "server/registry.h"
@@ -335,6 +336,9 @@ static void apply_config(json_t *cfg, json_t *body)
     json_t *ar = json_object_get(body, "Architectures");
     if (json_is_array(ar) && json_array_size(ar) == 1)
         json_object_set(cfg, "Architectures", ar);
+    json_t *cpc = api_capacity_function_config(body);
+    if (cpc)
+        json_object_set_new(cfg, "CapacityProviderConfig", cpc);
 }
 
 /* Checks Runtime/Handler against the package type (after shape checks). */
@@ -612,7 +616,8 @@ int api_create_function_doc(json_t *body, const char *region, const char *accoun
     if (!json_is_object(code_j))
         vlist_add(&v, NULL, "code", "Member must not be null");
     if (vlist_finish(&v, &err) || validate_function_config(body, true, &err) ||
-        validate_same_namespace(&n, region, account, &err) || check_role(body, account, &err))
+        validate_same_namespace(&n, region, account, &err) || check_role(body, account, &err) ||
+        api_capacity_check_function_config(body, region, account, &err))
         goto fail;
     if (n.qualifier[0]) {
         api_fail(&err, &AWS_INVALID_PARAMETER_VALUE, "Unsupported function name: a qualifier cannot be "
@@ -1035,6 +1040,7 @@ void api_update_function_configuration(struct http_req *req)
     registry_record_unref(cur);
     struct config_update u = {body, NULL};
     if (validate_function_config(body, false, &err) || check_role(body, req->account, &err) ||
+        api_capacity_check_function_config(body, n.region, n.account, &err) ||
         resolve_layers(body, n.region, n.account, &u.layers, &err) || registry_update(&n, mutate_config, &u, NULL, 0, &out, &err)) {
         http_send_api_error(req, &err);
         json_decref(u.layers);
@@ -1165,6 +1171,10 @@ void api_tag_resource(struct http_req *req)
 {
     struct api_error err;
     struct fn_name n;
+    if (api_capacity_owns_arn(http_param(req, 0))) {
+        api_capacity_tag_resource(req);
+        return;
+    }
     json_t *body = read_json_body(req);
     if (!body)
         return;
@@ -1178,16 +1188,9 @@ void api_tag_resource(struct http_req *req)
                                               "to satisfy constraint: Member must not be null");
         goto out;
     }
-    const char *k;
-    json_t *val;
-    json_object_foreach(tags, k, val) {
-        if (!json_is_string(val) || strlen(k) < 1 || strlen(k) > 128 || json_string_length(val) > 256 ||
-            !strncmp(k, "aws:", 4)) {
-            http_send_error(req, &AWS_INVALID_PARAMETER_VALUE,
-                            "Invalid tag '%s': keys are 1-128 characters, values at most 256, and the "
-                            "\"aws:\" prefix is reserved.", k);
-            goto out;
-        }
+    if (api_check_tags(tags, &err)) {
+        http_send_api_error(req, &err);
+        goto out;
     }
     n.qualifier[0] = 0;
     if (registry_update(&n, mutate_tags_add, tags, NULL, 0, NULL, &err)) {
@@ -1199,7 +1202,22 @@ out:
     json_decref(body);
 }
 
-static int collect_key(void *ud, const char *value)
+int api_check_tags(json_t *tags, struct api_error *err)
+{
+    const char *k;
+    json_t *val;
+    json_object_foreach(tags, k, val) {
+        if (!json_is_string(val) || strlen(k) < 1 || strlen(k) > 128 || json_string_length(val) > 256 ||
+            !strncmp(k, "aws:", 4))
+            return api_fail(err, &AWS_INVALID_PARAMETER_VALUE, "Invalid tag '%s': keys are 1-128 characters, "
+                            "values at most 256, and the \"aws:\" prefix is reserved.", k);
+    }
+    if (json_object_size(tags) > MAX_TAGS)
+        return api_fail(err, &AWS_INVALID_PARAMETER_VALUE, MSG_TOO_MANY_TAGS);
+    return 0;
+}
+
+int api_collect_query_key(void *ud, const char *value)
 {
     json_array_append_new(ud, json_string(value));
     return 0;
@@ -1221,12 +1239,16 @@ void api_untag_resource(struct http_req *req)
 {
     struct api_error err;
     struct fn_name n;
+    if (api_capacity_owns_arn(http_param(req, 0))) {
+        api_capacity_untag_resource(req);
+        return;
+    }
     struct fn_record *cur = resolve_tag_resource(req, &n);
     if (!cur)
         return;
     registry_record_unref(cur);
     json_t *keys = json_array();
-    if (http_query_each(req, "tagKeys", collect_key, keys) || !json_array_size(keys)) {
+    if (http_query_each(req, "tagKeys", api_collect_query_key, keys) || !json_array_size(keys)) {
         http_send_error(req, &AWS_VALIDATION, "1 validation error detected: Value null at 'tagKeys' "
                                               "failed to satisfy constraint: Member must not be null");
         json_decref(keys);
@@ -1243,6 +1265,10 @@ void api_untag_resource(struct http_req *req)
 void api_list_tags(struct http_req *req)
 {
     struct fn_name n;
+    if (api_capacity_owns_arn(http_param(req, 0))) {
+        api_capacity_list_tags(req);
+        return;
+    }
     struct fn_record *r = resolve_tag_resource(req, &n);
     if (!r)
         return;
@@ -1389,19 +1415,4 @@ void api_get_account_settings(struct http_req *req)
                               ACCOUNT_CONCURRENCY, "UnreservedConcurrentExecutions",
                               ACCOUNT_CONCURRENCY - reserved, "AccountUsage", "TotalCodeSize",
                               (json_int_t)total, "FunctionCount", (json_int_t)n));
-}
-
-/* Answers a fixed JSON document once the function exists. */
-void api_not_implemented(struct http_req *req)
-{
-    /* Operations on a function still answer 404 for an unknown function. */
-    const char *path = req->ri ? (req->ri->local_uri_raw ? req->ri->local_uri_raw : req->ri->request_uri) : NULL;
-    if (req->n_params >= 1 && path && strstr(path, "/functions/")) {
-        struct fn_name n;
-        struct fn_record *r = resolve_ref(req, FN_NAMESPACED_MAX, true, &n);
-        if (!r)
-            return;
-        registry_record_unref(r);
-    }
-    http_send_error(req, &AWS_NOT_IMPLEMENTED, "lambdad does not implement %s yet", req->op ? req->op : "this operation");
 }

@@ -103,8 +103,13 @@ void api_put_function_concurrency(struct http_req *req);
 void api_get_function_concurrency(struct http_req *req);
 void api_delete_function_concurrency(struct http_req *req);
 void api_get_account_settings(struct http_req *req);
-/* Any modelled operation lambdad does not implement: 501 ServiceException
- * naming the operation (501 is not retried by botocore). */
-void api_not_implemented(struct http_req *req);
+
+/* Checks TagResource-style tags (a JSON object): keys 1-128 characters
+ * without the "aws:" prefix, string values of at most 256, at most 50.
+ * Returns 0 or -1 with InvalidParameterValueException in err. */
+int api_check_tags(json_t *tags, struct api_error *err);
+
+/* http_query_each callback appending each value to the JSON array ud. */
+int api_collect_query_key(void *ud, const char *value);
 
 #endif

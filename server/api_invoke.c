@@ -336,50 +336,43 @@ void api_invoke_async(struct http_req *req)
 
 #define STREAM_CHUNK (1u << 20)
 
-/* Appends one event message to the growing body; -1 when out of memory. */
-static int stream_append(char **body, size_t *len, const char *type, const char *ct, const void *data,
-                         size_t dlen)
+/* Writes one event message as the next piece of the streamed response;
+ * -1 when the client is gone (or out of memory). */
+static int stream_event(struct http_req *req, const char *type, const char *ct, const void *data,
+                        size_t dlen)
 {
     unsigned char *m;
     size_t mlen;
     if (eventstream_encode(type, ct, data, dlen, &m, &mlen))
         return -1;
-    char *nb = realloc(*body, *len + mlen);
-    if (!nb) {
-        free(m);
-        return -1;
-    }
-    memcpy(nb + *len, m, mlen);
-    *body = nb;
-    *len += mlen;
+    int rc = http_stream_write(req, m, mlen);
     free(m);
+    return rc;
+}
+
+/* PayloadChunk events for len bytes, at most 1 MB each. */
+static int stream_payload(struct http_req *req, const char *data, size_t len)
+{
+    for (size_t off = 0; off < len; off += STREAM_CHUNK) {
+        size_t n = len - off < STREAM_CHUNK ? len - off : STREAM_CHUNK;
+        if (stream_event(req, "PayloadChunk", "application/octet-stream", data + off, n) < 0)
+            return -1;
+    }
     return 0;
 }
 
-/* The event stream of a finished invocation: PayloadChunk events (the
- * response, 1 MB at a time; none for a function error), then
- * InvokeComplete with ErrorCode/ErrorDetails/LogResult. The runtime's
- * response (streamed with Lambda-Runtime-Function-Response-Mode: streaming
- * or buffered) is complete when this runs: lambdad relays it after the
- * invocation, not while the function writes. */
-static void respond_stream(struct http_req *req, struct invocation *inv)
+/* The InvokeComplete payload of a finished invocation: {} on success,
+ * ErrorCode/ErrorDetails for a failure, LogResult for LogType Tail. */
+static char *invoke_complete_json(const struct invocation *inv)
 {
-    char headers[256], *body = NULL;
-    size_t len = 0;
-    int rc = 0;
-    if (inv->outcome == INV_THROTTLED || inv->outcome == INV_SERVICE_ERROR) {
-        respond(req, inv); /* errors before the stream starts: plain JSON */
-        return;
-    }
-    bool failed = inv->outcome == INV_FUNCTION_ERROR;
-    for (size_t off = 0; !failed && !rc && off < inv->result_len; off += STREAM_CHUNK) {
-        size_t n = inv->result_len - off < STREAM_CHUNK ? inv->result_len - off : STREAM_CHUNK;
-        rc = stream_append(&body, &len, "PayloadChunk", "application/octet-stream", inv->result + off, n);
-    }
     json_t *done = json_object();
-    if (failed) {
+    if (inv->outcome == INV_FUNCTION_ERROR) {
         json_object_set_new(done, "ErrorCode", json_string("Unhandled"));
         json_object_set_new(done, "ErrorDetails", json_stringn(inv->result ? inv->result : "", inv->result_len));
+    } else if (inv->outcome != INV_OK) { /* a lambdad fault after the stream began */
+        json_object_set_new(done, "ErrorCode", json_string("ServiceException"));
+        json_object_set_new(done, "ErrorDetails",
+                            json_string(inv->error_message ? inv->error_message : "invocation failed"));
     }
     if (inv->want_log && inv->log) {
         size_t off = inv->log_len > LOG_TAIL_BYTES ? inv->log_len - LOG_TAIL_BYTES : 0;
@@ -390,18 +383,77 @@ static void respond_stream(struct http_req *req, struct invocation *inv)
     }
     char *text = json_dumps(done, JSON_COMPACT);
     json_decref(done);
-    if (!rc && text)
-        rc = stream_append(&body, &len, "InvokeComplete", "application/json", text, strlen(text));
+    return text;
+}
+
+static void stream_headers(const struct invocation *inv, char *out, size_t outlen)
+{
+    snprintf(out, outlen, "X-Amz-Executed-Version: %s\r\n", inv->fn->version ? inv->fn->version : "$LATEST");
+}
+
+/* InvokeComplete, then the end of the body. */
+static int stream_finish(struct http_req *req, const struct invocation *inv)
+{
+    char *text = invoke_complete_json(inv);
+    int rc = text ? stream_event(req, "InvokeComplete", "application/json", text, strlen(text)) : -1;
     free(text);
-    if (rc) {
-        free(body);
-        http_send_error(req, &AWS_SERVICE, MSG_INTERNAL, "cannot encode the response stream");
+    return rc < 0 ? rc : http_end_stream(req);
+}
+
+/* The event stream of an invocation whose response was not streamed (a
+ * buffered handler, or a failure before any byte): its whole result as
+ * PayloadChunk events (1 MB at a time; none for a function error), then
+ * InvokeComplete. Errors before the stream starts are plain JSON. */
+static void respond_stream(struct http_req *req, struct invocation *inv)
+{
+    char headers[256];
+    if (inv->outcome == INV_THROTTLED || inv->outcome == INV_SERVICE_ERROR) {
+        respond(req, inv);
         return;
     }
-    snprintf(headers, sizeof(headers), "X-Amz-Executed-Version: %s\r\n",
-             inv->fn->version ? inv->fn->version : "$LATEST");
-    http_send(req, 200, "application/vnd.amazon.eventstream", headers, body, len);
-    free(body);
+    stream_headers(inv, headers, sizeof(headers));
+    if (http_begin_stream(req, 200, "application/vnd.amazon.eventstream", headers) < 0)
+        return;
+    if (inv->outcome == INV_OK && stream_payload(req, inv->result, inv->result_len) < 0)
+        return;
+    stream_finish(req, inv);
+}
+
+static void on_done_stream(struct invocation *inv)
+{
+    invstream_close(inv->stream); /* the last touch: the worker may free inv now */
+}
+
+/* Relays a streaming invocation: once the runtime starts a streamed
+ * response the 200 goes out, every piece it writes follows as a
+ * PayloadChunk event as soon as the worker takes it from the queue, and
+ * InvokeComplete (with the error from the trailers or a timeout) ends it.
+ * A client that goes away abandons the stream: the function runs on to its
+ * end (or timeout) with its output discarded, as its environment is then
+ * reused; this worker still waits for that end before it frees inv. */
+static void relay_stream(struct http_req *req, struct invocation *inv)
+{
+    struct invstream *s = inv->stream;
+    bool begun = false, gone = false;
+    char ctype[96], headers[256], *data;
+    size_t len;
+    int ev;
+    while ((ev = invstream_next(s, &data, &len, ctype, sizeof(ctype))) != INVSTREAM_END) {
+        if (ev == INVSTREAM_BEGUN) {
+            begun = true;
+            stream_headers(inv, headers, sizeof(headers));
+            gone = http_begin_stream(req, 200, "application/vnd.amazon.eventstream", headers) < 0;
+        } else {
+            gone = gone || stream_payload(req, data, len) < 0;
+            free(data);
+        }
+        if (gone)
+            invstream_abandon(s); /* idempotent */
+    }
+    if (!begun)
+        respond_stream(req, inv);
+    else if (!gone)
+        stream_finish(req, inv);
 }
 
 void api_invoke_stream(struct http_req *req)
@@ -426,7 +478,14 @@ void api_invoke_stream(struct http_req *req)
     struct invocation *inv = prepare(req, dry ? KIND_DRYRUN : KIND_SYNC, l && !strcmp(l, "Tail"));
     if (!inv)
         return;
-    run_sync(inv);
-    respond_stream(req, inv);
+    inv->stream = invstream_new();
+    if (inv->stream) {
+        inv->on_done = on_done_stream;
+        pool_submit(inv);
+        relay_stream(req, inv);
+    } else { /* out of memory: relay it whole at the end */
+        run_sync(inv);
+        respond_stream(req, inv);
+    }
     invocation_free(inv);
 }

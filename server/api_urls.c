@@ -736,47 +736,37 @@ static json_t *integration_prelude(const char *data, size_t len, const char **bo
     return res;
 }
 
-/* Maps the function's result to the HTTP response, as AWS does. */
-static void send_result(struct http_req *req, struct invocation *inv, const char *cors)
+/* The first header lines of every URL response: trace id, then the CORS
+ * lines (complete "Name: value\r\n" lines). */
+static void base_headers(struct hbuf *h, const char *cors)
 {
-    struct hbuf h = {0};
-    hb_add(&h, "X-Amzn-Trace-Id", "Root=1-00000000-000000000000000000000000");
+    hb_add(h, "X-Amzn-Trace-Id", "Root=1-00000000-000000000000000000000000");
     if (cors[0]) {
-        /* cors holds complete lines */
         size_t cl = strlen(cors);
-        char *n = realloc(h.s, h.len + cl + 1);
+        char *n = realloc(h->s, h->len + cl + 1);
         if (n) {
-            h.s = n;
-            memcpy(h.s + h.len, cors, cl + 1);
-            h.len += cl;
-            h.cap = h.len + 1;
+            h->s = n;
+            memcpy(h->s + h->len, cors, cl + 1);
+            h->len += cl;
+            h->cap = h->len + 1;
         }
     }
-    json_t *res = NULL;
-    const char *raw = NULL; /* streamed HTTP integration response: the body after the prelude */
-    size_t raw_len = 0;
-    static const char integ[] = "application/vnd.awslambda.http-integration-response";
-    if (!strncasecmp(inv->content_type, integ, sizeof(integ) - 1) && inv->result) {
-        res = integration_prelude(inv->result, inv->result_len, &raw, &raw_len);
-    } else if (inv->result && !http_json_too_deep(inv->result, inv->result_len, 256)) {
-        res = json_loadb(inv->result, inv->result_len, JSON_DECODE_ANY, NULL); /* deep: sent as is */
-    }
+}
+
+/* The status of an HTTP response object (statusCode as a number or a
+ * string) and its headers and cookies appended to h. Returns the status,
+ * or 0 when it is not a valid one (AWS answers 502). */
+static int result_head(json_t *res, struct hbuf *h, bool *has_ct)
+{
     json_t *sc = json_object_get(res, "statusCode");
-    if (!json_is_object(res) || !sc) {
-        /* Not an HTTP response object: 200 with the JSON as the body. */
-        http_send(req, 200, "application/json", h.s, inv->result ? inv->result : "", inv->result_len);
-        goto out;
-    }
     int status = json_is_integer(sc) ? (int)json_integer_value(sc)
                  : json_is_string(sc) ? atoi(json_string_value(sc)) : 0;
-    if (status < 100 || status > 599) {
-        send_plain(req, 502, "Internal Server Error");
-        goto out;
-    }
+    if (status < 100 || status > 599)
+        return 0;
     const char *k;
     json_t *v;
-    bool has_ct = false;
     char num[64];
+    *has_ct = false;
     json_object_foreach(json_object_get(res, "headers"), k, v) {
         const char *val = json_string_value(v);
         if (json_is_integer(v) || json_is_real(v) || json_is_boolean(v)) {
@@ -790,13 +780,41 @@ static void send_result(struct http_req *req, struct invocation *inv, const char
         }
         if (!val || !header_ok(k, val))
             continue;
-        has_ct |= !strcasecmp(k, "Content-Type");
-        hb_add(&h, k, val);
+        *has_ct |= !strcasecmp(k, "Content-Type");
+        hb_add(h, k, val);
     }
     size_t i;
     json_array_foreach(json_object_get(res, "cookies"), i, v) {
         if (json_is_string(v) && header_ok("Set-Cookie", json_string_value(v)))
-            hb_add(&h, "Set-Cookie", json_string_value(v));
+            hb_add(h, "Set-Cookie", json_string_value(v));
+    }
+    return status;
+}
+
+/* Maps the function's result to the HTTP response, as AWS does. */
+static void send_result(struct http_req *req, struct invocation *inv, const char *cors)
+{
+    struct hbuf h = {0};
+    base_headers(&h, cors);
+    json_t *res = NULL;
+    const char *raw = NULL; /* streamed HTTP integration response: the body after the prelude */
+    size_t raw_len = 0;
+    static const char integ[] = "application/vnd.awslambda.http-integration-response";
+    if (!strncasecmp(inv->content_type, integ, sizeof(integ) - 1) && inv->result) {
+        res = integration_prelude(inv->result, inv->result_len, &raw, &raw_len);
+    } else if (inv->result && !http_json_too_deep(inv->result, inv->result_len, 256)) {
+        res = json_loadb(inv->result, inv->result_len, JSON_DECODE_ANY, NULL); /* deep: sent as is */
+    }
+    if (!json_is_object(res) || !json_object_get(res, "statusCode")) {
+        /* Not an HTTP response object: 200 with the JSON as the body. */
+        http_send(req, 200, "application/json", h.s, inv->result ? inv->result : "", inv->result_len);
+        goto out;
+    }
+    bool has_ct;
+    int status = result_head(res, &h, &has_ct);
+    if (!status) {
+        send_plain(req, 502, "Internal Server Error");
+        goto out;
     }
     json_t *body = json_object_get(res, "body");
     const char *btext = "";
@@ -831,6 +849,158 @@ static void send_result(struct http_req *req, struct invocation *inv, const char
 out:
     json_decref(res);
     free(h.s);
+}
+
+/* The answer of a finished invocation whose response was not streamed
+ * (or whose streamed prelude never completed). */
+static void send_outcome(struct http_req *req, struct invocation *inv, const char *cors)
+{
+    switch (inv->outcome) {
+    case INV_OK:
+        send_result(req, inv, cors);
+        break;
+    case INV_THROTTLED:
+        send_plain(req, 429, "Rate Exceeded.");
+        break;
+    default:
+        send_plain(req, 502, "Internal Server Error");
+        break;
+    }
+}
+
+/* A streamed response on its way to the client (RESPONSE_STREAM). */
+struct url_stream {
+    struct http_req *req;
+    const char *cors;
+    bool integration;  /* application/vnd.awslambda.http-integration-response */
+    bool head_sent;    /* status and headers are out: bytes go straight through */
+    bool gone;         /* the client went away (or the answer was a 502) */
+    char ctype[96];
+    char *pre;         /* integration: bytes until the 8 NULs after the prelude */
+    size_t pre_len;
+};
+
+#define URL_PRELUDE_MAX (1u << 20)
+
+/* Starts the HTTP response of a streamed result: the runtime's content
+ * type and 200, or for an integration response the prelude's status,
+ * headers and cookies. body/blen: bytes after the prelude. */
+static void url_stream_head(struct url_stream *u, json_t *res, const char *body, size_t blen)
+{
+    struct hbuf h = {0};
+    base_headers(&h, u->cors);
+    int status = 200;
+    bool has_ct = false;
+    const char *ct = u->ctype;
+    if (res) {
+        status = result_head(res, &h, &has_ct);
+        ct = has_ct ? NULL : "application/json";
+    }
+    u->head_sent = true;
+    if (!status) {
+        send_plain(u->req, 502, "Internal Server Error");
+        u->gone = true;
+    } else {
+        u->gone = http_begin_stream(u->req, status, ct, h.s) < 0 ||
+                  http_stream_write(u->req, body, blen) < 0;
+    }
+    free(h.s);
+}
+
+/* The next streamed bytes (ownership of data passes here). */
+static void url_stream_data(struct url_stream *u, char *data, size_t len)
+{
+    static const char delim[8] = {0};
+    if (u->gone || u->head_sent) {
+        u->gone = u->gone || http_stream_write(u->req, data, len) < 0;
+        free(data);
+        return;
+    }
+    if (!u->integration) {
+        url_stream_head(u, NULL, data, len);
+        free(data);
+        return;
+    }
+    /* Integration response: wait for the whole prelude. */
+    size_t old = u->pre_len;
+    if (!u->pre) {
+        u->pre = data;
+        u->pre_len = len;
+    } else {
+        char *n = realloc(u->pre, u->pre_len + len);
+        if (!n) {
+            free(data);
+            u->gone = true;
+            send_plain(u->req, 502, "Internal Server Error");
+            return;
+        }
+        memcpy(n + u->pre_len, data, len);
+        u->pre = n;
+        u->pre_len += len;
+        free(data);
+    }
+    size_t from = old > 7 ? old - 7 : 0; /* the delimiter may straddle pieces */
+    const char *d = memmem(u->pre + from, u->pre_len - from, delim, sizeof(delim));
+    if (!d && u->pre_len <= URL_PRELUDE_MAX)
+        return;
+    const char *body;
+    size_t blen;
+    json_t *res = integration_prelude(u->pre, u->pre_len, &body, &blen);
+    if (json_is_object(res)) {
+        url_stream_head(u, res, body, blen);
+    } else {
+        /* Not a prelude: what came is the body, as send_result does. */
+        snprintf(u->ctype, sizeof(u->ctype), "application/json");
+        url_stream_head(u, NULL, u->pre, u->pre_len);
+    }
+    json_decref(res);
+    free(u->pre);
+    u->pre = NULL;
+    u->pre_len = 0;
+}
+
+/* Relays a RESPONSE_STREAM invocation: a response the runtime streams
+ * reaches the client as it is written (an integration prelude first
+ * becomes the status and headers); a buffered one is mapped at the end as
+ * in BUFFERED mode. A failure after the head went out just ends the body;
+ * a client that goes away abandons the stream (the function runs on, its
+ * output discarded) and this worker waits for the end before freeing inv. */
+static void relay_url_stream(struct http_req *req, struct invocation *inv, const char *cors)
+{
+    static const char integ[] = "application/vnd.awslambda.http-integration-response";
+    struct url_stream u = {.req = req, .cors = cors};
+    bool begun = false;
+    char *data;
+    size_t len;
+    int ev;
+    while ((ev = invstream_next(inv->stream, &data, &len, u.ctype, sizeof(u.ctype))) != INVSTREAM_END) {
+        if (ev == INVSTREAM_BEGUN) {
+            begun = true;
+            u.integration = !strncasecmp(u.ctype, integ, sizeof(integ) - 1);
+        } else {
+            url_stream_data(&u, data, len);
+        }
+        if (u.gone)
+            invstream_abandon(inv->stream);
+    }
+    if (!begun || (!u.head_sent && !u.gone)) {
+        if (begun) { /* the prelude never completed: map what came, whole */
+            free(inv->result);
+            inv->result = u.pre ? u.pre : strdup("");
+            inv->result_len = u.pre ? u.pre_len : 0;
+            u.pre = NULL;
+            snprintf(inv->content_type, sizeof(inv->content_type), "%s", u.ctype);
+        }
+        send_outcome(req, inv, cors);
+    } else if (!u.gone) {
+        http_end_stream(req);
+    }
+    free(u.pre);
+}
+
+static void on_url_stream_done(struct invocation *inv)
+{
+    invstream_close(inv->stream); /* the last touch: the worker may free inv now */
 }
 
 static void serve(struct http_req *req, const char *id, const char *raw_path)
@@ -894,6 +1064,14 @@ static void serve(struct http_req *req, const char *id, const char *raw_path)
     inv->invoked_arn = strdup(jstr(cfg, "FunctionArn") ? jstr(cfg, "FunctionArn") : r->arn);
     inv->payload = event;
     inv->payload_len = strlen(event);
+    bool streamed = !strcmp(jstr(cfg, "InvokeMode") ? jstr(cfg, "InvokeMode") : "", "RESPONSE_STREAM");
+    if (streamed && (inv->stream = invstream_new())) {
+        inv->on_done = on_url_stream_done;
+        pool_submit(inv);
+        relay_url_stream(req, inv, corsbuf);
+        invocation_free(inv);
+        goto out;
+    }
     struct url_waiter w = {.done = 0};
     pthread_mutex_init(&w.mu, NULL);
     pthread_cond_init(&w.cv, NULL);
@@ -906,17 +1084,7 @@ static void serve(struct http_req *req, const char *id, const char *raw_path)
     pthread_mutex_unlock(&w.mu);
     pthread_mutex_destroy(&w.mu);
     pthread_cond_destroy(&w.cv);
-    switch (inv->outcome) {
-    case INV_OK:
-        send_result(req, inv, corsbuf);
-        break;
-    case INV_THROTTLED:
-        send_plain(req, 429, "Rate Exceeded.");
-        break;
-    default:
-        send_plain(req, 502, "Internal Server Error");
-        break;
-    }
+    send_outcome(req, inv, corsbuf);
     invocation_free(inv);
 out:
     json_decref(urls);

@@ -17,11 +17,11 @@ const struct aws_error AWS_REQUEST_ENTITY_TOO_LARGE = {"RequestEntityTooLargeExc
 const struct aws_error AWS_UNSUPPORTED_MEDIA_TYPE = {"UnsupportedMediaTypeException", 415, true, false};
 const struct aws_error AWS_TOO_MANY_REQUESTS = {"TooManyRequestsException", 429, true, false};
 const struct aws_error AWS_SERVICE = {"ServiceException", 500, true, true};
-const struct aws_error AWS_NOT_IMPLEMENTED = {"ServiceException", 501, true, true};
 const struct aws_error AWS_RESOURCE_NOT_READY = {"ResourceNotReadyException", 502, true, false};
 const struct aws_error AWS_INVALID_RUNTIME = {"InvalidRuntimeException", 502, true, true};
 const struct aws_error AWS_INVALID_ZIP_FILE = {"InvalidZipFileException", 502, true, true};
 const struct aws_error AWS_ACCESS_DENIED = {"AccessDeniedException", 403, false, true};
+const struct aws_error AWS_CALLBACK_TIMEOUT = {"CallbackTimeoutException", 400, true, true};
 
 static _Thread_local const char *t_operation;
 

@@ -33,11 +33,11 @@ extern const struct aws_error AWS_REQUEST_ENTITY_TOO_LARGE; /* 413, unmodeled (w
 extern const struct aws_error AWS_UNSUPPORTED_MEDIA_TYPE;   /* 415 */
 extern const struct aws_error AWS_TOO_MANY_REQUESTS;        /* 429 */
 extern const struct aws_error AWS_SERVICE;                  /* 500 ServiceException */
-extern const struct aws_error AWS_NOT_IMPLEMENTED;          /* 501 ServiceException */
 extern const struct aws_error AWS_RESOURCE_NOT_READY;       /* 502 */
 extern const struct aws_error AWS_INVALID_RUNTIME;          /* 502 */
 extern const struct aws_error AWS_INVALID_ZIP_FILE;         /* 502 */
 extern const struct aws_error AWS_ACCESS_DENIED;            /* 403, unmodeled (IAM's answer) */
+extern const struct aws_error AWS_CALLBACK_TIMEOUT;         /* 400, durable execution callbacks */
 
 /* An error a handler or a lower layer wants answered: the exception and
  * its message. Stack-allocated by callers; no ownership. */

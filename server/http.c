@@ -26,7 +26,9 @@
 #include "runtime/log.h"
 #include "server/admin.h"
 #include "server/connguard.h"
+#include "server/api_capacity.h"
 #include "server/api_csc.h"
+#include "server/api_durable.h"
 #include "server/api_esm.h"
 #include "server/api_eventinvoke.h"
 #include "server/api_functions.h"
@@ -52,7 +54,6 @@
 #define CAP_INV HTTP_BODY_CAP_INVOKE
 #define CAP_DEF HTTP_BODY_CAP_DEFAULT
 #define FN "/2015-03-31/functions/{}"
-#define NI api_not_implemented
 
 /* The hot routes come first: matching is a linear scan. */
 static const struct http_route g_routes[] = {
@@ -103,8 +104,6 @@ static const struct http_route g_routes[] = {
     {"PUT", "/2019-09-25/functions/{}/event-invoke-config", "PutFunctionEventInvokeConfig", api_put_event_invoke_config, CAP_DEF},
     {"POST", "/2019-09-25/functions/{}/event-invoke-config", "UpdateFunctionEventInvokeConfig", api_update_event_invoke_config, CAP_DEF},
     {"DELETE", "/2019-09-25/functions/{}/event-invoke-config", "DeleteFunctionEventInvokeConfig", api_delete_event_invoke_config, CAP_DEF},
-    /* Modelled operations lambdad does not implement: one consistent answer
-     * (api_not_implemented). */
     {"POST", "/2018-10-31/layers/{}/versions/{}/policy", "AddLayerVersionPermission", api_add_layer_permission, CAP_DEF},
     {"GET", "/2018-10-31/layers/{}/versions/{}/policy", "GetLayerVersionPolicy", api_get_layer_policy, CAP_DEF},
     {"DELETE", "/2018-10-31/layers/{}/versions/{}/policy/{}", "RemoveLayerVersionPermission", api_remove_layer_permission, CAP_DEF},
@@ -125,23 +124,23 @@ static const struct http_route g_routes[] = {
     {"PUT", "/2020-06-30/functions/{}/code-signing-config", "PutFunctionCodeSigningConfig", api_put_function_csc, CAP_DEF},
     {"GET", "/2020-06-30/functions/{}/code-signing-config", "GetFunctionCodeSigningConfig", api_get_function_csc, CAP_DEF},
     {"DELETE", "/2020-06-30/functions/{}/code-signing-config", "DeleteFunctionCodeSigningConfig", api_delete_function_csc, CAP_DEF},
-    {"GET", "/2025-11-30/functions/{}/function-scaling-config", "GetFunctionScalingConfig", NI, CAP_DEF},
-    {"PUT", "/2025-11-30/functions/{}/function-scaling-config", "PutFunctionScalingConfig", NI, CAP_DEF},
-    {"POST", "/2025-11-30/capacity-providers", "CreateCapacityProvider", NI, CAP_DEF},
-    {"GET", "/2025-11-30/capacity-providers", "ListCapacityProviders", NI, CAP_DEF},
-    {"GET", "/2025-11-30/capacity-providers/{}", "GetCapacityProvider", NI, CAP_DEF},
-    {"PUT", "/2025-11-30/capacity-providers/{}", "UpdateCapacityProvider", NI, CAP_DEF},
-    {"DELETE", "/2025-11-30/capacity-providers/{}", "DeleteCapacityProvider", NI, CAP_DEF},
-    {"GET", "/2025-11-30/capacity-providers/{}/function-versions", "ListFunctionVersionsByCapacityProvider", NI, CAP_DEF},
-    {"GET", "/2025-12-01/functions/{}/durable-executions", "ListDurableExecutionsByFunction", NI, CAP_DEF},
-    {"GET", "/2025-12-01/durable-executions/{}", "GetDurableExecution", NI, CAP_DEF},
-    {"GET", "/2025-12-01/durable-executions/{}/history", "GetDurableExecutionHistory", NI, CAP_DEF},
-    {"GET", "/2025-12-01/durable-executions/{}/state", "GetDurableExecutionState", NI, CAP_DEF},
-    {"POST", "/2025-12-01/durable-executions/{}/checkpoint", "CheckpointDurableExecution", NI, CAP_DEF},
-    {"POST", "/2025-12-01/durable-executions/{}/stop", "StopDurableExecution", NI, CAP_DEF},
-    {"POST", "/2025-12-01/durable-execution-callbacks/{}/fail", "SendDurableExecutionCallbackFailure", NI, CAP_DEF},
-    {"POST", "/2025-12-01/durable-execution-callbacks/{}/heartbeat", "SendDurableExecutionCallbackHeartbeat", NI, CAP_DEF},
-    {"POST", "/2025-12-01/durable-execution-callbacks/{}/succeed", "SendDurableExecutionCallbackSuccess", NI, CAP_DEF},
+    {"GET", "/2025-11-30/functions/{}/function-scaling-config", "GetFunctionScalingConfig", api_get_function_scaling_config, CAP_DEF},
+    {"PUT", "/2025-11-30/functions/{}/function-scaling-config", "PutFunctionScalingConfig", api_put_function_scaling_config, CAP_DEF},
+    {"POST", "/2025-11-30/capacity-providers", "CreateCapacityProvider", api_create_capacity_provider, CAP_DEF},
+    {"GET", "/2025-11-30/capacity-providers", "ListCapacityProviders", api_list_capacity_providers, CAP_DEF},
+    {"GET", "/2025-11-30/capacity-providers/{}", "GetCapacityProvider", api_get_capacity_provider, CAP_DEF},
+    {"PUT", "/2025-11-30/capacity-providers/{}", "UpdateCapacityProvider", api_update_capacity_provider, CAP_DEF},
+    {"DELETE", "/2025-11-30/capacity-providers/{}", "DeleteCapacityProvider", api_delete_capacity_provider, CAP_DEF},
+    {"GET", "/2025-11-30/capacity-providers/{}/function-versions", "ListFunctionVersionsByCapacityProvider", api_list_versions_by_capacity_provider, CAP_DEF},
+    {"GET", "/2025-12-01/functions/{}/durable-executions", "ListDurableExecutionsByFunction", api_list_durable_executions, CAP_DEF},
+    {"GET", "/2025-12-01/durable-executions/{}", "GetDurableExecution", api_get_durable_execution, CAP_DEF},
+    {"GET", "/2025-12-01/durable-executions/{}/history", "GetDurableExecutionHistory", api_get_durable_execution_history, CAP_DEF},
+    {"GET", "/2025-12-01/durable-executions/{}/state", "GetDurableExecutionState", api_get_durable_execution_state, CAP_DEF},
+    {"POST", "/2025-12-01/durable-executions/{}/checkpoint", "CheckpointDurableExecution", api_checkpoint_durable_execution, CAP_DEF},
+    {"POST", "/2025-12-01/durable-executions/{}/stop", "StopDurableExecution", api_stop_durable_execution, CAP_DEF},
+    {"POST", "/2025-12-01/durable-execution-callbacks/{}/fail", "SendDurableExecutionCallbackFailure", api_durable_callback_failure, CAP_DEF},
+    {"POST", "/2025-12-01/durable-execution-callbacks/{}/heartbeat", "SendDurableExecutionCallbackHeartbeat", api_durable_callback_heartbeat, CAP_DEF},
+    {"POST", "/2025-12-01/durable-execution-callbacks/{}/succeed", "SendDurableExecutionCallbackSuccess", api_durable_callback_success, API_DURABLE_RESULT_MAX},
     {"GET", "/_lambdad/health", "Health", admin_health, CAP_DEF},
     {"GET", "/_lambdad/environments", "ListEnvironments", admin_envs, CAP_DEF},
     {"DELETE", "/_lambdad/environments/{}", "EvictEnvironments", admin_evict, CAP_DEF},
@@ -541,6 +540,61 @@ out:
         free(buf);
 }
 
+int http_begin_stream(struct http_req *req, int status, const char *content_type,
+                      const char *extra_headers)
+{
+    if (req->status) {
+        LOG_WARN("second response for %s %s ignored", req->method, req->op ? req->op : "?");
+        return -1;
+    }
+    req->status = status;
+    req->chunked = !(req->ri && req->ri->http_version && !strcmp(req->ri->http_version, "1.0"));
+    if (!req->chunked) {
+        mg_disable_keep_alive(req->conn); /* the end of the body is the end of the connection */
+        req->close_after = true;
+    }
+    size_t extra = extra_headers ? strlen(extra_headers) : 0;
+    size_t cap = extra + 512 + (content_type ? strlen(content_type) : 0);
+    char *buf = malloc(cap);
+    if (!buf)
+        return -1;
+    int h = snprintf(buf, cap, "HTTP/1.1 %d %s\r\n%sx-amzn-RequestId: %s\r\n%s%s%s%s%s\r\n", status,
+                     status_text(status), req->chunked ? "Transfer-Encoding: chunked\r\n" : "",
+                     req->request_id, content_type ? "Content-Type: " : "", content_type ? content_type : "",
+                     content_type ? "\r\n" : "", extra_headers ? extra_headers : "", connection_header(req));
+    int rc = h > 0 && (size_t)h < cap && mg_write(req->conn, buf, (size_t)h) == h ? 0 : -1;
+    free(buf);
+    return rc;
+}
+
+int http_stream_write(struct http_req *req, const void *data, size_t len)
+{
+    if (len == 0)
+        return 0;
+    if (!req->chunked)
+        return mg_write(req->conn, data, len) == (int)len ? 0 : -1;
+    char small[4096 + 32];
+    int h = snprintf(small, 32, "%zx\r\n", len);
+    if (len <= sizeof(small) - 32) {
+        /* One write (one segment) for the common small piece. */
+        memcpy(small + h, data, len);
+        memcpy(small + h + len, "\r\n", 2);
+        size_t n = (size_t)h + len + 2;
+        return mg_write(req->conn, small, n) == (int)n ? 0 : -1;
+    }
+    if (mg_write(req->conn, small, (size_t)h) != h || mg_write(req->conn, data, len) != (int)len ||
+        mg_write(req->conn, "\r\n", 2) != 2)
+        return -1;
+    return 0;
+}
+
+int http_end_stream(struct http_req *req)
+{
+    if (!req->chunked)
+        return 0;
+    return mg_write(req->conn, "0\r\n\r\n", 5) == 5 ? 0 : -1;
+}
+
 void http_send_json(struct http_req *req, int status, const char *json, size_t len)
 {
     http_send(req, status, "application/json", NULL, json, len);
@@ -796,6 +850,7 @@ static int handle_request(struct mg_connection *conn)
     req.body_read = false;
     req.status = 0;
     req.close_after = false;
+    req.chunked = false;
     http_uuid4(req.request_id);
     http_parse_identity(&req, mg_get_header(conn, "Authorization"), g_account);
 

@@ -53,6 +53,7 @@ struct http_req {
     bool body_read;
     int status;                  /* status sent, 0 until a response was written */
     bool close_after;            /* the connection closes after this response */
+    bool chunked;                /* http_begin_stream framed the body in chunks */
     char pbuf[HTTP_PATH_MAX];    /* storage behind params[] */
 };
 
@@ -114,6 +115,22 @@ int http_read_body(struct http_req *req);
  * extra_headers is NULL or "Name: value\r\n" lines. */
 void http_send(struct http_req *req, int status, const char *content_type,
                const char *extra_headers, const void *body, size_t len);
+
+/* Starts a response whose body follows piece by piece (Transfer-Encoding:
+ * chunked; an HTTP/1.0 client gets the raw bytes and the connection
+ * closes). content_type and extra_headers as for http_send. Returns 0, or
+ * -1 when the client is gone. */
+int http_begin_stream(struct http_req *req, int status, const char *content_type,
+                      const char *extra_headers);
+
+/* Writes the next piece of a response begun with http_begin_stream, at
+ * once (one HTTP chunk). len 0 writes nothing. Returns 0, or -1 when the
+ * client is gone. */
+int http_stream_write(struct http_req *req, const void *data, size_t len);
+
+/* Ends a response begun with http_begin_stream (the last chunk). Returns 0
+ * or -1. */
+int http_end_stream(struct http_req *req);
 
 /* Writes a JSON response (Content-Type: application/json). */
 void http_send_json(struct http_req *req, int status, const char *json, size_t len);

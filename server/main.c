@@ -24,6 +24,7 @@
 #include "runtime/codestore.h"
 #include "runtime/log.h"
 #include "server/admin.h"
+#include "server/api_capacity.h"
 #include "server/api_csc.h"
 #include "server/api_esm.h"
 #include "server/api_functions.h"
@@ -142,6 +143,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "lambdad: cannot load %s/code-signing-configs: %s\n", cfg.data_dir, strerror(-rc));
         goto out_registry;
     }
+    rc = api_capacity_init(persist);
+    if (rc < 0) {
+        fprintf(stderr, "lambdad: cannot load %s/capacity-providers: %s\n", cfg.data_dir, strerror(-rc));
+        goto out_registry;
+    }
     rc = api_esm_init(persist);
     if (rc < 0) {
         fprintf(stderr, "lambdad: cannot load %s/event-source-mappings: %s\n", cfg.data_dir, strerror(-rc));
@@ -243,6 +249,7 @@ out_registry:
     registry_shutdown();
     api_esm_shutdown();
     api_csc_shutdown();
+    api_capacity_shutdown();
     LOG_DEBUG("registry released");
 out:
     iam_shutdown();

@@ -1,8 +1,8 @@
 """Visible mismatches with AWS, fixed: qualified $LATEST ARNs in version
 lists, CreateFunction(Publish=True)'s ARN, AWS_LAMBDA_EXEC_WRAPPER (host and
 container), the layer search paths of AWS (python3.X site-packages,
-nodejs/nodeNN/node_modules, /opt/bin, /opt/lib), one answer for every
-modelled operation lambdad does not implement, and the Pending -> Active /
+nodejs/nodeNN/node_modules, /opt/bin, /opt/lib), UnknownOperationException
+for paths outside the model, and the Pending -> Active /
 InProgress -> Successful transitions that boto3's waiters poll for.
 """
 import json
@@ -191,30 +191,11 @@ def test_node_layer_versioned_node_modules(lam):
     assert invoke_json(lam, name) == ["node20", "flat", True]
 
 
-# --- unimplemented operations ---------------------------------------------
+# --- operations outside the model -----------------------------------------
 
-def test_unimplemented_operations_answer_alike(server, lam):
-    name = unique_name("ni")
-    create_function(lam, name)
-    raw = server.client(validate=False)
-    calls = [
-        lambda: raw.get_function_scaling_config(FunctionName=name, Qualifier="$LATEST"),
-        lambda: raw.list_capacity_providers(),
-        lambda: raw.get_durable_execution(DurableExecutionArn="arn:aws:lambda:us-east-1:000000000000:x"),
-    ]
-    seen = set()
-    for call in calls:
-        with pytest.raises(ClientError) as ei:
-            call()
-        status, code, msg = error_of(ei)
-        assert "does not implement" in msg, msg
-        seen.add((status, code))
-    assert seen == {(501, "ServiceException")}
-    # A function-scoped one still says 404 first for an unknown function.
-    with pytest.raises(ClientError) as ei:
-        raw.get_function_scaling_config(FunctionName=unique_name("nope"), Qualifier="$LATEST")
-    assert error_of(ei)[:2] == (404, "ResourceNotFoundException")
-    # A path outside the model: 404 UnknownOperationException.
+def test_unknown_paths_answer_unknown_operation(server, lam):
+    # Every modelled operation is implemented (test_api_coverage.py); a path
+    # outside the model answers 404 UnknownOperationException.
     req = urllib.request.Request(server.url + "/2015-03-31/nothing-here", method="GET")
     with pytest.raises(urllib.error.HTTPError) as he:
         urllib.request.urlopen(req, timeout=10)

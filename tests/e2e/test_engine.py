@@ -304,6 +304,59 @@ def test_slow_environment_start_does_not_stall_a_warm_function(lambdad_factory):
     assert max(a_times) < b_time[0] / 2, (max(a_times), b_time[0], len(a_times))
 
 
+def _executor_of(name, executors, region="us-east-1", account="000000000000"):
+    """The executor lambdad's pool gives a function's $LATEST (FNV-1a of its
+    key "<region>/<account>/<name>", modulo the executor count)."""
+    h = 1469598103934665603
+    for b in f"{region}/{account}/{name}".encode():
+        h = ((h ^ b) * 1099511628211) & 0xFFFFFFFFFFFFFFFF
+    return h % executors
+
+
+def _name_on(executor, prefix, executors=2):
+    while True:
+        name = unique_name(prefix)
+        if _executor_of(name, executors) == executor:
+            return name
+
+
+def test_every_function_waiting_under_the_cap_gets_room(lambdad_factory):
+    """Global cap 2, two executors. H (executor 1) holds both environments
+    with two slow invokes; X and then Y (both executor 0) wait for room.
+    Before the fix the executor remembered only its latest waiter (Y): when
+    H's environments were given up, Y started and X waited for an idle
+    timeout (here 600 s) although the cap had room."""
+    srv = lambdad_factory(args=["--executors", "2", "--lambda-max-containers", "2",
+                                "--lambda-container-ttl", "600"], ephemeral=True)
+    client = srv.client()
+    slow = "import time\ndef handler(event, context):\n    time.sleep(event.get('s', 0))\n    return 'ok'\n"
+    h = py_fn(client, slow, name=_name_on(1, "capH"), Timeout=30)
+    x = py_fn(client, slow, name=_name_on(0, "capX"), Timeout=30)
+    y = py_fn(client, slow, name=_name_on(0, "capY"), Timeout=30)
+    results = {}
+
+    def call(tag, name, payload):
+        try:
+            results[tag] = invoke_ok(srv.client(), name, payload)
+        except Exception as e:  # noqa: BLE001 - reported below
+            results[tag] = repr(e)
+
+    holders = [threading.Thread(target=call, args=(f"h{i}", h, {"s": 3})) for i in range(2)]
+    for t in holders:
+        t.start()
+    wait_for(lambda: len(envs(srv, h)) >= 2, 20, what="H's two environments")
+    waiters = []
+    for tag, name in (("x", x), ("y", y)):
+        t = threading.Thread(target=call, args=(tag, name, {"s": 0}))
+        t.start()
+        waiters.append(t)
+        time.sleep(0.3)
+    for t in holders + waiters:
+        t.join(90)
+    assert not any(t.is_alive() for t in holders + waiters), f"invokes still waiting: {results}"
+    assert results == {"h0": "ok", "h1": "ok", "x": "ok", "y": "ok"}, results
+
+
 # --------------------------------------------------------------------------
 # the soak (bench/soak.py), short
 

@@ -24,6 +24,14 @@
  *   -> Runtime.NodeJsExit" rules the way aws-lambda-ric does.
  * - console.* is replaced by synchronous fs.writeSync(1, ...) writers, so all
  *   output of an invocation is in the pipe before its /response is sent.
+ * - awslambda.streamifyResponse handlers (aws-lambda-ric's ResponseStream.js
+ *   and StreamingContext.js): the stream the handler writes to is the POST
+ *   .../response request itself (node:http, its own keep-alive connection),
+ *   with Lambda-Runtime-Function-Response-Mode: streaming and chunked
+ *   encoding, so every write reaches lambdad (and the caller) at once; a
+ *   failure ends it with the Lambda-Runtime-Function-Error-Type/-Body
+ *   trailers. awslambda.HttpResponseStream.from writes the JSON prelude and
+ *   8 NUL bytes before the first write.
  * - This file is CommonJS (the package.json next to it pins "type":
  *   "commonjs"): CJS start-up is cheaper than the ESM loader; ES module
  *   handlers are loaded with dynamic import().
@@ -53,7 +61,7 @@ const MalformedHandlerName = runtimeError('MalformedHandlerName');
 const UserCodeSyntaxError = runtimeError('UserCodeSyntaxError');
 const NodeJsExit = runtimeError('NodeJsExit');
 const JSONStringifyError = runtimeError('JSONStringifyError');
-const StreamingNotSupported = runtimeError('StreamingNotSupported'); // lambdad's own
+const InvalidStreamingOperation = runtimeError('InvalidStreamingOperation');
 class UnhandledPromiseRejection extends Error {
   constructor(reason, promise) {
     super(reason);
@@ -428,6 +436,106 @@ function serialize(body) {
 }
 
 /* ------------------------------------------------------------------------ */
+/* Response streaming (aws-lambda-ric's ResponseStream.js, HttpResponseStream.js) */
+/* ------------------------------------------------------------------------ */
+
+const INTEGRATION_CONTENT_TYPE = 'application/vnd.awslambda.http-integration-response';
+const TRAILER_ERROR_TYPE = 'Lambda-Runtime-Function-Error-Type';
+const TRAILER_ERROR_BODY = 'Lambda-Runtime-Function-Error-Body';
+let streamAgent = null; // one keep-alive connection for streamed responses
+
+/* awslambda.HttpResponseStream: a function URL / API Gateway response
+ * (status, headers, cookies) ahead of the streamed body. */
+class HttpResponseStream {
+  static from(underlyingStream, prelude) {
+    underlyingStream.setContentType(INTEGRATION_CONTENT_TYPE);
+    const metadataPrelude = JSON.stringify(prelude); // no NUL byte can occur in it
+    underlyingStream._onBeforeFirstWrite = (write) => {
+      write(metadataPrelude);
+      write(new Uint8Array(8));
+    };
+    return underlyingStream;
+  }
+}
+
+/* The writable a streaming handler gets: the POST .../response request,
+ * sent chunked as it is written. Returns {stream, done, fail}: done
+ * settles when the Runtime API answered the request; fail(err) ends the
+ * stream with the error trailers (false when it had ended already). */
+function createResponseStream(client, invokeId) {
+  const http = require('http'); // only streaming handlers pay for loading it
+  if (!streamAgent) streamAgent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  let resolveDone, rejectDone;
+  const done = new Promise((resolve, reject) => {
+    resolveDone = resolve;
+    rejectDone = reject;
+  });
+  const req = http.request(
+    {
+      host: client.host,
+      port: client.port,
+      method: 'POST',
+      agent: streamAgent,
+      path: `${API}/runtime/invocation/${encodeURIComponent(invokeId)}/response`,
+      headers: {
+        'Lambda-Runtime-Function-Response-Mode': 'streaming',
+        'Content-Type': 'application/octet-stream',
+        'Transfer-Encoding': 'chunked',
+        Trailer: `${TRAILER_ERROR_TYPE}, ${TRAILER_ERROR_BODY}`,
+      },
+    },
+    (res) => {
+      res.resume();
+      res.on('end', () => resolveDone(res.statusCode));
+      res.on('aborted', () => rejectDone(new ConnectionLost('Runtime API aborted the response')));
+    },
+  );
+  req.on('error', (e) => rejectDone(e));
+  const origWrite = req.write.bind(req);
+  const origEnd = req.end.bind(req);
+  let started = false;
+  const start = () => {
+    if (started) return;
+    started = true;
+    if (typeof req._onBeforeFirstWrite === 'function') req._onBeforeFirstWrite((ch) => origWrite(ch));
+  };
+  req.setContentType = (contentType) => {
+    if (started) throw new InvalidStreamingOperation('Cannot set content-type, too late.');
+    req.setHeader('Content-Type', contentType);
+  };
+  req.write = function (chunk, encoding, callback) {
+    if (typeof chunk !== 'string' && !Buffer.isBuffer(chunk) && !(chunk instanceof Uint8Array)) {
+      chunk = JSON.stringify(chunk);
+    }
+    start();
+    return origWrite(chunk, encoding, callback);
+  };
+  req.end = function (chunk, encoding, callback) {
+    if (typeof chunk === 'function') {
+      callback = chunk;
+      chunk = undefined;
+    } else if (typeof encoding === 'function') {
+      callback = encoding;
+      encoding = undefined;
+    }
+    if (chunk !== undefined && chunk !== null) req.write(chunk, encoding);
+    start(); // an empty body still carries its prelude
+    return origEnd(callback);
+  };
+  const fail = (err) => {
+    if (req.writableEnded) return false;
+    const error = toRapidResponse(err);
+    req.addTrailers({
+      [TRAILER_ERROR_TYPE]: String(error.errorType).replace(/[\r\n]/g, ' '),
+      [TRAILER_ERROR_BODY]: Buffer.from(JSON.stringify(error)).toString('base64'),
+    });
+    origEnd();
+    return true;
+  };
+  return { stream: req, done, fail };
+}
+
+/* ------------------------------------------------------------------------ */
 /* Handler loading (aws-lambda-ric's UserFunction.js)                        */
 /* ------------------------------------------------------------------------ */
 
@@ -498,6 +606,7 @@ async function loadHandler(appRoot, fullHandlerString) {
       handler[HANDLER_STREAMING] = 'response';
       return handler;
     },
+    HttpResponseStream,
   };
 
   let userApp;
@@ -518,11 +627,6 @@ async function loadHandler(appRoot, fullHandlerString) {
   }
   if (!fn) throw new HandlerNotFound(`${fullHandlerString} is undefined or not exported`);
   if (typeof fn !== 'function') throw new HandlerNotFound(`${fullHandlerString} is not a function`);
-  if (fn[HANDLER_STREAMING]) {
-    throw new StreamingNotSupported(
-      `${fullHandlerString} is a response streaming handler (awslambda.streamifyResponse), which lambdad's bundled runtime does not support yet`,
-    );
-  }
   return fn;
 }
 
@@ -701,6 +805,20 @@ function main() {
         getRemainingTimeInMillis: () => deadline - Date.now(),
       });
       const event = JSON.parse(res.body.toString('utf8'));
+      if (handler[HANDLER_STREAMING]) {
+        const ctx = Object.assign({}, envData, context);
+        delete ctx.succeed;
+        delete ctx.fail;
+        delete ctx.done;
+        Object.defineProperty(ctx, 'callbackWaitsForEmptyEventLoop', {
+          get: () => waitForEmptyEventLoop,
+          set: (value) => {
+            waitForEmptyEventLoop = value;
+          },
+        });
+        streamInvoke(client, invokeId, event, ctx);
+        return;
+      }
       const result = handler(event, context, callback);
       if (result && typeof result.then === 'function') {
         returnedPromise = true;
@@ -713,6 +831,61 @@ function main() {
     } catch (err) {
       callback(err); // errors are posted at once, never wait for the loop
     }
+  }
+
+  /* One invocation of an awslambda.streamifyResponse handler (aws-lambda-ric's
+   * handleOnceStreaming): the next one starts once the handler settled and
+   * the Runtime API answered the streamed response. */
+  function streamInvoke(client, invokeId, event, ctx) {
+    const { stream, done, fail } = createResponseStream(client, invokeId);
+    let failed = false;
+    const failWith = (err) => {
+      if (failed) return;
+      failed = true;
+      logError('Invoke Error', err);
+      if (!fail(err)) console.error('The response stream had ended already: the error is not reported to the caller.');
+    };
+    let settle;
+    const settled = new Promise((resolve) => {
+      settle = resolve;
+    });
+    beforeExitListener = () => {
+      // The handler's promise never settled and nothing else is pending.
+      beforeExitListener = NO_OP;
+      failWith(new NodeJsExit('Runtime exited without providing a reason: the handler returned a Promise that was never settled'));
+      settle();
+    };
+    Promise.all([settled, done]).then(
+      () => {
+        beforeExitListener = NO_OP;
+        scheduleIteration();
+      },
+      (e) => die('POST /response (streaming) failed', e),
+    );
+    let result;
+    try {
+      result = handler(event, stream, ctx);
+    } catch (err) {
+      failWith(err);
+      settle();
+      return;
+    }
+    if (!result || typeof result.then !== 'function') {
+      failWith(new InvalidStreamingOperation('Streaming does not support non-async handlers.'));
+      settle();
+      return;
+    }
+    result.then(
+      (value) => {
+        if (value !== undefined) console.warn('Streaming handlers ignore return values.');
+        if (!stream.writableEnded) failWith(new InvalidStreamingOperation('Response stream is not finished.'));
+        settle();
+      },
+      (err) => {
+        failWith(err);
+        settle();
+      },
+    );
   }
 
   const appRoot = env.LAMBDA_TASK_ROOT || process.cwd();

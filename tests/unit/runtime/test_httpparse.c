@@ -594,6 +594,80 @@ static void test_speed(void)
     httpparse_free(p);
 }
 
+/* Hooks: a claimed body goes to the body hook whatever the splits, is not
+ * stored nor limited by max_body; trailers still parse; an unclaimed body
+ * and body-less requests are untouched. */
+struct hookrec {
+    int heads;
+    bool claim;
+    char method[16], mode[32];
+    char body[4096];
+    size_t len;
+    bool overflow;
+};
+
+static bool head_hook(void *user, const struct http_req *req)
+{
+    struct hookrec *h = user;
+    h->heads++;
+    snprintf(h->method, sizeof(h->method), "%s", req->method);
+    const char *m = http_req_header(req, "Lambda-Runtime-Function-Response-Mode");
+    snprintf(h->mode, sizeof(h->mode), "%s", m ? m : "");
+    return h->claim;
+}
+
+static void body_hook(void *user, const char *data, size_t len)
+{
+    struct hookrec *h = user;
+    CHECK(len > 0);
+    if (h->len + len > sizeof(h->body)) {
+        h->overflow = true;
+        return;
+    }
+    memcpy(h->body + h->len, data, len);
+    h->len += len;
+}
+
+static void test_body_hooks(void)
+{
+    const int splits[] = {0, 1, 3, 7, SPLIT_RANDOM};
+    for (size_t i = 0; i < sizeof(splits) / sizeof(splits[0]); i++) {
+        struct hookrec h = {.claim = true};
+        /* max_body 4: far below the body, which is not stored */
+        struct http_parser *p = httpparse_new(64 * 1024, 4);
+        httpparse_set_hooks(p, head_hook, body_hook, &h);
+        bool done;
+        long n = feed_str(p, CHUNKED_ONE_TRAILER_HDR, splits[i], &done);
+        const struct http_req *r = httpparse_request(p);
+        CHECK(done && n == (long)strlen(CHUNKED_ONE_TRAILER_HDR));
+        CHECK(h.heads == 1 && !h.overflow);
+        CHECK_STR(h.method, "POST");
+        CHECK_STR(h.mode, "streaming");
+        CHECK(h.len == 21 && memcmp(h.body, "hello world0123456789", 21) == 0);
+        CHECK(r->body_streamed && !r->body_too_large && r->body_len == 0 && r->body && !r->body[0]);
+        CHECK_STR(http_req_header(r, "Lambda-Runtime-Function-Error-Type"), "Error");
+        /* Next request on the same parser: a Content-Length body, claimed. */
+        httpparse_reset(p);
+        h.len = 0;
+        n = feed_str(p, POST_RESPONSE, splits[i], &done);
+        CHECK(done && n == (long)strlen(POST_RESPONSE));
+        CHECK(h.heads == 2 && h.len == 20 && memcmp(h.body, "{\"statusCode\": 200}\n", 20) == 0);
+        CHECK(httpparse_request(p)->body_streamed);
+        /* Not claimed: stored as usual (max_body still applies). */
+        httpparse_reset(p);
+        h.claim = false;
+        h.len = 0;
+        n = feed_str(p, POST_RESPONSE, splits[i], &done);
+        CHECK(done && h.heads == 3 && h.len == 0);
+        CHECK(!httpparse_request(p)->body_streamed && httpparse_request(p)->body_too_large);
+        /* No body: the head hook is not asked. */
+        httpparse_reset(p);
+        n = feed_str(p, GET_NEXT, splits[i], &done);
+        CHECK(done && h.heads == 3 && !httpparse_request(p)->body_streamed);
+        httpparse_free(p);
+    }
+}
+
 int main(void)
 {
     test_simple_get();
@@ -607,6 +681,7 @@ int main(void)
     test_malformed();
     test_lookup_and_values();
     test_reset_reuse();
+    test_body_hooks();
     test_speed();
     return TEST_DONE();
 }

@@ -49,7 +49,7 @@ static void op_closed(void *u, struct rapi_conn *c)
     (void)u;
     (void)c;
 }
-static const struct rapi_ops ops = {op_next, op_result, op_init_error, op_closed};
+static const struct rapi_ops ops = {op_next, op_result, op_init_error, op_closed, NULL, NULL};
 
 /* Child: n connections to port, held until killed. */
 static pid_t flood(int port, int n)
