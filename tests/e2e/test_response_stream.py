@@ -251,6 +251,10 @@ while True:
     elif mode == 'hang':
         send(b'before-timeout')
         time.sleep(60)
+    elif mode == 'truncate':
+        send(b'partial')
+        c.close()  # gone without the last chunk; the runtime itself carries on
+        continue
     else:
         send(b'pid:%d' % os.getpid())
     c.send(b'0\\r\\n\\r\\n')
@@ -361,6 +365,18 @@ def test_client_disconnect_mid_stream_leaves_the_environment_usable(server, lam,
     assert resp["Payload"].read() == b"pid:" + pid  # the same environment served it
     [env] = admin_envs(server, name)
     assert env["invocations"] == 2
+
+
+def test_stream_cut_off_by_the_runtime_ends_with_the_error(server, lam, incremental_fn):
+    chunks, complete = collect(lam.invoke_with_response_stream(FunctionName=incremental_fn,
+                                                               Payload=b'{"mode": "truncate"}'))
+    assert chunks == [b"partial"]
+    assert complete["ErrorCode"] == "Unhandled"
+    assert json.loads(complete["ErrorDetails"])["errorType"] == "Runtime.TruncatedResponse"
+    # Not held until the function's timeout, and the runtime goes on serving.
+    chunks, complete = collect(lam.invoke_with_response_stream(FunctionName=incremental_fn,
+                                                               Payload=b'{"mode": "small"}'))
+    assert b"".join(chunks).startswith(b"pid:") and "ErrorCode" not in complete
 
 
 def test_timeout_mid_stream_ends_with_the_error(lam, tmp_path):
