@@ -438,8 +438,18 @@ static void op_conn_closed(void *user, struct rapi_conn *conn)
     struct env *e = user;
     if (e->parked == conn)
         e->parked = NULL;
-    if (e->stream_conn == conn)
-        e->stream_conn = NULL; /* the body ended early; cur ends by /error, exit or timeout */
+    if (e->stream_conn != conn)
+        return;
+    e->stream_conn = NULL;
+    if (e->cur && e->delivered && !e->in_grace && e->state == ENV_READY) {
+        /* The streamed body broke off (the runtime closed the connection,
+         * or sent bad chunk framing): the caller already has part of it;
+         * end it with the error now rather than at the timeout. */
+        env_drain_log(e);
+        report_platform_error(e->cur, "Runtime.TruncatedResponse",
+                              "the runtime closed its streamed response before the end");
+        env_complete(e, "error");
+    }
 }
 
 static const struct rapi_ops g_rapi_ops = {

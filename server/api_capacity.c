@@ -609,20 +609,12 @@ void api_delete_capacity_provider(struct http_req *req)
  * NextMarker}; answers and drops all. */
 static void send_page(struct http_req *req, json_t *all, const char *key, json_t *resp)
 {
-    char maxs[32], marker[32];
-    long max = LIST_MAX, start = 0;
-    int ml = http_query(req, "MaxItems", maxs, sizeof(maxs));
-    if (ml != -1) {
-        char *end = NULL;
-        max = ml > 0 ? strtol(maxs, &end, 10) : 0;
-        if (ml <= 0 || *end || max < 1 || max > LIST_MAX) {
-            http_send_error(req, &AWS_VALIDATION, "1 validation error detected: Value '%s' at 'maxItems' "
-                            "failed to satisfy constraint: Member must have value %s", ml > 0 ? maxs : "",
-                            max < 1 ? "greater than or equal to 1" : "less than or equal to 50");
-            json_decref(all);
-            json_decref(resp);
-            return;
-        }
+    char marker[32];
+    long max, start = 0;
+    if (!api_max_items(req, LIST_MAX, LIST_MAX, &max)) {
+        json_decref(all);
+        json_decref(resp);
+        return;
     }
     int mk = http_query(req, "Marker", marker, sizeof(marker));
     if (mk > 0) {

@@ -241,19 +241,11 @@ void api_delete_csc(struct http_req *req)
 /* Marker/MaxItems paging of an array into {key: [...], NextMarker}. */
 static void send_page(struct http_req *req, json_t *all, const char *key)
 {
-    char maxs[32], marker[32];
-    long max = 50, start = 0;
-    int ml = http_query(req, "MaxItems", maxs, sizeof(maxs));
-    if (ml != -1) {
-        char *end;
-        max = ml > 0 ? strtol(maxs, &end, 10) : 0;
-        if (ml <= 0 || *end || max < 1 || max > 10000) {
-            http_send_error(req, &AWS_VALIDATION, "1 validation error detected: Value '%s' at 'maxItems' "
-                            "failed to satisfy constraint: Member must have value %s", ml > 0 ? maxs : "",
-                            max < 1 ? "greater than or equal to 1" : "less than or equal to 10000");
-            json_decref(all);
-            return;
-        }
+    char marker[32];
+    long max, start = 0;
+    if (!api_max_items(req, 50, 10000, &max)) {
+        json_decref(all);
+        return;
     }
     if (http_query(req, "Marker", marker, sizeof(marker)) > 0)
         start = strtol(marker, NULL, 10);

@@ -358,30 +358,13 @@ void api_delete_esm(struct http_req *req)
 
 void api_list_esms(struct http_req *req)
 {
-    char fname[300], src[2100], maxs[32], marker[64], farn[600], prefix[64];
+    char fname[300], src[2100], farn[600], prefix[64];
     struct fn_name n;
-    long max = 100, start = 0;
+    long max, start;
     int fl = http_query(req, "FunctionName", fname, sizeof(fname));
     int sl = http_query(req, "EventSourceArn", src, sizeof(src));
-    int ml = http_query(req, "MaxItems", maxs, sizeof(maxs));
-    if (ml != -1) {
-        char *end;
-        max = ml > 0 ? strtol(maxs, &end, 10) : 0;
-        if (ml <= 0 || *end || max < 1 || max > 10000) {
-            http_send_error(req, &AWS_VALIDATION, "1 validation error detected: Value '%s' at 'maxItems' "
-                            "failed to satisfy constraint: Member must have value %s", ml > 0 ? maxs : "",
-                            max < 1 ? "greater than or equal to 1" : "less than or equal to 10000");
-            return;
-        }
-    }
-    if (http_query(req, "Marker", marker, sizeof(marker)) > 0) {
-        char *end;
-        start = strtol(marker, &end, 10);
-        if (*end || start < 0) {
-            http_send_error(req, &AWS_INVALID_PARAMETER_VALUE, "Invalid marker: %s", marker);
-            return;
-        }
-    }
+    if (!api_max_items(req, 100, 10000, &max) || !api_offset_marker(req, &start))
+        return;
     if (fl > 0 && function_arn_of(req, fname, farn, sizeof(farn), &n))
         return;
     snprintf(prefix, sizeof(prefix), "arn:aws:lambda:%s:%s:", req->region, req->account);

@@ -1416,3 +1416,38 @@ void api_get_account_settings(struct http_req *req)
                               ACCOUNT_CONCURRENCY - reserved, "AccountUsage", "TotalCodeSize",
                               (json_int_t)total, "FunctionCount", (json_int_t)n));
 }
+
+bool api_max_items(struct http_req *req, long dflt, long limit, long *max)
+{
+    char maxs[32];
+    int ml = http_query(req, "MaxItems", maxs, sizeof(maxs));
+    *max = dflt;
+    if (ml == -1)
+        return true;
+    char *end = maxs;
+    *max = ml > 0 ? strtol(maxs, &end, 10) : 0;
+    if (ml > 0 && !*end && *max >= 1 && *max <= limit)
+        return true;
+    char bound[48];
+    if (*max < 1)
+        snprintf(bound, sizeof(bound), "greater than or equal to 1");
+    else
+        snprintf(bound, sizeof(bound), "less than or equal to %ld", limit);
+    http_send_error(req, &AWS_VALIDATION, "1 validation error detected: Value '%s' at 'maxItems' "
+                    "failed to satisfy constraint: Member must have value %s", ml > 0 ? maxs : "", bound);
+    return false;
+}
+
+bool api_offset_marker(struct http_req *req, long *start)
+{
+    char marker[64];
+    *start = 0;
+    if (http_query(req, "Marker", marker, sizeof(marker)) <= 0)
+        return true;
+    char *end;
+    *start = strtol(marker, &end, 10);
+    if (!*end && *start >= 0)
+        return true;
+    http_send_error(req, &AWS_INVALID_PARAMETER_VALUE, "Invalid marker: %s", marker);
+    return false;
+}

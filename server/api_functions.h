@@ -112,4 +112,14 @@ int api_check_tags(json_t *tags, struct api_error *err);
 /* http_query_each callback appending each value to the JSON array ud. */
 int api_collect_query_key(void *ud, const char *value);
 
+/* The MaxItems query parameter of a List operation: *max = dflt when it is
+ * absent, else 1..limit. Returns false after answering AWS's
+ * ValidationException. */
+bool api_max_items(struct http_req *req, long dflt, long limit, long *max);
+
+/* The Marker of a List operation whose markers are offsets: *start = 0 when
+ * absent. Returns false after answering InvalidParameterValueException
+ * "Invalid marker: M". */
+bool api_offset_marker(struct http_req *req, long *start);
+
 #endif

@@ -30,7 +30,9 @@ void api_invoke_async(struct http_req *req);
 
 /* InvokeWithResponseStream: the invocation's response as an
  * application/vnd.amazon.eventstream (PayloadChunk events, then
- * InvokeComplete). */
+ * InvokeComplete) in a chunked body. A response the runtime streams is
+ * relayed piece by piece as the executor hands it over (pool/invstream.h);
+ * a buffered one goes out when the invocation ends. */
 void api_invoke_stream(struct http_req *req);
 
 #endif

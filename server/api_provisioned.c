@@ -275,27 +275,9 @@ void api_delete_provisioned(struct http_req *req)
 static void list_provisioned(struct http_req *req)
 {
     struct fn_name n;
-    char maxs[32], marker[64];
-    long max = LIST_MAX, start = 0;
-    int ml = http_query(req, "MaxItems", maxs, sizeof(maxs));
-    if (ml != -1) {
-        char *end;
-        max = ml > 0 ? strtol(maxs, &end, 10) : 0;
-        if (ml <= 0 || *end || max < 1 || max > LIST_MAX) {
-            http_send_error(req, &AWS_VALIDATION, "1 validation error detected: Value '%s' at 'maxItems' "
-                            "failed to satisfy constraint: Member must have value %s", ml > 0 ? maxs : "",
-                            max < 1 ? "greater than or equal to 1" : "less than or equal to 50");
-            return;
-        }
-    }
-    if (http_query(req, "Marker", marker, sizeof(marker)) > 0) {
-        char *end;
-        start = strtol(marker, &end, 10);
-        if (*end || start < 0) {
-            http_send_error(req, &AWS_INVALID_PARAMETER_VALUE, "Invalid marker: %s", marker);
-            return;
-        }
-    }
+    long max, start;
+    if (!api_max_items(req, LIST_MAX, LIST_MAX, &max) || !api_offset_marker(req, &start))
+        return;
     struct fn_record *r = api_resolve_ref(req, FN_NAME_MAX, false, &n);
     if (!r)
         return;

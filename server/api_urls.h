@@ -20,8 +20,10 @@
  * Gateway payload format 2.0 event. The result maps as AWS maps it: a JSON
  * object with statusCode gives statusCode/headers/cookies/body
  * (isBase64Encoded), anything else is a 200 application/json body; a
- * function error is 502. InvokeMode RESPONSE_STREAM is accepted and
- * answered buffered.
+ * function error is 502. InvokeMode RESPONSE_STREAM: a response the
+ * runtime streams (pool/invstream.h) is relayed as a chunked body as it
+ * arrives (an http-integration-response prelude first becomes the status,
+ * headers and cookies); a buffered one maps as above.
  *
  * Thread rules: civetweb worker threads (RCU-registered); serving blocks the
  * worker until the invocation completes, as Invoke does. */

@@ -39,6 +39,14 @@ PACKAGES=(
   nodejs curl zip debootstrap gnuplot-nox
 )
 
+# The Rust runtime e2e test builds the lambda_runtime crate (rust-version
+# 1.84): a rustup toolchain (~/.cargo/bin) or any cargo on PATH is used as it
+# is; without one, Debian 12's cargo-web/rustc-web (1.9x, kept current for
+# the browsers' builds; plain `cargo` there is 1.63, too old) is installed.
+if ! command -v cargo >/dev/null && [[ ! -x "$HOME/.cargo/bin/cargo" ]]; then
+  PACKAGES+=(cargo-web)
+fi
+
 missing=()
 for p in "${PACKAGES[@]}"; do
   status="$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)"

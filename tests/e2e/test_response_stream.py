@@ -251,6 +251,10 @@ while True:
     elif mode == 'hang':
         send(b'before-timeout')
         time.sleep(60)
+    elif mode == 'truncate':
+        send(b'partial')
+        c.close()  # gone without the last chunk; the runtime itself carries on
+        continue
     else:
         send(b'pid:%d' % os.getpid())
     c.send(b'0\\r\\n\\r\\n')
@@ -333,6 +337,39 @@ def test_large_stream_passes_the_buffered_limit_intact(lam, incremental_fn, tmp_
     assert json.loads(resp["Payload"].read())["errorType"] == "Function.ResponseSizeTooLarge"
 
 
+def test_streamed_response_limit(server, lam, incremental_fn, tmp_path):
+    # 200 MB (AWS's current limit for streamed responses); read with
+    # http.client and a minimal event-stream splitter (botocore would spend
+    # seconds on the CRCs of 200 MB).
+    import http.client
+    limit = 200 << 20
+    body = json.dumps({"mode": "big", "total": limit + (1 << 20), "done": str(tmp_path / "done")})
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=120)
+    conn.request("POST", f"/2021-11-15/functions/{incremental_fn}/response-streaming-invocations", body=body)
+    r = conn.getresponse()
+    assert r.status == 200
+    buf, payload, last = b"", 0, None
+    while True:
+        piece = r.read(1 << 20)
+        if not piece:
+            break
+        buf += piece
+        while len(buf) >= 12:
+            total, hlen = struct.unpack(">II", buf[:8])
+            if len(buf) < total:
+                break
+            if b"PayloadChunk" in buf[12:12 + hlen]:
+                payload += total - 16 - hlen
+            else:
+                last = json.loads(buf[12 + hlen:total - 4])
+            buf = buf[total:]
+    conn.close()
+    assert buf == b""
+    assert limit - (1 << 20) < payload <= limit  # everything up to the limit was relayed
+    assert last["ErrorCode"] == "Unhandled"
+    assert json.loads(last["ErrorDetails"])["errorType"] == "Function.ResponseSizeTooLarge"
+
+
 def test_client_disconnect_mid_stream_leaves_the_environment_usable(server, lam, tmp_path):
     import socket
     name = unique_name("rsd")
@@ -361,6 +398,18 @@ def test_client_disconnect_mid_stream_leaves_the_environment_usable(server, lam,
     assert resp["Payload"].read() == b"pid:" + pid  # the same environment served it
     [env] = admin_envs(server, name)
     assert env["invocations"] == 2
+
+
+def test_stream_cut_off_by_the_runtime_ends_with_the_error(server, lam, incremental_fn):
+    chunks, complete = collect(lam.invoke_with_response_stream(FunctionName=incremental_fn,
+                                                               Payload=b'{"mode": "truncate"}'))
+    assert chunks == [b"partial"]
+    assert complete["ErrorCode"] == "Unhandled"
+    assert json.loads(complete["ErrorDetails"])["errorType"] == "Runtime.TruncatedResponse"
+    # Not held until the function's timeout, and the runtime goes on serving.
+    chunks, complete = collect(lam.invoke_with_response_stream(FunctionName=incremental_fn,
+                                                               Payload=b'{"mode": "small"}'))
+    assert b"".join(chunks).startswith(b"pid:") and "ErrorCode" not in complete
 
 
 def test_timeout_mid_stream_ends_with_the_error(lam, tmp_path):
