@@ -82,8 +82,8 @@ static const struct opt_desc g_opts[] = {
     {"state-transition-ms", 1, OPT_STATE_MS, "LAMBDAD_STATE_TRANSITION_MS",
      "how long a created function stays Pending and an update InProgress (default 0)"},
     {"logs-max-bytes", 1, OPT_LOGS_MAX_BYTES, "LAMBDAD_LOGS_MAX_BYTES",
-     "cap on stored CloudWatch Logs message bytes, oldest dropped first; 0: no cap (default "
-     "268435456)"},
+     "cap on the CloudWatch Logs events kept (message bytes + 64 per event, in memory and on "
+     "disk), oldest dropped first; 0: no cap (default 67108864)"},
     {"help", 0, OPT_HELP, NULL, "print this help and exit"},
 };
 #define N_OPTS (sizeof(g_opts) / sizeof(g_opts[0]))
@@ -360,7 +360,7 @@ static void set_defaults(struct lambdad_config *c)
     c->python_zygote = true;
     c->network = fnspec_strdup("host");
     c->async_payload_limit = 1048576;
-    c->logs_max_bytes = 268435456ull;
+    c->logs_max_bytes = 67108864ull;
     c->retry_delay_ms[0] = 60000;
     c->retry_delay_ms[1] = 120000;
     c->bootstrap_dir = fnspec_strdup(LAMBDAD_SOURCE_DIR "/runtime/bootstrap");

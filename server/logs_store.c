@@ -33,6 +33,12 @@
  * than the store takes it in must not grow lambdad without bound. */
 #define QUEUE_MAX_BYTES (32u << 20)
 #define EXPIRE_EVERY_MS 10000
+/* What an event costs in memory besides its message: its logs_event slot
+ * (the stream's array grows by doubling) and the message's malloc header.
+ * The size cap counts it, so --logs-max-bytes bounds the store's memory,
+ * not only its message bytes (invocation lines are short: START/END lines
+ * are ~60 bytes, so the overhead is about as large as the text). */
+#define EVENT_MEM 64u
 
 struct rec_hdr {
     uint32_t magic;
@@ -305,7 +311,8 @@ void logs_group_delete(struct logs_group *g)
         return;
     memmove(S.g + i, S.g + i + 1, (S.n - i - 1) * sizeof(*S.g));
     S.n--;
-    S.bytes -= g->bytes;
+    for (size_t j = 0; j < g->n; j++)
+        S.bytes -= g->st[j]->bytes + g->st[j]->n * EVENT_MEM;
     if (S.docs) {
         char path[4300];
         snprintf(path, sizeof(path), "%s/%s", S.dir, g->id);
@@ -378,7 +385,7 @@ void logs_stream_delete(struct logs_stream *s)
     memmove(g->st + i, g->st + i + 1, (g->n - i - 1) * sizeof(*g->st));
     g->n--;
     g->bytes -= s->bytes;
-    S.bytes -= s->bytes;
+    S.bytes -= s->bytes + s->n * EVENT_MEM;
     if (S.docs) {
         char path[4400];
         snprintf(path, sizeof(path), "%s/%s/%s", S.dir, g->id, s->file);
@@ -432,7 +439,7 @@ static int stream_put(struct logs_stream *s, int64_t ts, int64_t ingest, uint64_
     s->n++;
     s->bytes += len;
     s->g->bytes += len;
-    S.bytes += len;
+    S.bytes += len + EVENT_MEM;
     if (ingest > s->last_ingest)
         s->last_ingest = ingest;
     if (seq > S.seq)
@@ -466,7 +473,7 @@ static void stream_drop_head(struct logs_stream *s, size_t k)
     s->n -= k;
     s->bytes -= b;
     s->g->bytes -= b;
-    S.bytes -= b;
+    S.bytes -= b + k * EVENT_MEM;
     if (k) {
         /* The whole file is rewritten from memory: pending appends go. */
         s->rewrite = true;
@@ -503,7 +510,7 @@ static void enforce_cap(void)
         uint64_t freed = 0;
         while (k < old->n && S.bytes - freed > target &&
                (!next || old->ev[k].ts <= next->ev[0].ts || k == 0)) {
-            freed += old->ev[k].len;
+            freed += old->ev[k].len + EVENT_MEM;
             k++;
         }
         stream_drop_head(old, k ? k : 1);
@@ -1219,7 +1226,7 @@ static void load_stream(struct logs_group *g, const char *path)
             s->ev[s->n++] = (struct logs_event){h.ts, h.ingest, h.seq, h.len, m};
             s->bytes += h.len;
             g->bytes += h.len;
-            S.bytes += h.len;
+            S.bytes += h.len + EVENT_MEM;
             if (h.ingest > s->last_ingest)
                 s->last_ingest = h.ingest;
             if (h.seq > S.seq)
