@@ -9,7 +9,8 @@
 #   1. Debian packages: installs the missing ones (checked with dpkg-query;
 #      one `apt-get update` first, only if something must be installed).
 #   2. Python: a virtualenv at .venv (created only if missing or broken) with
-#      boto3 and pytest (pip installs only what cannot be imported). The venv
+#      boto3, pytest, docker (docker-py) and awscli (the AWS CLI v1, .venv/bin/aws)
+#      (pip installs only what cannot be imported). The venv
 #      sees the base interpreter's site-packages, so a Python that already has
 #      boto3 (e.g. a pyenv install) is reused; on Debian's PEP 668 Python it
 #      is what makes pip usable at all.
@@ -79,7 +80,7 @@ if ! venv_ok; then
 fi
 
 need_pip=()
-for mod in boto3 pytest docker; do
+for mod in boto3 pytest docker awscli; do
   "$VENV/bin/python" -c "import $mod" >/dev/null 2>&1 || need_pip+=("$mod")
 done
 if ((${#need_pip[@]})); then

@@ -4,6 +4,8 @@ AWS-shaped constants and small assertions.
 Nothing here starts a server; see conftest.py for that.
 """
 import base64
+import os
+import shutil
 import hashlib
 import io
 import re
@@ -138,3 +140,14 @@ def tree_snapshot(root):
         for n in dirnames + filenames:
             out.add(os.path.normpath(os.path.join(rel, n)))
     return out
+
+
+def aws_cli_v1():
+    """The AWS CLI v1 (PyPI's awscli): .venv/bin/aws when tools/setup.sh
+    installed it there, else `aws` on PATH (a system install). Missing is a
+    failure: setup installs it."""
+    repo = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+    for cand in (os.path.join(repo, ".venv", "bin", "aws"), shutil.which("aws")):
+        if cand and os.access(cand, os.X_OK):
+            return cand
+    raise AssertionError("the AWS CLI v1 is neither in .venv/bin nor on PATH (tools/setup.sh installs it)")

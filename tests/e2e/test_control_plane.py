@@ -22,7 +22,7 @@ from botocore.exceptions import ClientError
 
 from conftest import (LAMBDAD_BIN, free_port, new_server, sanitizer_findings, server_env,
                       stop_and_check)
-from helpers import (ACCOUNT, LAST_MODIFIED_RE, ROLE, UUID_RE, code_sha256, create_function, settled,
+from helpers import (ACCOUNT, aws_cli_v1, LAST_MODIFIED_RE, ROLE, UUID_RE, code_sha256, create_function, settled,
                      download, function_arn, make_zip, py_zip, strip_meta, tree_snapshot,
                      unique_name)
 
@@ -686,12 +686,7 @@ def test_huge_content_length_413(server):
 
 
 def test_aws_cli_list_functions(server, lam, tmp_path):
-    aws = shutil.which("aws")
-    if not aws:
-        pytest.skip("aws CLI not on PATH")
-    probe = subprocess.run([aws, "--version"], capture_output=True, timeout=60)
-    if probe.returncode != 0:  # e.g. a pyenv shim for a version without awscli
-        pytest.skip(f"aws CLI on PATH does not run: {probe.stderr.decode(errors='replace')[:200]}")
+    aws = aws_cli_v1()
     name = unique_name("cli")
     create_function(lam, name)
     env = dict(os.environ, AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test",

@@ -15,6 +15,7 @@ import boto3
 import botocore.exceptions
 import pytest
 from botocore.config import Config
+from helpers import aws_cli_v1
 
 
 def _err(excinfo):
@@ -541,9 +542,7 @@ def aws_cli(version):
     """The AWS CLI v1 (PyPI's awscli, on PATH) or v2 ($LAMBDAD_AWS_CLI_V2 or
     .venv/awscli-v2/aws, which tools/setup.sh installs)."""
     if version == 1:
-        aws = shutil.which("aws")
-        assert aws, "the AWS CLI (tools/setup.sh installs it) is not on PATH"
-        return aws
+        return aws_cli_v1()
     for cand in [os.environ.get("LAMBDAD_AWS_CLI_V2"), os.path.join(REPO, ".venv", "awscli-v2", "aws")]:
         if cand and os.access(cand, os.X_OK):
             return cand
