@@ -276,6 +276,57 @@ void api_stop_durable_execution(struct http_req *req)
         send_no_execution(req);
 }
 
+/* The optional string members of a Pause/Resume body. */
+static void check_opt_str(json_t *body, const char *key, const char *member, size_t min, size_t max,
+                          const char *pattern, struct vlist *v)
+{
+    json_t *j = json_object_get(body, key);
+    if (!j || json_is_null(j))
+        return;
+    if (!json_is_string(j))
+        vlist_add(v, NULL, member, "Member must be a string");
+    else
+        check_str(json_string_value(j), json_string_length(j), member, min, max, pattern, NULL, v);
+}
+
+void api_delete_durable_execution(struct http_req *req)
+{
+    struct vlist v;
+    vlist_init(&v);
+    check_exec_arn(req, &v);
+    if (!refuse(req, &v))
+        send_no_execution(req);
+}
+
+/* Pause (with_timeout: ExecutionTimeoutPaused) and Resume. */
+static void pause_or_resume(struct http_req *req, bool with_timeout)
+{
+    struct vlist v;
+    vlist_init(&v);
+    json_t *body = api_read_json_body(req);
+    if (!body)
+        return;
+    check_exec_arn(req, &v);
+    check_opt_str(body, "ClientToken", "clientToken", 1, 64, PAT_CLIENT_TOKEN, &v);
+    check_opt_str(body, "Reason", "reason", 0, 1024, NULL, &v);
+    json_t *t = json_object_get(body, "ExecutionTimeoutPaused");
+    if (t && !json_is_null(t) && (!with_timeout || !json_is_boolean(t)))
+        vlist_add(&v, NULL, "executionTimeoutPaused", "Member must be a boolean");
+    json_decref(body);
+    if (!refuse(req, &v))
+        send_no_execution(req);
+}
+
+void api_pause_durable_execution(struct http_req *req)
+{
+    pause_or_resume(req, true);
+}
+
+void api_resume_durable_execution(struct http_req *req)
+{
+    pause_or_resume(req, false);
+}
+
 /* Path parameter 0 as a CallbackId, then the model's answer for a callback
  * that is not open. */
 static void callback_closed(struct http_req *req, struct vlist *v)

@@ -1,5 +1,6 @@
 /* api_durable: the durable-execution operations
  * (ListDurableExecutionsByFunction, Get/StopDurableExecution,
+ * Delete/Pause/ResumeDurableExecution,
  * GetDurableExecutionHistory, GetDurableExecutionState,
  * CheckpointDurableExecution, SendDurableExecutionCallbackSuccess/
  * Failure/Heartbeat).
@@ -11,7 +12,9 @@
  * AWS answers for something that does not exist, using only the errors the
  * model lists for the operation: an existing function has an empty
  * execution list (ResourceNotFoundException for a missing function); an
- * execution ARN names nothing (ResourceNotFoundException); the operations
+ * execution ARN names nothing (ResourceNotFoundException, also for
+ * Delete/Pause/Resume, whose ResourceConflictException for an execution
+ * in the wrong state never arises); the operations
  * whose model lists no ResourceNotFoundException (GetDurableExecutionState,
  * CheckpointDurableExecution) refuse the checkpoint token
  * (InvalidParameterValueException), and a callback id is answered with
@@ -34,6 +37,9 @@ void api_get_durable_execution_history(struct http_req *req);
 void api_get_durable_execution_state(struct http_req *req);
 void api_checkpoint_durable_execution(struct http_req *req);
 void api_stop_durable_execution(struct http_req *req);
+void api_delete_durable_execution(struct http_req *req);
+void api_pause_durable_execution(struct http_req *req);
+void api_resume_durable_execution(struct http_req *req);
 void api_durable_callback_success(struct http_req *req);
 void api_durable_callback_failure(struct http_req *req);
 void api_durable_callback_heartbeat(struct http_req *req);

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <urcu.h>
 
 #include "server/api_functions.h"
 #include "server/api_layers.h"
@@ -26,6 +27,11 @@ static const struct aws_error AWS_POLICY_LENGTH = {"PolicyLengthExceededExceptio
 #define PAT_ORG "o-[a-z0-9]{10,32}"
 #define PAT_QUALIFIER "\\$(LATEST(\\.PUBLISHED)?)|[a-zA-Z0-9-_$]+"
 #define PAT_LAYER_ACTION "lambda:GetLayerVersion"
+/* The model's PolicyResourceArn (max 512). */
+#define PAT_RESOURCE_ARN                                                                           \
+    "arn:(aws[a-zA-Z-]*)?:lambda:(eusc-)?[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\\d{1}:\\d{12}:"     \
+    "(function:[a-zA-Z0-9-_]+(:(\\$LATEST(\\.PUBLISHED)?|[a-zA-Z0-9-_])+)?|runtime/[a-zA-Z0-9-_./]+)"
+#define RESOURCE_ARN_MAX 512
 #define PAT_LAYER_PRINCIPAL "\\d{12}|\\*|arn:(aws[a-zA-Z-]*):iam::\\d{12}:root"
 
 #define MSG_SID_EXISTS                                                                             \
@@ -34,6 +40,9 @@ static const struct aws_error AWS_POLICY_LENGTH = {"PolicyLengthExceededExceptio
 #define MSG_POLICY_REVISION                                                                        \
     "The Revision Id provided does not match the latest Revision Id. Call the GetPolicy API to "   \
     "retrieve the latest Revision Id"
+#define MSG_RESOURCE_POLICY_REVISION                                                               \
+    "The Revision Id provided does not match the latest Revision Id. Call the GetResourcePolicy "  \
+    "API to retrieve the latest Revision Id"
 #define MSG_LAYER_POLICY_REVISION                                                                  \
     "The Revision Id provided does not match the latest Revision Id. Call the "                    \
     "GetLayerVersionPolicy API to retrieve the latest Revision Id"
@@ -399,6 +408,23 @@ static char *target_revision(const struct fn_record *r, const char *key)
     return out;
 }
 
+/* Answers GetPolicy / GetResourcePolicy for the resolved function r. */
+static void send_function_policy(struct http_req *req, const struct fn_record *r, const struct fn_name *n)
+{
+    json_t *extras = r->extras_json ? json_loads(r->extras_json, 0, NULL) : NULL;
+    json_t *stmts = json_object_get(json_object_get(extras, "policy"), policy_key(n));
+    if (!json_array_size(stmts)) {
+        http_send_error(req, &AWS_RESOURCE_NOT_FOUND, MSG_RESOURCE_NOT_FOUND);
+    } else {
+        char *text = policy_text(stmts);
+        char *rev = target_revision(r, policy_key(n));
+        http_send_jsont(req, 200, json_pack("{s:s,s:s}", "Policy", text ? text : "", "RevisionId", rev ? rev : ""));
+        free(text);
+        free(rev);
+    }
+    json_decref(extras);
+}
+
 void api_get_policy(struct http_req *req)
 {
     struct fn_name n;
@@ -409,19 +435,213 @@ void api_get_policy(struct http_req *req)
     struct fn_record *r = api_resolve_ref(req, FN_NAMESPACED_MAX, true, &n);
     if (!r)
         return;
-    json_t *extras = r->extras_json ? json_loads(r->extras_json, 0, NULL) : NULL;
-    json_t *stmts = json_object_get(json_object_get(extras, "policy"), policy_key(&n));
-    if (!json_array_size(stmts)) {
-        http_send_error(req, &AWS_RESOURCE_NOT_FOUND, MSG_RESOURCE_NOT_FOUND);
-    } else {
-        char *text = policy_text(stmts);
-        char *rev = target_revision(r, policy_key(&n));
-        http_send_jsont(req, 200, json_pack("{s:s,s:s}", "Policy", text ? text : "", "RevisionId", rev ? rev : ""));
-        free(text);
-        free(rev);
-    }
-    json_decref(extras);
+    send_function_policy(req, r, &n);
     registry_record_unref(r);
+}
+
+/* --- whole-document resource policies (2026-07-09) ---------------------- */
+
+/* Resolves path parameter 0 (a PolicyResourceArn) to its function; answers
+ * and returns NULL for a malformed ARN (InvalidParameterValueException) or
+ * a resource that does not exist here (a runtime/... resource never does). */
+static struct fn_record *resource_ref(struct http_req *req, struct fn_name *n)
+{
+    struct api_error err;
+    const char *arn = http_param(req, 0);
+    size_t len = arn ? strlen(arn) : 0;
+    if (!arn || len > RESOURCE_ARN_MAX || !validate_match(arn, PAT_RESOURCE_ARN)) {
+        http_send_error(req, &AWS_INVALID_PARAMETER_VALUE, "The resource ARN provided (%.600s) is not a valid "
+                        "Lambda function ARN.", arn ? arn : "");
+        return NULL;
+    }
+    if (!strstr(arn, ":function:") || len > FN_NAMESPACED_MAX) {
+        http_send_error(req, &AWS_RESOURCE_NOT_FOUND, "Resource not found: %.600s", arn);
+        return NULL;
+    }
+    rcu_read_lock();
+    struct fn_record *r = registry_resolve(arn, NULL, FN_NAMESPACED_MAX, req->region, req->account, n, &err);
+    registry_record_ref(r);
+    rcu_read_unlock();
+    if (!r)
+        http_send_api_error(req, &err);
+    return r;
+}
+
+/* Parses a PutResourcePolicy document into the statement array kept under
+ * extras.policy (a single Statement object becomes a one-element array).
+ * Returns NULL with err filled (InvalidParameterValueException). */
+static json_t *parse_policy_document(const char *text, size_t len, struct api_error *err)
+{
+    json_error_t jerr;
+    if (http_json_too_deep(text, len, 32)) {
+        api_fail(err, &AWS_INVALID_PARAMETER_VALUE, "The policy is not valid JSON: nesting too deep.");
+        return NULL;
+    }
+    json_t *doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!json_is_object(doc)) {
+        api_fail(err, &AWS_INVALID_PARAMETER_VALUE, "The policy is not valid JSON: %s",
+                 doc ? "the policy must be a JSON object" : jerr.text);
+        json_decref(doc);
+        return NULL;
+    }
+    json_t *ver = json_object_get(doc, "Version"), *st = json_object_get(doc, "Statement"), *stmts = NULL, *e;
+    size_t i;
+    if (ver && (!json_is_string(ver) || (strcmp(json_string_value(ver), "2012-10-17") &&
+                                          strcmp(json_string_value(ver), "2008-10-17")))) {
+        api_fail(err, &AWS_INVALID_PARAMETER_VALUE, "The policy Version must be \"2012-10-17\" or \"2008-10-17\".");
+        goto out;
+    }
+    if (json_is_object(st))
+        stmts = json_pack("[O]", st);
+    else if (json_is_array(st) && json_array_size(st))
+        stmts = json_copy(st);
+    if (!stmts) {
+        api_fail(err, &AWS_INVALID_PARAMETER_VALUE, "The policy must have a Statement: a statement object or a "
+                 "non-empty array of them.");
+        goto out;
+    }
+    json_array_foreach(stmts, i, e) {
+        const char *effect = jstr(e, "Effect");
+        json_t *sid = json_object_get(e, "Sid");
+        if (!json_is_object(e)) {
+            api_fail(err, &AWS_INVALID_PARAMETER_VALUE, "Statement %zu of the policy is not an object.", i);
+        } else if (!effect || (strcmp(effect, "Allow") && strcmp(effect, "Deny"))) {
+            api_fail(err, &AWS_INVALID_PARAMETER_VALUE, "Statement %zu of the policy needs an Effect of \"Allow\" "
+                     "or \"Deny\".", i);
+        } else if (sid && !json_is_string(sid)) {
+            api_fail(err, &AWS_INVALID_PARAMETER_VALUE, "Statement %zu of the policy has a Sid that is not a "
+                     "string.", i);
+        } else if (!json_object_get(e, "Principal") && !json_object_get(e, "NotPrincipal")) {
+            api_fail(err, &AWS_INVALID_PARAMETER_VALUE, "Statement %zu of the policy has no Principal: a "
+                     "resource-based policy must name one.", i);
+        } else if (!json_object_get(e, "Action") && !json_object_get(e, "NotAction")) {
+            api_fail(err, &AWS_INVALID_PARAMETER_VALUE, "Statement %zu of the policy has no Action.", i);
+        } else if (sid && find_sid(stmts, json_string_value(sid)) != (int)i) {
+            api_fail(err, &AWS_INVALID_PARAMETER_VALUE, "The statement id (%.100s) is used twice in the policy.",
+                     json_string_value(sid));
+        } else {
+            continue;
+        }
+        json_decref(stmts);
+        stmts = NULL;
+        break;
+    }
+out:
+    json_decref(doc);
+    return stmts;
+}
+
+struct doc_edit {
+    const char *key;       /* policy key */
+    const char *revision;  /* RevisionId precondition, or NULL */
+    json_t *stmts;         /* Put: the new statements; NULL: delete */
+    char newrev[37];       /* the target's RevisionId after the edit */
+};
+
+static int mutate_doc(json_t *doc, const struct fn_record *cur, void *ud, struct api_error *err)
+{
+    (void)cur;
+    struct doc_edit *e = ud;
+    bool had = json_array_size(doc_statements(doc, e->key, false)) > 0;
+    if (check_and_bump_revision(doc, e->key, e->revision, err))
+        return -1;
+    if (e->stmts) {
+        doc_statements(doc, e->key, true); /* creates extras.policy */
+        json_object_set(json_object_get(json_object_get(doc, "extras"), "policy"), e->key, e->stmts);
+    } else {
+        if (!had)
+            return api_fail(err, &AWS_RESOURCE_NOT_FOUND, "No policy is associated with the given resource.");
+        json_object_del(json_object_get(json_object_get(doc, "extras"), "policy"), e->key);
+    }
+    const char *rev = jstr(revision_holder(doc, e->key), "RevisionId");
+    snprintf(e->newrev, sizeof(e->newrev), "%s", rev ? rev : "");
+    return 0;
+}
+
+void api_get_resource_policy(struct http_req *req)
+{
+    struct fn_name n;
+    struct fn_record *r = resource_ref(req, &n);
+    if (!r)
+        return;
+    send_function_policy(req, r, &n);
+    registry_record_unref(r);
+}
+
+void api_put_resource_policy(struct http_req *req)
+{
+    struct api_error err;
+    struct fn_name n;
+    struct doc_edit e = {0};
+    char *text = NULL;
+    json_t *body = api_read_json_body(req);
+    if (!body)
+        return;
+    struct fn_record *r = resource_ref(req, &n);
+    if (!r)
+        goto out;
+    registry_record_unref(r);
+    struct vlist v;
+    vlist_init(&v);
+    check_str(body, "Policy", "policy", true, 1, 0, NULL, &v);
+    check_str(body, "RevisionId", "revisionId", false, 0, 0, NULL, &v);
+    if (vlist_finish(&v, &err))
+        goto fail;
+    json_t *pol = json_object_get(body, "Policy");
+    size_t plen = json_string_length(pol);
+    if (plen > POLICY_MAX) {
+        api_fail(&err, &AWS_POLICY_LENGTH, "The final policy size (%zu) is bigger than the limit (%d).", plen,
+                 POLICY_MAX);
+        goto fail;
+    }
+    if (!strcmp(n.qualifier, "$LATEST")) {
+        api_fail(&err, &AWS_INVALID_PARAMETER_VALUE, "We currently do not support adding policies for $LATEST.");
+        goto fail;
+    }
+    if (!(e.stmts = parse_policy_document(json_string_value(pol), plen, &err)))
+        goto fail;
+    text = policy_text(e.stmts);
+    if (text && strlen(text) > POLICY_MAX) {
+        api_fail(&err, &AWS_POLICY_LENGTH, "The final policy size (%zu) is bigger than the limit (%d).",
+                 strlen(text), POLICY_MAX);
+        goto fail;
+    }
+    e.key = policy_key(&n);
+    e.revision = jstr(body, "RevisionId");
+    if (registry_update(&n, mutate_doc, &e, NULL, 0, NULL, &err))
+        goto fail;
+    http_send_jsont(req, 200, json_pack("{s:s,s:s}", "Policy", text ? text : "", "RevisionId", e.newrev));
+    goto out;
+fail:
+    http_send_api_error(req, &err);
+out:
+    free(text);
+    json_decref(e.stmts);
+    json_decref(body);
+}
+
+void api_delete_resource_policy(struct http_req *req)
+{
+    struct api_error err;
+    struct fn_name n;
+    char rev[160];
+    struct doc_edit e = {0};
+    struct fn_record *r = resource_ref(req, &n);
+    if (!r)
+        return;
+    registry_record_unref(r);
+    int rl = http_query(req, "RevisionId", rev, sizeof(rev));
+    if (rl >= 0)
+        e.revision = rev;
+    else if (rl == -2) {
+        http_send_error(req, &AWS_PRECONDITION_FAILED, MSG_RESOURCE_POLICY_REVISION);
+        return;
+    }
+    e.key = policy_key(&n);
+    if (registry_update(&n, mutate_doc, &e, NULL, 0, NULL, &err))
+        http_send_api_error(req, &err);
+    else
+        http_send_empty(req, 204);
 }
 
 /* --- layer version policies -------------------------------------------- */
