@@ -12,7 +12,7 @@ have): only the operations of the installed model are called.
 import base64
 import json
 
-import botocore
+import botocore.loaders
 import pytest
 from botocore import xform_name
 from botocore.exceptions import ClientError

@@ -58,6 +58,16 @@ static void test_routes(void)
               "TagResource");
     CHECK_STR(http_param(&req, 0), "arn:aws:lambda:us-east-1:000000000000:function:f");
     CHECK_STR(match(&req, "GET", "/2016-08-19/account-settings", NULL), "GetAccountSettings");
+    /* botocore 1.44's resource-policy and durable-execution paths. */
+    CHECK_STR(match(&req, "PUT", "/2026-07-09/resource-policy/arn%3Aaws%3Alambda%3Aus-east-1%3A000000000000%3Aruntime%2Fpy",
+                    NULL), "PutResourcePolicy");
+    CHECK_STR(http_param(&req, 0), "arn:aws:lambda:us-east-1:000000000000:runtime/py");
+    CHECK_STR(match(&req, "GET", "/2026-07-09/resource-policy/x", NULL), "GetResourcePolicy");
+    CHECK_STR(match(&req, "DELETE", "/2026-07-09/resource-policy/x", NULL), "DeleteResourcePolicy");
+    CHECK(match(&req, "POST", "/2026-07-09/resource-policy/x", NULL) == NULL);
+    CHECK_STR(match(&req, "DELETE", "/2025-12-01/durable-executions/x", NULL), "DeleteDurableExecution");
+    CHECK_STR(match(&req, "POST", "/2025-12-01/durable-executions/x/pause", NULL), "PauseDurableExecution");
+    CHECK_STR(match(&req, "POST", "/2025-12-01/durable-executions/x/resume", NULL), "ResumeDurableExecution");
     CHECK_STR(match(&req, "GET", "/2015-03-31/functions/f/aliases/live", NULL), "GetAlias");
     CHECK(req.n_params == 2);
     CHECK_STR(http_param(&req, 1), "live");
