@@ -114,7 +114,7 @@ def test_stream_sources_and_validation(server, lam):
         lam.create_event_source_mapping(FunctionName=unique_name("ghost"), EventSourceArn=SQS.format("q"))
     assert error_of(ei)[:2] == (404, "ResourceNotFoundException")
     with pytest.raises(ClientError) as ei:
-        lam.get_event_source_mapping(UUID="not-a-uuid")
+        lam.get_event_source_mapping(UUID="00000000-0000-4000-8000-000000000000")
     assert error_of(ei)[:2] == (404, "ResourceNotFoundException")
     # Qualified function ARNs are kept qualified.
     lam.publish_version(FunctionName=name)

@@ -3,7 +3,6 @@ inline and managed policies, STS identities and temporary credentials,
 persistence across restarts, and --validate-roles."""
 import json
 import os
-import shutil
 import subprocess
 import urllib.parse
 
@@ -12,7 +11,7 @@ import botocore.exceptions
 import pytest
 from botocore.config import Config
 
-from helpers import py_zip
+from helpers import aws_cli_v1, py_zip
 
 TRUST = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
                                                  "Action": "sts:AssumeRole"}]}
@@ -286,8 +285,7 @@ def test_ephemeral_keeps_no_iam(lambdad_factory):
 def test_aws_cli_iam(server, tmp_path):
     env = dict(os.environ, AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test", AWS_DEFAULT_REGION="us-east-1",
                AWS_CONFIG_FILE=str(tmp_path / "none"), AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"))
-    aws = shutil.which("aws")
-    assert aws, "the AWS CLI (tools/setup.sh installs it) is not on PATH"
+    aws = aws_cli_v1()
     env["AWS_PAGER"] = ""
     out = subprocess.run([aws, "--endpoint-url", server.url, "iam", "create-role", "--role-name", "cli-role",
                           "--assume-role-policy-document", json.dumps(TRUST)], env=env, capture_output=True,
