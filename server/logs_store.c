@@ -418,7 +418,7 @@ static int stream_put(struct logs_stream *s, int64_t ts, int64_t ingest, uint64_
                       const char *msg, size_t len)
 {
     if (s->n == s->cap) {
-        size_t nc = s->cap ? s->cap * 2 : 64;
+        size_t nc = s->cap ? s->cap * 2 : 4;
         struct logs_event *ne = realloc(s->ev, nc * sizeof(*ne));
         if (!ne)
             return -ENOMEM;
@@ -471,6 +471,21 @@ static void stream_drop_head(struct logs_stream *s, size_t k)
     }
     memmove(s->ev, s->ev + k, (s->n - k) * sizeof(*s->ev));
     s->n -= k;
+    if (s->n == 0 || s->n < s->cap / 4) {
+        /* Give the array back: most streams (one per environment) end with
+         * a handful of events, and stay listed after the cap or retention
+         * dropped them. */
+        size_t nc = s->n ? s->cap / 2 : 0;
+        struct logs_event *ne = nc ? realloc(s->ev, nc * sizeof(*ne)) : NULL;
+        if (!nc) {
+            free(s->ev);
+            s->ev = NULL;
+            s->cap = 0;
+        } else if (ne) {
+            s->ev = ne;
+            s->cap = nc;
+        }
+    }
     s->bytes -= b;
     s->g->bytes -= b;
     S.bytes -= b + k * EVENT_MEM;
@@ -1213,7 +1228,7 @@ static void load_stream(struct logs_group *g, const char *path)
         } else if (h.kind == REC_EVENT && s) {
             /* Appended in ingestion order; sorted once below. */
             if (s->n == s->cap) {
-                size_t nc = s->cap ? s->cap * 2 : 64;
+                size_t nc = s->cap ? s->cap * 2 : 4;
                 struct logs_event *ne = realloc(s->ev, nc * sizeof(*ne));
                 if (!ne)
                     break;
