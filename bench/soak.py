@@ -17,8 +17,10 @@ Every 10 s it samples lambdad's RSS, open descriptors, threads and child
 processes (/proc). At the end it prints (and with --out writes) a JSON
 summary: invokes, failures (with the first few), creates, deletes,
 updates, samples. The verdict (exit status 1 when it fails): no invoke
-failed, and RSS, descriptors and threads are flat: the mean of the last
-quarter of the samples within 20% (descriptors, threads: and +16) of the
+failed, and RSS, descriptors not held by environments (fds_net: open
+descriptors minus FDS_PER_ENV per live environment, from
+/_lambdad/health) and threads are flat: the mean of the last
+quarter of the samples within 20% (fds_net, threads: and +16) of the
 mean of the second quarter (the first quarter is warm-up).
 
 run_soak() is also used by tests/e2e/test_engine.py for a 30 s variant
@@ -36,6 +38,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 import uuid
 import zipfile
 from pathlib import Path
@@ -45,6 +48,7 @@ from botocore.config import Config
 
 ROOT = Path(__file__).resolve().parent.parent
 ROLE = "arn:aws:iam::000000000000:role/lambda-role"
+FDS_PER_ENV = 7  # measured: 12 idle environments hold 86 descriptors
 HANDLER = "import os\nTAG = {tag!r}\ndef handler(event, context):\n    return {{'tag': TAG, 'n': event.get('n')}}\n"
 
 
@@ -169,12 +173,27 @@ class Soak:
             except Exception as e:  # noqa: BLE001
                 self.fail(f"update {name}: {e!r}")
 
+    def sample(self):
+        """proc_sample plus the live environments (GET /_lambdad/health) and
+        fds_net: the descriptors not held for an environment. Each live
+        environment holds about FDS_PER_ENV (Runtime API socket and
+        connections, log pipe, pidfd, cgroup dirs), and how many are live
+        swings with the load, so a leak shows in fds_net, not in fds."""
+        x = proc_sample(self.pid)
+        try:
+            with urllib.request.urlopen(self.url + "/_lambdad/health", timeout=10) as r:
+                x["envs_live"] = json.loads(r.read())["pool"]["envs_live"]
+            x["fds_net"] = x["fds"] - FDS_PER_ENV * x["envs_live"]
+        except (OSError, ValueError, KeyError) as e:
+            x["health_error"] = repr(e)
+        return x
+
     def sampler(self):
         while True:
-            self.samples.append(proc_sample(self.pid))
+            self.samples.append(self.sample())
             if self.stop.wait(10 if self.duration >= 60 else 2):
                 break
-        self.samples.append(proc_sample(self.pid))
+        self.samples.append(self.sample())
 
     def run(self):
         c = client(self.url)
@@ -198,7 +217,7 @@ class Soak:
         return self.summary(elapsed)
 
     def summary(self, elapsed):
-        s = [x for x in self.samples if "rss_kb" in x]
+        s = [x for x in self.samples if "rss_kb" in x and "fds_net" in x]
         out = {"duration_s": round(elapsed, 1), "connections": self.connections,
                "functions": self.nfun, "invokes": self.invokes, "failed": self.failed,
                "invokes_per_s": round(self.invokes / elapsed, 1) if elapsed else 0,
@@ -210,7 +229,7 @@ class Soak:
         if len(s) >= 8:
             q = len(s) // 4
             second, last = s[q:2 * q], s[-q:]
-            for key, slack in (("rss_kb", 0), ("fds", 16), ("threads", 16)):
+            for key, slack in (("rss_kb", 0), ("fds_net", 16), ("threads", 16)):
                 a = sum(x[key] for x in second) / len(second)
                 b = sum(x[key] for x in last) / len(last)
                 out[f"{key}_q2_mean"] = round(a, 1)
