@@ -155,14 +155,10 @@ static int check_source_rules(json_t *c, enum source src, struct api_error *err)
  * with the error answered. */
 static int function_arn_of(struct http_req *req, const char *fname, char *arn, size_t len, struct fn_name *n)
 {
-    struct api_error err;
-    rcu_read_lock();
-    struct fn_record *r = registry_resolve(fname, NULL, FN_NAMESPACED_MAX, req->region, req->account, n, &err);
-    rcu_read_unlock();
-    if (!r) {
-        http_send_api_error(req, &err);
+    struct fn_record *r = api_resolve_name(req, fname, NULL, FN_NAMESPACED_MAX, n);
+    if (!r)
         return -1;
-    }
+    registry_record_unref(r);
     validate_function_arn(n, n->qualifier[0] != 0, arn, len);
     return 0;
 }

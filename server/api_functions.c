@@ -231,7 +231,6 @@ struct fn_record *api_resolve_ref(struct http_req *req, size_t max_len, bool wit
 {
     char q[160];
     const char *qp = NULL;
-    struct api_error err;
     if (with_qualifier) {
         int ql = http_query(req, "Qualifier", q, sizeof(q));
         if (ql == -2) {
@@ -243,9 +242,15 @@ struct fn_record *api_resolve_ref(struct http_req *req, size_t max_len, bool wit
         if (ql >= 0)
             qp = q;
     }
+    return api_resolve_name(req, http_param(req, 0), qp, max_len, n);
+}
+
+struct fn_record *api_resolve_name(struct http_req *req, const char *name, const char *qualifier,
+                                   size_t max_len, struct fn_name *n)
+{
+    struct api_error err;
     rcu_read_lock();
-    struct fn_record *r = registry_resolve(http_param(req, 0), qp, max_len, req->region,
-                                           req->account, n, &err);
+    struct fn_record *r = registry_resolve(name, qualifier, max_len, req->region, req->account, n, &err);
     registry_record_ref(r);
     rcu_read_unlock();
     if (!r)
@@ -1134,14 +1139,7 @@ static struct fn_record *resolve_tag_resource(struct http_req *req, struct fn_na
                         arn ? arn : "");
         return NULL;
     }
-    struct api_error err;
-    rcu_read_lock();
-    struct fn_record *r = registry_resolve(arn, NULL, FN_NAMESPACED_MAX, req->region, req->account, n, &err);
-    registry_record_ref(r);
-    rcu_read_unlock();
-    if (!r)
-        http_send_api_error(req, &err);
-    return r;
+    return api_resolve_name(req, arn, NULL, FN_NAMESPACED_MAX, n);
 }
 
 static int mutate_tags_add(json_t *doc, const struct fn_record *cur, void *ud, struct api_error *err)

@@ -56,6 +56,12 @@ json_t *api_read_json_body(struct http_req *req);
 struct fn_record *api_resolve_ref(struct http_req *req, size_t max_len, bool with_qualifier,
                                   struct fn_name *n);
 
+/* Resolves a FunctionName (name, partial or full ARN, optional qualifier)
+ * in the caller's region and account; returns the record with a reference
+ * (registry_record_unref) or NULL after answering the error. */
+struct fn_record *api_resolve_name(struct http_req *req, const char *name, const char *qualifier,
+                                   size_t max_len, struct fn_name *n);
+
 /* Publishes $LATEST of a function document (a writer's copy, see
  * registry_update) as a new version entry: the configuration snapshot with
  * Version "N", FunctionArn ":N", a new RevisionId and LastModified, and

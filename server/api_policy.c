@@ -446,7 +446,6 @@ void api_get_policy(struct http_req *req)
  * a resource that does not exist here (a runtime/... resource never does). */
 static struct fn_record *resource_ref(struct http_req *req, struct fn_name *n)
 {
-    struct api_error err;
     const char *arn = http_param(req, 0);
     size_t len = arn ? strlen(arn) : 0;
     if (!arn || len > RESOURCE_ARN_MAX || !validate_match(arn, PAT_RESOURCE_ARN)) {
@@ -458,13 +457,7 @@ static struct fn_record *resource_ref(struct http_req *req, struct fn_name *n)
         http_send_error(req, &AWS_RESOURCE_NOT_FOUND, "Resource not found: %.600s", arn);
         return NULL;
     }
-    rcu_read_lock();
-    struct fn_record *r = registry_resolve(arn, NULL, FN_NAMESPACED_MAX, req->region, req->account, n, &err);
-    registry_record_ref(r);
-    rcu_read_unlock();
-    if (!r)
-        http_send_api_error(req, &err);
-    return r;
+    return api_resolve_name(req, arn, NULL, FN_NAMESPACED_MAX, n);
 }
 
 /* Parses a PutResourcePolicy document into the statement array kept under
