@@ -50,21 +50,6 @@ void api_capacity_shutdown(void)
     g_store = NULL;
 }
 
-static const char *jstr(json_t *o, const char *k)
-{
-    return json_string_value(json_object_get(o, k));
-}
-
-static void now_iso(char out[40])
-{
-    struct timeval tv;
-    struct tm tm;
-    gettimeofday(&tv, NULL);
-    gmtime_r(&tv.tv_sec, &tm);
-    size_t n = strftime(out, 40, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out + n, 40 - n, ".%03ld+0000", (long)(tv.tv_usec / 1000));
-}
-
 static bool present(json_t *j)
 {
     return j && !json_is_null(j);
@@ -305,7 +290,7 @@ static int check_semantics(json_t *cp, struct api_error *err)
         return api_fail(err, &AWS_INVALID_PARAMETER_VALUE, "AllowedInstanceTypes and ExcludedInstanceTypes "
                         "cannot both be specified.");
     json_t *sc = json_object_get(cp, "CapacityProviderScalingConfig");
-    const char *mode = jstr(sc, "ScalingMode");
+    const char *mode = api_jstr(sc, "ScalingMode");
     bool policies = json_array_size(json_object_get(sc, "ScalingPolicies")) > 0;
     if (mode && !strcmp(mode, "Manual") && !policies)
         return api_fail(err, &AWS_INVALID_PARAMETER_VALUE, "ScalingPolicies must be specified when ScalingMode "
@@ -394,10 +379,10 @@ void api_create_capacity_provider(struct http_req *req)
     check_create_shape(body, &v);
     if (vlist_finish(&v, &err))
         goto fail;
-    int rc = parse_name(jstr(body, "CapacityProviderName"), req->region, req->account, name, id, sizeof(id), &err);
+    int rc = parse_name(api_jstr(body, "CapacityProviderName"), req->region, req->account, name, id, sizeof(id), &err);
     if (rc == -2) {
         api_fail(&err, &AWS_INVALID_PARAMETER_VALUE, "The capacity provider ARN %s is not in this region "
-                 "(%s) and account.", jstr(body, "CapacityProviderName"), req->region);
+                 "(%s) and account.", api_jstr(body, "CapacityProviderName"), req->region);
         goto fail;
     }
     if (rc)
@@ -429,7 +414,7 @@ void api_create_capacity_provider(struct http_req *req)
     }
     if (present(json_object_get(body, "KmsKeyArn")))
         json_object_set(cp, "KmsKeyArn", json_object_get(body, "KmsKeyArn"));
-    now_iso(ts);
+    api_now_iso(ts, 3, "+0000");
     json_object_set_new(cp, "LastModified", json_string(ts));
     json_t *tags = json_object_get(body, "Tags");
     if (check_semantics(cp, &err) || (json_is_object(tags) && api_check_tags(tags, &err)))
@@ -506,7 +491,7 @@ void api_update_capacity_provider(struct http_req *req)
                                                              !strcmp(k, "ScalingPolicies")))
             json_object_set(cur, k, val);
         /* Back to Auto drops the Manual policies. */
-        if (!strcmp(jstr(cur, "ScalingMode") ? jstr(cur, "ScalingMode") : "", "Auto") &&
+        if (!strcmp(api_jstr(cur, "ScalingMode") ? api_jstr(cur, "ScalingMode") : "", "Auto") &&
             !present(json_object_get(sc, "ScalingPolicies")))
             json_object_del(cur, "ScalingPolicies");
     }
@@ -514,7 +499,7 @@ void api_update_capacity_provider(struct http_req *req)
         http_send_api_error(req, &err);
         goto out;
     }
-    now_iso(ts);
+    api_now_iso(ts, 3, "+0000");
     json_object_set_new(cp, "LastModified", json_string(ts));
     if (resstore_put(g_store, id, doc))
         http_send_error(req, &AWS_SERVICE, MSG_INTERNAL, "cannot store the capacity provider");
@@ -531,7 +516,7 @@ out:
 
 static const char *provider_of(json_t *cfg)
 {
-    return jstr(json_object_get(json_object_get(cfg, "CapacityProviderConfig"),
+    return api_jstr(json_object_get(json_object_get(cfg, "CapacityProviderConfig"),
                                 "LambdaManagedInstancesCapacityProviderConfig"),
                 "CapacityProviderArn");
 }
@@ -548,7 +533,7 @@ static void add_if_uses(json_t *out, const char *text, size_t len, const char *a
         char q[700];
         snprintf(q, sizeof(q), "%s:%s", fn_arn, qualifier);
         json_array_append_new(out, json_pack("{s:s,s:s}", "FunctionArn", q, "State",
-                                             jstr(cfg, "State") ? jstr(cfg, "State") : "Active"));
+                                             api_jstr(cfg, "State") ? api_jstr(cfg, "State") : "Active"));
     }
     json_decref(cfg);
 }
@@ -586,12 +571,12 @@ void api_delete_capacity_provider(struct http_req *req)
         return;
     }
     json_t *cp = view(doc);
-    json_t *users = versions_using(req->region, req->account, jstr(cp, "CapacityProviderArn"));
+    json_t *users = versions_using(req->region, req->account, api_jstr(cp, "CapacityProviderArn"));
     if (json_array_size(users)) {
         http_send_error(req, &AWS_RESOURCE_CONFLICT, "Capacity provider %s is in use by %zu function "
                         "version(s), for example %s. Remove it from their configuration first.",
-                        jstr(cp, "CapacityProviderArn"), json_array_size(users),
-                        jstr(json_array_get(users, 0), "FunctionArn"));
+                        api_jstr(cp, "CapacityProviderArn"), json_array_size(users),
+                        api_jstr(json_array_get(users, 0), "FunctionArn"));
         json_decref(cp);
     } else if (resstore_remove(g_store, id)) {
         send_not_found(req, http_param(req, 0));
@@ -669,8 +654,8 @@ void api_list_capacity_providers(struct http_req *req)
     snprintf(arn_prefix, sizeof(arn_prefix), "arn:aws:lambda:%s:%s:capacity-provider:", req->region, req->account);
     json_array_foreach(all, i, doc) {
         json_t *cp = view(doc);
-        const char *a = jstr(cp, "CapacityProviderArn");
-        if (a && !strncmp(a, arn_prefix, strlen(arn_prefix)) && (sl < 0 || !strcmp(jstr(cp, "State"), state)))
+        const char *a = api_jstr(cp, "CapacityProviderArn");
+        if (a && !strncmp(a, arn_prefix, strlen(arn_prefix)) && (sl < 0 || !strcmp(api_jstr(cp, "State"), state)))
             json_array_append(mine, cp);
         json_decref(cp);
     }
@@ -684,7 +669,7 @@ void api_list_versions_by_capacity_provider(struct http_req *req)
     json_t *doc = lookup(req, name, id, sizeof(id));
     if (!doc)
         return;
-    const char *arn = jstr(json_object_get(doc, "CapacityProvider"), "CapacityProviderArn");
+    const char *arn = api_jstr(json_object_get(doc, "CapacityProvider"), "CapacityProviderArn");
     send_page(req, versions_using(req->region, req->account, arn), "FunctionVersions",
               json_pack("{s:s}", "CapacityProviderArn", arn));
     json_decref(doc);
@@ -829,7 +814,7 @@ int api_capacity_check_function_config(json_t *body, const char *region, const c
     }
     if (vlist_finish(&v, err))
         return -1;
-    const char *arn = jstr(lmi, "CapacityProviderArn");
+    const char *arn = api_jstr(lmi, "CapacityProviderArn");
     char name[CP_NAME_MAX + 1], id[300];
     json_t *doc = parse_name(arn, region, account, name, id, sizeof(id), err) == 0 ? resstore_get(g_store, id)
                                                                                    : NULL;
@@ -1002,7 +987,7 @@ void api_put_function_scaling_config(struct http_req *req)
     json_decref(val);
     if (rc)
         goto fail;
-    http_send_jsont(req, 202, json_pack("{s:s}", "FunctionState", jstr(cfg, "State") ? jstr(cfg, "State")
+    http_send_jsont(req, 202, json_pack("{s:s}", "FunctionState", api_jstr(cfg, "State") ? api_jstr(cfg, "State")
                                                                                      : "Active"));
     goto out;
 fail:

@@ -33,21 +33,6 @@ void api_csc_shutdown(void)
     g_store = NULL;
 }
 
-static const char *jstr(json_t *o, const char *k)
-{
-    return json_string_value(json_object_get(o, k));
-}
-
-static void now_iso(char out[40])
-{
-    struct timeval tv;
-    struct tm tm;
-    gettimeofday(&tv, NULL);
-    gmtime_r(&tv.tv_sec, &tm);
-    size_t n = strftime(out, 40, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out + n, 40 - n, ".%06ldZ", (long)tv.tv_usec);
-}
-
 /* "<region>.<account>.<csc-id>" of a configuration ARN in the request's
  * namespace; -1 when it is not a CSC ARN of this region/account. */
 static int id_of(struct http_req *req, const char *arn, char *out, size_t len)
@@ -91,7 +76,7 @@ static int check_body(json_t *body, bool create, struct api_error *err)
         (!json_is_string(pol) || (strcmp(json_string_value(pol), "Warn") && strcmp(json_string_value(pol), "Enforce"))))
         vlist_add(&v, json_string_value(pol), "codeSigningPolicies.untrustedArtifactOnDeployment",
                   "Member must satisfy enum value set: [Enforce, Warn]");
-    const char *d = jstr(body, "Description");
+    const char *d = api_jstr(body, "Description");
     if (d && strlen(d) > 256)
         vlist_add(&v, d, "description", "Member must have length less than or equal to 256");
     return vlist_finish(&v, err);
@@ -103,13 +88,13 @@ static void apply(json_t *c, json_t *body)
     if (json_is_object(ap))
         json_object_set_new(c, "AllowedPublishers", json_pack("{s:O}", "SigningProfileVersionArns",
                                                               json_object_get(ap, "SigningProfileVersionArns")));
-    const char *pol = jstr(json_object_get(body, "CodeSigningPolicies"), "UntrustedArtifactOnDeployment");
+    const char *pol = api_jstr(json_object_get(body, "CodeSigningPolicies"), "UntrustedArtifactOnDeployment");
     if (pol)
         json_object_set_new(c, "CodeSigningPolicies", json_pack("{s:s}", "UntrustedArtifactOnDeployment", pol));
-    if (jstr(body, "Description"))
-        json_object_set_new(c, "Description", json_string(jstr(body, "Description")));
+    if (api_jstr(body, "Description"))
+        json_object_set_new(c, "Description", json_string(api_jstr(body, "Description")));
     char ts[40];
-    now_iso(ts);
+    api_now_iso(ts, 6, "Z");
     json_object_set_new(c, "LastModified", json_string(ts));
 }
 
@@ -205,7 +190,7 @@ static json_t *functions_using(struct http_req *req, const char *csc_arn)
         if (!strcmp(v[i]->region, req->region) && !strcmp(v[i]->account, req->account) && v[i]->extras_json &&
             strstr(v[i]->extras_json, csc_arn)) {
             json_t *extras = json_loads(v[i]->extras_json, 0, NULL);
-            const char *a = jstr(extras, "csc");
+            const char *a = api_jstr(extras, "csc");
             if (a && !strcmp(a, csc_arn))
                 json_array_append_new(out, json_string(v[i]->arn));
             json_decref(extras);
@@ -222,7 +207,7 @@ void api_delete_csc(struct http_req *req)
     json_t *c = lookup(req, id, sizeof(id));
     if (!c)
         return;
-    json_t *users = functions_using(req, jstr(c, "CodeSigningConfigArn"));
+    json_t *users = functions_using(req, api_jstr(c, "CodeSigningConfigArn"));
     if (json_array_size(users)) {
         char *list = json_dumps(users, JSON_COMPACT);
         http_send_error(req, &AWS_RESOURCE_CONFLICT, "The code signing configuration cannot be deleted because it "
@@ -271,7 +256,7 @@ void api_list_cscs(struct http_req *req)
     json_t *all = resstore_all(g_store), *mine = json_array(), *e;
     size_t i;
     json_array_foreach(all, i, e) {
-        const char *a = jstr(e, "CodeSigningConfigArn");
+        const char *a = api_jstr(e, "CodeSigningConfigArn");
         if (a && !strncmp(a, prefix, strlen(prefix)))
             json_array_append(mine, e);
     }
@@ -285,7 +270,7 @@ void api_list_functions_by_csc(struct http_req *req)
     json_t *c = lookup(req, id, sizeof(id));
     if (!c)
         return;
-    send_page(req, functions_using(req, jstr(c, "CodeSigningConfigArn")), "FunctionArns");
+    send_page(req, functions_using(req, api_jstr(c, "CodeSigningConfigArn")), "FunctionArns");
     json_decref(c);
 }
 
@@ -297,9 +282,9 @@ static int mutate_attach(json_t *doc, const struct fn_record *cur, void *ud, str
     const char *arn = ud;
     json_t *extras = json_object_get(doc, "extras");
     if (!arn) {
-        if (!jstr(extras, "csc"))
+        if (!api_jstr(extras, "csc"))
             return api_fail(err, &AWS_CSC_NOT_FOUND, "The function %s does not have a code signing configuration.",
-                            jstr(json_object_get(doc, "configuration"), "FunctionArn"));
+                            api_jstr(json_object_get(doc, "configuration"), "FunctionArn"));
         json_object_del(extras, "csc");
         return 0;
     }
@@ -335,7 +320,7 @@ void api_put_function_csc(struct http_req *req)
     if (!r)
         goto out;
     registry_record_unref(r);
-    const char *arn = jstr(body, "CodeSigningConfigArn");
+    const char *arn = api_jstr(body, "CodeSigningConfigArn");
     if (!arn || !validate_match(arn, PAT_CSC_ARN)) {
         struct vlist v;
         vlist_init(&v);
@@ -367,7 +352,7 @@ void api_get_function_csc(struct http_req *req)
     if (!r)
         return;
     json_t *extras = r->extras_json ? json_loads(r->extras_json, 0, NULL) : NULL;
-    const char *arn = jstr(extras, "csc");
+    const char *arn = api_jstr(extras, "csc");
     http_send_jsont(req, 200, json_pack("{s:s,s:s}", "CodeSigningConfigArn", arn ? arn : "", "FunctionName", n.name));
     json_decref(extras);
     registry_record_unref(r);

@@ -29,11 +29,6 @@ void api_esm_shutdown(void)
     g_store = NULL;
 }
 
-static const char *jstr(json_t *o, const char *k)
-{
-    return json_string_value(json_object_get(o, k));
-}
-
 static double now_epoch(void)
 {
     struct timeval tv;
@@ -108,10 +103,10 @@ static int check_shape(json_t *body, bool create, struct api_error *err)
         json_t *fn = json_object_get(body, "FunctionName");
         if (!json_is_string(fn))
             vlist_add(&v, NULL, "functionName", "Member must not be null");
-        const char *arn = jstr(body, "EventSourceArn");
+        const char *arn = api_jstr(body, "EventSourceArn");
         if (arn && !validate_match(arn, PAT_ARN))
             vlist_add(&v, arn, "eventSourceArn", "Member must satisfy regular expression pattern: " PAT_ARN);
-        const char *sp = jstr(body, "StartingPosition");
+        const char *sp = api_jstr(body, "StartingPosition");
         if (sp && strcmp(sp, "TRIM_HORIZON") && strcmp(sp, "LATEST") && strcmp(sp, "AT_TIMESTAMP"))
             vlist_add(&v, sp, "startingPosition", "Member must satisfy enum value set: [LATEST, AT_TIMESTAMP, "
                       "TRIM_HORIZON]");
@@ -133,7 +128,7 @@ static int check_source_rules(json_t *c, enum source src, struct api_error *err)
 {
     long long batch = (long long)json_integer_value(json_object_get(c, "BatchSize"));
     long long window = (long long)json_integer_value(json_object_get(c, "MaximumBatchingWindowInSeconds"));
-    const char *arn = jstr(c, "EventSourceArn");
+    const char *arn = api_jstr(c, "EventSourceArn");
     if (src == SRC_SQS) {
         if (json_object_get(c, "StartingPosition"))
             return api_fail(err, &AWS_INVALID_PARAMETER_VALUE, "StartingPosition is not valid for SQS event sources.");
@@ -203,9 +198,9 @@ void api_create_esm(struct http_req *req)
         http_send_api_error(req, &err);
         goto out;
     }
-    if (function_arn_of(req, jstr(body, "FunctionName"), farn, sizeof(farn), &n))
+    if (function_arn_of(req, api_jstr(body, "FunctionName"), farn, sizeof(farn), &n))
         goto out;
-    const char *src_arn = jstr(body, "EventSourceArn");
+    const char *src_arn = api_jstr(body, "EventSourceArn");
     enum source src = source_of(src_arn);
     if (src == SRC_UNKNOWN || (src == SRC_SELF_KAFKA && !json_object_get(body, "SelfManagedEventSource"))) {
         http_send_error(req, &AWS_INVALID_PARAMETER_VALUE, "Unrecognized event source, must be kinesis, dynamodb "
@@ -216,12 +211,12 @@ void api_create_esm(struct http_req *req)
     json_t *all = resstore_all(g_store), *e;
     size_t i;
     json_array_foreach(all, i, e) {
-        if (src_arn && jstr(e, "EventSourceArn") && !strcmp(jstr(e, "EventSourceArn"), src_arn) &&
-            jstr(e, "FunctionArn") && !strcmp(jstr(e, "FunctionArn"), farn)) {
+        if (src_arn && api_jstr(e, "EventSourceArn") && !strcmp(api_jstr(e, "EventSourceArn"), src_arn) &&
+            api_jstr(e, "FunctionArn") && !strcmp(api_jstr(e, "FunctionArn"), farn)) {
             http_send_error(req, &AWS_RESOURCE_CONFLICT, "An event source mapping with %s arn (\" %s \") and "
                             "function (\" %s \") already exists. Please update or delete the existing mapping "
                             "with UUID %s", src == SRC_SQS ? "SQS" : "event source", src_arn, n.name,
-                            jstr(e, "UUID"));
+                            api_jstr(e, "UUID"));
             json_decref(all);
             goto out;
         }
@@ -307,7 +302,7 @@ void api_update_esm(struct http_req *req)
         http_send_api_error(req, &err);
         goto out;
     }
-    const char *fname = jstr(body, "FunctionName");
+    const char *fname = api_jstr(body, "FunctionName");
     if (fname) {
         if (function_arn_of(req, fname, farn, sizeof(farn), &n))
             goto out;
@@ -323,7 +318,7 @@ void api_update_esm(struct http_req *req)
     if (json_is_boolean(en))
         json_object_set_new(c, "State", json_string(json_is_true(en) ? "Enabled" : "Disabled"));
     json_object_set_new(c, "LastModified", json_real(now_epoch()));
-    if (check_source_rules(c, source_of(jstr(c, "EventSourceArn")), &err)) {
+    if (check_source_rules(c, source_of(api_jstr(c, "EventSourceArn")), &err)) {
         http_send_api_error(req, &err);
         goto out;
     }
@@ -369,12 +364,12 @@ void api_list_esms(struct http_req *req)
     long k = 0;
     bool more = false;
     json_array_foreach(all, i, e) {
-        const char *ea = jstr(e, "EventSourceMappingArn"), *fa = jstr(e, "FunctionArn");
+        const char *ea = api_jstr(e, "EventSourceMappingArn"), *fa = api_jstr(e, "FunctionArn");
         if (!ea || strncmp(ea, prefix, strlen(prefix)))
             continue;
         if (fl > 0 && (!fa || strcmp(fa, farn)))
             continue;
-        if (sl > 0 && (!jstr(e, "EventSourceArn") || strcmp(jstr(e, "EventSourceArn"), src)))
+        if (sl > 0 && (!api_jstr(e, "EventSourceArn") || strcmp(api_jstr(e, "EventSourceArn"), src)))
             continue;
         if (k >= start && k < start + max) {
             json_t *o = json_deep_copy(e);

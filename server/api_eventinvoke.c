@@ -21,11 +21,6 @@
     "$|kafka://([^.]([a-zA-Z0-9\\-_.]{0,248}))|arn:(aws[a-zA-Z0-9-]*):([a-zA-Z0-9\\-])+:([a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\\d{1})?:(\\d{12})?:(.*)"
 #define DEST_MAGIC 0x45494344u /* "EICD" */
 
-static const char *jstr(json_t *o, const char *k)
-{
-    return json_string_value(json_object_get(o, k));
-}
-
 /* "$LATEST" for "" */
 static const char *eic_key(const char *qualifier)
 {
@@ -120,7 +115,7 @@ static json_t *dest_copy(json_t *dc, json_t *old)
         json_t *src = json_object_get(dc, which[i]);
         if (!src && old)
             src = json_object_get(old, which[i]);
-        const char *d = jstr(src, "Destination");
+        const char *d = api_jstr(src, "Destination");
         if (d && *d)
             json_object_set_new(json_object_get(out, which[i]), "Destination", json_string(d));
     }
@@ -289,8 +284,8 @@ void api_event_configure(struct invocation *inv, char *text)
     if (json_is_integer(a))
         inv->max_event_age_s = (int)json_integer_value(a);
     json_t *dc = json_object_get(c, "DestinationConfig");
-    const char *ok = jstr(json_object_get(dc, "OnSuccess"), "Destination");
-    const char *fail = jstr(json_object_get(dc, "OnFailure"), "Destination");
+    const char *ok = api_jstr(json_object_get(dc, "OnSuccess"), "Destination");
+    const char *fail = api_jstr(json_object_get(dc, "OnFailure"), "Destination");
     if ((ok && *ok) || (fail && *fail)) {
         struct event_dest *d = calloc(1, sizeof(*d));
         if (d) {
@@ -303,21 +298,11 @@ void api_event_configure(struct invocation *inv, char *text)
     json_decref(c);
 }
 
-static void now_iso(char out[40])
-{
-    struct timeval tv;
-    struct tm tm;
-    gettimeofday(&tv, NULL);
-    gmtime_r(&tv.tv_sec, &tm);
-    size_t n = strftime(out, 40, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out + n, 40 - n, ".%03dZ", (int)(tv.tv_usec / 1000));
-}
-
 /* AWS's invocation record for a finished event. */
 static char *invocation_record(const struct invocation *inv, const char *condition)
 {
     char ts[40], arn[600];
-    now_iso(ts);
+    api_now_iso(ts, 3, "Z");
     const char *iarn = inv->invoked_arn ? inv->invoked_arn : inv->fn->arn;
     /* requestContext.functionArn is always qualified ($LATEST when the
      * invoke named none). */

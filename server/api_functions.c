@@ -1449,3 +1449,19 @@ bool api_offset_marker(struct http_req *req, long *start)
     http_send_error(req, &AWS_INVALID_PARAMETER_VALUE, "Invalid marker: %s", marker);
     return false;
 }
+
+const char *api_jstr(json_t *o, const char *k)
+{
+    return json_string_value(json_object_get(o, k));
+}
+
+void api_now_iso(char out[40], int digits, const char *zone)
+{
+    struct timeval tv;
+    struct tm tm;
+    gettimeofday(&tv, NULL);
+    gmtime_r(&tv.tv_sec, &tm);
+    size_t n = strftime(out, 40, "%Y-%m-%dT%H:%M:%S", &tm);
+    long frac = digits == 6 ? (long)tv.tv_usec : (long)(tv.tv_usec / 1000);
+    snprintf(out + n, 40 - n, ".%0*ld%s", digits == 6 ? 6 : 3, frac, zone);
+}

@@ -115,6 +115,14 @@ void api_get_account_settings(struct http_req *req);
  * Returns 0 or -1 with InvalidParameterValueException in err. */
 int api_check_tags(json_t *tags, struct api_error *err);
 
+/* The string member k of o, or NULL. */
+const char *api_jstr(json_t *o, const char *k);
+
+/* The current UTC time as AWS's API timestamps write it:
+ * "2026-12-04T05:38:14" + "." + digits (3: milliseconds, 6: microseconds)
+ * + zone ("Z" or "+0000"), as the operation's documentation shows. */
+void api_now_iso(char out[40], int digits, const char *zone);
+
 /* http_query_each callback appending each value to the JSON array ud. */
 int api_collect_query_key(void *ud, const char *value);
 

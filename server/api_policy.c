@@ -79,11 +79,6 @@ static void check_str(json_t *body, const char *key, const char *member, bool re
     }
 }
 
-static const char *jstr(json_t *o, const char *k)
-{
-    return json_string_value(json_object_get(o, k));
-}
-
 /* The Principal element AWS writes for a principal string, or NULL when it
  * is not one AWS accepts. */
 static json_t *principal_json(const char *p)
@@ -132,7 +127,7 @@ static int find_sid(json_t *stmts, const char *sid)
     size_t i;
     json_t *e;
     json_array_foreach(stmts, i, e) {
-        const char *s = jstr(e, "Sid");
+        const char *s = api_jstr(e, "Sid");
         if (s && !strcmp(s, sid))
             return (int)i;
     }
@@ -156,12 +151,12 @@ static json_t *revision_holder(json_t *doc, const char *key)
     if (!*key)
         return json_object_get(doc, "configuration");
     json_array_foreach(json_object_get(doc, "versions"), i, e) {
-        const char *v = jstr(e, "version");
+        const char *v = api_jstr(e, "version");
         if (v && !strcmp(v, key))
             return json_object_get(e, "configuration");
     }
     json_array_foreach(json_object_get(doc, "aliases"), i, e) {
-        const char *a = jstr(e, "Name");
+        const char *a = api_jstr(e, "Name");
         if (a && !strcmp(a, key))
             return e;
     }
@@ -200,7 +195,7 @@ struct perm_edit {
 static int check_and_bump_revision(json_t *doc, const char *key, const char *want, struct api_error *err)
 {
     json_t *holder = revision_holder(doc, key);
-    const char *cur = jstr(holder, "RevisionId");
+    const char *cur = api_jstr(holder, "RevisionId");
     if (want && (!cur || strcmp(want, cur)))
         return api_fail(err, &AWS_PRECONDITION_FAILED, MSG_POLICY_REVISION);
     if (holder) {
@@ -216,7 +211,7 @@ static int mutate_add(json_t *doc, const struct fn_record *cur, void *ud, struct
     (void)cur;
     struct perm_edit *e = ud;
     json_t *stmts = doc_statements(doc, e->key, true);
-    const char *sid = jstr(e->stmt, "Sid");
+    const char *sid = api_jstr(e->stmt, "Sid");
     if (check_and_bump_revision(doc, e->key, e->revision, err))
         return -1;
     if (find_sid(stmts, sid) >= 0)
@@ -275,24 +270,24 @@ static int query_qualifier(struct http_req *req, char buf[160], const char **out
 /* Builds the statement of an AddPermission body for resource arn. */
 static json_t *build_statement(json_t *body, const char *arn, struct api_error *err)
 {
-    json_t *principal = principal_json(jstr(body, "Principal"));
+    json_t *principal = principal_json(api_jstr(body, "Principal"));
     if (!principal) {
         api_fail(err, &AWS_INVALID_PARAMETER_VALUE,
                  "The provided principal was invalid. Please check the principal and try again.");
         return NULL;
     }
-    json_t *st = json_pack("{s:s,s:s,s:o,s:s,s:s}", "Sid", jstr(body, "StatementId"), "Effect", "Allow",
-                           "Principal", principal, "Action", jstr(body, "Action"), "Resource", arn);
+    json_t *st = json_pack("{s:s,s:s,s:o,s:s,s:s}", "Sid", api_jstr(body, "StatementId"), "Effect", "Allow",
+                           "Principal", principal, "Action", api_jstr(body, "Action"), "Resource", arn);
     const char *v;
-    if ((v = jstr(body, "SourceAccount")))
+    if ((v = api_jstr(body, "SourceAccount")))
         add_condition(st, "StringEquals", "AWS:SourceAccount", json_string(v));
-    if ((v = jstr(body, "EventSourceToken")))
+    if ((v = api_jstr(body, "EventSourceToken")))
         add_condition(st, "StringEquals", "lambda:EventSourceToken", json_string(v));
-    if ((v = jstr(body, "PrincipalOrgID")))
+    if ((v = api_jstr(body, "PrincipalOrgID")))
         add_condition(st, "StringEquals", "aws:PrincipalOrgID", json_string(v));
-    if ((v = jstr(body, "FunctionUrlAuthType")))
+    if ((v = api_jstr(body, "FunctionUrlAuthType")))
         add_condition(st, "StringEquals", "lambda:FunctionUrlAuthType", json_string(v));
-    if ((v = jstr(body, "SourceArn")))
+    if ((v = api_jstr(body, "SourceArn")))
         add_condition(st, "ArnLike", "AWS:SourceArn", json_string(v));
     if (json_is_true(json_object_get(body, "InvokedViaFunctionUrl")))
         add_condition(st, "Bool", "lambda:InvokedViaFunctionUrl", json_string("true"));
@@ -346,7 +341,7 @@ void api_add_permission(struct http_req *req)
     }
     validate_function_arn(&n, n.qualifier[0] != 0, arn, sizeof(arn));
     e.key = policy_key(&n);
-    e.revision = jstr(body, "RevisionId");
+    e.revision = api_jstr(body, "RevisionId");
     if (!(e.stmt = build_statement(body, arn, &err)) || registry_update(&n, mutate_add, &e, NULL, 0, NULL, &err))
         goto fail;
     json_t *resp = json_pack("{s:s}", "Statement", e.stmt_text);
@@ -403,7 +398,7 @@ static char *target_revision(const struct fn_record *r, const char *key)
     const struct fn_alias *a = v ? NULL : registry_alias(r, key);
     text = v ? v->config_json : a ? a->json : NULL;
     json_t *o = text ? json_loads(text, 0, NULL) : NULL;
-    char *out = strdup(jstr(o, "RevisionId") ? jstr(o, "RevisionId") : "");
+    char *out = strdup(api_jstr(o, "RevisionId") ? api_jstr(o, "RevisionId") : "");
     json_decref(o);
     return out;
 }
@@ -494,7 +489,7 @@ static json_t *parse_policy_document(const char *text, size_t len, struct api_er
         goto out;
     }
     json_array_foreach(stmts, i, e) {
-        const char *effect = jstr(e, "Effect");
+        const char *effect = api_jstr(e, "Effect");
         json_t *sid = json_object_get(e, "Sid");
         if (!json_is_object(e)) {
             api_fail(err, &AWS_INVALID_PARAMETER_VALUE, "Statement %zu of the policy is not an object.", i);
@@ -546,7 +541,7 @@ static int mutate_doc(json_t *doc, const struct fn_record *cur, void *ud, struct
             return api_fail(err, &AWS_RESOURCE_NOT_FOUND, "No policy is associated with the given resource.");
         json_object_del(json_object_get(json_object_get(doc, "extras"), "policy"), e->key);
     }
-    const char *rev = jstr(revision_holder(doc, e->key), "RevisionId");
+    const char *rev = api_jstr(revision_holder(doc, e->key), "RevisionId");
     snprintf(e->newrev, sizeof(e->newrev), "%s", rev ? rev : "");
     return 0;
 }
@@ -600,7 +595,7 @@ void api_put_resource_policy(struct http_req *req)
         goto fail;
     }
     e.key = policy_key(&n);
-    e.revision = jstr(body, "RevisionId");
+    e.revision = api_jstr(body, "RevisionId");
     if (registry_update(&n, mutate_doc, &e, NULL, 0, NULL, &err))
         goto fail;
     http_send_jsont(req, 200, json_pack("{s:s,s:s}", "Policy", text ? text : "", "RevisionId", e.newrev));
@@ -648,7 +643,7 @@ struct layer_edit {
 static int layer_add(json_t *stmts, const char *rev, void *ud, struct api_error *err)
 {
     struct layer_edit *e = ud;
-    const char *sid = jstr(e->stmt, "Sid");
+    const char *sid = api_jstr(e->stmt, "Sid");
     if (e->revision && strcmp(e->revision, rev))
         return api_fail(err, &AWS_PRECONDITION_FAILED, MSG_LAYER_POLICY_REVISION);
     if (find_sid(stmts, sid) >= 0)
@@ -696,7 +691,7 @@ void api_add_layer_permission(struct http_req *req)
     check_str(body, "OrganizationId", "organizationId", false, 0, 34, PAT_ORG, &v);
     if (vlist_finish(&v, &err))
         goto fail;
-    const char *org = jstr(body, "OrganizationId"), *principal = jstr(body, "Principal");
+    const char *org = api_jstr(body, "OrganizationId"), *principal = api_jstr(body, "Principal");
     if (org && strcmp(principal, "*")) {
         api_fail(&err, &AWS_INVALID_PARAMETER_VALUE,
                  "OrganizationId can only be specified with a wildcard Principal (\"*\").");
@@ -709,8 +704,8 @@ void api_add_layer_permission(struct http_req *req)
         json_decref(p);
         p = json_pack("{s:s}", "AWS", principal);
     }
-    e.stmt = json_pack("{s:s,s:s,s:o,s:s,s:s}", "Sid", jstr(body, "StatementId"), "Effect", "Allow",
-                       "Principal", p, "Action", jstr(body, "Action"), "Resource", arn);
+    e.stmt = json_pack("{s:s,s:s,s:o,s:s,s:s}", "Sid", api_jstr(body, "StatementId"), "Effect", "Allow",
+                       "Principal", p, "Action", api_jstr(body, "Action"), "Resource", arn);
     if (org)
         add_condition(e.stmt, "StringEquals", "aws:PrincipalOrgID", json_string(org));
     if (http_query(req, "RevisionId", rev, sizeof(rev)) >= 0)

@@ -23,11 +23,6 @@ static const struct aws_error AWS_PC_NOT_FOUND = {"ProvisionedConcurrencyConfigN
 
 #define MSG_PC_UNPUBLISHED "Provisioned Concurrency Configs cannot be applied to unpublished function versions."
 
-static const char *jstr(json_t *o, const char *k)
-{
-    return json_string_value(json_object_get(o, k));
-}
-
 static void now_ts(char out[40])
 {
     time_t t = time(NULL);
@@ -388,7 +383,7 @@ void api_get_recursion_config(struct http_req *req)
     if (!r)
         return;
     json_t *extras = r->extras_json ? json_loads(r->extras_json, 0, NULL) : NULL;
-    const char *loop = jstr(extras, "recursion");
+    const char *loop = api_jstr(extras, "recursion");
     http_send_jsont(req, 200, json_pack("{s:s}", "RecursiveLoop", loop ? loop : "Terminate"));
     json_decref(extras);
     registry_record_unref(r);
@@ -405,7 +400,7 @@ void api_put_recursion_config(struct http_req *req)
     if (!r)
         goto out;
     registry_record_unref(r);
-    const char *loop = jstr(body, "RecursiveLoop");
+    const char *loop = api_jstr(body, "RecursiveLoop");
     if (!loop || (strcmp(loop, "Allow") && strcmp(loop, "Terminate"))) {
         struct vlist v;
         vlist_init(&v);
@@ -440,10 +435,10 @@ void api_get_runtime_management(struct http_req *req)
     json_t *rt = record_extra(r, "runtime");
     json_t *c = json_object_get(rt, rm_key(&n));
     validate_function_arn(&n, n.qualifier[0] != 0, arn, sizeof(arn));
-    json_t *resp = json_pack("{s:s}", "UpdateRuntimeOn", jstr(c, "UpdateRuntimeOn") ? jstr(c, "UpdateRuntimeOn")
+    json_t *resp = json_pack("{s:s}", "UpdateRuntimeOn", api_jstr(c, "UpdateRuntimeOn") ? api_jstr(c, "UpdateRuntimeOn")
                                                                                   : "Auto");
-    if (jstr(c, "RuntimeVersionArn"))
-        json_object_set_new(resp, "RuntimeVersionArn", json_string(jstr(c, "RuntimeVersionArn")));
+    if (api_jstr(c, "RuntimeVersionArn"))
+        json_object_set_new(resp, "RuntimeVersionArn", json_string(api_jstr(c, "RuntimeVersionArn")));
     json_object_set_new(resp, "FunctionArn", json_string(arn));
     json_decref(rt);
     registry_record_unref(r);
@@ -462,7 +457,7 @@ void api_put_runtime_management(struct http_req *req)
     if (!r)
         goto out;
     registry_record_unref(r);
-    const char *on = jstr(body, "UpdateRuntimeOn"), *ver = jstr(body, "RuntimeVersionArn");
+    const char *on = api_jstr(body, "UpdateRuntimeOn"), *ver = api_jstr(body, "RuntimeVersionArn");
     struct vlist v;
     vlist_init(&v);
     if (!on || (strcmp(on, "Auto") && strcmp(on, "Manual") && strcmp(on, "FunctionUpdate")))

@@ -26,21 +26,6 @@
 #define PAT_URL_QUALIFIER "((?!^\\d+$)^[0-9a-zA-Z-_]+$)"
 #define LIST_MAX 50
 
-static const char *jstr(json_t *o, const char *k)
-{
-    return json_string_value(json_object_get(o, k));
-}
-
-static void now_iso(char out[40])
-{
-    struct timeval tv;
-    struct tm tm;
-    gettimeofday(&tv, NULL);
-    gmtime_r(&tv.tv_sec, &tm);
-    size_t n = strftime(out, 40, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out + n, 40 - n, ".%06ldZ", (long)tv.tv_usec);
-}
-
 /* --- configuration ----------------------------------------------------- */
 
 /* Resolves the function and the URL qualifier ("" or an alias). Answers
@@ -240,14 +225,14 @@ static int mutate_create(json_t *doc, const struct fn_record *cur, void *ud, str
     char id[URL_ID_LEN + 1], url[200], ts[40];
     random_id(id);
     snprintf(url, sizeof(url), "https://%s.lambda-url.%s.on.aws/", id, e->region);
-    now_iso(ts);
+    api_now_iso(ts, 6, "Z");
     json_t *c = json_pack("{s:s,s:s,s:s,s:s}", "FunctionUrl", url, "FunctionArn", e->arn, "AuthType",
-                          jstr(e->body, "AuthType"), "CreationTime", ts);
+                          api_jstr(e->body, "AuthType"), "CreationTime", ts);
     json_t *cors = json_object_get(e->body, "Cors");
     if (json_is_object(cors))
         json_object_set_new(c, "Cors", cors_copy(cors));
     json_object_set_new(c, "LastModifiedTime", json_string(ts));
-    json_object_set_new(c, "InvokeMode", json_string(jstr(e->body, "InvokeMode") ? jstr(e->body, "InvokeMode")
+    json_object_set_new(c, "InvokeMode", json_string(api_jstr(e->body, "InvokeMode") ? api_jstr(e->body, "InvokeMode")
                                                                                   : "BUFFERED"));
     json_object_set_new(c, "UrlId", json_string(id));
     json_object_set_new(urls, e->key, c);
@@ -263,11 +248,11 @@ static int mutate_update(json_t *doc, const struct fn_record *cur, void *ud, str
     if (!c)
         return api_fail(err, &AWS_RESOURCE_NOT_FOUND, MSG_RESOURCE_NOT_FOUND);
     char ts[40];
-    now_iso(ts);
-    if (jstr(e->body, "AuthType"))
-        json_object_set_new(c, "AuthType", json_string(jstr(e->body, "AuthType")));
-    if (jstr(e->body, "InvokeMode"))
-        json_object_set_new(c, "InvokeMode", json_string(jstr(e->body, "InvokeMode")));
+    api_now_iso(ts, 6, "Z");
+    if (api_jstr(e->body, "AuthType"))
+        json_object_set_new(c, "AuthType", json_string(api_jstr(e->body, "AuthType")));
+    if (api_jstr(e->body, "InvokeMode"))
+        json_object_set_new(c, "InvokeMode", json_string(api_jstr(e->body, "InvokeMode")));
     json_t *cors = json_object_get(e->body, "Cors");
     if (json_is_object(cors))
         json_object_set_new(c, "Cors", cors_copy(cors));
@@ -297,7 +282,7 @@ static void local_url_header(struct http_req *req, json_t *stored, char *out, si
     snprintf(port, sizeof(port), "%s", colon ? colon + 1 : "");
     if (!port[0] && c)
         snprintf(port, sizeof(port), "%d", c->port);
-    const char *id = jstr(stored, "UrlId"), *url = jstr(stored, "FunctionUrl");
+    const char *id = api_jstr(stored, "UrlId"), *url = api_jstr(stored, "FunctionUrl");
     const char *region = url ? strstr(url, ".lambda-url.") : NULL;
     char reg[40] = "us-east-1";
     if (region) {
@@ -998,7 +983,7 @@ static void serve(struct http_req *req, const char *id, const char *raw_path)
         const char *k;
         json_t *v;
         json_object_foreach(urls, k, v) {
-            const char *uid = jstr(v, "UrlId");
+            const char *uid = api_jstr(v, "UrlId");
             if (uid && !strcmp(uid, id)) {
                 cfg = v;
                 snprintf(key, sizeof(key), "%s", k);
@@ -1011,7 +996,7 @@ static void serve(struct http_req *req, const char *id, const char *raw_path)
         goto out;
     }
     const char *auth = http_header(req, "Authorization");
-    bool iam = !strcmp(jstr(cfg, "AuthType") ? jstr(cfg, "AuthType") : "", "AWS_IAM");
+    bool iam = !strcmp(api_jstr(cfg, "AuthType") ? api_jstr(cfg, "AuthType") : "", "AWS_IAM");
     json_t *cors = json_object_get(cfg, "Cors");
     const char *origin = http_header(req, "Origin");
     char corsbuf[6000];
@@ -1043,10 +1028,10 @@ static void serve(struct http_req *req, const char *id, const char *raw_path)
         goto out;
     }
     snprintf(inv->request_id, sizeof(inv->request_id), "%s", req->request_id);
-    inv->invoked_arn = strdup(jstr(cfg, "FunctionArn") ? jstr(cfg, "FunctionArn") : r->arn);
+    inv->invoked_arn = strdup(api_jstr(cfg, "FunctionArn") ? api_jstr(cfg, "FunctionArn") : r->arn);
     inv->payload = event;
     inv->payload_len = strlen(event);
-    bool streamed = !strcmp(jstr(cfg, "InvokeMode") ? jstr(cfg, "InvokeMode") : "", "RESPONSE_STREAM");
+    bool streamed = !strcmp(api_jstr(cfg, "InvokeMode") ? api_jstr(cfg, "InvokeMode") : "", "RESPONSE_STREAM");
     if (streamed && (inv->stream = invstream_new())) {
         inv->on_done = on_url_stream_done;
         pool_submit(inv);
