@@ -48,6 +48,20 @@ void invstream_free(struct invstream *s)
 }
 
 /* Wakes the consumer if it sleeps. Under s->mu. */
+/* Releases s->mu; a producer paused on FULL is told to go on (its hook is
+ * called outside the lock: it posts to the producer's executor). */
+static void unlock_and_resume(struct invstream *s)
+{
+    bool resume = s->paused;
+    s->paused = false;
+    invstream_resume_fn fn = s->resume;
+    void *ctx = s->ctx;
+    uint64_t token = s->token;
+    pthread_mutex_unlock(&s->mu);
+    if (resume && fn)
+        fn(ctx, token);
+}
+
 static void wake_locked(struct invstream *s)
 {
     if (s->waiting)
@@ -124,14 +138,7 @@ int invstream_next(struct invstream *s, char **data, size_t *len, char *ctype, s
             *len = s->len;
             s->buf = NULL;
             s->len = s->cap = 0;
-            bool resume = s->paused;
-            s->paused = false;
-            invstream_resume_fn fn = s->resume;
-            void *ctx = s->ctx;
-            uint64_t token = s->token;
-            pthread_mutex_unlock(&s->mu);
-            if (resume && fn)
-                fn(ctx, token);
+            unlock_and_resume(s);
             return INVSTREAM_DATA;
         }
         if (s->closed) {
@@ -151,14 +158,7 @@ void invstream_abandon(struct invstream *s)
     free(s->buf);
     s->buf = NULL;
     s->len = s->cap = 0;
-    bool resume = s->paused;
-    s->paused = false;
-    invstream_resume_fn fn = s->resume;
-    void *ctx = s->ctx;
-    uint64_t token = s->token;
-    pthread_mutex_unlock(&s->mu);
-    if (resume && fn)
-        fn(ctx, token);
+    unlock_and_resume(s);
 }
 
 bool invstream_begun(struct invstream *s)
