@@ -16,33 +16,11 @@
 #include "server/layers.h"
 #include "server/persist.h"
 #include "server/registry.h"
+#include "one_file_zip.h"
 #include "testing.h"
 
 #define R "us-east-1"
 #define A "000000000000"
-
-/* A small zip holding one file, built with libzip into memory. */
-static void *make_zip(const char *name, const char *content, size_t *len)
-{
-    zip_error_t ze;
-    zip_error_init(&ze);
-    zip_source_t *src = zip_source_buffer_create(NULL, 0, 0, &ze);
-    zip_source_keep(src);
-    zip_t *z = zip_open_from_source(src, ZIP_TRUNCATE, &ze);
-    zip_source_t *f = zip_source_buffer(z, content, strlen(content), 0);
-    zip_file_add(z, name, f, ZIP_FL_OVERWRITE);
-    zip_close(z);
-    zip_source_open(src);
-    zip_source_seek(src, 0, SEEK_END);
-    zip_int64_t n = zip_source_tell(src);
-    zip_source_seek(src, 0, SEEK_SET);
-    void *buf = malloc((size_t)n);
-    zip_source_read(src, buf, (zip_uint64_t)n);
-    zip_source_close(src);
-    zip_source_free(src);
-    *len = (size_t)n;
-    return buf;
-}
 
 static long long publish(struct codestore *cs, const char *region, const char *name, const char *content,
                          json_t *runtimes, char hex_out[65])
