@@ -21,6 +21,7 @@
 #include "runtime/log.h"
 
 #define JOURNAL_NAME "journal"
+#define JOURNAL_OLD "journal.old" /* rotated out, being checkpointed */
 #define JOURNAL_CHECKPOINT (1u << 20) /* bytes of journal before docs are synced */
 
 struct persist {
@@ -37,6 +38,8 @@ struct persist {
     size_t buf_len, buf_cap;
     uint64_t staged, durable; /* tickets: last staged, last durable */
     bool committing;          /* a leader is writing a batch */
+    bool checkpointing;       /* a thread is checkpointing journal.old (owns ofd) */
+    int ofd;                  /* journal.old (rotated out, not yet checkpointed) or -1 */
     unsigned long long flushes; /* journal flushes so far */
     int broken;               /* sticky -errno once the journal could not be written */
     /* Leader only (committing): */
@@ -137,25 +140,12 @@ static uint32_t rec_crc(const char *id, size_t idlen, const char *data, size_t l
     return (uint32_t)c;
 }
 
-/* Makes every document written since the last checkpoint durable, then
- * empties the journal. */
-static int journal_checkpoint(struct persist *p)
-{
-    if (syncfs(p->dir_fd) || fsync(p->dir_fd))
-        return -errno;
-    if (ftruncate(p->jfd, 0) || fdatasync(p->jfd))
-        return -errno;
-    p->jsize = 0;
-    return 0;
-}
-
-/* Replays the journal a crash left behind into the document files (up to
- * the first torn or corrupt record: that batch was never acknowledged),
- * makes them durable and empties the journal. */
-static int journal_recover(struct persist *p, bool startup)
+/* Replays the journal records of fd into the document files, up to the
+ * first torn or corrupt record (that batch was never acknowledged). */
+static int journal_replay(struct persist *p, int fd, const char *name, bool startup)
 {
     struct stat st;
-    if (fstat(p->jfd, &st))
+    if (fstat(fd, &st))
         return -errno;
     if (st.st_size == 0)
         return 0;
@@ -165,7 +155,7 @@ static int journal_recover(struct persist *p, bool startup)
         return -ENOMEM;
     size_t got = 0;
     while (got < size) {
-        ssize_t r = pread(p->jfd, j + got, size - got, (off_t)got);
+        ssize_t r = pread(fd, j + got, size - got, (off_t)got);
         if (r < 0 && errno == EINTR)
             continue;
         if (r <= 0)
@@ -205,21 +195,62 @@ static int journal_recover(struct persist *p, bool startup)
     }
     free(j);
     if (rc) {
-        LOG_ERROR("%s/" JOURNAL_NAME ": cannot replay: %s", p->dir, strerror(-rc));
+        LOG_ERROR("%s/%s: cannot replay: %s", p->dir, name, strerror(-rc));
         return rc;
     }
     if (off < got)
-        LOG_INFO("%s/" JOURNAL_NAME ": dropping a torn tail of %zu bytes (never acknowledged)",
-                 p->dir, got - off);
+        LOG_INFO("%s/%s: dropping a torn tail of %zu bytes (never acknowledged)", p->dir, name,
+                 got - off);
     if (startup)
-        LOG_INFO("%s/" JOURNAL_NAME ": replayed %zu change(s)", p->dir, n);
+        LOG_INFO("%s/%s: replayed %zu change(s)", p->dir, name, n);
     else
-        LOG_DEBUG("%s/" JOURNAL_NAME ": checkpoint of %zu change(s)", p->dir, n);
-    return journal_checkpoint(p);
+        LOG_DEBUG("%s/%s: checkpoint of %zu change(s)", p->dir, name, n);
+    return 0;
+}
+
+/* Makes the documents durable (syncfs + directory fsync) and then drops the
+ * rotated-out journal.old (ofd), which they now hold. */
+static int old_journal_drop(struct persist *p)
+{
+    if (syncfs(p->dir_fd) || fsync(p->dir_fd))
+        return -errno;
+    if (unlinkat(p->dir_fd, JOURNAL_OLD, 0) && errno != ENOENT)
+        return -errno;
+    if (fsync(p->dir_fd))
+        return -errno;
+    close(p->ofd);
+    p->ofd = -1;
+    return 0;
+}
+
+/* Full checkpoint with no writer and no background checkpoint running (at
+ * start-up, before persist_load, at a clean close): replays journal.old (if
+ * one is left) and then the journal into the document files, makes them
+ * durable, drops journal.old and empties the journal. */
+static int journal_recover(struct persist *p, bool startup)
+{
+    int rc;
+    if (p->ofd >= 0 && (rc = journal_replay(p, p->ofd, JOURNAL_OLD, startup)))
+        return rc;
+    if ((rc = journal_replay(p, p->jfd, JOURNAL_NAME, startup)))
+        return rc;
+    if (p->ofd >= 0) {
+        if ((rc = old_journal_drop(p)))
+            return rc;
+    } else if (syncfs(p->dir_fd) || fsync(p->dir_fd)) {
+        return -errno;
+    }
+    if (ftruncate(p->jfd, 0) || fdatasync(p->jfd))
+        return -errno;
+    p->jsize = 0;
+    return 0;
 }
 
 static int journal_open(struct persist *p)
 {
+    p->ofd = openat(p->dir_fd, JOURNAL_OLD, O_RDONLY | O_CLOEXEC);
+    if (p->ofd < 0 && errno != ENOENT)
+        return -errno;
     p->jfd = openat(p->dir_fd, JOURNAL_NAME, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (p->jfd < 0)
         return -errno;
@@ -269,7 +300,7 @@ int persist_open(struct persist **out, const char *data_dir)
     struct persist *p = calloc(1, sizeof(*p));
     if (!p)
         return -ENOMEM;
-    p->dir_fd = p->lock_fd = p->jfd = -1;
+    p->dir_fd = p->lock_fd = p->jfd = p->ofd = -1;
     if ((rc = mkdir_p(data_dir)))
         goto fail;
     snprintf(path, sizeof(path), "%s/lock", data_dir);
@@ -301,7 +332,7 @@ int persist_open_sub(struct persist **out, const struct persist *parent, const c
     struct persist *p = calloc(1, sizeof(*p));
     if (!p)
         return -ENOMEM;
-    p->dir_fd = p->lock_fd = p->jfd = -1;
+    p->dir_fd = p->lock_fd = p->jfd = p->ofd = -1;
     if (!(p->root = strdup(parent->root))) {
         rc = -ENOMEM;
         goto fail;
@@ -321,10 +352,12 @@ void persist_close(struct persist *p)
         return;
     if (p->jfd >= 0) {
         /* A clean stop leaves an empty journal. */
-        if (p->sync_init && p->jsize && !p->journal_only && !p->broken)
+        if (p->sync_init && (p->jsize || p->ofd >= 0) && !p->journal_only && !p->broken)
             journal_recover(p, false);
         close(p->jfd);
     }
+    if (p->ofd >= 0)
+        close(p->ofd);
     if (p->sync_init) {
         pthread_mutex_destroy(&p->mu);
         pthread_cond_destroy(&p->cv);
@@ -411,26 +444,72 @@ static int journal_append(struct persist *p, const char *buf, size_t len)
     return rc;
 }
 
-/* Leader, after its batch is durable and acknowledged: every
- * JOURNAL_CHECKPOINT bytes, brings the document files up to date from the
- * journal (the same replay as at start-up: temp + rename per record, then
- * syncfs + directory fsync) and empties it. Between checkpoints the
- * documents lag; the journal is the durable copy. */
-static void maybe_checkpoint(struct persist *p)
+/* Leader (committing, mu held), after its batch is durable: every
+ * JOURNAL_CHECKPOINT bytes the journal is rotated out to journal.old and a
+ * fresh journal takes the next batches, so the checkpoint of journal.old
+ * (the start-up replay: temp + rename per record, then syncfs + directory
+ * fsync, then unlink) runs while writers go on committing. Returns true
+ * when the caller must run that checkpoint (checkpoint_old) once it has
+ * released the leadership. Between checkpoints the documents lag; the
+ * journals are the durable copy. */
+static bool rotate_locked(struct persist *p)
 {
-    if (p->journal_only || p->jsize < p->next_checkpoint)
-        return;
-    int r = journal_recover(p, false);
+    if (p->journal_only || p->jsize < p->next_checkpoint || p->checkpointing)
+        return false;
+    if (p->ofd < 0) {
+        /* The new journal's directory entry is made durable before any
+         * record in it is acknowledged; a crash in between leaves
+         * journal.old (and maybe an empty journal), replayed at start-up. */
+        if (renameat(p->dir_fd, JOURNAL_NAME, p->dir_fd, JOURNAL_OLD)) {
+            LOG_WARN("%s: cannot rotate the journal (%s); it keeps growing", p->dir, strerror(errno));
+            p->next_checkpoint = p->jsize + JOURNAL_CHECKPOINT;
+            return false;
+        }
+        int nfd = openat(p->dir_fd, JOURNAL_NAME, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        if (nfd < 0 || fsync(p->dir_fd)) {
+            int e = errno;
+            if (nfd >= 0)
+                close(nfd);
+            if (renameat(p->dir_fd, JOURNAL_OLD, p->dir_fd, JOURNAL_NAME) || fsync(p->dir_fd)) {
+                LOG_ERROR("%s: cannot restore the journal after a failed rotation: %s", p->dir,
+                          strerror(errno));
+                p->broken = -e;
+            }
+            LOG_WARN("%s: cannot rotate the journal (%s); it keeps growing", p->dir, strerror(e));
+            p->next_checkpoint = p->jsize + JOURNAL_CHECKPOINT;
+            return false;
+        }
+        p->ofd = p->jfd;
+        p->jfd = nfd;
+        p->jsize = 0;
+    }
+    p->next_checkpoint = JOURNAL_CHECKPOINT;
+    p->checkpointing = true;
+    return true;
+}
+
+/* The checkpoint of journal.old, outside mu, by the thread rotate_locked
+ * chose; commits of the new journal go on meanwhile. */
+static void checkpoint_old(struct persist *p)
+{
+    int r = journal_replay(p, p->ofd, JOURNAL_OLD, false);
+    if (!r)
+        r = old_journal_drop(p);
+    pthread_mutex_lock(&p->mu);
     if (r) {
+        /* journal.old stays: retried at the next checkpoint, replayed at
+         * start-up. */
         LOG_WARN("%s: checkpoint failed (%s); the journal keeps growing", p->dir, strerror(-r));
         p->next_checkpoint = p->jsize + JOURNAL_CHECKPOINT;
-    } else {
-        p->next_checkpoint = JOURNAL_CHECKPOINT;
     }
+    p->checkpointing = false;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
 }
 
 int persist_commit(struct persist *p, uint64_t ticket)
 {
+    bool checkpoint = false;
     pthread_mutex_lock(&p->mu);
     while (p->durable < ticket && !p->broken) {
         if (p->committing) {
@@ -454,14 +533,7 @@ int persist_commit(struct persist *p, uint64_t ticket)
         } else {
             p->durable = upto;
             p->flushes++;
-            if (p->jsize >= p->next_checkpoint && !p->journal_only) {
-                /* Acknowledge first: the writers' next changes are staged
-                 * while this leader checkpoints. */
-                pthread_cond_broadcast(&p->cv);
-                pthread_mutex_unlock(&p->mu);
-                maybe_checkpoint(p);
-                pthread_mutex_lock(&p->mu);
-            }
+            checkpoint |= rotate_locked(p);
         }
         /* Reuse the batch buffer when nothing was staged meanwhile. */
         if (!p->buf && cap <= (1u << 20)) {
@@ -475,6 +547,8 @@ int persist_commit(struct persist *p, uint64_t ticket)
     }
     int rc = p->durable >= ticket ? 0 : p->broken;
     pthread_mutex_unlock(&p->mu);
+    if (checkpoint)
+        checkpoint_old(p);
     return rc;
 }
 
@@ -507,9 +581,9 @@ static void checkpoint_now(struct persist *p)
     if (!p->sync_init)
         return;
     pthread_mutex_lock(&p->mu);
-    while (p->committing)
+    while (p->committing || p->checkpointing)
         pthread_cond_wait(&p->cv, &p->mu);
-    bool need = p->jsize && !p->journal_only && !p->broken;
+    bool need = (p->jsize || p->ofd >= 0) && !p->journal_only && !p->broken;
     if (need)
         p->committing = true;
     pthread_mutex_unlock(&p->mu);
