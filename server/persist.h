@@ -22,12 +22,18 @@
  * outside it (persist_commit); the first waiter becomes the leader and
  * writes everything staged so far with ONE write + fdatasync, so concurrent
  * writers share one disk flush, and the API answers after that flush.
- * Between checkpoints the journal is the only durable copy: every 1 MiB of
- * journal, at a clean close and before persist_load, a checkpoint replays
- * the journal into the document files (temp + rename per record), syncs
- * them (syncfs + fsync of the directory) and empties the journal.
- * Start-up replays a journal a crash left behind the same way, up to its
- * first torn or corrupt record (that batch was never acknowledged). If the
+ * Between checkpoints the journal is the only durable copy. Every 1 MiB the
+ * leader renames the journal to journal.old and opens a fresh journal
+ * (directory fsync'd before anything in it is acknowledged); the thread
+ * whose commit rotated it then, after giving up the leadership, replays
+ * journal.old into the document files (temp + rename per record), syncs
+ * them (syncfs + fsync of the directory) and deletes it, while the other
+ * writers go on committing into the new journal. One checkpoint at a time;
+ * a failed one leaves journal.old for the next. At a clean close and before
+ * persist_load a full checkpoint does both journals and empties the
+ * journal. Start-up replays journal.old and then journal the same way, each
+ * up to its first torn or corrupt record (that batch was never
+ * acknowledged). If the
  * journal cannot be written, the handle turns broken: that and every later
  * change fail with the same error.
  *
