@@ -208,12 +208,16 @@ static int journal_replay(struct persist *p, int fd, const char *name, bool star
     return 0;
 }
 
-/* Makes the documents durable (syncfs + directory fsync) and then drops the
- * rotated-out journal.old (ofd), which they now hold. */
+/* Makes the replayed document files and their directory entries durable. */
+static int docs_sync(struct persist *p)
+{
+    return syncfs(p->dir_fd) || fsync(p->dir_fd) ? -errno : 0;
+}
+
+/* After docs_sync: deletes the rotated-out journal.old (ofd), whose changes
+ * the documents now hold. */
 static int old_journal_drop(struct persist *p)
 {
-    if (syncfs(p->dir_fd) || fsync(p->dir_fd))
-        return -errno;
     if (unlinkat(p->dir_fd, JOURNAL_OLD, 0) && errno != ENOENT)
         return -errno;
     if (fsync(p->dir_fd))
@@ -232,18 +236,20 @@ static int journal_recover(struct persist *p, bool startup)
     int rc;
     if (p->ofd >= 0 && (rc = journal_replay(p, p->ofd, JOURNAL_OLD, startup)))
         return rc;
-    if ((rc = journal_replay(p, p->jfd, JOURNAL_NAME, startup)))
+    if ((rc = journal_replay(p, p->jfd, JOURNAL_NAME, startup)) || (rc = docs_sync(p)))
         return rc;
-    if (p->ofd >= 0) {
-        if ((rc = old_journal_drop(p)))
-            return rc;
-    } else if (syncfs(p->dir_fd) || fsync(p->dir_fd)) {
-        return -errno;
-    }
+    if (p->ofd >= 0 && (rc = old_journal_drop(p)))
+        return rc;
     if (ftruncate(p->jfd, 0) || fdatasync(p->jfd))
         return -errno;
     p->jsize = 0;
     return 0;
+}
+
+/* Opens (creating) <dir>/journal for appending. */
+static int journal_create(struct persist *p)
+{
+    return openat(p->dir_fd, JOURNAL_NAME, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
 }
 
 static int journal_open(struct persist *p)
@@ -251,7 +257,7 @@ static int journal_open(struct persist *p)
     p->ofd = openat(p->dir_fd, JOURNAL_OLD, O_RDONLY | O_CLOEXEC);
     if (p->ofd < 0 && errno != ENOENT)
         return -errno;
-    p->jfd = openat(p->dir_fd, JOURNAL_NAME, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    p->jfd = journal_create(p);
     if (p->jfd < 0)
         return -errno;
     if (fsync(p->dir_fd))
@@ -460,14 +466,11 @@ static bool rotate_locked(struct persist *p)
         /* The new journal's directory entry is made durable before any
          * record in it is acknowledged; a crash in between leaves
          * journal.old (and maybe an empty journal), replayed at start-up. */
+        int e = 0, nfd = -1;
         if (renameat(p->dir_fd, JOURNAL_NAME, p->dir_fd, JOURNAL_OLD)) {
-            LOG_WARN("%s: cannot rotate the journal (%s); it keeps growing", p->dir, strerror(errno));
-            p->next_checkpoint = p->jsize + JOURNAL_CHECKPOINT;
-            return false;
-        }
-        int nfd = openat(p->dir_fd, JOURNAL_NAME, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-        if (nfd < 0 || fsync(p->dir_fd)) {
-            int e = errno;
+            e = errno;
+        } else if ((nfd = journal_create(p)) < 0 || fsync(p->dir_fd)) {
+            e = errno;
             if (nfd >= 0)
                 close(nfd);
             if (renameat(p->dir_fd, JOURNAL_OLD, p->dir_fd, JOURNAL_NAME) || fsync(p->dir_fd)) {
@@ -475,6 +478,8 @@ static bool rotate_locked(struct persist *p)
                           strerror(errno));
                 p->broken = -e;
             }
+        }
+        if (e) {
             LOG_WARN("%s: cannot rotate the journal (%s); it keeps growing", p->dir, strerror(e));
             p->next_checkpoint = p->jsize + JOURNAL_CHECKPOINT;
             return false;
@@ -493,6 +498,8 @@ static bool rotate_locked(struct persist *p)
 static void checkpoint_old(struct persist *p)
 {
     int r = journal_replay(p, p->ofd, JOURNAL_OLD, false);
+    if (!r)
+        r = docs_sync(p);
     if (!r)
         r = old_journal_drop(p);
     pthread_mutex_lock(&p->mu);
