@@ -82,6 +82,18 @@ static int check_last(void *ud, const char *id, json_t *doc)
     return 0;
 }
 
+/* The "v" of the document of id under dir/data/functions, or -1 when it
+ * is missing or does not parse. */
+static long long doc_v(const char *dir, const char *id)
+{
+    char path[600];
+    snprintf(path, sizeof(path), "%s/data/functions/%s.json", dir, id);
+    json_t *doc = json_load_file(path, 0, NULL);
+    long long v = doc ? json_integer_value(json_object_get(doc, "v")) : -1;
+    json_decref(doc);
+    return v;
+}
+
 /* Appends one journal record (data NULL: a removal) to buf. */
 static void rec_w(char *buf, size_t cap, const char *id, const char *data)
 {
@@ -136,10 +148,7 @@ int main(void)
     CHECK(access(path, F_OK) == 0); /* moved aside, not fatal */
 
     /* The replacement won: v is 2. */
-    snprintf(path, sizeof(path), "%s/data/functions/us-east-1.000000000000.fn-a.json", dir);
-    json_t *doc = json_load_file(path, 0, NULL);
-    CHECK(doc && json_integer_value(json_object_get(doc, "v")) == 2);
-    json_decref(doc);
+    CHECK(doc_v(dir, "us-east-1.000000000000.fn-a") == 2);
 
     /* Group commit: three staged changes become durable with one journal
      * flush, led by whoever commits first; earlier tickets are then done. */
@@ -170,30 +179,20 @@ int main(void)
      * written (or with a document torn): start-up replays the journal in
      * order, stops at a torn record (never acknowledged) and empties it. */
     {
-        const char *d1 = "{\"name\":\"j1\",\"v\":1}", *d2 = "{\"name\":\"j1\",\"v\":2}";
-        const char *d3 = "{\"name\":\"torn\"}";
+        const char *torn = "{\"name\":\"torn\"}";
         char rec[1024];
-        uLong c1 = crc32(crc32(0L, (const Bytef *)"r.a.j1", 6), (const Bytef *)d1, (uInt)strlen(d1));
-        uLong c2 = crc32(crc32(0L, (const Bytef *)"r.a.j1", 6), (const Bytef *)d2, (uInt)strlen(d2));
-        uLong c3 = crc32(0L, (const Bytef *)"r.a.g2", 6);
-        uLong c4 = crc32(crc32(0L, (const Bytef *)"r.a.zz", 6), (const Bytef *)d3, (uInt)strlen(d3));
-        int n = snprintf(rec, sizeof(rec), "W %08lx 6 %zu\nr.a.j1%s\nW %08lx 6 %zu\nr.a.j1%s\nD %08lx 6 0\nr.a.g2\nW %08lx 6 %zu\nr.a.zz%.5s",
-                         c1, strlen(d1), d1, c2, strlen(d2), d2, c3, c4, strlen(d3), d3);
-        FILE *f = fopen(path, "w");
-        CHECK(f != NULL);
-        if (f) {
-            fwrite(rec, 1, (size_t)n, f);
-            fclose(f);
-        }
+        rec_w(rec, sizeof(rec), "r.a.j1", "{\"name\":\"j1\",\"v\":1}");
+        rec_w(rec + strlen(rec), sizeof(rec) - strlen(rec), "r.a.j1", "{\"name\":\"j1\",\"v\":2}");
+        rec_w(rec + strlen(rec), sizeof(rec) - strlen(rec), "r.a.g2", NULL);
+        rec_w(rec + strlen(rec), sizeof(rec) - strlen(rec), "r.a.zz", torn);
+        rec[strlen(rec) - 1 - (strlen(torn) - 5)] = 0; /* only 5 bytes of its data */
+        write_file(path, rec);
         snprintf(path, sizeof(path), "%s/data/functions/r.a.j1.json", dir);
         write_file(path, "{\"name\":\"j1\",\"v"); /* torn document */
     }
     snprintf(path, sizeof(path), "%s/data", dir);
     CHECK(persist_open(&p, path) == 0);
-    snprintf(path, sizeof(path), "%s/data/functions/r.a.j1.json", dir);
-    doc = json_load_file(path, 0, NULL);
-    CHECK(doc && json_integer_value(json_object_get(doc, "v")) == 2);
-    json_decref(doc);
+    CHECK(doc_v(dir, "r.a.j1") == 2);
     snprintf(path, sizeof(path), "%s/data/functions/r.a.g2.json", dir);
     CHECK(access(path, F_OK) != 0); /* the removal was replayed */
     snprintf(path, sizeof(path), "%s/data/functions/r.a.zz.json", dir);
@@ -217,10 +216,7 @@ int main(void)
         write_file(path, cur);
         snprintf(path, sizeof(path), "%s/data", dir);
         CHECK(persist_open(&p, path) == 0);
-        snprintf(path, sizeof(path), "%s/data/functions/r.a.k1.json", dir);
-        doc = json_load_file(path, 0, NULL);
-        CHECK(doc && json_integer_value(json_object_get(doc, "v")) == 2);
-        json_decref(doc);
+        CHECK(doc_v(dir, "r.a.k1") == 2);
         snprintf(path, sizeof(path), "%s/data/functions/r.a.k2.json", dir);
         CHECK(access(path, F_OK) != 0);
         snprintf(path, sizeof(path), "%s/data/functions/journal.old", dir);
@@ -259,10 +255,7 @@ int main(void)
         CHECK(persist_open(&p, path) == 0);
         struct seen s = {0};
         CHECK(persist_load(p, collect, &s) >= 1100 && s.n >= 1100);
-        snprintf(path, sizeof(path), "%s/data/functions/r.a.rot1099.json", dir);
-        doc = json_load_file(path, 0, NULL);
-        CHECK(doc && json_integer_value(json_object_get(doc, "v")) == 1099);
-        json_decref(doc);
+        CHECK(doc_v(dir, "r.a.rot1099") == 1099);
         persist_close(p);
     }
 
