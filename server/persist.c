@@ -23,6 +23,11 @@
 #define JOURNAL_NAME "journal"
 #define JOURNAL_OLD "journal.old" /* rotated out, being checkpointed */
 #define JOURNAL_CHECKPOINT (1u << 20) /* bytes of journal before docs are synced */
+/* A journal starts as this many zero bytes, written and synced, that the
+ * batches then overwrite in place: fdatasync of an overwrite flushes the
+ * data alone, where an append also waits for a file-system journal commit
+ * (the new size and blocks). Past it the journal grows by appending. */
+#define JOURNAL_PREZERO (JOURNAL_CHECKPOINT + (256u << 10))
 
 struct persist {
     char *root;    /* <data-dir> */
@@ -40,10 +45,15 @@ struct persist {
     bool committing;          /* a leader is writing a batch */
     bool checkpointing;       /* a thread is checkpointing journal.old (owns ofd) */
     int ofd;                  /* journal.old (rotated out, not yet checkpointed) or -1 */
+    bool ckpt_pending;        /* journal.old waits for the checkpoint thread */
+    bool ckpt_stop;           /* persist_close: the checkpoint thread ends */
+    bool ckpt_started;        /* ckpt_thread runs (started at the first rotation) */
+    pthread_t ckpt_thread;
+    pthread_cond_t ckpt_cv;   /* wakes the checkpoint thread */
     unsigned long long flushes; /* journal flushes so far */
     int broken;               /* sticky -errno once the journal could not be written */
     /* Leader only (committing): */
-    size_t jsize;             /* journal bytes since the last checkpoint */
+    size_t jsize;             /* journal bytes since the last checkpoint: the write offset */
     size_t next_checkpoint;   /* jsize that triggers the next checkpoint */
     bool journal_only;        /* test hook: never update documents (see journal_open) */
 };
@@ -193,12 +203,16 @@ static int journal_replay(struct persist *p, int fd, const char *name, bool star
         n++;
         off = body + idlen + len + 1;
     }
+    /* A pre-zeroed journal ends in zeros where no batch was written yet. */
+    size_t end = off;
+    while (end < got && j[end] == 0)
+        end++;
     free(j);
     if (rc) {
         LOG_ERROR("%s/%s: cannot replay: %s", p->dir, name, strerror(-rc));
         return rc;
     }
-    if (off < got)
+    if (end < got)
         LOG_INFO("%s/%s: dropping a torn tail of %zu bytes (never acknowledged)", p->dir, name,
                  got - off);
     if (startup)
@@ -246,10 +260,30 @@ static int journal_recover(struct persist *p, bool startup)
     return 0;
 }
 
-/* Opens (creating) <dir>/journal for appending. */
+/* Opens (creating) <dir>/journal; batches are written at jsize. */
 static int journal_create(struct persist *p)
 {
-    return openat(p->dir_fd, JOURNAL_NAME, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    return openat(p->dir_fd, JOURNAL_NAME, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+}
+
+/* Fills an empty (or short) journal with JOURNAL_PREZERO zero bytes and
+ * syncs them, so the batches overwrite allocated blocks in place. */
+static int journal_prezero(int fd)
+{
+    static const char zeros[65536];
+    struct stat st;
+    if (fstat(fd, &st))
+        return -errno;
+    for (off_t off = st.st_size; off < (off_t)JOURNAL_PREZERO;) {
+        size_t n = (size_t)JOURNAL_PREZERO - (size_t)off;
+        ssize_t w = pwrite(fd, zeros, n < sizeof(zeros) ? n : sizeof(zeros), off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return w < 0 ? -errno : -EIO;
+        off += w;
+    }
+    return fdatasync(fd) ? -errno : 0;
 }
 
 static int journal_open(struct persist *p)
@@ -263,10 +297,13 @@ static int journal_open(struct persist *p)
     if (fsync(p->dir_fd))
         return -errno;
     int rc = journal_recover(p, true);
+    if (!rc)
+        rc = journal_prezero(p->jfd);
     if (rc)
         return rc;
     p->next_checkpoint = JOURNAL_CHECKPOINT;
-    if (pthread_mutex_init(&p->mu, NULL) || pthread_cond_init(&p->cv, NULL))
+    if (pthread_mutex_init(&p->mu, NULL) || pthread_cond_init(&p->cv, NULL) ||
+        pthread_cond_init(&p->ckpt_cv, NULL))
         return -ENOMEM;
     p->sync_init = true;
     /* Fault injection for the e2e crash tests: acknowledged changes then
@@ -356,6 +393,14 @@ void persist_close(struct persist *p)
 {
     if (!p)
         return;
+    if (p->ckpt_started) {
+        /* The checkpoint thread finishes a pending checkpoint, then ends. */
+        pthread_mutex_lock(&p->mu);
+        p->ckpt_stop = true;
+        pthread_cond_signal(&p->ckpt_cv);
+        pthread_mutex_unlock(&p->mu);
+        pthread_join(p->ckpt_thread, NULL);
+    }
     if (p->jfd >= 0) {
         /* A clean stop leaves an empty journal. */
         if (p->sync_init && (p->jsize || p->ofd >= 0) && !p->journal_only && !p->broken)
@@ -367,6 +412,7 @@ void persist_close(struct persist *p)
     if (p->sync_init) {
         pthread_mutex_destroy(&p->mu);
         pthread_cond_destroy(&p->cv);
+        pthread_cond_destroy(&p->ckpt_cv);
     }
     free(p->buf);
     if (p->dir_fd >= 0)
@@ -439,10 +485,18 @@ int persist_stage(struct persist *p, const char *id, const char *data, size_t le
     return rc;
 }
 
-/* Leader: writes the batch to the journal with one write + fdatasync. */
+/* Leader: writes the batch at the journal's end (over its zeros) with one
+ * pwrite + fdatasync. */
 static int journal_append(struct persist *p, const char *buf, size_t len)
 {
-    int rc = write_all(p->jfd, buf, len);
+    int rc = 0;
+    for (size_t done = 0; done < len && !rc;) {
+        ssize_t n = pwrite(p->jfd, buf + done, len - done, (off_t)(p->jsize + done));
+        if (n > 0)
+            done += (size_t)n;
+        else if (n == 0 || errno != EINTR)
+            rc = n < 0 ? -errno : -EIO;
+    }
     if (!rc && fdatasync(p->jfd))
         rc = -errno;
     if (!rc)
@@ -469,7 +523,7 @@ static bool rotate_locked(struct persist *p)
         int e = 0, nfd = -1;
         if (renameat(p->dir_fd, JOURNAL_NAME, p->dir_fd, JOURNAL_OLD)) {
             e = errno;
-        } else if ((nfd = journal_create(p)) < 0 || fsync(p->dir_fd)) {
+        } else if ((nfd = journal_create(p)) < 0 || journal_prezero(nfd) || fsync(p->dir_fd)) {
             e = errno;
             if (nfd >= 0)
                 close(nfd);
@@ -493,8 +547,9 @@ static bool rotate_locked(struct persist *p)
     return true;
 }
 
-/* The checkpoint of journal.old, outside mu, by the thread rotate_locked
- * chose; commits of the new journal go on meanwhile. */
+/* The checkpoint of journal.old, outside mu, on the checkpoint thread
+ * (or, if that cannot start, on the thread whose commit rotated the
+ * journal); commits of the new journal go on meanwhile. */
 static void checkpoint_old(struct persist *p)
 {
     int r = journal_replay(p, p->ofd, JOURNAL_OLD, false);
@@ -512,6 +567,42 @@ static void checkpoint_old(struct persist *p)
     p->checkpointing = false;
     pthread_cond_broadcast(&p->cv);
     pthread_mutex_unlock(&p->mu);
+}
+
+static void *checkpoint_main(void *arg)
+{
+    struct persist *p = arg;
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        while (!p->ckpt_pending && !p->ckpt_stop)
+            pthread_cond_wait(&p->ckpt_cv, &p->mu);
+        if (!p->ckpt_pending)
+            break;
+        p->ckpt_pending = false;
+        pthread_mutex_unlock(&p->mu);
+        checkpoint_old(p);
+        pthread_mutex_lock(&p->mu);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+/* mu held, after rotate_locked chose a checkpoint: hands it to the
+ * checkpoint thread (started on the first rotation). Returns false when
+ * the thread cannot start: the caller checkpoints itself. */
+static bool checkpoint_handoff(struct persist *p)
+{
+    if (!p->ckpt_started) {
+        if (pthread_create(&p->ckpt_thread, NULL, checkpoint_main, p)) {
+            LOG_WARN("%s: cannot start the checkpoint thread; the writer checkpoints", p->dir);
+            return false;
+        }
+        pthread_setname_np(p->ckpt_thread, "checkpoint");
+        p->ckpt_started = true;
+    }
+    p->ckpt_pending = true;
+    pthread_cond_signal(&p->ckpt_cv);
+    return true;
 }
 
 int persist_commit(struct persist *p, uint64_t ticket)
@@ -540,7 +631,8 @@ int persist_commit(struct persist *p, uint64_t ticket)
         } else {
             p->durable = upto;
             p->flushes++;
-            checkpoint |= rotate_locked(p);
+            if (rotate_locked(p) && !checkpoint_handoff(p))
+                checkpoint = true;
         }
         /* Reuse the batch buffer when nothing was staged meanwhile. */
         if (!p->buf && cap <= (1u << 20)) {
@@ -597,6 +689,8 @@ static void checkpoint_now(struct persist *p)
     if (!need)
         return;
     int r = journal_recover(p, false);
+    if (!r)
+        r = journal_prezero(p->jfd);
     if (r)
         LOG_WARN("%s: checkpoint failed (%s)", p->dir, strerror(-r));
     pthread_mutex_lock(&p->mu);
