@@ -102,27 +102,25 @@ static void remove_temp_files(struct persist *p)
 
 static int write_all(int fd, const char *data, size_t len);
 
-/* Replaces <dir>/<id>.json with data through a temp file and a rename, not
- * fsync'd: the journal holds the change until the next checkpoint. */
+/* Rewrites <dir>/<id>.json in place, not fsync'd: only a checkpoint or the
+ * start-up replay writes documents, and the journal that holds the change
+ * is deleted only after the documents are synced, so a document torn by a
+ * crash is rewritten by the replay at the next start-up. */
 static int doc_replace(struct persist *p, const char *id, const char *data, size_t len)
 {
-    char tmp[NAME_MAX + 1], final[NAME_MAX + 1];
-    static _Atomic unsigned long seq;
+    char final[NAME_MAX + 1];
+    struct stat st;
     int rc = 0;
     if (snprintf(final, sizeof(final), "%s.json", id) >= (int)sizeof(final))
         return -ENAMETOOLONG;
-    if (snprintf(tmp, sizeof(tmp), ".%s.json.tmp.%ld.%lu", id, (long)getpid(), ++seq) >= (int)sizeof(tmp))
-        return -ENAMETOOLONG;
-    int fd = openat(p->dir_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int fd = openat(p->dir_fd, final, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0)
         return -errno;
     rc = write_all(fd, data, len);
+    if (!rc && (fstat(fd, &st) || (st.st_size > (off_t)len && ftruncate(fd, (off_t)len))))
+        rc = -errno;
     if (close(fd) && !rc)
         rc = -errno;
-    if (!rc && renameat(p->dir_fd, tmp, p->dir_fd, final))
-        rc = -errno;
-    if (rc)
-        unlinkat(p->dir_fd, tmp, 0);
     return rc;
 }
 

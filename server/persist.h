@@ -5,14 +5,13 @@
  * "<region>.<account>.<name>"; '.' cannot occur in any of the three, so ids
  * are unambiguous). persist_open_sub opens further document directories
  * (<data-dir>/layers, see layers.h) with the same discipline under the
- * same lock. A document is replaced through a temp file
- * ".<id>.json.tmp.<pid>.<seq>" in the same directory renamed over the
- * target; a removal is an unlink. Durability comes from the journal below,
- * so the documents may lag the API until the next checkpoint.
- * A crash therefore leaves the old or the new file (or a torn one the
- * journal replay rewrites), plus possibly a torn temp file, which
- * persist_open deletes. Files
- * that do not parse (which atomic renames should make impossible) are moved
+ * same lock. Documents are written only by a checkpoint (below), in place
+ * (a removal is an unlink): durability comes from the journal, so the
+ * documents may lag the API until the next checkpoint, and a journal is
+ * deleted only after the documents it fed are synced, so a document a
+ * crash tore is rewritten by the start-up replay. Torn temp files
+ * ".<id>.json.tmp.*" of older versions are deleted at open. Files
+ * that do not parse (which the replay discipline should make impossible) are moved
  * aside to "<id>.json.corrupt" and reported, never fatal. <data-dir>/lock is
  * flock'ed so two lambdads cannot share a data directory.
  *
@@ -20,22 +19,24 @@
  * (records "<op> <crc32> <idlen> <len>\n<id><data>\n"). Writers stage their
  * change in order (persist_stage, under the caller's writer mutex) and wait
  * outside it (persist_commit); the first waiter becomes the leader and
- * writes everything staged so far with ONE write + fdatasync, so concurrent
- * writers share one disk flush, and the API answers after that flush.
- * Between checkpoints the journal is the only durable copy. Every 1 MiB the
- * leader renames the journal to journal.old and opens a fresh journal
- * (directory fsync'd before anything in it is acknowledged); the thread
- * whose commit rotated it then, after giving up the leadership, replays
- * journal.old into the document files (temp + rename per record), syncs
- * them (syncfs + fsync of the directory) and deletes it, while the other
- * writers go on committing into the new journal. One checkpoint at a time;
- * a failed one leaves journal.old for the next. At a clean close and before
- * persist_load a full checkpoint does both journals and empties the
- * journal. Start-up replays journal.old and then journal the same way, each
- * up to its first torn or corrupt record (that batch was never
- * acknowledged). If the
- * journal cannot be written, the handle turns broken: that and every later
- * change fail with the same error.
+ * writes everything staged so far with ONE pwrite + fdatasync, so concurrent
+ * writers share one disk flush, and the API answers after that flush. A
+ * journal starts as 1.25 MiB of synced zeros that the batches overwrite in
+ * place, so a flush writes data only (an append would also wait for a
+ * file-system journal commit of the new size); replay treats the zero tail
+ * as the clean end. Between checkpoints the journal is the only durable
+ * copy. Every 1 MiB the leader renames the journal to journal.old and opens
+ * a fresh, pre-zeroed journal (directory fsync'd before anything in it is
+ * acknowledged); a checkpoint thread (one per handle, started at the first
+ * rotation, joined by persist_close) then replays journal.old into the
+ * document files, syncs them (syncfs + fsync of the directory) and deletes
+ * it, while writers go on committing into the new journal. One checkpoint
+ * at a time; a failed one leaves journal.old for the next. At a clean close
+ * and before persist_load a full checkpoint does both journals and empties
+ * the journal. Start-up replays journal.old and then journal the same way,
+ * each up to its first torn or corrupt record (that batch was never
+ * acknowledged). If the journal cannot be written, the handle turns broken:
+ * that and every later change fail with the same error.
  *
  * Thread rules: calls do disk I/O; the registry serialises writers on its
  * mutex. Never call inside an RCU read-side section. */
