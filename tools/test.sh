@@ -3,9 +3,9 @@
 #
 #   tools/test.sh [STAGE...]      STAGE: unit release e2e asan tsan fuzz bench (default: all)
 #
-# Runs tools/setup.sh, then each stage; a failing stage does not stop the
-# others. At the end it prints a summary table and exits non-zero if any
-# stage failed.
+# Runs tools/setup.sh and tools/build-test-image.sh, then each stage; a
+# failing stage does not stop the others. At the end it prints a summary
+# table and exits non-zero if any stage failed.
 #
 #   unit  ctest in build/ (--output-on-failure; no tests found = failure)
 #   release  build-release/ with -DCMAKE_BUILD_TYPE=Release (-O3: the
@@ -29,6 +29,9 @@
 #   LAMBDAD_BUILD_DIR      main build dir (default build/; the others get
 #                          -asan, -tsan, -fuzz appended)
 #   PYTEST_ADDOPTS         extra pytest options (standard pytest variable)
+#   LAMBDAD_TEST_STRICT    1 (set here; default elsewhere 0): a test that would
+#                          skip for a missing prerequisite (Docker engine, test
+#                          image, cgroups, AWS CLI v2) fails instead
 # pytest's exit status 5 ("no tests collected") is a failure like any other.
 set -euo pipefail
 
@@ -182,6 +185,12 @@ done
 
 log "setup"
 "$ROOT/tools/setup.sh"
+export LAMBDAD_TEST_STRICT="${LAMBDAD_TEST_STRICT:-1}"
+# The Docker tests' image, before any stage: the unit stage's Docker tests
+# and the e2e tests that check for it at collection need it. A failure here
+# makes those tests fail (strict), not skip.
+log "test image"
+"$ROOT/tools/build-test-image.sh" --quiet || echo "test.sh: tools/build-test-image.sh failed" >&2
 
 declare -A result seconds
 failed=0

@@ -326,6 +326,30 @@ def _test_time_limit():
     signal.signal(signal.SIGALRM, old)
 
 
+# tools/test.sh sets LAMBDAD_TEST_STRICT=1: there every prerequisite (Docker
+# engine, test image, cgroups, AWS CLI v2) must be present, so a skip is
+# reported as a failure instead of hiding a test that did not run.
+STRICT = os.environ.get("LAMBDAD_TEST_STRICT") == "1"
+
+
+def _strict(rep):
+    if STRICT and rep.skipped and not hasattr(rep, "wasxfail"):
+        rep.outcome = "failed"
+        rep.longrepr = f"skipped under LAMBDAD_TEST_STRICT=1 (a missing prerequisite): {rep.longrepr}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    _strict(outcome.get_result())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    outcome = yield
+    _strict(outcome.get_result())
+
+
 def pytest_collection_modifyitems(config, items):
     if os.environ.get("LAMBDAD_E2E_SMOKE") == "1":
         keep = [i for i in items if i.get_closest_marker("smoke")]

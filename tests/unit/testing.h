@@ -4,6 +4,7 @@
 #ifndef LAMBDAD_TESTING_H
 #define LAMBDAD_TESTING_H
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int testing_passed, testing_failed;
@@ -27,6 +28,12 @@ static int testing_passed, testing_failed;
                     #a, a_ ? a_ : "(null)", #b, b_ ? b_ : "(null)");                               \
         }                                                                                          \
     } while (0)
+/* Exit status of a test that cannot run here (no Docker engine, no test
+ * image...): 77, which ctest reports as Skipped, or 1 under
+ * LAMBDAD_TEST_STRICT=1 (tools/test.sh), where a missing prerequisite is
+ * a failure. */
+#define TEST_SKIP()                                                                                \
+    (getenv("LAMBDAD_TEST_STRICT") && !strcmp(getenv("LAMBDAD_TEST_STRICT"), "1") ? 1 : 77)
 #define TEST_DONE()                                                                                \
     (printf("%d passed, %d failed\n", testing_passed, testing_failed), testing_failed ? 1 : 0)
 #endif

@@ -825,12 +825,12 @@ int main(void)
     char err[DOCKER_ERR_MAX];
     if (docker_open(&d, NULL, err) < 0 || docker_ping(d, err) < 0) {
         printf("SKIP: Docker engine unreachable: %s\n", err);
-        return 77;
+        return TEST_SKIP();
     }
     if (docker_image_exists(d, IMAGE, err) != 1) {
         printf("SKIP: image %s missing (run tools/build-test-image.sh)\n", IMAGE);
         docker_close(d);
-        return 77;
+        return TEST_SKIP();
     }
     snprintf(instance, sizeof instance, "unit-%d", (int)getpid());
     snprintf(inst_label, sizeof inst_label, "lambdad.instance=%s", instance);

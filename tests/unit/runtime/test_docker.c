@@ -695,12 +695,12 @@ int main(void)
 {
     if (docker_open(&d, NULL, err) < 0) {
         fprintf(stderr, "skip: %s\n", err);
-        return 77;
+        return TEST_SKIP();
     }
     if (docker_ping(d, err) < 0) {
         fprintf(stderr, "skip: Docker engine unreachable: %s\n", err);
         docker_close(d);
-        return 77;
+        return TEST_SKIP();
     }
     int have = docker_image_exists(d, IMAGE, err);
     if (have != 1) {
@@ -708,7 +708,7 @@ int main(void)
                 "skip: test image %s missing; build it with tools/build-test-image.sh%s%s\n",
                 IMAGE, have < 0 ? ": " : "", have < 0 ? err : "");
         docker_close(d);
-        return 77;
+        return TEST_SKIP();
     }
     snprintf(label, sizeof label, "org.lambdad.unit=test-docker-%d", (int)getpid());
     test_tar_errors();
