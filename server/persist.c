@@ -179,8 +179,15 @@ static int journal_replay(struct persist *p, int fd, const char *name, bool star
         size_t idlen, len;
         int hl = 0;
         char *nl = memchr(j + off, '\n', got - off);
-        if (!nl || sscanf(j + off, "%c %8x %zu %zu%n", &op, &crc, &idlen, &len, &hl) != 4 ||
-            j + off + hl != nl || (op != 'W' && op != 'D') || idlen == 0 || idlen > NAME_MAX)
+        if (!nl)
+            break;
+        /* sscanf measures its whole input string: end it at the header's
+         * newline, or every record would scan the rest of the journal. */
+        *nl = 0;
+        int f = sscanf(j + off, "%c %8x %zu %zu%n", &op, &crc, &idlen, &len, &hl);
+        *nl = '\n';
+        if (f != 4 || j + off + hl != nl || (op != 'W' && op != 'D') || idlen == 0 ||
+            idlen > NAME_MAX)
             break;
         size_t body = (size_t)(nl + 1 - j);
         if (body + idlen + len + 1 > got || j[body + idlen + len] != '\n')
