@@ -498,38 +498,76 @@ static void stream_drop_head(struct logs_stream *s, size_t k)
     }
 }
 
-/* The size cap: drops the oldest events (by timestamp) of the whole store
- * until it holds at most 90% of the cap. */
+/* A stream and how many of its oldest events enforce_cap drops. */
+struct cap_head {
+    struct logs_stream *s;
+    size_t k;
+};
+
+static bool cap_before(const struct cap_head *a, const struct cap_head *b)
+{
+    const struct logs_event *x = &a->s->ev[a->k], *y = &b->s->ev[b->k];
+    return x->ts < y->ts || (x->ts == y->ts && x->seq < y->seq);
+}
+
+static void cap_sift(struct cap_head **h, size_t n, size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, m = i;
+        if (l < n && cap_before(h[l], h[m]))
+            m = l;
+        if (l + 1 < n && cap_before(h[l + 1], h[m]))
+            m = l + 1;
+        if (m == i)
+            return;
+        struct cap_head *t = h[i];
+        h[i] = h[m];
+        h[m] = t;
+        i = m;
+    }
+}
+
+/* The size cap: drops the oldest events (by timestamp, then ingestion)
+ * of the whole store until it holds at most 90% of the cap. A min-heap of
+ * the streams' first kept events picks each victim, O(log streams); every
+ * stream then loses its dropped prefix with one stream_drop_head (one
+ * memmove), not one per run of events. */
 static void enforce_cap(void)
 {
-    uint64_t target = S.max_bytes / 10 * 9;
-    while (S.bytes > target) {
-        struct logs_stream *old = NULL, *next = NULL;
-        for (size_t i = 0; i < S.n; i++) {
-            for (size_t j = 0; j < S.g[i]->n; j++) {
-                struct logs_stream *s = S.g[i]->st[j];
-                if (!s->n)
-                    continue;
-                if (!old || s->ev[0].ts < old->ev[0].ts) {
-                    next = old;
-                    old = s;
-                } else if (!next || s->ev[0].ts < next->ev[0].ts) {
-                    next = s;
-                }
-            }
-        }
-        if (!old)
-            return;
-        /* Drop from the oldest stream up to the next stream's head. */
-        size_t k = 0;
-        uint64_t freed = 0;
-        while (k < old->n && S.bytes - freed > target &&
-               (!next || old->ev[k].ts <= next->ev[0].ts || k == 0)) {
-            freed += old->ev[k].len + EVENT_MEM;
-            k++;
-        }
-        stream_drop_head(old, k ? k : 1);
+    uint64_t target = S.max_bytes / 10 * 9, bytes = S.bytes;
+    size_t ns = 0, hn = 0;
+    for (size_t i = 0; i < S.n; i++)
+        ns += S.g[i]->n;
+    struct cap_head *all = malloc(ns * sizeof(*all) + 1);
+    struct cap_head **h = malloc(ns * sizeof(*h) + 1);
+    if (!all || !h) {
+        LOG_WARN("logs: out of memory enforcing --logs-max-bytes; retried at the next event");
+        free(all);
+        free(h);
+        return;
     }
+    for (size_t i = 0; i < S.n; i++)
+        for (size_t j = 0; j < S.g[i]->n; j++)
+            if (S.g[i]->st[j]->n) {
+                all[hn] = (struct cap_head){.s = S.g[i]->st[j]};
+                h[hn] = &all[hn];
+                hn++;
+            }
+    size_t nall = hn;
+    for (size_t i = hn / 2; i-- > 0;)
+        cap_sift(h, hn, i);
+    while (bytes > target && hn) {
+        struct cap_head *top = h[0];
+        bytes -= top->s->ev[top->k].len + EVENT_MEM;
+        if (++top->k == top->s->n)
+            h[0] = h[--hn];
+        cap_sift(h, hn, 0);
+    }
+    for (size_t i = 0; i < nall; i++)
+        if (all[i].k)
+            stream_drop_head(all[i].s, all[i].k);
+    free(all);
+    free(h);
 }
 
 size_t logs_store_expire(struct logs_group *only, int64_t now)

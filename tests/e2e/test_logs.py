@@ -716,6 +716,44 @@ def test_size_cap_drops_oldest(lambdad_factory):
     assert logs.describe_log_groups(logGroupNamePrefix=g)["logGroups"][0]["storedBytes"] == total
 
 
+def test_size_cap_drops_oldest_across_interleaved_streams(lambdad_factory):
+    """Events of three streams interleaved in time (like the streams of
+    concurrent environments): the cap drops the oldest events of the whole
+    store, whichever stream holds them, so every survivor is newer than
+    every dropped event."""
+    srv = lambdad_factory(args=("--logs-max-bytes", "100000"))
+    logs = srv.client(service="logs")
+    g = "/t/cap-interleaved"
+    logs.create_log_group(logGroupName=g)
+    streams = ["a", "b", "c"]
+    for st in streams:
+        logs.create_log_stream(logGroupName=g, logStreamName=st)
+    t = now_ms() - 100000
+    sent = {}  # message -> timestamp
+    for b in range(8):
+        for k, st in enumerate(streams):
+            batch = []
+            for i in range(10):
+                ts = t + b * 1000 + i * 10 + k  # a0 b0 c0 a1 b1 c1 ... in time
+                msg = f"{st}{b:02d}{i:02d}" + "y" * 995
+                batch.append({"timestamp": ts, "message": msg})
+                sent[msg] = ts
+            logs.put_log_events(logGroupName=g, logStreamName=st, logEvents=batch)
+    kept = {st: all_events(logs, g, st) for st in streams}
+    survivors = [e for ev in kept.values() for e in ev]
+    total = sum(len(e["message"]) for e in survivors)
+    assert 0 < total <= 100000
+    assert len(survivors) < len(sent)  # the cap dropped something
+    kept_msgs = {e["message"] for e in survivors}
+    dropped = [ts for m, ts in sent.items() if m not in kept_msgs]
+    assert max(dropped) < min(e["timestamp"] for e in survivors), "a newer event went before an older one"
+    for st in streams:  # every stream keeps its newest events, in order
+        assert kept[st] and kept[st][-1]["message"].startswith(f"{st}0709")
+        assert [e["timestamp"] for e in kept[st]] == sorted(e["timestamp"] for e in kept[st])
+    stored = logs.describe_log_groups(logGroupNamePrefix=g)["logGroups"][0]["storedBytes"]
+    assert stored == total
+
+
 def test_ephemeral_writes_nothing(lambdad_factory):
     srv = lambdad_factory(ephemeral=True)
     logs = srv.client(service="logs")
