@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -28,6 +29,7 @@
  * data alone, where an append also waits for a file-system journal commit
  * (the new size and blocks). Past it the journal grows by appending. */
 #define JOURNAL_PREZERO (JOURNAL_CHECKPOINT + (256u << 10))
+#define PREZERO_HEADROOM (64ull << 20) /* free space a pre-zeroing leaves at least */
 
 struct persist {
     char *root;    /* <data-dir> */
@@ -272,13 +274,21 @@ static int journal_create(struct persist *p)
 }
 
 /* Fills an empty (or short) journal with JOURNAL_PREZERO zero bytes and
- * syncs them, so the batches overwrite allocated blocks in place. */
-static int journal_prezero(int fd)
+ * syncs them, so the batches overwrite allocated blocks in place. Best
+ * effort (see journal_prezero): a journal that is not (fully) pre-zeroed
+ * still works, its batches then extend the file. Skipped when the file
+ * system would be left with less than PREZERO_HEADROOM free: on a nearly
+ * full disk the zeros would take the room the checkpoint needs to write
+ * the documents (and a start-up replay could then not finish). */
+static int prezero_fd(int fd)
 {
     static const char zeros[65536];
     struct stat st;
-    if (fstat(fd, &st))
+    struct statvfs vfs;
+    if (fstat(fd, &st) || fstatvfs(fd, &vfs))
         return -errno;
+    if ((uint64_t)vfs.f_bavail * vfs.f_frsize < (uint64_t)JOURNAL_PREZERO + PREZERO_HEADROOM)
+        return -ENOSPC;
     for (off_t off = st.st_size; off < (off_t)JOURNAL_PREZERO;) {
         size_t n = (size_t)JOURNAL_PREZERO - (size_t)off;
         ssize_t w = pwrite(fd, zeros, n < sizeof(zeros) ? n : sizeof(zeros), off);
@@ -289,6 +299,14 @@ static int journal_prezero(int fd)
         off += w;
     }
     return fdatasync(fd) ? -errno : 0;
+}
+
+static void journal_prezero(struct persist *p, int fd)
+{
+    int rc = prezero_fd(fd);
+    if (rc)
+        LOG_WARN("%s/" JOURNAL_NAME ": cannot pre-zero (%s); batches append instead", p->dir,
+                 strerror(-rc));
 }
 
 static int journal_open(struct persist *p)
@@ -302,10 +320,9 @@ static int journal_open(struct persist *p)
     if (fsync(p->dir_fd))
         return -errno;
     int rc = journal_recover(p, true);
-    if (!rc)
-        rc = journal_prezero(p->jfd);
     if (rc)
         return rc;
+    journal_prezero(p, p->jfd);
     p->next_checkpoint = JOURNAL_CHECKPOINT;
     if (pthread_mutex_init(&p->mu, NULL) || pthread_cond_init(&p->cv, NULL) ||
         pthread_cond_init(&p->ckpt_cv, NULL))
@@ -511,12 +528,12 @@ static int journal_append(struct persist *p, const char *buf, size_t len)
 
 /* Leader (committing, mu held), after its batch is durable: every
  * JOURNAL_CHECKPOINT bytes the journal is rotated out to journal.old and a
- * fresh journal takes the next batches, so the checkpoint of journal.old
- * (the start-up replay: temp + rename per record, then syncfs + directory
- * fsync, then unlink) runs while writers go on committing. Returns true
- * when the caller must run that checkpoint (checkpoint_old) once it has
- * released the leadership. Between checkpoints the documents lag; the
- * journals are the durable copy. */
+ * fresh, pre-zeroed journal takes the next batches, so the checkpoint of
+ * journal.old (the start-up replay: each record's document rewritten in
+ * place, then syncfs + directory fsync, then unlink) runs while writers go
+ * on committing. Returns true when that checkpoint must run (the caller
+ * hands it to the checkpoint thread). Between checkpoints the documents
+ * lag; the journals are the durable copy. */
 static bool rotate_locked(struct persist *p)
 {
     if (p->journal_only || p->jsize < p->next_checkpoint || p->checkpointing)
@@ -528,7 +545,10 @@ static bool rotate_locked(struct persist *p)
         int e = 0, nfd = -1;
         if (renameat(p->dir_fd, JOURNAL_NAME, p->dir_fd, JOURNAL_OLD)) {
             e = errno;
-        } else if ((nfd = journal_create(p)) < 0 || journal_prezero(nfd) || fsync(p->dir_fd)) {
+        } else if ((nfd = journal_create(p)) >= 0) {
+            journal_prezero(p, nfd);
+        }
+        if (!e && (nfd < 0 || fsync(p->dir_fd))) {
             e = errno;
             if (nfd >= 0)
                 close(nfd);
@@ -695,7 +715,7 @@ static void checkpoint_now(struct persist *p)
         return;
     int r = journal_recover(p, false);
     if (!r)
-        r = journal_prezero(p->jfd);
+        journal_prezero(p, p->jfd);
     if (r)
         LOG_WARN("%s: checkpoint failed (%s)", p->dir, strerror(-r));
     pthread_mutex_lock(&p->mu);
