@@ -150,6 +150,20 @@ static uint32_t rec_crc(const char *id, size_t idlen, const char *data, size_t l
     return (uint32_t)c;
 }
 
+static const char zeros[65536];
+
+static bool all_zero(const char *p, size_t n)
+{
+    while (n) {
+        size_t k = n < sizeof(zeros) ? n : sizeof(zeros);
+        if (memcmp(p, zeros, k))
+            return false;
+        p += k;
+        n -= k;
+    }
+    return true;
+}
+
 /* Replays the journal records of fd into the document files, up to the
  * first torn or corrupt record (that batch was never acknowledged). */
 static int journal_replay(struct persist *p, int fd, const char *name, bool startup)
@@ -200,7 +214,11 @@ static int journal_replay(struct persist *p, int fd, const char *name, bool star
         char idz[NAME_MAX + 1];
         memcpy(idz, id, idlen);
         idz[idlen] = 0;
-        if (memchr(idz, '/', idlen) || idz[0] == '.')
+        /* Only what persist_stage accepts: no '/', NUL or leading '.', and
+         * room for ".json" in a file name. Anything else is corruption
+         * (that ends the replay), not a reason to refuse the start-up. */
+        if (memchr(idz, '/', idlen) || memchr(idz, 0, idlen) || idz[0] == '.' ||
+            idlen + 5 > NAME_MAX)
             break;
         int r = op == 'W' ? doc_replace(p, idz, data, len) : doc_unlink(p, idz);
         if (r) {
@@ -211,15 +229,13 @@ static int journal_replay(struct persist *p, int fd, const char *name, bool star
         off = body + idlen + len + 1;
     }
     /* A pre-zeroed journal ends in zeros where no batch was written yet. */
-    size_t end = off;
-    while (end < got && j[end] == 0)
-        end++;
+    bool zero_tail = all_zero(j + off, got - off);
     free(j);
     if (rc) {
         LOG_ERROR("%s/%s: cannot replay: %s", p->dir, name, strerror(-rc));
         return rc;
     }
-    if (end < got)
+    if (!zero_tail)
         LOG_INFO("%s/%s: dropping a torn tail of %zu bytes (never acknowledged)", p->dir, name,
                  got - off);
     if (startup)
@@ -282,7 +298,6 @@ static int journal_create(struct persist *p)
  * the documents (and a start-up replay could then not finish). */
 static int prezero_fd(int fd)
 {
-    static const char zeros[65536];
     struct stat st;
     struct statvfs vfs;
     if (fstat(fd, &st) || fstatvfs(fd, &vfs))

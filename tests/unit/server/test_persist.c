@@ -261,6 +261,28 @@ int main(void)
         persist_close(p);
     }
 
+    /* A record whose id could not be a document name (251 bytes: no room
+     * for ".json"; persist_stage never writes one) is corruption: the
+     * replay ends there, the start-up does not fail (it used to, with
+     * ENAMETOOLONG, found by fuzz_journal's seed). */
+    {
+        char rec[1024], longid[260];
+        memset(longid, 'n', 251);
+        memcpy(longid, "r.a.", 4);
+        longid[251] = 0;
+        rec_w(rec, sizeof(rec), "r.a.l1", "{\"name\":\"l1\",\"v\":5}");
+        rec_w(rec + strlen(rec), sizeof(rec) - strlen(rec), longid, "{\"v\":1}");
+        rec_w(rec + strlen(rec), sizeof(rec) - strlen(rec), "r.a.l2", "{\"name\":\"l2\"}");
+        snprintf(path, sizeof(path), "%s/data/functions/journal", dir);
+        write_file(path, rec);
+        snprintf(path, sizeof(path), "%s/data", dir);
+        CHECK(persist_open(&p, path) == 0);
+        CHECK(doc_v(dir, "r.a.l1") == 5);
+        snprintf(path, sizeof(path), "%s/data/functions/r.a.l2.json", dir);
+        CHECK(access(path, F_OK) != 0); /* after the corrupt record: not replayed */
+        persist_close(p);
+    }
+
     /* A crash with a pre-zeroed journal: records, then the zeros no batch
      * reached. Every record is replayed; the zeros are the clean end. */
     {
