@@ -108,6 +108,16 @@ static int check_doc(void *ud, const char *id, json_t *doc)
     return 0;
 }
 
+/* At exit (libFuzzer exits through exit()): the data dir goes, so /dev/shm
+ * keeps nothing. */
+static void remove_root(void)
+{
+    empty_dir(g_fns);
+    rmdir(g_fns);
+    empty_dir(g_root);
+    rmdir(g_root);
+}
+
 /* Control bit 1: rewrite the CRC of every well-formed record header in
  * place (over its id and data as the header's lengths take them), so the
  * fuzzer reaches what lies behind the CRC check: ids, removals, order. */
@@ -145,6 +155,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         snprintf(g_fns, sizeof(g_fns), "%s/functions", g_root);
         if ((mkdir(g_root, 0755) && errno != EEXIST) || (mkdir(g_fns, 0755) && errno != EEXIST))
             __builtin_trap();
+        atexit(remove_root);
     }
     if (size < 3)
         return 0;
