@@ -137,6 +137,22 @@ static void rec_w(char *buf, size_t cap, const char *id, const char *data)
     snprintf(buf, cap, "%c %08lx %zu %zu\n%s%s\n", data ? 'W' : 'D', c, idlen, len, id, data ? data : "");
 }
 
+/* Leaves what a crash could: journal.old (if old) and journal with these
+ * records under dir/data/functions, then opens dir/data (the start-up
+ * replay). Returns persist_open's result. */
+static int open_after_crash(const char *dir, const char *old, const char *cur, struct persist **p)
+{
+    char path[600];
+    if (old) {
+        snprintf(path, sizeof(path), "%s/data/functions/journal.old", dir);
+        write_file(path, old);
+    }
+    snprintf(path, sizeof(path), "%s/data/functions/journal", dir);
+    write_file(path, cur);
+    snprintf(path, sizeof(path), "%s/data", dir);
+    return persist_open(p, path);
+}
+
 int main(void)
 {
     char dir[] = "/tmp/lambdad-test-persist-XXXXXX", path[512], id[128];
@@ -245,12 +261,7 @@ int main(void)
         rec_w(old + strlen(old), sizeof(old) - strlen(old), "r.a.k2", "{\"name\":\"k2\"}");
         rec_w(cur, sizeof(cur), "r.a.k1", "{\"name\":\"k1\",\"v\":2}");
         rec_w(cur + strlen(cur), sizeof(cur) - strlen(cur), "r.a.k2", NULL);
-        snprintf(path, sizeof(path), "%s/data/functions/journal.old", dir);
-        write_file(path, old);
-        snprintf(path, sizeof(path), "%s/data/functions/journal", dir);
-        write_file(path, cur);
-        snprintf(path, sizeof(path), "%s/data", dir);
-        CHECK(persist_open(&p, path) == 0);
+        CHECK(open_after_crash(dir, old, cur, &p) == 0);
         CHECK(doc_v(dir, "r.a.k1") == 2);
         snprintf(path, sizeof(path), "%s/data/functions/r.a.k2.json", dir);
         CHECK(access(path, F_OK) != 0);
@@ -273,10 +284,7 @@ int main(void)
         rec_w(rec, sizeof(rec), "r.a.l1", "{\"name\":\"l1\",\"v\":5}");
         rec_w(rec + strlen(rec), sizeof(rec) - strlen(rec), longid, "{\"v\":1}");
         rec_w(rec + strlen(rec), sizeof(rec) - strlen(rec), "r.a.l2", "{\"name\":\"l2\"}");
-        snprintf(path, sizeof(path), "%s/data/functions/journal", dir);
-        write_file(path, rec);
-        snprintf(path, sizeof(path), "%s/data", dir);
-        CHECK(persist_open(&p, path) == 0);
+        CHECK(open_after_crash(dir, NULL, rec, &p) == 0);
         CHECK(doc_v(dir, "r.a.l1") == 5);
         snprintf(path, sizeof(path), "%s/data/functions/r.a.l2.json", dir);
         CHECK(access(path, F_OK) != 0); /* after the corrupt record: not replayed */
