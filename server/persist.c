@@ -102,7 +102,22 @@ static void remove_temp_files(struct persist *p)
         fsync(p->dir_fd);
 }
 
-static int write_all(int fd, const char *data, size_t len);
+/* Writes all of data at off (EINTR and short writes retried). Returns 0 or
+ * -errno. */
+static int pwrite_all(int fd, const char *data, size_t len, off_t off)
+{
+    while (len) {
+        ssize_t n = pwrite(fd, data, len, off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return n < 0 ? -errno : -EIO;
+        data += n;
+        len -= (size_t)n;
+        off += n;
+    }
+    return 0;
+}
 
 /* Rewrites <dir>/<id>.json in place, not fsync'd: only a checkpoint or the
  * start-up replay writes documents, and the journal that holds the change
@@ -118,7 +133,7 @@ static int doc_replace(struct persist *p, const char *id, const char *data, size
     int fd = openat(p->dir_fd, final, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0)
         return -errno;
-    rc = write_all(fd, data, len);
+    rc = pwrite_all(fd, data, len, 0);
     if (!rc && (fstat(fd, &st) || (st.st_size > (off_t)len && ftruncate(fd, (off_t)len))))
         rc = -errno;
     if (close(fd) && !rc)
@@ -306,12 +321,12 @@ static int prezero_fd(int fd)
         return -ENOSPC;
     for (off_t off = st.st_size; off < (off_t)JOURNAL_PREZERO;) {
         size_t n = (size_t)JOURNAL_PREZERO - (size_t)off;
-        ssize_t w = pwrite(fd, zeros, n < sizeof(zeros) ? n : sizeof(zeros), off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return w < 0 ? -errno : -EIO;
-        off += w;
+        if (n > sizeof(zeros))
+            n = sizeof(zeros);
+        int rc = pwrite_all(fd, zeros, n, off);
+        if (rc)
+            return rc;
+        off += (off_t)n;
     }
     return fdatasync(fd) ? -errno : 0;
 }
@@ -466,20 +481,6 @@ void persist_id(const char *region, const char *account, const char *name, char 
     snprintf(out, len, "%s.%s.%s", region, account, name);
 }
 
-static int write_all(int fd, const char *data, size_t len)
-{
-    while (len) {
-        ssize_t n = write(fd, data, len);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        data += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
 
 /* Appends one record to the staged batch (mu held). */
 static int stage_locked(struct persist *p, const char *id, const char *data, size_t len)
@@ -526,14 +527,7 @@ int persist_stage(struct persist *p, const char *id, const char *data, size_t le
  * pwrite + fdatasync. */
 static int journal_append(struct persist *p, const char *buf, size_t len)
 {
-    int rc = 0;
-    for (size_t done = 0; done < len && !rc;) {
-        ssize_t n = pwrite(p->jfd, buf + done, len - done, (off_t)(p->jsize + done));
-        if (n > 0)
-            done += (size_t)n;
-        else if (n == 0 || errno != EINTR)
-            rc = n < 0 ? -errno : -EIO;
-    }
+    int rc = pwrite_all(p->jfd, buf, len, (off_t)p->jsize);
     if (!rc && fdatasync(p->jfd))
         rc = -errno;
     if (!rc)
