@@ -510,26 +510,32 @@ static bool cap_before(const struct cap_head *a, const struct cap_head *b)
     return x->ts < y->ts || (x->ts == y->ts && x->seq < y->seq);
 }
 
-static void cap_sift(struct cap_head **h, size_t n, size_t i)
+static void cap_swap(struct cap_head *a, struct cap_head *b)
+{
+    struct cap_head t = *a;
+    *a = *b;
+    *b = t;
+}
+
+static void cap_sift(struct cap_head *h, size_t n, size_t i)
 {
     for (;;) {
         size_t l = 2 * i + 1, m = i;
-        if (l < n && cap_before(h[l], h[m]))
+        if (l < n && cap_before(&h[l], &h[m]))
             m = l;
-        if (l + 1 < n && cap_before(h[l + 1], h[m]))
+        if (l + 1 < n && cap_before(&h[l + 1], &h[m]))
             m = l + 1;
         if (m == i)
             return;
-        struct cap_head *t = h[i];
-        h[i] = h[m];
-        h[m] = t;
+        cap_swap(&h[i], &h[m]);
         i = m;
     }
 }
 
 /* The size cap: drops the oldest events (by timestamp, then ingestion)
  * of the whole store until it holds at most 90% of the cap. A min-heap of
- * the streams' first kept events picks each victim, O(log streams); every
+ * the streams' first kept events picks each victim, O(log streams); a
+ * stream whose events all go leaves the heap for the array's tail. Every
  * stream then loses its dropped prefix with one stream_drop_head (one
  * memmove), not one per run of events. */
 static void enforce_cap(void)
@@ -538,35 +544,29 @@ static void enforce_cap(void)
     size_t ns = 0, hn = 0;
     for (size_t i = 0; i < S.n; i++)
         ns += S.g[i]->n;
-    struct cap_head *all = malloc(ns * sizeof(*all) + 1);
-    struct cap_head **h = malloc(ns * sizeof(*h) + 1);
-    if (!all || !h) {
+    struct cap_head *h = malloc(ns * sizeof(*h) + 1);
+    if (!h) {
         LOG_WARN("logs: out of memory enforcing --logs-max-bytes; retried at the next event");
-        free(all);
-        free(h);
         return;
     }
     for (size_t i = 0; i < S.n; i++)
         for (size_t j = 0; j < S.g[i]->n; j++)
-            if (S.g[i]->st[j]->n) {
-                all[hn] = (struct cap_head){.s = S.g[i]->st[j]};
-                h[hn] = &all[hn];
-                hn++;
-            }
+            if (S.g[i]->st[j]->n)
+                h[hn++] = (struct cap_head){.s = S.g[i]->st[j]};
     size_t nall = hn;
     for (size_t i = hn / 2; i-- > 0;)
         cap_sift(h, hn, i);
     while (bytes > target && hn) {
-        struct cap_head *top = h[0];
-        bytes -= top->s->ev[top->k].len + EVENT_MEM;
-        if (++top->k == top->s->n)
-            h[0] = h[--hn];
+        bytes -= h[0].s->ev[h[0].k].len + EVENT_MEM;
+        if (++h[0].k == h[0].s->n) {
+            hn--;
+            cap_swap(&h[0], &h[hn]);
+        }
         cap_sift(h, hn, 0);
     }
     for (size_t i = 0; i < nall; i++)
-        if (all[i].k)
-            stream_drop_head(all[i].s, all[i].k);
-    free(all);
+        if (h[i].k)
+            stream_drop_head(h[i].s, h[i].k);
     free(h);
 }
 
