@@ -1054,25 +1054,25 @@ def run_scale(binary, args, workdir, stats):
             # For k > 1 every round-robin invoke is paired with one of the
             # first function, so the reference is measured in the same
             # seconds (the machine's speed drifts between the sets).
-            samples, ref, errors, ref_errors = [], [], 0, 0
+            samples, ref, errors = [], [], {"rr": 0, "ref": 0}
+
+            def timed(fn, out, kind):
+                dt, e = time_invoke(c, fn, "simple")
+                stats["invokes"] += 1
+                if e:
+                    errors[kind] += 1
+                    stats["invoke_errors"] += 1
+                else:
+                    out.append(dt)
+
             for i in range(max(rr_invokes, 2 * k)):
-                for fn, out, is_ref in ((fns[i % k], samples, False), (names[0], ref, True)):
-                    if is_ref and k == 1:
-                        continue
-                    dt, e = time_invoke(c, fn, "simple")
-                    stats["invokes"] += 1
-                    if e:
-                        stats["invoke_errors"] += 1
-                        if is_ref:
-                            ref_errors += 1
-                        else:
-                            errors += 1
-                    else:
-                        out.append(dt)
-            cell = {"warm_functions": k, **summarize_ms(samples, errors)}
+                timed(fns[i % k], samples, "rr")
+                if k > 1:
+                    timed(names[0], ref, "ref")
+            cell = {"warm_functions": k, **summarize_ms(samples, errors["rr"])}
             one = cell
             if k > 1:
-                one = cell["one_function_same_window"] = summarize_ms(ref, ref_errors)
+                one = cell["one_function_same_window"] = summarize_ms(ref, errors["ref"])
             if one.get("median_ms") and cell.get("median_ms"):
                 # issue-12 goal: within 1.3x of one function at p50 and p99
                 cell["p50_over_one"] = round(cell["median_ms"] / one["median_ms"], 3)
