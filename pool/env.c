@@ -73,7 +73,7 @@ static void env_set_deadline(struct env *e, int64_t ns)
 }
 
 /* Parks an idle READY environment: top of its fnpool's LIFO, end of the
- * executor's idle list, TTL timer armed. */
+ * executor's idle list, TTL timer armed (lazily). */
 static void env_idle_push(struct env *e, int64_t now)
 {
     struct executor *ex = e->ex;
@@ -93,7 +93,11 @@ static void env_idle_push(struct env *e, int64_t now)
         ex->lru_head = e;
     ex->lru_tail = e;
     e->in_idle = true;
-    timer_arm(ex, &e->idle_tm, now + (int64_t)ex->cfg->ttl_s * 1000000000);
+    /* Lazy TTL: a timer still armed from an earlier idle spell stays (it is
+     * due sooner); when it fires, timers_env_idle re-arms it for
+     * idle_since_ns + TTL. No heap operation per invocation. */
+    if (e->idle_tm.idx < 0)
+        timer_arm(ex, &e->idle_tm, now + (int64_t)ex->cfg->ttl_s * 1000000000);
 }
 
 void env_idle_remove(struct env *e)
@@ -116,8 +120,7 @@ void env_idle_remove(struct env *e)
     else
         ex->lru_tail = e->lru_prev;
     e->next_idle = e->prev_idle = e->lru_prev = e->lru_next = NULL;
-    e->in_idle = false;
-    timer_disarm(ex, &e->idle_tm);
+    e->in_idle = false; /* the TTL timer stays armed: see env_idle_push */
 }
 
 struct env *env_find(struct executor *ex, uint64_t id)
@@ -173,6 +176,15 @@ void env_stream_resume(struct executor *ex, uint64_t env_id)
 
 /* Completes env->cur (result fields already set) and frees the env for the
  * next invocation unless it must stop. */
+/* Refreshes the environment's peak memory (Max Memory Used). */
+static void env_read_peak(struct env *e, int64_t t)
+{
+    int mb = subprocess_peak_mb(&e->sp);
+    if (mb > 0)
+        e->peak_mb = mb;
+    e->peak_read_ns = t;
+}
+
 void env_complete(struct env *e, const char *status)
 {
     struct invocation *inv = e->cur;
@@ -183,19 +195,24 @@ void env_complete(struct env *e, const char *status)
     e->result_ns = 0;
     inv->duration_ms = dur_ms;
     env_stream_end(e);
-    if (inv->cold || t - e->peak_read_ns > 1000000000) {
-        int mb = subprocess_peak_mb(&e->sp);
-        if (mb > 0)
-            e->peak_mb = mb;
-        e->peak_read_ns = t;
+    bool peak_due = inv->cold || t - e->peak_read_ns > 1000000000;
+    /* The REPORT goes to the logs store, which is asynchronous anyway: unless
+     * the caller waits for the log tail (or this is the cold start), the
+     * caller gets its reply first and the peak-memory read (two procfs/cgroup
+     * reads, ~15 us) and the REPORT record follow. */
+    bool report_now = inv->want_log || inv->cold;
+    if (report_now) {
+        if (peak_due)
+            env_read_peak(e, t);
+        if (inv->want_log)
+            report_build_log(e, inv, dur_ms, status);
+        report_sink_report(e, inv->request_id, dur_ms, status);
     }
-    if (inv->want_log)
-        report_build_log(e, inv, dur_ms, status);
-    report_sink_report(e, inv, dur_ms, status);
+    char request_id[sizeof(inv->request_id)];
+    memcpy(request_id, inv->request_id, sizeof(request_id));
     if (log_enabled(LOG_LEVEL_DEBUG))
-        LOG_DEBUG("REPORT %s %s Duration: %.2f ms%s", e->spec->name, inv->request_id, dur_ms,
+        LOG_DEBUG("REPORT %s %s Duration: %.2f ms%s", e->spec->name, request_id, dur_ms,
                   inv->cold ? " (cold)" : "");
-    e->report_init = false;
     if (inv->cold)
         logbuf_reset(&e->initlog);
     logbuf_reset(&e->out);
@@ -203,7 +220,13 @@ void env_complete(struct env *e, const char *status)
     e->delivered = false;
     e->served++;
     atomic_fetch_sub(&g_pool.busy_envs, 1);
-    report_finish(ex, inv);
+    report_finish(ex, inv); /* inv is gone from here on */
+    if (!report_now) {
+        if (peak_due)
+            env_read_peak(e, t);
+        report_sink_report(e, request_id, dur_ms, status);
+    }
+    e->report_init = false;
     if (e->state != ENV_READY || e->retire || e->fp->draining) {
         env_retire(e);
         return;
@@ -254,16 +277,15 @@ void env_assign(struct env *e, struct invocation *inv)
     POOL_ASSERT(inv && e->state == ENV_READY && !e->cur && !e->in_idle && !e->retire);
     e->cur = inv;
     e->delivered = false;
-    /* The clock runs from assignment: a runtime that never asks for its next
-     * event still times out. Delivery restarts it (usually microseconds
-     * later). */
-    env_set_deadline(e, executor_now_ns() + (int64_t)e->spec->timeout_s * 1000000000);
     inv->cold = e->served == 0;
     if (inv->cold)
         atomic_fetch_add(&g_pool.cold_starts, 1);
     atomic_fetch_add(&g_pool.busy_envs, 1);
     if (e->parked)
-        env_deliver(e);
+        env_deliver(e); /* arms the deadline */
+    else /* The clock runs from assignment: a runtime that never asks for its
+          * next event still times out. Delivery restarts it. */
+        env_set_deadline(e, executor_now_ns() + (int64_t)e->spec->timeout_s * 1000000000);
 }
 
 /* A container's output reaches lambdad through the Engine's log stream,
@@ -530,7 +552,7 @@ void env_fail(struct env *e, const char *etype, const char *msg, const char *sta
         if (report_sink_enabled()) {
             env_drain_log(e);
             report_sink_start(e, inv);
-            report_sink_report(e, inv, (double)(executor_now_ns() - e->spawn_ns) / 1e6, status);
+            report_sink_report(e, inv->request_id, (double)(executor_now_ns() - e->spawn_ns) / 1e6, status);
         }
         if (inv->want_log) {
             env_drain_log(e);

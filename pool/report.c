@@ -166,12 +166,12 @@ void report_sink_start(struct env *e, struct invocation *inv)
     sink_emit(e, &rec);
 }
 
-void report_sink_report(struct env *e, struct invocation *inv, double dur_ms, const char *status)
+void report_sink_report(struct env *e, const char *request_id, double dur_ms, const char *status)
 {
     if (!g_log_sink)
         return;
     struct pool_log_rec rec = {
-        .kind = POOL_LOG_REPORT, .request_id = inv->request_id, .duration_ms = dur_ms,
+        .kind = POOL_LOG_REPORT, .request_id = request_id, .duration_ms = dur_ms,
         .billed_ms = billed_ms(dur_ms), .memory_mb = e->spec->memory_mb, .max_memory_mb = e->peak_mb,
         .init_ms = e->report_init ? e->init_ms : 0, .status = status,
     };

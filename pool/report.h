@@ -48,7 +48,7 @@ void report_sink_start(struct env *e, struct invocation *inv);
 
 /* Tells the sink that inv finished in e after dur_ms (END/REPORT); status
  * as for report_build_log. Reads e->report_init/init_ms/peak_mb. */
-void report_sink_report(struct env *e, struct invocation *inv, double dur_ms, const char *status);
+void report_sink_report(struct env *e, const char *request_id, double dur_ms, const char *status);
 
 /* Whether a sink is registered. */
 bool report_sink_enabled(void);

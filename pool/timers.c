@@ -181,7 +181,14 @@ void timers_env_idle(struct executor *ex, struct ptimer *t)
 {
     struct env *e = EV_CONTAINER_OF(t, struct env, idle_tm);
     if (!e->in_idle)
+        return; /* busy: env_idle_push arms it again */
+    /* Armed lazily (env_idle_push): the environment may have been busy and
+     * idle again since, so the TTL runs from its latest idle_since_ns. */
+    int64_t due = e->idle_since_ns + (int64_t)ex->cfg->ttl_s * 1000000000;
+    if (due > executor_now_ns()) {
+        timer_arm(ex, t, due);
         return;
+    }
     struct fnpool *fp = e->fp;
     if (!fp->draining && fp->n_envs <= fp->provisioned) {
         /* Provisioned concurrency: kept initialised, never reaped. */

@@ -1017,6 +1017,25 @@ def test_delete_function_stops_environments(lam, srv):
     assert error_of(ei)[:2] == (404, "ResourceNotFoundException")
 
 
+def test_container_ttl_counts_from_the_last_invoke(lambdad_factory):
+    """The idle TTL restarts with every invocation: an environment used
+    again before its TTL ran out lives a full TTL after that use."""
+    server = lambdad_factory(ephemeral=True, args=["--lambda-container-ttl", "3"])
+    client = server.client()
+    name = py_fn(client, PID_HANDLER)
+    pid = invoke_ok(client, name, {})["pid"]
+    t0 = time.monotonic()
+    time.sleep(2.0)
+    assert invoke_ok(client, name, {})["pid"] == pid
+    t1 = time.monotonic()
+    # past the first invocation's TTL (t0 + 3), well inside the second's
+    time.sleep(max(0.0, t0 + 3.5 - time.monotonic()))
+    assert [e["pid"] for e in envs(server, name)] == [pid], "reaped at the first invocation's TTL"
+    wait_for(lambda: envs(server, name) == [], 6, what="idle environment to be reaped")
+    assert time.monotonic() - t1 >= 2.9
+    wait_for(lambda: not pid_alive(pid), 3, what="reaped runtime to exit")
+
+
 def test_container_ttl(lambdad_factory):
     server = lambdad_factory(ephemeral=True, args=["--lambda-container-ttl", "1"])
     client = server.client()
