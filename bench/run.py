@@ -1077,6 +1077,8 @@ def run_scale(binary, args, workdir, stats):
                 # issue-12 goal: within 1.3x of one function at p50 and p99
                 cell["p50_over_one"] = round(cell["median_ms"] / one["median_ms"], 3)
                 cell["p99_over_one"] = round(cell["p99_ms"] / one["p99_ms"], 3)
+                if k > 1:  # what the set adds, comparable with round_robin_floor's
+                    cell["p50_added_ms"] = round(cell["median_ms"] - one["median_ms"], 3)
             res["round_robin"].append(cell)
             log(f"scale: round-robin over {k} warm functions: {fmt_cell(cell)}")
             if k == 10:
@@ -1090,7 +1092,73 @@ def run_scale(binary, args, workdir, stats):
         c.close()
     finally:
         ld.stop()
+    if isinstance(res.get("round_robin"), list):
+        res["round_robin_floor"] = round_robin_floor(warm_sets, rr_invokes)
+        for cell in res["round_robin_floor"]:
+            log(f"scale: round-robin floor over {cell['processes']} bare processes: {fmt_cell(cell)}")
     return res
+
+
+# A bare Python process answering JSON over pipes: the least an invoke of
+# one of k idle processes can cost, with no lambdad in the way.
+_FLOOR_CHILD = r"""
+import os, json
+while True:
+    b = os.read(0, 65536)
+    if not b:
+        break
+    json.loads(b)
+    os.write(1, json.dumps({"ok": True}).encode())
+"""
+
+
+def round_robin_floor(warm_sets, rr_invokes):
+    """The round robin of run_scale, paired the same way, over k bare
+    Python processes instead of k warm functions (a JSON echo over pipes, no
+    lambdad, no HTTP): how much of a set's ratio is this machine waking one
+    of k idle processes whose caches went cold."""
+    procs, out = [], []
+
+    def call(p):
+        t0 = time.perf_counter()
+        os.write(p.stdin.fileno(), b"{}")
+        if not os.read(p.stdout.fileno(), 65536):
+            raise HarnessError("a floor process exited")
+        return time.perf_counter() - t0
+
+    try:
+        for k in warm_sets:
+            while len(procs) < k:
+                procs.append(subprocess.Popen([sys.executable, "-S", "-c", _FLOOR_CHILD],
+                                              stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                              bufsize=0))
+            for p in procs:
+                call(p)  # started and warm, untimed
+            samples, ref = [], []
+            for i in range(max(rr_invokes, 2 * k)):
+                samples.append(call(procs[i % k]))
+                if k > 1:
+                    ref.append(call(procs[0]))
+            cell = {"processes": k, **summarize_ms(samples)}
+            if k > 1:
+                one = cell["one_process_same_window"] = summarize_ms(ref)
+                cell["p50_over_one"] = round(cell["median_ms"] / one["median_ms"], 3)
+                cell["p99_over_one"] = round(cell["p99_ms"] / one["p99_ms"], 3)
+                cell["p50_added_ms"] = round(cell["median_ms"] - one["median_ms"], 3)
+            out.append(cell)
+    except (OSError, HarnessError) as e:
+        return na(f"floor processes: {e}")
+    finally:
+        for p in procs:
+            p.stdin.close()
+        for p in procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+            p.stdout.close()
+    return out
 
 
 # ------------------------------------------------------------ e. writes
@@ -1353,10 +1421,20 @@ def human_report(r):
             for cell in rr:
                 ref = cell.get("one_function_same_window")
                 ref = f", paired: {short(ref)}" if ref else ""
-                ratio = (f"  ({cell['p50_over_one']}x / {cell['p99_over_one']}x of one function{ref})"
+                ratio = (f"  ({cell['p50_over_one']}x / {cell['p99_over_one']}x of one function{ref}"
+                         + (f", p50 +{cell['p50_added_ms']} ms" if "p50_added_ms" in cell else "") + ")"
                          if "p50_over_one" in cell else "")
                 L.append(f"  invoke round-robin over {cell['warm_functions']:>4} warm functions: "
                          f"{short(cell)}{ratio}")
+        fl = sc.get("round_robin_floor")
+        if isinstance(fl, dict):
+            L.append("  round-robin floor (bare processes): " + short(fl))
+        elif fl:
+            for cell in fl:
+                ratio = (f"  ({cell['p50_over_one']}x / {cell['p99_over_one']}x of one process, "
+                         f"p50 +{cell['p50_added_ms']} ms)" if "p50_over_one" in cell else "")
+                L.append(f"  floor: round-robin over {cell['processes']:>4} bare Python processes "
+                         f"(pipes, no lambdad): {short(cell)}{ratio}")
     L.append("")
     wr = r.get("writes", {})
     L.append("e. Writes: 4 concurrent writer processes")
