@@ -728,12 +728,15 @@ def run_sweep(binary, loadgen, args, workdir, stats):
         loadgen_cpus = str(ncpu - 1)
         pin = (f"loadgen under taskset -c {loadgen_cpus} with 1 thread; lambdad and its function "
                f"processes unpinned (all {ncpu} CPUs, sharing CPU {loadgen_cpus} with loadgen)")
-    dur, warm = (2, 0.25) if args.quick else (10, 2)
+    # Full run: three rounds over the points, each point's figure the median
+    # round, so a minute of drift on this class of machine (±15-25%) moves
+    # one round, not the figure.
+    dur, warm, rounds = (2, 0.25, 1) if args.quick else (4, 1, 3)
     prewarm = 1.5 if args.quick else 5
     conc = [1, 8, 64, 256, 1000]
     res = {"pinning": pin, "server_cpus": server_cpus, "loadgen_cpus": loadgen_cpus,
-           "loadgen_threads": 1, "duration_s": dur, "warmup_s": warm, "body": "{}",
-           "function": "bench-trivial (handlers/simple.py)", "points": []}
+           "loadgen_threads": 1, "duration_s": dur, "warmup_s": warm, "rounds": rounds,
+           "body": "{}", "function": "bench-trivial (handlers/simple.py)", "points": []}
     ld = Lambdad(binary, ["--lambda-executor", "subprocess"], cpus=server_cpus, tag="sweep",
                  workdir=workdir)
     try:
@@ -761,28 +764,47 @@ def run_sweep(binary, loadgen, args, workdir, stats):
             loadgen_run(loadgen, loadgen_cpus, ld.port, "/2015-03-31/functions/bench-trivial/invocations",
                         conc[-1], prewarm, 0)
             res["prewarm_s"] = prewarm
+        runs = {n: {"noop": [], "invoke": []} for n in conc}
+        for rnd in range(rounds):
+            for n in conc:
+                r = runs[n]
+                r["noop"].append(loadgen_run(loadgen, loadgen_cpus, ld.port, "/_lambdad/noop", n, dur, warm))
+                if not invoke_na:
+                    inv = loadgen_run(loadgen, loadgen_cpus, ld.port,
+                                      "/2015-03-31/functions/bench-trivial/invocations", n, dur, warm)
+                    stats["invokes"] += inv["requests"] + inv["errors"]
+                    stats["invoke_errors"] += inv["errors"] + inv["non2xx"]
+                    r["invoke"].append(inv)
+                log(f"sweep round {rnd + 1}/{rounds} c={n}: noop {fmt_lg(r['noop'][-1])}; invoke "
+                    f"{fmt_lg(r['invoke'][-1]) if r['invoke'] else 'n/a'}")
         for n in conc:
             point = {"connections": n}
-            point["noop"] = loadgen_run(loadgen, loadgen_cpus, ld.port, "/_lambdad/noop", n, dur, warm)
+            point["noop"] = median_run(runs[n]["noop"])
             if point["noop"]["requests"] == 0 or point["noop"]["non2xx"] == point["noop"]["requests"]:
                 point["noop"] = {**point["noop"], "note": "noop endpoint answered no 2xx"}
             if invoke_na:
                 point["invoke"] = na(invoke_na)
             else:
-                point["invoke"] = loadgen_run(loadgen, loadgen_cpus, ld.port,
-                                              "/2015-03-31/functions/bench-trivial/invocations",
-                                              n, dur, warm)
-                inv = point["invoke"]
-                stats["invokes"] += inv["requests"] + inv["errors"]
-                stats["invoke_errors"] += inv["errors"] + inv["non2xx"]
+                point["invoke"] = median_run(runs[n]["invoke"])
                 if point["noop"].get("rps"):
-                    point["invoke_over_ceiling"] = round(inv["rps"] / point["noop"]["rps"], 4)
+                    point["invoke_over_ceiling"] = round(point["invoke"]["rps"] / point["noop"]["rps"], 4)
+            if rounds > 1:
+                point["noop_rps_rounds"] = [round(x["rps"]) for x in runs[n]["noop"]]
+                point["invoke_rps_rounds"] = [round(x["rps"]) for x in runs[n]["invoke"]]
             res["points"].append(point)
-            log(f"sweep c={n}: noop {fmt_lg(point['noop'])}; invoke {fmt_lg(point['invoke'])}")
+            log(f"sweep c={n} (median of {rounds}): noop {fmt_lg(point['noop'])}; "
+                f"invoke {fmt_lg(point['invoke'])}")
         res["server_rss_kb_after"] = ld.rss_kb()
     finally:
         ld.stop()
     return res
+
+
+def median_run(results):
+    """The loadgen result of the median round by requests/s (lower median
+    for an even count), whole, so its latencies belong to its rate."""
+    ordered = sorted(results, key=lambda x: x.get("rps") or 0)
+    return ordered[(len(ordered) - 1) // 2]
 
 
 def fmt_lg(r):
@@ -1350,8 +1372,9 @@ def human_report(r):
     if "not_available" in sw:
         L.append("b. Load sweep: " + short(sw))
     else:
-        L.append(f"b. Load sweep ({sw.get('duration_s')} s per point after {sw.get('warmup_s')} s warm-up; "
-                 f"latencies in µs)")
+        rounds = sw.get("rounds", 1)
+        L.append(f"b. Load sweep ({sw.get('duration_s')} s per point after {sw.get('warmup_s')} s warm-up"
+                 + (f", median of {rounds} rounds" if rounds > 1 else "") + "; latencies in µs)")
         L.append(f"   pinning: {sw.get('pinning')}")
         L.append(f"  {'conns':>5}  {'noop rps':>9} {'p50':>6} {'p99':>6} {'p99.9':>6}   "
                  f"{'invoke rps':>10} {'p50':>6} {'p99':>6} {'p99.9':>6}  {'inv/ceil':>8}")
@@ -1369,6 +1392,8 @@ def human_report(r):
                     line += f"  (errors {inv['errors']}, non-2xx {inv['non2xx']})"
             if no["errors"] or no["non2xx"]:
                 line += f"  (noop errors {no['errors']}, non-2xx {no['non2xx']})"
+            if p.get("invoke_rps_rounds"):
+                line += f"  rounds: {'/'.join(str(x) for x in p['invoke_rps_rounds'])}"
             L.append(line)
     L.append("")
     pe = r["peers"]
