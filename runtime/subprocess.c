@@ -4,6 +4,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -20,6 +22,19 @@
 
 static const char *g_python = "python3";
 static const char *g_node = "node";
+/* The python launcher is resolved on a thread started by subprocess_init
+ * (a pyenv shim costs ~80 ms), so the HTTP front starts meanwhile; what
+ * needs g_python waits for it (python_path). g_py_mu also serialises the
+ * zygote switch with the resolver, which turns the zygote on once it knows
+ * the interpreter if subprocess_set_zygote asked for it before. */
+static pthread_mutex_t g_py_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t g_py_cv = PTHREAD_COND_INITIALIZER;
+static bool g_py_ready = true; /* false while the resolver runs */
+static bool g_py_thread;       /* the resolver was started (joined at shutdown) */
+static pthread_t g_py_tid;
+static char g_py_launcher[1024];
+static bool g_zygote_wanted;
+static char g_zygote_dir[PATH_MAX];
 static int g_cg_root = -1; /* parent memory cgroup dir of environments (O_DIRECTORY), -1 = none */
 static int g_cg_v2;        /* g_cg_root is cgroup v2: it also kills (cgroup.kill) */
 /* Parent of the environments' kill cgroups on a hybrid (v1 + v2) host:
@@ -183,12 +198,62 @@ static void kill_root_init(void)
 
 static const char *cgroup_init(void);
 
+static void zygote_switch(bool on, const char *bootstrap_dir)
+{
+    if (!on) {
+        zygote_disable();
+        return;
+    }
+    int rc = zygote_enable(g_python, bootstrap_dir);
+    if (rc < 0)
+        LOG_WARN("python zygote unavailable (%s): python environments start as plain processes",
+                 strerror(-rc));
+}
+
+static void *resolver_main(void *arg)
+{
+    (void)arg;
+    pthread_setname_np(pthread_self(), "py-resolve");
+    const char *real = resolve_python(g_py_launcher);
+    LOG_INFO("python runtimes use %s", real);
+    pthread_mutex_lock(&g_py_mu);
+    g_python = real;
+    g_py_ready = true;
+    if (g_zygote_wanted)
+        zygote_switch(true, g_zygote_dir);
+    pthread_cond_broadcast(&g_py_cv);
+    pthread_mutex_unlock(&g_py_mu);
+    return NULL;
+}
+
+/* The resolved python interpreter; waits for the resolver (only at
+ * start-up: ~80 ms through a pyenv shim, ~13 ms for a real python3). */
+static const char *python_path(void)
+{
+    pthread_mutex_lock(&g_py_mu);
+    while (!g_py_ready)
+        pthread_cond_wait(&g_py_cv, &g_py_mu);
+    const char *p = g_python;
+    pthread_mutex_unlock(&g_py_mu);
+    return p;
+}
+
 const char *subprocess_init(const char *python, const char *node)
 {
-    g_python = resolve_python(python && *python ? python : "python3");
-    LOG_INFO("python runtimes use %s", g_python);
-    if (python && *python && !g_python)
-        g_python = python;
+    pthread_mutex_lock(&g_py_mu);
+    if (!g_py_thread) {
+        snprintf(g_py_launcher, sizeof(g_py_launcher), "%s", python && *python ? python : "python3");
+        g_python = g_py_launcher;
+        g_py_ready = false;
+        if (pthread_create(&g_py_tid, NULL, resolver_main, NULL) == 0) {
+            g_py_thread = true;
+        } else {
+            g_python = resolve_python(g_py_launcher);
+            g_py_ready = true;
+            LOG_INFO("python runtimes use %s", g_python);
+        }
+    }
+    pthread_mutex_unlock(&g_py_mu);
     if (node && *node)
         g_node = node;
     const char *how = cgroup_init();
@@ -288,7 +353,7 @@ char **subprocess_argv(const struct fn_spec *s, const char *bootstrap_dir, const
     const char *rt = s->runtime ? s->runtime : "";
     if (strncmp(rt, "python", 6) == 0) {
         snprintf(path, sizeof(path), "%s/python/bootstrap.py", bootstrap_dir);
-        argv[0] = xstrdup(g_python);
+        argv[0] = xstrdup(python_path());
         argv[1] = xstrdup(path);
     } else if (strncmp(rt, "nodejs", 6) == 0) {
         snprintf(path, sizeof(path), "%s/node/bootstrap.js", bootstrap_dir);
@@ -385,19 +450,28 @@ static void cgroup_remove(struct subprocess *sp)
 
 void subprocess_set_zygote(bool on, const char *bootstrap_dir)
 {
-    if (!on) {
-        zygote_disable();
-        return;
+    pthread_mutex_lock(&g_py_mu);
+    if (!g_py_ready) {
+        /* The resolver turns it on when it knows the interpreter. */
+        g_zygote_wanted = on;
+        snprintf(g_zygote_dir, sizeof(g_zygote_dir), "%s", bootstrap_dir ? bootstrap_dir : "");
+    } else {
+        g_zygote_wanted = false;
+        zygote_switch(on, bootstrap_dir);
     }
-    int rc = zygote_enable(g_python, bootstrap_dir);
-    if (rc < 0)
-        LOG_WARN("python zygote unavailable (%s): python environments start as plain processes",
-                 strerror(-rc));
+    pthread_mutex_unlock(&g_py_mu);
 }
 
 void subprocess_shutdown(void)
 {
+    if (g_py_thread) {
+        pthread_join(g_py_tid, NULL);
+        g_py_thread = false;
+    }
+    pthread_mutex_lock(&g_py_mu);
+    g_zygote_wanted = false;
     zygote_disable();
+    pthread_mutex_unlock(&g_py_mu);
 }
 
 /* Whether argv is the bundled Python bootstrap on the resolved interpreter
@@ -405,7 +479,7 @@ void subprocess_shutdown(void)
 static bool use_zygote(char **argv, char **envp)
 {
     static const char tail[] = "/python/bootstrap.py";
-    if (!argv[0] || !argv[1] || argv[2] || strcmp(argv[0], g_python) != 0)
+    if (!argv[0] || !argv[1] || argv[2] || strcmp(argv[0], python_path()) != 0)
         return false;
     size_t l = strlen(argv[1]);
     if (l < sizeof(tail) - 1 || strcmp(argv[1] + l - (sizeof(tail) - 1), tail) != 0)

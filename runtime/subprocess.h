@@ -35,13 +35,17 @@ struct subprocess {
 };
 
 /* Detects cgroup support and remembers which interpreters to use
- * (python: "python3", node: "node" by default, looked up in PATH).
+ * (python: "python3", node: "node" by default, looked up in PATH). The
+ * python launcher (maybe a pyenv shim) is resolved to the real interpreter
+ * on a background thread; the first python environment waits for it.
  * Returns a static description of how memory is enforced. */
 const char *subprocess_init(const char *python, const char *node);
 
 /* Turns the Python zygote (runtime/zygote.h) on or off; call after
- * subprocess_init. When on, python* environments are forked from it and
- * fall back to posix_spawn whenever it is unavailable or fails. */
+ * subprocess_init (while the interpreter is still being resolved, the
+ * zygote starts as soon as it is). When on, python* environments are
+ * forked from it and fall back to posix_spawn whenever it is unavailable
+ * or fails. */
 void subprocess_set_zygote(bool on, const char *bootstrap_dir);
 
 /* Stops the zygote; call once at shut-down. */
