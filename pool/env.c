@@ -174,8 +174,6 @@ void env_stream_resume(struct executor *ex, uint64_t env_id)
         rapi_conn_resume(e->stream_conn);
 }
 
-/* Completes env->cur (result fields already set) and frees the env for the
- * next invocation unless it must stop. */
 /* Refreshes the environment's peak memory (Max Memory Used). */
 static void env_read_peak(struct env *e, int64_t t)
 {
@@ -185,6 +183,18 @@ static void env_read_peak(struct env *e, int64_t t)
     e->peak_read_ns = t;
 }
 
+/* The REPORT record for the logs store, Max Memory Used refreshed first
+ * when peak_due. */
+static void env_sink_report(struct env *e, const char *request_id, double dur_ms, const char *status,
+                            bool peak_due, int64_t t)
+{
+    if (peak_due)
+        env_read_peak(e, t);
+    report_sink_report(e, request_id, dur_ms, status);
+}
+
+/* Completes env->cur (result fields already set) and frees the env for the
+ * next invocation unless it must stop. */
 void env_complete(struct env *e, const char *status)
 {
     struct invocation *inv = e->cur;
@@ -202,11 +212,9 @@ void env_complete(struct env *e, const char *status)
      * reads, ~15 us) and the REPORT record follow. */
     bool report_now = inv->want_log || inv->cold;
     if (report_now) {
-        if (peak_due)
-            env_read_peak(e, t);
+        env_sink_report(e, inv->request_id, dur_ms, status, peak_due, t);
         if (inv->want_log)
             report_build_log(e, inv, dur_ms, status);
-        report_sink_report(e, inv->request_id, dur_ms, status);
     }
     char request_id[sizeof(inv->request_id)];
     memcpy(request_id, inv->request_id, sizeof(request_id));
@@ -221,11 +229,8 @@ void env_complete(struct env *e, const char *status)
     e->served++;
     atomic_fetch_sub(&g_pool.busy_envs, 1);
     report_finish(ex, inv); /* inv is gone from here on */
-    if (!report_now) {
-        if (peak_due)
-            env_read_peak(e, t);
-        report_sink_report(e, request_id, dur_ms, status);
-    }
+    if (!report_now)
+        env_sink_report(e, request_id, dur_ms, status, peak_due, t);
     e->report_init = false;
     if (e->state != ENV_READY || e->retire || e->fp->draining) {
         env_retire(e);
@@ -556,9 +561,7 @@ void env_fail(struct env *e, const char *etype, const char *msg, const char *sta
         }
         if (inv->want_log) {
             env_drain_log(e);
-            int mb = subprocess_peak_mb(&e->sp);
-            if (mb > 0)
-                e->peak_mb = mb;
+            env_read_peak(e, executor_now_ns());
             e->cur = inv;
             e->deliver_ns = e->spawn_ns;
             e->report_init = false;
