@@ -210,19 +210,28 @@ static void zygote_switch(bool on, const char *bootstrap_dir)
                  strerror(-rc));
 }
 
-static void *resolver_main(void *arg)
+/* Resolves g_py_launcher, publishes it and starts the zygote if it was
+ * asked for meanwhile. */
+static void resolve_now(void)
 {
-    (void)arg;
-    pthread_setname_np(pthread_self(), "py-resolve");
     const char *real = resolve_python(g_py_launcher);
     LOG_INFO("python runtimes use %s", real);
     pthread_mutex_lock(&g_py_mu);
     g_python = real;
     g_py_ready = true;
-    if (g_zygote_wanted)
+    if (g_zygote_wanted) {
+        g_zygote_wanted = false;
         zygote_switch(true, g_zygote_dir);
+    }
     pthread_cond_broadcast(&g_py_cv);
     pthread_mutex_unlock(&g_py_mu);
+}
+
+static void *resolver_main(void *arg)
+{
+    (void)arg;
+    pthread_setname_np(pthread_self(), "py-resolve");
+    resolve_now();
     return NULL;
 }
 
@@ -241,19 +250,16 @@ static const char *python_path(void)
 const char *subprocess_init(const char *python, const char *node)
 {
     pthread_mutex_lock(&g_py_mu);
-    if (!g_py_thread) {
+    bool resolve = !g_py_thread;
+    if (resolve) {
         snprintf(g_py_launcher, sizeof(g_py_launcher), "%s", python && *python ? python : "python3");
         g_python = g_py_launcher;
         g_py_ready = false;
-        if (pthread_create(&g_py_tid, NULL, resolver_main, NULL) == 0) {
-            g_py_thread = true;
-        } else {
-            g_python = resolve_python(g_py_launcher);
-            g_py_ready = true;
-            LOG_INFO("python runtimes use %s", g_python);
-        }
+        g_py_thread = pthread_create(&g_py_tid, NULL, resolver_main, NULL) == 0;
     }
     pthread_mutex_unlock(&g_py_mu);
+    if (resolve && !g_py_thread)
+        resolve_now(); /* no thread: here, as before */
     if (node && *node)
         g_node = node;
     const char *how = cgroup_init();
@@ -456,7 +462,6 @@ void subprocess_set_zygote(bool on, const char *bootstrap_dir)
         g_zygote_wanted = on;
         snprintf(g_zygote_dir, sizeof(g_zygote_dir), "%s", bootstrap_dir ? bootstrap_dir : "");
     } else {
-        g_zygote_wanted = false;
         zygote_switch(on, bootstrap_dir);
     }
     pthread_mutex_unlock(&g_py_mu);
@@ -469,7 +474,6 @@ void subprocess_shutdown(void)
         g_py_thread = false;
     }
     pthread_mutex_lock(&g_py_mu);
-    g_zygote_wanted = false;
     zygote_disable();
     pthread_mutex_unlock(&g_py_mu);
 }
