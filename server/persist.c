@@ -57,7 +57,6 @@ struct persist {
     /* Leader only (committing): */
     size_t jsize;             /* journal bytes since the last checkpoint: the write offset */
     size_t next_checkpoint;   /* jsize that triggers the next checkpoint */
-    bool prezero_due;         /* the (empty) journal is pre-zeroed before its first batch */
     bool journal_only;        /* test hook: never update documents (see journal_open) */
 };
 
@@ -360,7 +359,6 @@ static int journal_open(struct persist *p)
     int rc = journal_recover(p, true);
     if (rc)
         return rc;
-    p->prezero_due = true;
     p->next_checkpoint = JOURNAL_CHECKPOINT;
     if (pthread_mutex_init(&p->mu, NULL) || pthread_cond_init(&p->cv, NULL) ||
         pthread_cond_init(&p->ckpt_cv, NULL))
@@ -535,14 +533,12 @@ int persist_stage(struct persist *p, const char *id, const char *data, size_t le
  * pwrite + fdatasync. */
 static int journal_append(struct persist *p, const char *buf, size_t len)
 {
-    if (p->prezero_due) {
-        /* Lazily, at a journal's first batch: a handle that is never
-         * written (most of the seven at most start-ups) costs no 1.25 MiB
-         * write + sync, and a rotation does not do it with mu held. */
-        p->prezero_due = false;
-        if (p->jsize == 0)
-            journal_prezero(p, p->jfd);
-    }
+    /* Lazily, at a journal's first batch (an empty journal: after open,
+     * rotation or checkpoint_now): a handle that is never written (most of
+     * the seven at most start-ups) costs no 1.25 MiB write + sync, and a
+     * rotation does not do it with mu held. */
+    if (p->jsize == 0)
+        journal_prezero(p, p->jfd);
     int rc = pwrite_all(p->jfd, buf, len, (off_t)p->jsize);
     if (!rc && fdatasync(p->jfd))
         rc = -errno;
@@ -553,12 +549,12 @@ static int journal_append(struct persist *p, const char *buf, size_t len)
 
 /* Leader (committing, mu held), after its batch is durable: every
  * JOURNAL_CHECKPOINT bytes the journal is rotated out to journal.old and a
- * fresh, pre-zeroed journal takes the next batches, so the checkpoint of
- * journal.old (the start-up replay: each record's document rewritten in
- * place, then syncfs + directory fsync, then unlink) runs while writers go
- * on committing. Returns true when that checkpoint must run (the caller
- * hands it to the checkpoint thread). Between checkpoints the documents
- * lag; the journals are the durable copy. */
+ * fresh journal (pre-zeroed at its first batch) takes the next batches, so
+ * the checkpoint of journal.old (the start-up replay: each record's
+ * document rewritten in place, then syncfs + directory fsync, then unlink)
+ * runs while writers go on committing. Returns true when that checkpoint
+ * must run (the caller hands it to the checkpoint thread). Between
+ * checkpoints the documents lag; the journals are the durable copy. */
 static bool rotate_locked(struct persist *p)
 {
     if (p->journal_only || p->jsize < p->next_checkpoint || p->checkpointing)
@@ -570,10 +566,7 @@ static bool rotate_locked(struct persist *p)
         int e = 0, nfd = -1;
         if (renameat(p->dir_fd, JOURNAL_NAME, p->dir_fd, JOURNAL_OLD)) {
             e = errno;
-        } else {
-            nfd = journal_create(p);
-        }
-        if (!e && (nfd < 0 || fsync(p->dir_fd))) {
+        } else if ((nfd = journal_create(p)) < 0 || fsync(p->dir_fd)) {
             e = errno;
             if (nfd >= 0)
                 close(nfd);
@@ -591,7 +584,6 @@ static bool rotate_locked(struct persist *p)
         p->ofd = p->jfd;
         p->jfd = nfd;
         p->jsize = 0;
-        p->prezero_due = true;
     }
     p->next_checkpoint = JOURNAL_CHECKPOINT;
     p->checkpointing = true;
@@ -740,8 +732,6 @@ static void checkpoint_now(struct persist *p)
     if (!need)
         return;
     int r = journal_recover(p, false);
-    if (!r)
-        p->prezero_due = true;
     if (r)
         LOG_WARN("%s: checkpoint failed (%s)", p->dir, strerror(-r));
     pthread_mutex_lock(&p->mu);
