@@ -1097,10 +1097,7 @@ def run_scale(binary, args, workdir, stats):
                 one = cell["one_function_same_window"] = summarize_ms(ref, errors["ref"])
             if one.get("median_ms") and cell.get("median_ms"):
                 # issue-12 goal: within 1.3x of one function at p50 and p99
-                cell["p50_over_one"] = round(cell["median_ms"] / one["median_ms"], 3)
-                cell["p99_over_one"] = round(cell["p99_ms"] / one["p99_ms"], 3)
-                if k > 1:  # what the set adds, comparable with round_robin_floor's
-                    cell["p50_added_ms"] = round(cell["median_ms"] - one["median_ms"], 3)
+                compare_with_one(cell, one, added=k > 1)
             res["round_robin"].append(cell)
             log(f"scale: round-robin over {k} warm functions: {fmt_cell(cell)}")
             if k == 10:
@@ -1119,6 +1116,15 @@ def run_scale(binary, args, workdir, stats):
         for cell in res["round_robin_floor"]:
             log(f"scale: round-robin floor over {cell['processes']} bare processes: {fmt_cell(cell)}")
     return res
+
+
+def compare_with_one(cell, one, added=True):
+    """A round-robin cell against its paired one-function (or one-process)
+    cell: p50/p99 ratios and, with added, what the set adds at p50."""
+    cell["p50_over_one"] = round(cell["median_ms"] / one["median_ms"], 3)
+    cell["p99_over_one"] = round(cell["p99_ms"] / one["p99_ms"], 3)
+    if added:
+        cell["p50_added_ms"] = round(cell["median_ms"] - one["median_ms"], 3)
 
 
 # A bare Python process answering JSON over pipes: the least an invoke of
@@ -1164,9 +1170,7 @@ def round_robin_floor(warm_sets, rr_invokes):
             cell = {"processes": k, **summarize_ms(samples)}
             if k > 1:
                 one = cell["one_process_same_window"] = summarize_ms(ref)
-                cell["p50_over_one"] = round(cell["median_ms"] / one["median_ms"], 3)
-                cell["p99_over_one"] = round(cell["p99_ms"] / one["p99_ms"], 3)
-                cell["p50_added_ms"] = round(cell["median_ms"] - one["median_ms"], 3)
+                compare_with_one(cell, one)
             out.append(cell)
     except (OSError, HarnessError) as e:
         return na(f"floor processes: {e}")
