@@ -702,15 +702,159 @@ def docker_ratio(ex):
 
 # ------------------------------------------------------------- b. load sweep
 
-def loadgen_run(loadgen, cpus, port, path, conns, dur, warm, body=b"{}"):
+# ------------------------------------------------- CPU time per request
+
+CPU_PARTS = ("http", "executor", "lambdad_other", "runtimes", "loadgen", "idle", "rest")
+
+
+def _schedstat_ns(pid, tid):
+    try:
+        with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _threads_ns(pid, acc, part):
+    """Adds the on-CPU time (ns, schedstat) of every thread of pid to acc[part]."""
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return
+    for t in tids:
+        acc[part] = acc.get(part, 0) + _schedstat_ns(pid, t)
+
+
+def _process_ns(pid):
+    """On-CPU time of every thread of pid, live and exited (utime + stime
+    of /proc/<pid>/stat: clock-tick resolution)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            st = f.read()
+        fields = st[st.rindex(")") + 2:].split()
+        return (int(fields[11]) + int(fields[12])) * 1_000_000_000 // os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+_LAMBDAD_THREADS = {}  # lambdad pid -> [(tid, part)] of its threads that are not HTTP workers
+
+
+def _lambdad_threads(pid):
+    """lambdad's executor and other threads (read once per process: its
+    2,048 HTTP threads are too many to read twice a second; their share is
+    the process total minus these)."""
+    if pid not in _LAMBDAD_THREADS:
+        out = []
+        for t in os.listdir(f"/proc/{pid}/task"):
+            try:
+                with open(f"/proc/{pid}/task/{t}/comm") as f:
+                    comm = f.read().strip()
+            except OSError:
+                continue
+            if not comm.startswith("http-"):
+                out.append((t, "executor" if comm.startswith("executor-") else "lambdad_other"))
+        _LAMBDAD_THREADS[pid] = out
+    return _LAMBDAD_THREADS[pid]
+
+
+def _descendants(root):
+    """Pids of every process below root (its function processes, also those
+    a zygote forked)."""
+    kids = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                st = f.read()
+            ppid = int(st[st.rindex(")") + 2:].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        kids.setdefault(ppid, []).append(int(d))
+    out, todo = [], [root]
+    while todo:
+        for k in kids.get(todo.pop(), []):
+            out.append(k)
+            todo.append(k)
+    return out
+
+
+def _idle_ns():
+    with open("/proc/stat") as f:
+        cpu = f.readline().split()
+    return (int(cpu[4]) + int(cpu[5])) * 1_000_000_000 // os.sysconf("SC_CLK_TCK")
+
+
+def cpu_snapshot(ld_pid, lg_pid):
+    """On-CPU ns so far of lambdad's HTTP threads, its executors, its other
+    threads, the processes below it (the runtimes), loadgen, and the
+    machine's idle time (/proc/stat, clock-tick resolution)."""
+    acc = {"wall": time.monotonic_ns(), "idle": _idle_ns(), "executor": 0, "lambdad_other": 0}
+    total = _process_ns(ld_pid)
+    for tid, part in _lambdad_threads(ld_pid):
+        acc[part] += _schedstat_ns(ld_pid, tid)
+    acc["http"] = total - acc["executor"] - acc["lambdad_other"]
+    for pid in _descendants(ld_pid):
+        _threads_ns(pid, acc, "runtimes")
+    _threads_ns(lg_pid, acc, "loadgen")
+    return acc
+
+
+def cpu_per_request(a, b, requests):
+    """CPU µs per request between snapshots a and b (requests: how many were
+    answered between them), by part; "rest" is what the machine's CPUs did
+    besides (kernel threads, other processes)."""
+    if not requests:
+        return None
+    d = {k: b.get(k, 0) - a.get(k, 0) for k in set(a) | set(b)}
+    capacity = d.pop("wall") * (os.cpu_count() or 1)
+    out = {k: round(d.get(k, 0) / requests / 1000, 2) for k in CPU_PARTS if k != "rest"}
+    out["rest"] = round((capacity - sum(d.values())) / requests / 1000, 2)
+    out["busy"] = round(sum(v for k, v in out.items() if k != "idle"), 2)
+    return out
+
+
+def loadgen_run(loadgen, cpus, port, path, conns, dur, warm, body=b"{}", cpu_of=None):
+    """One loadgen run. With cpu_of (lambdad's pid), the result also holds
+    "cpu_us_per_request": the CPU time of each part over the measured window
+    (snapshots taken warm s after the start and dur s later) divided by the
+    requests recorded in it. Unlike requests/s this does not fall when the
+    machine idles, so two builds can be compared on a noisy machine."""
     cmd = [str(loadgen), "-h", "127.0.0.1", "-p", str(port), "-P", path, "-c", str(conns),
            "-t", "1", "-d", str(dur), "-w", str(warm), "-T", "10", "-m", "POST", "-b", body.decode()]
     if cpus:
         cmd = ["taskset", "-c", cpus] + cmd
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=dur + warm + 60)
-    if r.returncode != 0:
-        raise HarnessError(f"loadgen failed ({r.returncode}): {r.stderr.strip()[:300]}")
-    return json.loads(r.stdout)
+    if cpu_of:
+        _lambdad_threads(cpu_of)
+    t0 = time.monotonic()
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    snaps = []
+    sampler = None
+    if cpu_of:
+        def sample():
+            # Inside the measured window, clear of its ends (loadgen exits
+            # at the end): the window's requests are scaled to the span.
+            for at in (warm + 0.05 * dur, warm + 0.95 * dur):
+                time.sleep(max(0.0, t0 + at - time.monotonic()))
+                snaps.append(cpu_snapshot(cpu_of, p.pid))
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+    try:
+        out, err = p.communicate(timeout=dur + warm + 60)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.communicate()
+        raise HarnessError("loadgen did not finish")
+    if sampler:
+        sampler.join(5)
+    if p.returncode != 0:
+        raise HarnessError(f"loadgen failed ({p.returncode}): {err.strip()[:300]}")
+    r = json.loads(out)
+    if len(snaps) == 2 and r.get("rps"):
+        span_s = (snaps[1]["wall"] - snaps[0]["wall"]) / 1e9
+        r["cpu_us_per_request"] = cpu_per_request(snaps[0], snaps[1], r["rps"] * span_s)
+    return r
 
 
 def run_sweep(binary, loadgen, args, workdir, stats):
@@ -768,10 +912,12 @@ def run_sweep(binary, loadgen, args, workdir, stats):
         for rnd in range(rounds):
             for n in conc:
                 r = runs[n]
-                r["noop"].append(loadgen_run(loadgen, loadgen_cpus, ld.port, "/_lambdad/noop", n, dur, warm))
+                r["noop"].append(loadgen_run(loadgen, loadgen_cpus, ld.port, "/_lambdad/noop", n, dur,
+                                             warm, cpu_of=ld.proc.pid))
                 if not invoke_na:
                     inv = loadgen_run(loadgen, loadgen_cpus, ld.port,
-                                      "/2015-03-31/functions/bench-trivial/invocations", n, dur, warm)
+                                      "/2015-03-31/functions/bench-trivial/invocations", n, dur, warm,
+                                      cpu_of=ld.proc.pid)
                     stats["invokes"] += inv["requests"] + inv["errors"]
                     stats["invoke_errors"] += inv["errors"] + inv["non2xx"]
                     r["invoke"].append(inv)
@@ -794,6 +940,9 @@ def run_sweep(binary, loadgen, args, workdir, stats):
             res["points"].append(point)
             log(f"sweep c={n} (median of {rounds}): noop {fmt_lg(point['noop'])}; "
                 f"invoke {fmt_lg(point['invoke'])}")
+            cpu = point["invoke"].get("cpu_us_per_request")
+            if cpu:
+                log(f"sweep c={n} CPU us per invoke: " + ", ".join(f"{k} {cpu[k]}" for k in cpu))
         res["server_rss_kb_after"] = ld.rss_kb()
     finally:
         ld.stop()
