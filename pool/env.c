@@ -554,6 +554,9 @@ void env_fail(struct env *e, const char *etype, const char *msg, const char *sta
         else
             report_platform_error(inv, etype, msg);
         inv->cold = true;
+        /* The runtime ran (and may have died): Max Memory Used of both
+         * REPORTs below (the memory cgroup keeps its peak after an exit). */
+        env_read_peak(e, executor_now_ns());
         if (report_sink_enabled()) {
             env_drain_log(e);
             report_sink_start(e, inv);
@@ -561,7 +564,6 @@ void env_fail(struct env *e, const char *etype, const char *msg, const char *sta
         }
         if (inv->want_log) {
             env_drain_log(e);
-            env_read_peak(e, executor_now_ns());
             e->cur = inv;
             e->deliver_ns = e->spawn_ns;
             e->report_init = false;

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -604,9 +605,13 @@ int subprocess_reap(struct subprocess *sp)
     if (sp->pid <= 0)
         return -1;
     int status;
-    pid_t r = waitpid(sp->pid, &status, WNOHANG);
+    struct rusage ru;
+    pid_t r = wait4(sp->pid, &status, WNOHANG, &ru);
     if (r == sp->pid) {
         sp->pid = -sp->pid; /* remember the group id for the final kill */
+        /* Its VmHWM is gone with it: a REPORT made after (a runtime that
+         * died in init) still says how much memory it used. */
+        sp->exit_hwm_mb = (int)((ru.ru_maxrss + 1023) / 1024);
         return status;
     }
     return -1;
@@ -656,9 +661,10 @@ int subprocess_peak_mb(const struct subprocess *sp)
         if (v > 0)
             cg = (int)((v + (1 << 20) - 1) >> 20);
     }
-    pid_t pid = sp->pid > 0 ? sp->pid : -sp->pid;
+    if (sp->pid <= 0)
+        return sp->exit_hwm_mb > cg ? sp->exit_hwm_mb : cg; /* reaped */
     char path[64], buf[4096];
-    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)sp->pid);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return cg;

@@ -32,6 +32,7 @@ struct subprocess {
     int cg_fd;      /* that cgroup's directory, or -1 */
     int kill_fd;    /* the env's v2 tracking cgroup (hybrid hosts), or -1 */
     bool zygote;    /* forked from the Python zygote (else posix_spawn) */
+    int exit_hwm_mb; /* peak RSS of the reaped process (wait4's ru_maxrss), 0 before */
 };
 
 /* Detects cgroup support and remembers which interpreters to use
@@ -90,7 +91,8 @@ bool subprocess_oom_killed(const struct subprocess *sp);
 /* Reaps the child if it exited; returns its wait status or -1 if running. */
 int subprocess_reap(struct subprocess *sp);
 
-/* Peak memory of the environment in MB (cgroup peak, else VmHWM). */
+/* Peak memory of the environment in MB: the larger of the cgroup peak and
+ * the process's VmHWM (after it was reaped: its ru_maxrss). */
 int subprocess_peak_mb(const struct subprocess *sp);
 
 #endif

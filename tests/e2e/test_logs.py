@@ -136,6 +136,31 @@ def test_version_stream_and_failed_invoke(lam, logs):
     assert re.search(r"\tStatus: error\t\n$", msgs[-1]) or msgs[-1].startswith("REPORT")
 
 
+@pytest.mark.parametrize("how", ["init_error", "exit"])
+def test_init_failure_report_has_memory_used(lam, logs, how):
+    # A failed init still ran the runtime: its REPORT line says how much
+    # memory it used, as AWS's does ("Max Memory Used: 0 MB" was a gap).
+    code = ("import nosuchmodule_xyz\n" if how == "init_error" else
+            "import os, sys\nsys.stdout.flush()\nos._exit(3)\n")
+    name = py_fn(lam, code + "def handler(event, context):\n    return 1\n")
+    for log_type in ("None", "Tail"):
+        resp = lam.invoke(FunctionName=name, Payload=b"{}", LogType=log_type)
+        assert resp["FunctionError"] == "Unhandled"
+    group = f"/aws/lambda/{name}"
+
+    def reports():
+        out = []
+        for st in logs.describe_log_streams(logGroupName=group).get("logStreams", []):
+            out += [e["message"] for e in all_events(logs, group, st["logStreamName"])
+                    if e["message"].startswith("REPORT ")]
+        return out if len(out) >= 2 else None
+    reps = wait_for(reports, 10, what="two REPORT lines")
+    for rep in reps:
+        m = re.search(r"\tMax Memory Used: (\d+) MB\t", rep)
+        assert m and int(m.group(1)) > 0, rep
+        assert "\tStatus: error\t" in rep, rep
+
+
 def test_timeout_line_and_status(lam, logs):
     name = py_fn(lam, "import time\ndef handler(event, context):\n    time.sleep(5)\n", Timeout=1)
     resp = lam.invoke(FunctionName=name, Payload=b"{}")
