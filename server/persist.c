@@ -181,6 +181,35 @@ static bool all_zero(const char *p, size_t n)
 
 /* Replays the journal records of fd into the document files, up to the
  * first torn or corrupt record (that batch was never acknowledged). */
+/* One valid record of a journal being replayed. */
+struct jrec {
+    const char *id, *data;
+    size_t idlen, len, seq;
+    char op;
+};
+
+static int jrec_cmp_id(const struct jrec *x, const struct jrec *y)
+{
+    return x->idlen != y->idlen || memcmp(x->id, y->id, x->idlen);
+}
+
+/* Orders records by id, then by position: the last of each id's run is
+ * the one that counts. */
+static int jrec_cmp(const void *a, const void *b)
+{
+    const struct jrec *x = a, *y = b;
+    size_t n = x->idlen < y->idlen ? x->idlen : y->idlen;
+    int c = memcmp(x->id, y->id, n);
+    if (c)
+        return c;
+    if (x->idlen != y->idlen)
+        return x->idlen < y->idlen ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* Replays the records of fd (up to the first torn or corrupt one) into the
+ * document files: each document once, with its last record (a checkpoint
+ * of a journal that updated one function 1,000 times writes it once). */
 static int journal_replay(struct persist *p, int fd, const char *name, bool startup)
 {
     struct stat st;
@@ -202,7 +231,8 @@ static int journal_replay(struct persist *p, int fd, const char *name, bool star
         got += (size_t)r;
     }
     j[got] = 0;
-    size_t off = 0, n = 0;
+    size_t off = 0, n = 0, cap = 0;
+    struct jrec *recs = NULL;
     int rc = 0;
     while (off < got) {
         char op;
@@ -226,25 +256,42 @@ static int journal_replay(struct persist *p, int fd, const char *name, bool star
         const char *id = j + body, *data = j + body + idlen;
         if (rec_crc(id, idlen, data, len) != crc)
             break;
-        char idz[NAME_MAX + 1];
-        memcpy(idz, id, idlen);
-        idz[idlen] = 0;
         /* Only what persist_stage accepts: no '/', NUL or leading '.', and
          * room for ".json" in a file name. Anything else is corruption
          * (that ends the replay), not a reason to refuse the start-up. */
-        if (memchr(idz, '/', idlen) || memchr(idz, 0, idlen) || idz[0] == '.' ||
+        if (memchr(id, '/', idlen) || memchr(id, 0, idlen) || id[0] == '.' ||
             idlen + 5 > NAME_MAX)
             break;
-        int r = op == 'W' ? doc_replace(p, idz, data, len) : doc_unlink(p, idz);
-        if (r) {
-            rc = r;
-            break;
+        if (n == cap) {
+            size_t ncap = cap ? cap * 2 : 256;
+            struct jrec *nr = realloc(recs, ncap * sizeof(*recs));
+            if (!nr) {
+                rc = -ENOMEM;
+                break;
+            }
+            recs = nr;
+            cap = ncap;
         }
+        recs[n] = (struct jrec){.id = id, .data = data, .idlen = idlen, .len = len, .seq = n, .op = op};
         n++;
         off = body + idlen + len + 1;
     }
     /* A pre-zeroed journal ends in zeros where no batch was written yet. */
     bool zero_tail = all_zero(j + off, got - off);
+    size_t docs = 0;
+    if (!rc && n) {
+        qsort(recs, n, sizeof(*recs), jrec_cmp);
+        for (size_t i = 0; i < n && !rc; i++) {
+            if (i + 1 < n && !jrec_cmp_id(&recs[i], &recs[i + 1]))
+                continue; /* a later record of the same id follows */
+            char idz[NAME_MAX + 1];
+            memcpy(idz, recs[i].id, recs[i].idlen);
+            idz[recs[i].idlen] = 0;
+            rc = recs[i].op == 'W' ? doc_replace(p, idz, recs[i].data, recs[i].len) : doc_unlink(p, idz);
+            docs++;
+        }
+    }
+    free(recs);
     free(j);
     if (rc) {
         LOG_ERROR("%s/%s: cannot replay: %s", p->dir, name, strerror(-rc));
@@ -254,9 +301,9 @@ static int journal_replay(struct persist *p, int fd, const char *name, bool star
         LOG_INFO("%s/%s: dropping a torn tail of %zu bytes (never acknowledged)", p->dir, name,
                  got - off);
     if (startup)
-        LOG_INFO("%s/%s: replayed %zu change(s)", p->dir, name, n);
+        LOG_INFO("%s/%s: replayed %zu change(s) into %zu document(s)", p->dir, name, n, docs);
     else
-        LOG_DEBUG("%s/%s: checkpoint of %zu change(s)", p->dir, name, n);
+        LOG_DEBUG("%s/%s: checkpoint of %zu change(s) into %zu document(s)", p->dir, name, n, docs);
     return 0;
 }
 

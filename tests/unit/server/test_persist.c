@@ -272,6 +272,29 @@ int main(void)
         persist_close(p);
     }
 
+    /* The replay writes each document once, from its last record; ids
+     * that are prefixes of each other stay apart, and a removal followed
+     * by a write (or the reverse) ends as the later record says. */
+    {
+        char cur[2048];
+        const char *seq[][2] = {
+            {"r.a.x", "{\"name\":\"x\",\"v\":1}"}, {"r.a.xy", "{\"name\":\"xy\",\"v\":1}"},
+            {"r.a.x", NULL}, {"r.a.xy", "{\"name\":\"xy\",\"v\":2}"},
+            {"r.a.x", "{\"name\":\"x\",\"v\":3}"}, {"r.a.y", "{\"name\":\"y\",\"v\":1}"},
+            {"r.a.y", NULL}, {"r.a.xy", "{\"name\":\"xy\",\"v\":4}"},
+        };
+        cur[0] = 0;
+        for (size_t i = 0; i < sizeof(seq) / sizeof(seq[0]); i++)
+            rec_w(cur + strlen(cur), sizeof(cur) - strlen(cur), seq[i][0], seq[i][1]);
+        snprintf(path, sizeof(path), "%s/data/functions/r.a.y.json", dir);
+        write_file(path, "{\"name\":\"y\",\"v\":0}"); /* an older document */
+        CHECK(open_after_crash(dir, NULL, cur, &p) == 0);
+        CHECK(doc_v(dir, "r.a.x") == 3);
+        CHECK(doc_v(dir, "r.a.xy") == 4);
+        CHECK(access(path, F_OK) != 0); /* y: written, then removed */
+        persist_close(p);
+    }
+
     /* A record whose id could not be a document name (251 bytes: no room
      * for ".json"; persist_stage never writes one) is corruption: the
      * replay ends there, the start-up does not fail (it used to, with
