@@ -619,6 +619,15 @@ static void iso_time(int64_t ms, char out[32])
     snprintf(out + n, 32 - n, ".%03dZ", (int)(ms % 1000) % 1000);
 }
 
+/* snprintf(dst, cap, "%s", src) without the format machinery (per record
+ * on the executor). */
+static void copy_trunc(char *dst, size_t cap, const char *src)
+{
+    size_t n = strnlen(src, cap - 1);
+    memcpy(dst, src, n);
+    dst[n] = 0;
+}
+
 static void enqueue(const struct pool_log_rec *rec, bool raw, const char *data, size_t len)
 {
     if (raw && atomic_load_explicit(&S.queued_bytes, memory_order_relaxed) + len > QUEUE_MAX_BYTES) {
@@ -640,8 +649,8 @@ static void enqueue(const struct pool_log_rec *rec, bool raw, const char *data, 
     it->app_level = it->json ? level_rank(fn->app_log_level ? fn->app_log_level : "INFO") : -1;
     it->env_id = rec->env_id;
     it->ts = rec->time_ms;
-    snprintf(it->region, sizeof(it->region), "%s", fn->region ? fn->region : "us-east-1");
-    snprintf(it->account, sizeof(it->account), "%s", fn->account ? fn->account : "000000000000");
+    copy_trunc(it->region, sizeof(it->region), fn->region ? fn->region : "us-east-1");
+    copy_trunc(it->account, sizeof(it->account), fn->account ? fn->account : "000000000000");
     it->group = (char *)(it + 1);
     memcpy(it->group, group, gl + 1);
     it->stream = it->group + gl + 1;
@@ -667,9 +676,10 @@ void logs_store_sink(const struct pool_log_rec *rec, void *user)
     /* System lines are INFO: SystemLogLevel WARN drops them (JSON only). */
     if (json && fn->system_log_level && level_rank(fn->system_log_level) > 2)
         return;
-    char line[1024], t[32];
+    char line[1024], t[32] = "";
     const char *ver = fn->version ? fn->version : "$LATEST";
-    iso_time(rec->time_ms, t);
+    if (json) /* the text lines carry no time of their own */
+        iso_time(rec->time_ms, t);
     if (rec->kind == POOL_LOG_START) {
         int n = json ? snprintf(line, sizeof(line),
                                 "{\"time\":\"%s\",\"type\":\"platform.start\",\"record\":"
