@@ -179,8 +179,6 @@ static bool all_zero(const char *p, size_t n)
     return true;
 }
 
-/* Replays the journal records of fd into the document files, up to the
- * first torn or corrupt record (that batch was never acknowledged). */
 /* One valid record of a journal being replayed. */
 struct jrec {
     const char *id, *data;
@@ -207,9 +205,10 @@ static int jrec_cmp(const void *a, const void *b)
     return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
-/* Replays the records of fd (up to the first torn or corrupt one) into the
- * document files: each document once, with its last record (a checkpoint
- * of a journal that updated one function 1,000 times writes it once). */
+/* Replays the records of fd into the document files, up to the first torn
+ * or corrupt record (that batch was never acknowledged): each document
+ * once, from its last record (a checkpoint of a journal that updated one
+ * function 1,000 times writes it once). */
 static int journal_replay(struct persist *p, int fd, const char *name, bool startup)
 {
     struct stat st;
