@@ -29,8 +29,9 @@
  * a fresh, pre-zeroed journal (directory fsync'd before anything in it is
  * acknowledged); a checkpoint thread (one per handle, started at the first
  * rotation, joined by persist_close) then replays journal.old into the
- * document files, syncs them (syncfs + fsync of the directory) and deletes
- * it, while writers go on committing into the new journal. One checkpoint
+ * document files (each document once, from its last record), syncs them
+ * (syncfs + fsync of the directory) and deletes it, while writers go on
+ * committing into the new journal. One checkpoint
  * at a time; a failed one leaves journal.old for the next. At a clean close
  * and before persist_load a full checkpoint does both journals and empties
  * the journal. Start-up replays journal.old and then journal the same way,
