@@ -177,6 +177,10 @@ static struct sockaddr_storage target;
 static socklen_t target_len;
 static char *request;      /* the fixed request bytes, shared read-only */
 static size_t request_len;
+/* With "{c}" in the path: one request per connection (the index in
+ * place of "{c}"), e.g. a writer per function. NULL otherwise. */
+static char **conn_request;
+static size_t *conn_request_len;
 
 /* ------------------------------------------------------------ global timing */
 
@@ -223,6 +227,8 @@ struct conn {
     uint64_t remaining; /* body or chunk bytes still to skip */
     int status;
     bool close_after;
+    const char *req;   /* the request bytes this connection sends */
+    size_t req_len;
     bool measured;     /* this request counts (sent after warm-up / ticketed) */
     bool done;         /* finished for good (window over or -n reached) */
     uint64_t sent_ns;  /* request sent, or connect started */
@@ -312,8 +318,8 @@ static bool may_send(struct conn *c, uint64_t now)
 /* Write as much of the request as the socket takes. Returns 0 or -errno. */
 static int conn_write(struct worker *w, struct conn *c)
 {
-    while (c->written < request_len) {
-        ssize_t n = send(c->fd, request + c->written, request_len - c->written, MSG_NOSIGNAL);
+    while (c->written < c->req_len) {
+        ssize_t n = send(c->fd, c->req + c->written, c->req_len - c->written, MSG_NOSIGNAL);
         if (n < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK) {
                 conn_want(w, c, EPOLLOUT | EPOLLIN);
@@ -710,7 +716,8 @@ static void usage(FILE *f)
             "usage: loadgen [options]\n"
             "  -h HOST     loopback host (127.0.0.0/8 or ::1; default 127.0.0.1)\n"
             "  -p PORT     port (default 8080)\n"
-            "  -P PATH     request path (default /)\n"
+            "  -P PATH     request path (default /); \"{c}\" in it becomes the\n"
+            "              connection's index (0..N-1): one target per connection\n"
             "  -m METHOD   GET or POST (default GET, POST when -b/-B given)\n"
             "  -b BODY     request body (string)\n"
             "  -B FILE     request body (file contents)\n"
@@ -834,29 +841,51 @@ static int parse_args(int argc, char **argv)
     return 0;
 }
 
-static int build_request(void)
+/* The request bytes for path (opt's method, headers and body). */
+static char *format_request(const char *path, size_t *len)
 {
     char head[8192];
     bool has_body = strcmp(opt.method, "GET") != 0;
     int n = snprintf(head, sizeof(head), "%s %s HTTP/1.1\r\nHost: %s:%s\r\n%s", opt.method,
-                     opt.path, opt.host, opt.port, opt.headers);
+                     path, opt.host, opt.port, opt.headers);
     if (n < 0 || (size_t)n >= sizeof(head))
-        return -EINVAL;
+        return NULL;
     if (has_body) {
         int m = snprintf(head + n, sizeof(head) - (size_t)n, "Content-Length: %zu\r\n", opt.body_len);
         if (m < 0 || (size_t)m >= sizeof(head) - (size_t)n)
-            return -EINVAL;
+            return NULL;
         n += m;
     }
     size_t blen = has_body ? opt.body_len : 0;
-    request_len = (size_t)n + 2 + blen;
-    request = malloc(request_len);
-    if (!request)
-        return -ENOMEM;
-    memcpy(request, head, (size_t)n);
-    memcpy(request + n, "\r\n", 2);
+    char *r = malloc((size_t)n + 2 + blen);
+    if (!r)
+        return NULL;
+    memcpy(r, head, (size_t)n);
+    memcpy(r + n, "\r\n", 2);
     if (blen)
-        memcpy(request + n + 2, opt.body, blen);
+        memcpy(r + n + 2, opt.body, blen);
+    *len = (size_t)n + 2 + blen;
+    return r;
+}
+
+static int build_request(void)
+{
+    const char *mark = strstr(opt.path, "{c}");
+    if (!mark) {
+        request = format_request(opt.path, &request_len);
+        return request ? 0 : -EINVAL;
+    }
+    conn_request = calloc((size_t)opt.connections, sizeof(*conn_request));
+    conn_request_len = calloc((size_t)opt.connections, sizeof(*conn_request_len));
+    if (!conn_request || !conn_request_len)
+        return -ENOMEM;
+    for (int i = 0; i < opt.connections; i++) {
+        char path[sizeof(opt.path) + 16];
+        int n = snprintf(path, sizeof(path), "%.*s%d%s", (int)(mark - opt.path), opt.path, i, mark + 3);
+        if (n < 0 || (size_t)n >= sizeof(path) ||
+            !(conn_request[i] = format_request(path, &conn_request_len[i])))
+            return -EINVAL;
+    }
     return 0;
 }
 
@@ -877,6 +906,8 @@ int main(int argc, char **argv)
         goto out;
     for (int i = 0; i < opt.connections; i++) {
         conns[i].fd = -1;
+        conns[i].req = conn_request ? conn_request[i] : request;
+        conns[i].req_len = conn_request ? conn_request_len[i] : request_len;
         conns[i].rbuf = malloc(RBUF_SIZE);
         if (!conns[i].rbuf)
             goto out;
@@ -945,6 +976,11 @@ out:
     free(workers);
     free(total.counts);
     free(request);
+    if (conn_request)
+        for (int i = 0; i < opt.connections; i++)
+            free(conn_request[i]);
+    free(conn_request);
+    free(conn_request_len);
     free(opt.body);
     return rc;
 }

@@ -27,6 +27,9 @@ import threading
 import time
 
 
+SEEN = {}  # peer port -> paths requested on that connection (/per-conn/...)
+
+
 class Handler(socketserver.BaseRequestHandler):
     def handle(self):
         sock = self.request
@@ -57,6 +60,10 @@ class Handler(socketserver.BaseRequestHandler):
     def respond(self, sock, path):
         body = b'{"a":1}'
         if path == "/cl":
+            sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\n" + body)
+        elif path.startswith("/per-conn/"):
+            # which paths the connections sent, by connection (peer port)
+            SEEN.setdefault(sock.getpeername()[1], set()).add(path)
             sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\n" + body)
         elif path == "/chunked":
             # split across several sends to exercise partial parsing
@@ -113,6 +120,11 @@ def main():
     for path in ("/cl", "/chunked", "/interim", "/close", "/eof"):
         r = run(loadgen, port, "-P", path, "-b", "{}", "-c", "2", "-d", "0.5")
         check(path, r["requests"] > 20 and r["errors"] == 0 and r["non2xx"] == 0, r)
+    # "{c}" in the path: each connection sends its own index, always the same
+    r = run(loadgen, port, "-P", "/per-conn/{c}/x", "-b", "{}", "-c", "3", "-d", "0.5")
+    check("{c} per connection", r["requests"] > 20 and r["errors"] == 0 and
+          sorted(tuple(v) for v in SEEN.values()) ==
+          [("/per-conn/0/x",), ("/per-conn/1/x",), ("/per-conn/2/x",)], (r, SEEN))
     r = run(loadgen, port, "-P", "/500", "-c", "2", "-d", "0.5")
     check("/500", r["requests"] > 20 and r["non2xx"] == r["requests"] and r["errors"] == 0, r)
     r = run(loadgen, port, "-P", "/slow", "-c", "1", "-d", "1.2", "-T", "0.5")

@@ -815,14 +815,17 @@ def cpu_per_request(a, b, requests):
     return out
 
 
-def loadgen_run(loadgen, cpus, port, path, conns, dur, warm, body=b"{}", cpu_of=None):
+def loadgen_run(loadgen, cpus, port, path, conns, dur, warm, body=b"{}", cpu_of=None,
+                method="POST", headers=()):
     """One loadgen run. With cpu_of (lambdad's pid), the result also holds
     "cpu_us_per_request": the CPU time of each part over the measured window
     (snapshots taken warm s after the start and dur s later) divided by the
     requests recorded in it. Unlike requests/s this does not fall when the
     machine idles, so two builds can be compared on a noisy machine."""
     cmd = [str(loadgen), "-h", "127.0.0.1", "-p", str(port), "-P", path, "-c", str(conns),
-           "-t", "1", "-d", str(dur), "-w", str(warm), "-T", "10", "-m", "POST", "-b", body.decode()]
+           "-t", "1", "-d", str(dur), "-w", str(warm), "-T", "10", "-m", method, "-b", body.decode()]
+    for h in headers:
+        cmd += ["-H", h]
     if cpus:
         cmd = ["taskset", "-c", cpus] + cmd
     if cpu_of:
@@ -1379,7 +1382,19 @@ def parallel_writes(port, op, names, zip_b64, writers=4):
     return cell
 
 
-def run_writes(binary, args, workdir, stats):
+def c_client_updates(loadgen, port, dur, warm):
+    """UpdateFunctionConfiguration from 4 loadgen connections (C, one
+    keep-alive connection per function bench-w-00000..3): the server's write
+    rate without the Python clients' ~170 µs of CPU per request."""
+    r = loadgen_run(loadgen, None, port, "/2015-03-31/functions/bench-w-0000{c}/configuration", 4,
+                    dur, warm, body=b'{"Timeout": 7}', method="PUT",
+                    headers=("Content-Type: application/json",))
+    cell = {k: r.get(k) for k in ("requests", "errors", "non2xx", "rps", "latency_us")}
+    cell["client"] = "bench/loadgen, 4 connections, 1 thread, one function per connection"
+    return cell
+
+
+def run_writes(binary, loadgen, args, workdir, stats):
     """CreateFunction then UpdateFunctionConfiguration from 4 concurrent
     writer processes, each on its own keep-alive connection: with the data
     dir (every answer only after its change is durable: group commit) and,
@@ -1400,10 +1415,15 @@ def run_writes(binary, args, workdir, stats):
             out = {"lambdad_cmd": ld.cmd}
             out["create"] = parallel_writes(ld.port, "create", names, zip_b64)
             out["update_configuration"] = parallel_writes(ld.port, "update", names, zip_b64)
+            out["update_configuration_c_clients"] = c_client_updates(
+                loadgen, ld.port, 1 if args.quick else 3, 0.25)
             res[mode] = out
+            cc = out["update_configuration_c_clients"]
             log(f"writes {mode}: CreateFunction {out['create']['per_s']}/s "
                 f"({out['create']['errors']} errors), UpdateFunctionConfiguration "
-                f"{out['update_configuration']['per_s']}/s ({out['update_configuration']['errors']} errors)")
+                f"{out['update_configuration']['per_s']}/s ({out['update_configuration']['errors']} errors); "
+                f"C clients {cc['rps']:.0f}/s p50 {cc['latency_us']['p50']}us "
+                f"({cc['errors']} errors, {cc['non2xx']} non-2xx)")
         finally:
             ld.stop()
     return res
@@ -1626,6 +1646,10 @@ def human_report(r):
                 if c:
                     L.append(f"  {mode:<9} {op:<21} x{c['requested']}: {c['per_s']}/s, "
                              f"{c['errors']} errors")
+            cc = m.get("update_configuration_c_clients")
+            if cc and cc.get("rps") is not None:
+                L.append(f"  {mode:<9} update_configuration  4 C connections: {cc['rps']:.0f}/s, "
+                         f"p50 {cc['latency_us']['p50']} us, {cc['errors']} errors, {cc['non2xx']} non-2xx")
     L.append("")
     for i, why in enumerate(notes):
         L.append(f"[{i + 1}] not available here: {why}")
@@ -1816,7 +1840,7 @@ def main():
                  ("sweep", lambda: run_sweep(lambdad, loadgen, args, workdir, stats)),
                  ("peers", lambda: run_peers(lambdad, args, workdir, stats)),
                  ("scale", lambda: run_scale(lambdad, args, workdir, stats)),
-                 ("writes", lambda: run_writes(lambdad, args, workdir, stats))]
+                 ("writes", lambda: run_writes(lambdad, loadgen, args, workdir, stats))]
         for name, fn in parts:
             t0 = time.monotonic()
             r[name] = fn() if name in only else skipped
