@@ -186,9 +186,13 @@ struct jrec {
     char op;
 };
 
+/* Orders two records' ids (memcmp, then the shorter first). */
 static int jrec_cmp_id(const struct jrec *x, const struct jrec *y)
 {
-    return x->idlen != y->idlen || memcmp(x->id, y->id, x->idlen);
+    int c = memcmp(x->id, y->id, x->idlen < y->idlen ? x->idlen : y->idlen);
+    if (c || x->idlen == y->idlen)
+        return c;
+    return x->idlen < y->idlen ? -1 : 1;
 }
 
 /* Orders records by id, then by position: the last of each id's run is
@@ -196,12 +200,9 @@ static int jrec_cmp_id(const struct jrec *x, const struct jrec *y)
 static int jrec_cmp(const void *a, const void *b)
 {
     const struct jrec *x = a, *y = b;
-    size_t n = x->idlen < y->idlen ? x->idlen : y->idlen;
-    int c = memcmp(x->id, y->id, n);
+    int c = jrec_cmp_id(x, y);
     if (c)
         return c;
-    if (x->idlen != y->idlen)
-        return x->idlen < y->idlen ? -1 : 1;
     return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
@@ -596,11 +597,11 @@ static int journal_append(struct persist *p, const char *buf, size_t len)
 /* Leader (committing, mu held), after its batch is durable: every
  * JOURNAL_CHECKPOINT bytes the journal is rotated out to journal.old and a
  * fresh journal (pre-zeroed at its first batch) takes the next batches, so
- * the checkpoint of journal.old (the start-up replay: each record's
- * document rewritten in place, then syncfs + directory fsync, then unlink)
- * runs while writers go on committing. Returns true when that checkpoint
- * must run (the caller hands it to the checkpoint thread). Between
- * checkpoints the documents lag; the journals are the durable copy. */
+ * the checkpoint of journal.old (the start-up replay: each document
+ * rewritten in place from its last record, then syncfs + directory fsync,
+ * then unlink) runs while writers go on committing. Returns true when that
+ * checkpoint must run (the caller hands it to the checkpoint thread).
+ * Between checkpoints the documents lag; the journals are the durable copy. */
 static bool rotate_locked(struct persist *p)
 {
     if (p->journal_only || p->jsize < p->next_checkpoint || p->checkpointing)
