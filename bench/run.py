@@ -700,8 +700,6 @@ def docker_ratio(ex):
             "p99": round(d["p99_ms"] / s["p99_ms"], 3) if s.get("p99_ms") and d.get("p99_ms") else None}
 
 
-# ------------------------------------------------------------- b. load sweep
-
 # ------------------------------------------------- CPU time per request
 
 CPU_PARTS = ("http", "executor", "lambdad_other", "runtimes", "loadgen", "idle", "rest")
@@ -725,15 +723,28 @@ def _threads_ns(pid, acc, part):
         acc[part] = acc.get(part, 0) + _schedstat_ns(pid, t)
 
 
-def _process_ns(pid):
-    """On-CPU time of every thread of pid, live and exited (utime + stime
-    of /proc/<pid>/stat: clock-tick resolution)."""
+def _stat_fields(pid):
+    """The fields of /proc/<pid>/stat after the command name (index 0 is
+    the state, 1 the ppid, 11 utime, 12 stime), or None when it is gone."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             st = f.read()
-        fields = st[st.rindex(")") + 2:].split()
-        return (int(fields[11]) + int(fields[12])) * 1_000_000_000 // os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
+        return st[st.rindex(")") + 2:].split()
+    except (OSError, ValueError):
+        return None
+
+
+def _ticks_ns(ticks):
+    return ticks * 1_000_000_000 // os.sysconf("SC_CLK_TCK")
+
+
+def _process_ns(pid):
+    """On-CPU time of every thread of pid, live and exited (utime + stime
+    of /proc/<pid>/stat: clock-tick resolution)."""
+    f = _stat_fields(pid)
+    try:
+        return _ticks_ns(int(f[11]) + int(f[12])) if f else 0
+    except (ValueError, IndexError):
         return 0
 
 
@@ -765,11 +776,10 @@ def _descendants(root):
     for d in os.listdir("/proc"):
         if not d.isdigit():
             continue
+        f = _stat_fields(d)
         try:
-            with open(f"/proc/{d}/stat") as f:
-                st = f.read()
-            ppid = int(st[st.rindex(")") + 2:].split()[1])
-        except (OSError, ValueError, IndexError):
+            ppid = int(f[1])
+        except (TypeError, ValueError, IndexError):
             continue
         kids.setdefault(ppid, []).append(int(d))
     out, todo = [], [root]
@@ -783,7 +793,7 @@ def _descendants(root):
 def _idle_ns():
     with open("/proc/stat") as f:
         cpu = f.readline().split()
-    return (int(cpu[4]) + int(cpu[5])) * 1_000_000_000 // os.sysconf("SC_CLK_TCK")
+    return _ticks_ns(int(cpu[4]) + int(cpu[5]))
 
 
 def cpu_snapshot(ld_pid, lg_pid):
@@ -818,9 +828,9 @@ def cpu_per_request(a, b, requests):
 def loadgen_run(loadgen, cpus, port, path, conns, dur, warm, body=b"{}", cpu_of=None,
                 method="POST", headers=()):
     """One loadgen run. With cpu_of (lambdad's pid), the result also holds
-    "cpu_us_per_request": the CPU time of each part over the measured window
-    (snapshots taken warm s after the start and dur s later) divided by the
-    requests recorded in it. Unlike requests/s this does not fall when the
+    "cpu_us_per_request": the CPU time of each part between two snapshots
+    inside the measured window (at 5% and 95% of it) divided by the requests
+    answered between them (loadgen's rate times the span). Unlike requests/s this does not fall when the
     machine idles, so two builds can be compared on a noisy machine."""
     cmd = [str(loadgen), "-h", "127.0.0.1", "-p", str(port), "-P", path, "-c", str(conns),
            "-t", "1", "-d", str(dur), "-w", str(warm), "-T", "10", "-m", method, "-b", body.decode()]
@@ -859,6 +869,8 @@ def loadgen_run(loadgen, cpus, port, path, conns, dur, warm, body=b"{}", cpu_of=
         r["cpu_us_per_request"] = cpu_per_request(snaps[0], snaps[1], r["rps"] * span_s)
     return r
 
+
+# ------------------------------------------------------------- b. load sweep
 
 def run_sweep(binary, loadgen, args, workdir, stats):
     ncpu = os.cpu_count() or 1
