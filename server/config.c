@@ -46,7 +46,7 @@ static const struct opt_desc g_opts[] = {
     {"http-threads", 1, OPT_HTTP_THREADS, "LAMBDAD_HTTP_THREADS",
      "HTTP threads, one per open connection: connections served at once (default 2048)"},
     {"http-keepalive-timeout", 1, OPT_HTTP_KEEPALIVE, "LAMBDAD_HTTP_KEEPALIVE_TIMEOUT",
-     "seconds an idle keep-alive connection stays open; 0 closes after each response (default 5)"},
+     "seconds an idle keep-alive connection stays open; 0 closes after each response (default 60)"},
     {"account-id", 1, OPT_ACCOUNT, "LAMBDAD_ACCOUNT_ID", "12-digit account id (default 000000000000)"},
     {"log-level", 1, OPT_LOG_LEVEL, "LAMBDAD_LOG_LEVEL", "error|warn|info|debug (default info)"},
     {"executors", 1, OPT_EXECUTORS, "LAMBDAD_EXECUTORS", "executor threads (default CPU count)"},
@@ -350,7 +350,7 @@ static void set_defaults(struct lambdad_config *c)
     c->host = fnspec_strdup("127.0.0.1");
     c->port = 4566;
     c->http_threads = 2048;
-    c->http_keepalive_s = 5;
+    c->http_keepalive_s = CONFIG_DEFAULT_HTTP_KEEPALIVE_S;
     memcpy(c->account_id, "000000000000", 13);
     c->log_level = LOG_LEVEL_INFO;
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);

@@ -19,6 +19,15 @@
 #define CONFIG_MAX_IMAGES 64
 #define CONFIG_MAX_DOCKER_API 8
 #define CONFIG_MAX_HTTP_THREADS 16384
+/* Idle keep-alive connections stay open this long by default: well above
+ * the intervals clients poll at on one connection (`aws logs tail --follow`
+ * sleeps 5 s between FilterLogEvents calls). A timeout equal to a client's
+ * poll interval races: the client checks the connection, the server gives
+ * up on it in the same moment and closes it with the new request unread,
+ * and the client reads "connection closed before a valid response" (seen
+ * with 5 s under CPU load). Idle connections cost a civetweb thread each;
+ * connguard closes the longest-idle ones when threads run short. */
+#define CONFIG_DEFAULT_HTTP_KEEPALIVE_S 60
 
 struct lambdad_config {
     char *host;

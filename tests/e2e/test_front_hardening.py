@@ -237,6 +237,25 @@ def test_keepalive_timeout_flag(lambdad_factory):
     s.close()
 
 
+def test_default_keepalive_outlasts_five_second_polls(lambdad_factory):
+    # `aws logs tail --follow` sleeps 5 s between calls on one connection;
+    # with a 5 s keep-alive timeout the server closed the connection just as
+    # the next request came (the CLI died: "Connection was closed before we
+    # received a valid response"). By default an idle connection outlives a
+    # 5 s poll by a wide margin.
+    srv = lambdad_factory(ephemeral=True)
+    s = connect(srv)
+    s.sendall(HEALTH)
+    status, _, _ = read_response(s)
+    assert status.startswith("HTTP/1.1 200")
+    assert closed_within(s, 7) is None, "idle keep-alive connection closed within 7 s"
+    s.settimeout(30)
+    s.sendall(HEALTH)
+    status, _, _ = read_response(s)
+    assert status.startswith("HTTP/1.1 200")
+    s.close()
+
+
 def test_keepalive_timeout_env_and_bad_value(lambdad_factory):
     srv = lambdad_factory(ephemeral=True, env={"LAMBDAD_HTTP_KEEPALIVE_TIMEOUT": "1"})
     s = connect(srv)

@@ -874,8 +874,15 @@ def test_aws_logs_tail_follow(server, lam):
         wait_for(lambda: any("MARKER before" in x for x in got), 60, interval=0.1,
                  what="the first lines from aws logs tail --follow")
         rids = [invoke_ok(lam, name, {"m": f"after{i}"})[0] for i in range(3)]
-        wait_for(lambda: any(f"REPORT RequestId: {rids[-1]}" in x for x in got), 60, interval=0.1,
-                 what="lines of invocations made while following")
+        try:
+            wait_for(lambda: any(f"REPORT RequestId: {rids[-1]}" in x for x in got), 60, interval=0.1,
+                     what="lines of invocations made while following")
+        except AssertionError:
+            # Say why: the CLI may have exited (its error is on stderr).
+            status = proc.poll()
+            err = proc.stderr.read() if status is not None else "(still running)"
+            raise AssertionError(f"no REPORT of {rids[-1]}; aws exit status {status}, stderr: {err}; "
+                                 f"lines so far: {got}")
         time.sleep(6)  # one more poll: nothing may come twice
     finally:
         proc.terminate()
