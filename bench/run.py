@@ -705,22 +705,33 @@ def docker_ratio(ex):
 CPU_PARTS = ("http", "executor", "lambdad_other", "runtimes", "loadgen", "idle", "rest")
 
 
-def _schedstat_ns(pid, tid):
+def _schedstat(pid, tid):
+    """(on-CPU ns, times scheduled in) of one thread, from its schedstat."""
     try:
         with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
-            return int(f.read().split()[0])
+            v = f.read().split()
+        return int(v[0]), int(v[2])
     except (OSError, ValueError, IndexError):
-        return 0
+        return 0, 0
+
+
+def _add_thread(acc, part, pid, tid):
+    """Adds a thread's on-CPU time to acc[part] and the times it was
+    scheduled in (context switches into it) to acc["switches"][part]."""
+    ns, n = _schedstat(pid, tid)
+    acc[part] = acc.get(part, 0) + ns
+    sw = acc.setdefault("switches", {})
+    sw[part] = sw.get(part, 0) + n
 
 
 def _threads_ns(pid, acc, part):
-    """Adds the on-CPU time (ns, schedstat) of every thread of pid to acc[part]."""
+    """_add_thread for every thread of pid."""
     try:
         tids = os.listdir(f"/proc/{pid}/task")
     except OSError:
         return
     for t in tids:
-        acc[part] = acc.get(part, 0) + _schedstat_ns(pid, t)
+        _add_thread(acc, part, pid, t)
 
 
 def _stat_fields(pid):
@@ -803,7 +814,7 @@ def cpu_snapshot(ld_pid, lg_pid):
     acc = {"wall": time.monotonic_ns(), "idle": _idle_ns(), "executor": 0, "lambdad_other": 0}
     total = _process_ns(ld_pid)
     for tid, part in _lambdad_threads(ld_pid):
-        acc[part] += _schedstat_ns(ld_pid, tid)
+        _add_thread(acc, part, ld_pid, tid)
     acc["http"] = total - acc["executor"] - acc["lambdad_other"]
     for pid in _descendants(ld_pid):
         _threads_ns(pid, acc, "runtimes")
@@ -817,7 +828,7 @@ def cpu_per_request(a, b, requests):
     besides (kernel threads, other processes)."""
     if not requests:
         return None
-    d = {k: b.get(k, 0) - a.get(k, 0) for k in set(a) | set(b)}
+    d = {k: b.get(k, 0) - a.get(k, 0) for k in set(a) | set(b) if k != "switches"}
     capacity = d.pop("wall") * (os.cpu_count() or 1)
     out = {k: round(d.get(k, 0) / requests / 1000, 2) for k in CPU_PARTS if k != "rest"}
     out["rest"] = round((capacity - sum(d.values())) / requests / 1000, 2)
@@ -866,7 +877,13 @@ def loadgen_run(loadgen, cpus, port, path, conns, dur, warm, body=b"{}", cpu_of=
     r = json.loads(out)
     if len(snaps) == 2 and r.get("rps"):
         span_s = (snaps[1]["wall"] - snaps[0]["wall"]) / 1e9
-        r["cpu_us_per_request"] = cpu_per_request(snaps[0], snaps[1], r["rps"] * span_s)
+        n = r["rps"] * span_s
+        r["cpu_us_per_request"] = cpu_per_request(snaps[0], snaps[1], n)
+        # Times the runtimes' and executors' threads were scheduled in per
+        # request (schedstat): each is a sleep and a wake-up.
+        a, b = snaps[0]["switches"], snaps[1]["switches"]
+        r["switches_per_request"] = {k: round((b.get(k, 0) - a.get(k, 0)) / n, 2)
+                                     for k in ("executor", "runtimes")}
     return r
 
 
@@ -958,6 +975,9 @@ def run_sweep(binary, loadgen, args, workdir, stats):
             cpu = point["invoke"].get("cpu_us_per_request")
             if cpu:
                 log(f"sweep c={n} CPU us per invoke: " + ", ".join(f"{k} {cpu[k]}" for k in cpu))
+            sw = point["invoke"].get("switches_per_request")
+            if sw:
+                log(f"sweep c={n} threads scheduled in per invoke: " + ", ".join(f"{k} {sw[k]}" for k in sw))
         res["server_rss_kb_after"] = ld.rss_kb()
     finally:
         ld.stop()
