@@ -720,8 +720,7 @@ def _add_thread(acc, part, pid, tid):
     scheduled in (context switches into it) to acc["switches"][part]."""
     ns, n = _schedstat(pid, tid)
     acc[part] = acc.get(part, 0) + ns
-    sw = acc.setdefault("switches", {})
-    sw[part] = sw.get(part, 0) + n
+    acc["switches"][part] = acc["switches"].get(part, 0) + n
 
 
 def _threads_ns(pid, acc, part):
@@ -811,7 +810,8 @@ def cpu_snapshot(ld_pid, lg_pid):
     """On-CPU ns so far of lambdad's HTTP threads, its executors, its other
     threads, the processes below it (the runtimes), loadgen, and the
     machine's idle time (/proc/stat, clock-tick resolution)."""
-    acc = {"wall": time.monotonic_ns(), "idle": _idle_ns(), "executor": 0, "lambdad_other": 0}
+    acc = {"wall": time.monotonic_ns(), "idle": _idle_ns(), "executor": 0, "lambdad_other": 0,
+           "switches": {}}
     total = _process_ns(ld_pid)
     for tid, part in _lambdad_threads(ld_pid):
         _add_thread(acc, part, ld_pid, tid)

@@ -109,8 +109,8 @@ class RuntimeClient(object):
         self.host = host or "127.0.0.1"
         self.port = int(port or 80)
         self.sock = None
-        # On the private channel: a poll object for self.sock (see
-        # _read_response), else None.
+        # On the private channel: a poll object for self.sock (see _recv),
+        # else None.
         self.poll = None
         self.used = False  # the socket has completed at least one exchange
         self.buf = b""
@@ -148,7 +148,6 @@ class RuntimeClient(object):
             if af != _socket.AF_UNIX:
                 s.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
             self.sock = s
-            self.poll = None
             self.used = False
             self.buf = b""
             return
@@ -216,6 +215,17 @@ class RuntimeClient(object):
                     raise
         raise AssertionError("unreachable")
 
+    def _recv(self):
+        """Waits for and reads the start of a response."""
+        if self.poll is not None:
+            # AF_UNIX wakes a reader blocked in recv() whenever the peer
+            # reads what this socket sent (unix_write_space wakes every
+            # sleeper, whatever it waits for): lambdad reading our /response
+            # woke this process once per invoke for nothing. poll() waits
+            # for POLLIN only.
+            self.poll.poll()
+        return self.sock.recv(65536)
+
     def _read_response(self):
         sock = self.sock
         buf = self.buf
@@ -224,14 +234,7 @@ class RuntimeClient(object):
             i = buf.find(b"\r\n\r\n")
             if i >= 0:
                 break
-            if self.poll is not None:
-                # AF_UNIX wakes a reader blocked in recv() whenever the
-                # peer reads what this socket sent (unix_write_space wakes
-                # every sleeper, whatever it waits for): lambdad reading our
-                # /response woke this process once per invoke for nothing.
-                # poll() waits for POLLIN only.
-                self.poll.poll()
-            chunk = sock.recv(65536)
+            chunk = self._recv()
             if not chunk:
                 raise _ConnectionLost("Runtime API closed the connection", fresh and not buf)
             fresh = False
@@ -369,11 +372,7 @@ class RuntimeClient(object):
                 self.sock.sendall(head + body + self._next_req)
                 # lambdad answers with this exact 202, usually in the same
                 # segment as the next event (rapi.h): skip the parser.
-                buf = self.buf
-                if not buf:
-                    if self.poll is not None:
-                        self.poll.poll()  # see _read_response
-                    buf = self.sock.recv(65536)
+                buf = self.buf or self._recv()
                 if buf.startswith(_ACCEPTED):
                     self.buf = buf[_ACCEPTED_LEN:]
                     status, rbody = 202, b""
