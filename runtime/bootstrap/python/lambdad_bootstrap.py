@@ -908,6 +908,90 @@ def _get_handler(handler):
 # --------------------------------------------------------------------------
 
 
+_TRACE_KEY = "_X_AMZN_TRACE_ID"
+# Invokes served with plain os.environ before _TraceEnv switches to its own
+# buffer: the switch imports ctypes (~1-2 ms unless the zygote preloaded
+# it), which a cold start should not pay; 1,000 leaked ids are ~140 KB.
+_TRACE_SWITCH_AFTER = 1000
+_TRACE_OFF = len(_TRACE_KEY) + 1  # the value's offset in "_X_AMZN_TRACE_ID=..."
+
+
+class _TraceEnv(object):
+    """Sets _X_AMZN_TRACE_ID for each invoke in os.environ and in the C
+    environ (child processes, getenv), as awslambdaric does, without glibc's
+    setenv leak. setenv copies every "name=value" it has not seen before and
+    never frees it (old environ pointers must stay valid), keeping all of
+    them in a search tree: with a new trace id per invoke a warm runtime grew
+    by ~144 bytes per invoke (an environment with 128 MB of memory would be
+    OOM-killed after ~800,000 invokes) and every setenv searched a tree of
+    all earlier ids. After _TRACE_SWITCH_AFTER invokes the C environ entry
+    is one buffer this process owns (putenv keeps the pointer it is given)
+    that each invoke rewrites in place, and os.environ's mapping is updated
+    directly. A handler that sets or deletes the variable itself is noticed
+    (os.environ's entry is no longer the one stored here) and the buffer is
+    put back. Anything unusual (no ctypes, an id longer than the buffer, a
+    NUL byte) takes the os.environ path."""
+
+    _CAP = 1024
+
+    def __init__(self, env):
+        self.env = env
+        self.count = 0
+        self.mv = None
+        self.last = None
+
+    def _switch(self):
+        try:
+            import ctypes
+
+            buf = ctypes.create_string_buffer(_TRACE_OFF + self._CAP)
+            putenv = ctypes.CDLL(None).putenv
+            putenv.argtypes = (ctypes.c_void_p,)
+            putenv.restype = ctypes.c_int
+            env = self.env
+            data, key = env._data, env.encodekey(_TRACE_KEY)
+        except Exception:
+            return
+        buf.value = _TRACE_KEY.encode() + b"="
+        self.buf, self.addr, self.putenv = buf, ctypes.addressof(buf), putenv
+        self.data, self.key = data, key
+        self.encoding = sys.getfilesystemencoding()  # os.environ's encodevalue
+        self.mv = memoryview(buf).cast("B")
+
+    def set(self, value):
+        mv = self.mv
+        if mv is None:
+            self.count += 1
+            if self.count == _TRACE_SWITCH_AFTER:
+                self._switch()
+            self.env[_TRACE_KEY] = value
+            return
+        v = value.encode(self.encoding, "surrogateescape")
+        n = len(v)
+        if n < 2 or n >= self._CAP or b"\0" in v:
+            # (bytes of length 0 and 1 are shared objects: the identity test
+            # below could not tell the handler's value from this one)
+            self.env[_TRACE_KEY] = value  # raises for a NUL, as os.environ does
+            self.last = None
+            return
+        end = _TRACE_OFF + n
+        mv[_TRACE_OFF:end] = v
+        mv[end] = 0
+        data, key, last = self.data, self.key, self.last
+        if last is None or data.get(key) is not last:
+            # First use, or the handler set or deleted the variable: the C
+            # environ entry is not this buffer any more.
+            if self.putenv(self.addr) != 0:
+                self.env[_TRACE_KEY] = value
+                self.last = None
+                return
+        data[key] = self.last = v
+
+    def unset(self):
+        if _TRACE_KEY in self.env:
+            del self.env[_TRACE_KEY]
+
+
 def _parse_json_header(value, name):
     try:
         return _loads(value.encode("latin-1"))
@@ -1013,6 +1097,7 @@ def main():
         sys.exit(1)
 
     next_invocation = client.next_invocation
+    trace_env = _TraceEnv(env)
     while True:
         try:
             headers, body = next_invocation()
@@ -1025,9 +1110,9 @@ def main():
         _GLOBAL_TENANT_ID = headers.get("lambda-runtime-aws-tenant-id")
         trace_id = headers.get("lambda-runtime-trace-id")
         if trace_id is not None:
-            env["_X_AMZN_TRACE_ID"] = trace_id
-        elif "_X_AMZN_TRACE_ID" in env:
-            del env["_X_AMZN_TRACE_ID"]
+            trace_env.set(trace_id)
+        else:
+            trace_env.unset()
         try:
             _handle(client, request_handler, invoke_id, headers, body)
         except (OSError, _ConnectionLost) as e:

@@ -39,7 +39,7 @@ _BASELINE |= set(sys.modules)  # what `python3 bootstrap.py` loads anyway
 import _socket  # noqa: E402
 import errno  # noqa: E402
 
-for _m in ("json", "traceback", "logging", "importlib", "importlib.util", "socket",
+for _m in ("json", "traceback", "logging", "importlib", "importlib.util", "socket", "ctypes",
            "datetime", "decimal", "random", "uuid", "base64", "hashlib", "urllib.parse"):
     try:
         __import__(_m)
