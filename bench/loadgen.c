@@ -181,6 +181,16 @@ static size_t request_len;
  * place of "{c}"), e.g. a writer per function. NULL otherwise. */
 static char **conn_request;
 static size_t *conn_request_len;
+/* With "{n}" in the body: each occurrence became SEQ_DIGITS zeros at
+ * these offsets of the body, and every request writes the next number of
+ * one counter shared by all connections there (zero-padded, so the
+ * Content-Length stays fixed): unique bodies, e.g. CreateFunction names.
+ * Each connection then sends its own copy of the request. */
+#define SEQ_DIGITS 8
+#define SEQ_MAX_MARKS 8
+static size_t seq_marks[SEQ_MAX_MARKS];
+static int n_seq_marks;
+static atomic_uint_fast64_t seq_next;
 
 /* ------------------------------------------------------------ global timing */
 
@@ -227,7 +237,7 @@ struct conn {
     uint64_t remaining; /* body or chunk bytes still to skip */
     int status;
     bool close_after;
-    const char *req;   /* the request bytes this connection sends */
+    char *req;         /* the request bytes this connection sends */
     size_t req_len;
     bool measured;     /* this request counts (sent after warm-up / ticketed) */
     bool done;         /* finished for good (window over or -n reached) */
@@ -348,6 +358,15 @@ static void conn_start_request(struct worker *w, struct conn *c, uint64_t now)
         return;
     }
     c->written = 0;
+    if (n_seq_marks) {
+        uint64_t v = atomic_fetch_add_explicit(&seq_next, 1, memory_order_relaxed);
+        char digits[SEQ_DIGITS + 1];
+        snprintf(digits, sizeof(digits), "%0*llu", SEQ_DIGITS,
+                 (unsigned long long)(v % 100000000ull));
+        char *body = c->req + c->req_len - opt.body_len;
+        for (int i = 0; i < n_seq_marks; i++)
+            memcpy(body + seq_marks[i], digits, SEQ_DIGITS);
+    }
     c->sent_ns = now_ns();
     if (conn_write(w, c) < 0)
         conn_error(w, c);
@@ -719,7 +738,8 @@ static void usage(FILE *f)
             "  -P PATH     request path (default /); \"{c}\" in it becomes the\n"
             "              connection's index (0..N-1): one target per connection\n"
             "  -m METHOD   GET or POST (default GET, POST when -b/-B given)\n"
-            "  -b BODY     request body (string)\n"
+            "  -b BODY     request body (string); each \"{n}\" in it becomes the\n"
+            "              request's sequence number, 8 digits, unique across connections\n"
             "  -B FILE     request body (file contents)\n"
             "  -H 'N: V'   extra request header (repeatable)\n"
             "  -c N        connections (default 1)\n"
@@ -868,8 +888,41 @@ static char *format_request(const char *path, size_t *len)
     return r;
 }
 
+/* Turns every "{n}" of the body into SEQ_DIGITS zeros and notes where. */
+static int mark_sequence(void)
+{
+    if (!opt.body || !memmem(opt.body, opt.body_len, "{n}", 3))
+        return 0;
+    char *out = malloc(opt.body_len / 3 * SEQ_DIGITS + opt.body_len + 1);
+    if (!out)
+        return -ENOMEM;
+    size_t o = 0;
+    for (size_t i = 0; i < opt.body_len;) {
+        if (i + 3 <= opt.body_len && memcmp(opt.body + i, "{n}", 3) == 0) {
+            if (n_seq_marks == SEQ_MAX_MARKS) {
+                fprintf(stderr, "loadgen: at most %d {n} in the body\n", SEQ_MAX_MARKS);
+                free(out);
+                return -EINVAL;
+            }
+            seq_marks[n_seq_marks++] = o;
+            memset(out + o, '0', SEQ_DIGITS);
+            o += SEQ_DIGITS;
+            i += 3;
+        } else {
+            out[o++] = opt.body[i++];
+        }
+    }
+    out[o] = 0;
+    free(opt.body);
+    opt.body = out;
+    opt.body_len = o;
+    return 0;
+}
+
 static int build_request(void)
 {
+    if (mark_sequence() < 0)
+        return -EINVAL;
     const char *mark = strstr(opt.path, "{c}");
     if (!mark) {
         request = format_request(opt.path, &request_len);
@@ -908,6 +961,12 @@ int main(int argc, char **argv)
         conns[i].fd = -1;
         conns[i].req = conn_request ? conn_request[i] : request;
         conns[i].req_len = conn_request ? conn_request_len[i] : request_len;
+        if (n_seq_marks && !conn_request) {
+            /* its own copy: the sequence number is written into it */
+            if (!(conns[i].req = malloc(request_len)))
+                goto out;
+            memcpy(conns[i].req, request, request_len);
+        }
         conns[i].rbuf = malloc(RBUF_SIZE);
         if (!conns[i].rbuf)
             goto out;
@@ -964,8 +1023,11 @@ int main(int argc, char **argv)
     rc = 0;
 out:
     if (conns)
-        for (int i = 0; i < opt.connections; i++)
+        for (int i = 0; i < opt.connections; i++) {
             free(conns[i].rbuf);
+            if (n_seq_marks && !conn_request)
+                free(conns[i].req);
+        }
     if (workers)
         for (int t = 0; t < opt.threads; t++) {
             free(workers[t].hist.counts);

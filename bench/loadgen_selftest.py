@@ -10,6 +10,8 @@ and checks the JSON it prints:
   /interim   100 Continue, then 200 Content-Length        -> no errors
   /close     200 with Connection: close (loadgen reconnects) -> no errors
   /eof       HTTP/1.0-style body delimited by EOF -> no errors
+  /per-conn/{c}/x  each connection always sends its own index
+  /seq       -b with {n}: every body carries its own 8-digit sequence number
   /500       500 with a body                   -> every response non2xx
   /slow      answers after 3 s; loadgen -T 0.5  -> timeouts counted as errors
   /garbage   not HTTP                          -> errors, no requests
@@ -28,6 +30,7 @@ import time
 
 
 SEEN = {}  # peer port -> paths requested on that connection (/per-conn/...)
+BODIES = []  # request bodies sent to /seq
 
 
 class Handler(socketserver.BaseRequestHandler):
@@ -53,13 +56,15 @@ class Handler(socketserver.BaseRequestHandler):
                     clen = int(v)
             while len(buf) < clen:
                 buf += sock.recv(65536)
+            if path == "/seq":
+                BODIES.append(buf[:clen])
             buf = buf[clen:]
             if not self.respond(sock, path):
                 return
 
     def respond(self, sock, path):
         body = b'{"a":1}'
-        if path == "/cl":
+        if path in ("/cl", "/seq"):
             sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\n" + body)
         elif path.startswith("/per-conn/"):
             # which paths the connections sent, by connection (peer port)
@@ -125,6 +130,18 @@ def main():
     check("{c} per connection", r["requests"] > 20 and r["errors"] == 0 and
           sorted(tuple(v) for v in SEEN.values()) ==
           [("/per-conn/0/x",), ("/per-conn/1/x",), ("/per-conn/2/x",)], (r, SEEN))
+    # "{n}" in the body: a sequence number per request, unique across
+    # connections, 8 digits (a fixed Content-Length), every {n} of a body alike
+    r = run(loadgen, port, "-P", "/seq", "-b", '{"Name": "f-{n}", "Again": "{n}"}', "-c", "3", "-d", "0.5")
+    nums = []
+    for b in BODIES:
+        d = json.loads(b)
+        nums.append(d["Again"])
+        if d["Name"] != "f-" + d["Again"] or len(d["Again"]) != 8:
+            nums.append(None)
+    check("{n} per request", r["requests"] > 20 and r["errors"] == 0 and None not in nums and
+          sorted(int(n) for n in nums) == list(range(len(nums))) and len(nums) >= r["requests"],
+          (r, BODIES[:5], len(BODIES)))
     r = run(loadgen, port, "-P", "/500", "-c", "2", "-d", "0.5")
     check("/500", r["requests"] > 20 and r["non2xx"] == r["requests"] and r["errors"] == 0, r)
     r = run(loadgen, port, "-P", "/slow", "-c", "1", "-d", "1.2", "-T", "0.5")

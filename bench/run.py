@@ -1426,6 +1426,18 @@ def c_client_updates(loadgen, port, dur, warm):
     return cell
 
 
+def c_client_creates(loadgen, port, dur, warm, zip_b64):
+    """CreateFunction from 4 loadgen connections (C): every request a new
+    function bench-c-<8 digits> (loadgen's {n} sequence in the body), the
+    same small zip as the Python writers."""
+    body = create_body("bench-c-{n}", "simple", zip_b64)
+    r = loadgen_run(loadgen, None, port, "/2015-03-31/functions", 4, dur, warm, body=body,
+                    method="POST", headers=("Content-Type: application/json",))
+    cell = {k: r.get(k) for k in ("requests", "errors", "non2xx", "rps", "latency_us")}
+    cell["client"] = "bench/loadgen, 4 connections, 1 thread, a new function per request"
+    return cell
+
+
 def run_writes(binary, loadgen, args, workdir, stats):
     """CreateFunction then UpdateFunctionConfiguration from 4 concurrent
     writer processes, each on its own keep-alive connection: with the data
@@ -1449,13 +1461,17 @@ def run_writes(binary, loadgen, args, workdir, stats):
             out["update_configuration"] = parallel_writes(ld.port, "update", names, zip_b64)
             out["update_configuration_c_clients"] = c_client_updates(
                 loadgen, ld.port, 1 if args.quick else 3, 0.25)
+            out["create_c_clients"] = c_client_creates(
+                loadgen, ld.port, 1 if args.quick else 3, 0.25, zip_b64)
             res[mode] = out
             cc = out["update_configuration_c_clients"]
+            ccr = out["create_c_clients"]
             log(f"writes {mode}: CreateFunction {out['create']['per_s']}/s "
                 f"({out['create']['errors']} errors), UpdateFunctionConfiguration "
                 f"{out['update_configuration']['per_s']}/s ({out['update_configuration']['errors']} errors); "
-                f"C clients {cc['rps']:.0f}/s p50 {cc['latency_us']['p50']}us "
-                f"({cc['errors']} errors, {cc['non2xx']} non-2xx)")
+                f"C clients: UpdateFunctionConfiguration {cc['rps']:.0f}/s p50 {cc['latency_us']['p50']}us "
+                f"({cc['errors']} errors, {cc['non2xx']} non-2xx), CreateFunction {ccr['rps']:.0f}/s "
+                f"p50 {ccr['latency_us']['p50']}us ({ccr['errors']} errors, {ccr['non2xx']} non-2xx)")
         finally:
             ld.stop()
     return res
@@ -1678,10 +1694,13 @@ def human_report(r):
                 if c:
                     L.append(f"  {mode:<9} {op:<21} x{c['requested']}: {c['per_s']}/s, "
                              f"{c['errors']} errors")
-            cc = m.get("update_configuration_c_clients")
-            if cc and cc.get("rps") is not None:
-                L.append(f"  {mode:<9} update_configuration  4 C connections: {cc['rps']:.0f}/s, "
-                         f"p50 {cc['latency_us']['p50']} us, {cc['errors']} errors, {cc['non2xx']} non-2xx")
+            for op, key in (("update_configuration", "update_configuration_c_clients"),
+                            ("create", "create_c_clients")):
+                cc = m.get(key)
+                if cc and cc.get("rps") is not None:
+                    L.append(f"  {mode:<9} {op:<21} 4 C connections: {cc['rps']:.0f}/s, "
+                             f"p50 {cc['latency_us']['p50']} us, {cc['errors']} errors, "
+                             f"{cc['non2xx']} non-2xx")
     L.append("")
     for i, why in enumerate(notes):
         L.append(f"[{i + 1}] not available here: {why}")
