@@ -249,14 +249,17 @@ static void env_deliver(struct env *e)
 {
     struct invocation *inv = e->cur;
     POOL_ASSERT(inv && e->parked && !e->delivered && e->state == ENV_READY);
+    /* The client's X-Amzn-Trace-Id whole (a Lineage part can take it past
+     * any fixed size), or a new root. */
     char trace[96];
-    uint64_t r1 = rng_next(e->ex), r2 = rng_next(e->ex), r3 = rng_next(e->ex);
-    if (inv->trace_id)
-        snprintf(trace, sizeof(trace), "%s", inv->trace_id);
-    else
+    const char *trace_id = inv->trace_id;
+    if (!trace_id) {
+        uint64_t r1 = rng_next(e->ex), r2 = rng_next(e->ex), r3 = rng_next(e->ex);
+        trace_id = trace;
         snprintf(trace, sizeof(trace), "Root=1-%08llx-%012llx%012llx;Parent=%016llx;Sampled=0",
                  (unsigned long long)(wall_ms() / 1000), (unsigned long long)(r1 & 0xffffffffffffull),
                  (unsigned long long)(r2 & 0xffffffffffffull), (unsigned long long)r3);
+    }
     int64_t t = executor_now_ns();
     e->deliver_ns = t;
     env_set_deadline(e, t + (int64_t)e->spec->timeout_s * 1000000000);
@@ -264,7 +267,7 @@ static void env_deliver(struct env *e)
         .request_id = inv->request_id,
         .deadline_ms = wall_ms() + (int64_t)e->spec->timeout_s * 1000,
         .function_arn = inv->invoked_arn ? inv->invoked_arn : e->spec->arn,
-        .trace_id = trace,
+        .trace_id = trace_id,
         .client_context = inv->client_context,
         .cognito_identity = inv->cognito_identity,
         .payload = inv->payload,

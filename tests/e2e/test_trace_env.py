@@ -154,6 +154,19 @@ def test_trace_id_before_and_after_the_switch(srv):
         _check_phase(inv, pid)  # plain os.environ
         inv.warm(SWITCH_AFTER + 10 - inv.n)
         _check_phase(inv, pid)  # the bootstrap's own buffer
+        # A client's X-Amzn-Trace-Id reaches the handler whole, however long
+        # (a Lineage part takes it past 100 bytes); one longer than the
+        # bootstrap's 1,024-byte buffer goes the os.environ way, and the
+        # short ones after it the buffer's way again.
+        for extra in (";Lineage=a87bd80c:1|68fd508a:5|c512fbe3:2", ";Lineage=" + "c" * 1100):
+            tid = "Root=1-5f84c7a5-" + "a" * 24 + ";Parent=" + "b" * 16 + ";Sampled=1" + extra
+            inv.conn.request("POST", inv.path, body=b'{"look": true}',
+                             headers={"X-Amzn-Trace-Id": tid})
+            r = inv.conn.getresponse()
+            out = json.loads(r.read())
+            assert r.status == 200
+            assert out["py"] == out["c"] == out["child"] == tid, out
+        _check_phase(inv, pid)
     finally:
         inv.close()
 
