@@ -646,6 +646,60 @@ function parseJsonHeader(value, name) {
   }
 }
 
+// _X_AMZN_TRACE_ID without a setenv per invoke. Assigning to process.env
+// ends in glibc's setenv, which keeps a copy of every value it was ever
+// given (old environ pointers must stay valid): with a new trace id per
+// invoke a warm environment grew by ~150 bytes per invoke (a 128 MB
+// environment, ~83 MB at start, was OOM-killed after ~300,000 invokes), and
+// Node cannot putenv a buffer of its own without a native addon. So the
+// variable lives in process.env only: process.env becomes a Proxy of the
+// real one that serves this one key itself (get, in, keys, spread,
+// delete, assignment by the handler) and forwards every other key, before
+// the handler module loads. Child processes inherit it (child_process
+// builds their environment from process.env's keys); native code calling
+// getenv() does not see it. Returns the setter (undefined unsets).
+const TRACE_KEY = '_X_AMZN_TRACE_ID';
+function virtualizeTraceEnv() {
+  const real = process.env;
+  let value;
+  if (TRACE_KEY in real) {
+    value = real[TRACE_KEY];
+    delete real[TRACE_KEY];
+  }
+  const K = TRACE_KEY;
+  process.env = new Proxy(real, {
+    get: (t, k) => (k === K ? value : t[k]),
+    set: (t, k, v) => {
+      if (k === K) value = `${v}`;
+      else t[k] = v;
+      return true;
+    },
+    has: (t, k) => (k === K ? value !== undefined : k in t),
+    deleteProperty: (t, k) => {
+      if (k === K) value = undefined;
+      else delete t[k];
+      return true;
+    },
+    ownKeys: (t) => {
+      const keys = Reflect.ownKeys(t);
+      if (value !== undefined) keys.push(K);
+      return keys;
+    },
+    getOwnPropertyDescriptor: (t, k) => {
+      if (k !== K) return Reflect.getOwnPropertyDescriptor(t, k);
+      return value === undefined ? undefined : { value, writable: true, enumerable: true, configurable: true };
+    },
+    defineProperty: (t, k, d) => {
+      if (k !== K) return Reflect.defineProperty(t, k, d);
+      value = `${d.value}`;
+      return true;
+    },
+  });
+  return (v) => {
+    value = v;
+  };
+}
+
 function main() {
   patchConsole();
   const address = process.env.AWS_LAMBDA_RUNTIME_API;
@@ -654,6 +708,7 @@ function main() {
     process.exit(1);
   }
   const client = new RuntimeClient(address);
+  const setTraceId = virtualizeTraceEnv();
   const env = process.env;
   const envData = {
     functionVersion: env.AWS_LAMBDA_FUNCTION_VERSION,
@@ -794,8 +849,7 @@ function main() {
     try {
       const deadline = parseInt(headers['lambda-runtime-deadline-ms'], 10) || 0;
       const trace = headers['lambda-runtime-trace-id'];
-      if (trace) process.env._X_AMZN_TRACE_ID = trace;
-      else delete process.env._X_AMZN_TRACE_ID;
+      setTraceId(trace || undefined);
       Object.assign(context, envData, {
         clientContext: parseJsonHeader(headers['lambda-runtime-client-context'], 'ClientContext'),
         identity: parseJsonHeader(headers['lambda-runtime-cognito-identity'], 'CognitoIdentity'),
