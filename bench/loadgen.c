@@ -740,7 +740,8 @@ static void usage(FILE *f)
             "  -m METHOD   GET or POST (default GET, POST when -b/-B given)\n"
             "  -b BODY     request body (string); each \"{n}\" in it becomes the\n"
             "              request's sequence number, 8 digits, unique across connections\n"
-            "  -B FILE     request body (file contents)\n"
+            "              (modulo 10^8)\n"
+            "  -B FILE     request body (file contents; \"{n}\" as with -b)\n"
             "  -H 'N: V'   extra request header (repeatable)\n"
             "  -c N        connections (default 1)\n"
             "  -t N        threads (default 1; capped at connections)\n"
@@ -888,10 +889,11 @@ static char *format_request(const char *path, size_t *len)
     return r;
 }
 
-/* Turns every "{n}" of the body into SEQ_DIGITS zeros and notes where. */
+/* Turns every "{n}" of the body into SEQ_DIGITS zeros and notes where
+ * (a GET sends no body: nothing to mark). */
 static int mark_sequence(void)
 {
-    if (!opt.body || !memmem(opt.body, opt.body_len, "{n}", 3))
+    if (!opt.body || strcmp(opt.method, "GET") == 0 || !memmem(opt.body, opt.body_len, "{n}", 3))
         return 0;
     char *out = malloc(opt.body_len / 3 * SEQ_DIGITS + opt.body_len + 1);
     if (!out)

@@ -646,27 +646,47 @@ function parseJsonHeader(value, name) {
   }
 }
 
-// _X_AMZN_TRACE_ID without a setenv per invoke. Assigning to process.env
-// ends in glibc's setenv, which keeps a copy of every value it was ever
-// given (old environ pointers must stay valid): with a new trace id per
-// invoke a warm environment grew by ~150 bytes per invoke (a 128 MB
-// environment, ~83 MB at start, was OOM-killed after ~300,000 invokes), and
-// Node cannot putenv a buffer of its own without a native addon. So the
-// variable lives in process.env only: process.env becomes a Proxy of the
-// real one that serves this one key itself (get, in, keys, spread,
-// delete, assignment by the handler) and forwards every other key, before
-// the handler module loads. Child processes inherit it (child_process
-// builds their environment from process.env's keys); native code calling
-// getenv() does not see it. Returns the setter (undefined unsets).
+// _X_AMZN_TRACE_ID per invoke. Assigning to process.env ends in glibc's
+// setenv, which keeps a copy of every value it was ever given (old environ
+// pointers must stay valid): with a new trace id per invoke a warm
+// environment grew by ~150 bytes per invoke (a 128 MB environment, ~83 MB
+// at start, would be OOM-killed after ~300,000 invokes), and Node cannot
+// putenv a buffer of its own without a native addon. So the first
+// TRACE_SWITCH_AFTER invokes of an environment (LAMBDAD_TRACE_ENV_AFTER
+// overrides it) assign process.env exactly as aws-lambda-ric does (leak
+// bounded at ~7.5 MB); after that process.env becomes a Proxy of the real
+// one that serves this one key itself (get, in, keys, spread, delete,
+// assignment by the handler) and forwards every other key. From then on
+// child processes still inherit it (child_process builds their environment
+// from process.env's keys); worker threads created without an env option,
+// native getenv() and references to the original object taken earlier no
+// longer see it, and structuredClone(process.env) throws.
 const TRACE_KEY = '_X_AMZN_TRACE_ID';
+const TRACE_SWITCH_AFTER = 50000;
+function traceEnvSetter() {
+  let after = parseInt(process.env.LAMBDAD_TRACE_ENV_AFTER, 10);
+  if (!(after >= 0)) after = TRACE_SWITCH_AFTER;
+  let count = 0;
+  let setVirtual = null;
+  return (v) => {
+    if (setVirtual) {
+      setVirtual(v);
+      return;
+    }
+    if (v === undefined) delete process.env[TRACE_KEY];
+    else process.env[TRACE_KEY] = v;
+    if (++count >= after) setVirtual = virtualizeTraceEnv();
+  };
+}
+
 function virtualizeTraceEnv() {
   const real = process.env;
-  let value;
-  if (TRACE_KEY in real) {
-    value = real[TRACE_KEY];
-    delete real[TRACE_KEY];
-  }
   const K = TRACE_KEY;
+  let value;
+  if (K in real) {
+    value = real[K];
+    delete real[K];
+  }
   process.env = new Proxy(real, {
     get: (t, k) => (k === K ? value : t[k]),
     set: (t, k, v) => {
@@ -681,7 +701,8 @@ function virtualizeTraceEnv() {
       return true;
     },
     ownKeys: (t) => {
-      const keys = Reflect.ownKeys(t);
+      // (K filtered: native code may have put it into the real object)
+      const keys = Reflect.ownKeys(t).filter((k) => k !== K);
       if (value !== undefined) keys.push(K);
       return keys;
     },
@@ -691,6 +712,9 @@ function virtualizeTraceEnv() {
     },
     defineProperty: (t, k, d) => {
       if (k !== K) return Reflect.defineProperty(t, k, d);
+      if ('get' in d || 'set' in d) {
+        throw new TypeError("'process.env' only accepts a configurable, writable, and enumerable data descriptor");
+      }
       value = `${d.value}`;
       return true;
     },
@@ -708,7 +732,7 @@ function main() {
     process.exit(1);
   }
   const client = new RuntimeClient(address);
-  const setTraceId = virtualizeTraceEnv();
+  const setTraceId = traceEnvSetter();
   const env = process.env;
   const envData = {
     functionVersion: env.AWS_LAMBDA_FUNCTION_VERSION,

@@ -910,8 +910,9 @@ def _get_handler(handler):
 
 _TRACE_KEY = "_X_AMZN_TRACE_ID"
 # Invokes served with plain os.environ before _TraceEnv switches to its own
-# buffer: the switch imports ctypes (~1-2 ms unless the zygote preloaded
+# buffers: the switch imports ctypes (~1-2 ms unless the zygote preloaded
 # it), which a cold start should not pay; 1,000 leaked ids are ~140 KB.
+# LAMBDAD_TRACE_ENV_AFTER in the function's environment overrides it.
 _TRACE_SWITCH_AFTER = 1000
 _TRACE_OFF = len(_TRACE_KEY) + 1  # the value's offset in "_X_AMZN_TRACE_ID=..."
 
@@ -922,15 +923,19 @@ class _TraceEnv(object):
     setenv leak. setenv copies every "name=value" it has not seen before and
     never frees it (old environ pointers must stay valid), keeping all of
     them in a search tree: with a new trace id per invoke a warm runtime grew
-    by ~144 bytes per invoke (an environment with 128 MB of memory would be
-    OOM-killed after ~800,000 invokes) and every setenv searched a tree of
-    all earlier ids. After _TRACE_SWITCH_AFTER invokes the C environ entry
-    is one buffer this process owns (putenv keeps the pointer it is given)
-    that each invoke rewrites in place, and os.environ's mapping is updated
-    directly. A handler that sets or deletes the variable itself is noticed
-    (os.environ's entry is no longer the one stored here) and the buffer is
-    put back. Anything unusual (no ctypes, an id longer than the buffer, a
-    NUL byte) takes the os.environ path."""
+    by ~144 bytes per invoke (an environment with 128 MB of memory was
+    OOM-killed after ~870,000 invokes) and every setenv searched a tree of
+    all earlier ids. After the first invokes the C environ entry is one of
+    two buffers this process allocates once and never frees (they must
+    outlive anything that may still read environ, exit included): each
+    invoke writes the id into the buffer not in use and putenv()s it, which
+    only swaps the environ pointer (putenv keeps the pointer it is given, no
+    copy, no tree), so a thread reading the previous value never sees it
+    half rewritten, and a handler's own os.putenv/unsetenv/os.environ
+    change is overridden at the next invoke as setenv did. os.environ's
+    mapping is set directly. Anything unusual (no ctypes, an id of 1,024
+    bytes or more, a NUL byte, a failing putenv) takes the os.environ
+    path."""
 
     _CAP = 1024
 
@@ -938,54 +943,61 @@ class _TraceEnv(object):
         self.env = env
         self.count = 0
         self.mv = None
-        self.last = None
+        try:
+            self.after = int(env.get("LAMBDAD_TRACE_ENV_AFTER", _TRACE_SWITCH_AFTER))
+        except ValueError:
+            self.after = _TRACE_SWITCH_AFTER
 
     def _switch(self):
         try:
             import ctypes
 
-            buf = ctypes.create_string_buffer(_TRACE_OFF + self._CAP)
-            putenv = ctypes.CDLL(None).putenv
-            putenv.argtypes = (ctypes.c_void_p,)
-            putenv.restype = ctypes.c_int
+            libc = ctypes.CDLL(None)
+            malloc, putenv = libc.malloc, libc.putenv
+            malloc.argtypes, malloc.restype = (ctypes.c_size_t,), ctypes.c_void_p
+            putenv.argtypes, putenv.restype = (ctypes.c_void_p,), ctypes.c_int
             env = self.env
             data, key = env._data, env.encodekey(_TRACE_KEY)
+            size = _TRACE_OFF + self._CAP
+            addrs = (malloc(size), malloc(size))
+            if not addrs[0] or not addrs[1]:
+                return
+            views = []
+            for addr in addrs:
+                view = memoryview((ctypes.c_char * size).from_address(addr)).cast("B")
+                view[:_TRACE_OFF] = _TRACE_KEY.encode() + b"="
+                views.append(view)
         except Exception:
             return
-        buf.value = _TRACE_KEY.encode() + b"="
-        self.buf, self.addr, self.putenv = buf, ctypes.addressof(buf), putenv
+        self.addrs, self.views, self.putenv = addrs, views, putenv
         self.data, self.key = data, key
         self.encoding = sys.getfilesystemencoding()  # os.environ's encodevalue
-        self.mv = memoryview(buf).cast("B")
+        self.which = 0
+        self.mv = views[0]
 
     def set(self, value):
-        mv = self.mv
-        if mv is None:
+        if self.mv is None:
             self.count += 1
-            if self.count == _TRACE_SWITCH_AFTER:
+            if self.count >= self.after:
                 self._switch()
+                if self.mv is None:
+                    self.after = float("inf")  # no ctypes: os.environ for good
             self.env[_TRACE_KEY] = value
             return
         v = value.encode(self.encoding, "surrogateescape")
         n = len(v)
-        if n < 2 or n >= self._CAP or b"\0" in v:
-            # (bytes of length 0 and 1 are shared objects: the identity test
-            # below could not tell the handler's value from this one)
+        if n >= self._CAP or b"\0" in v:
             self.env[_TRACE_KEY] = value  # raises for a NUL, as os.environ does
-            self.last = None
             return
+        w = self.which = 1 - self.which
+        mv = self.views[w]
         end = _TRACE_OFF + n
         mv[_TRACE_OFF:end] = v
         mv[end] = 0
-        data, key, last = self.data, self.key, self.last
-        if last is None or data.get(key) is not last:
-            # First use, or the handler set or deleted the variable: the C
-            # environ entry is not this buffer any more.
-            if self.putenv(self.addr) != 0:
-                self.env[_TRACE_KEY] = value
-                self.last = None
-                return
-        data[key] = self.last = v
+        if self.putenv(self.addrs[w]) != 0:
+            self.env[_TRACE_KEY] = value
+            return
+        self.data[self.key] = v
 
     def unset(self):
         if _TRACE_KEY in self.env:
