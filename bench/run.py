@@ -1414,28 +1414,38 @@ def parallel_writes(port, op, names, zip_b64, writers=4):
     return cell
 
 
+def _c_client_writes(loadgen, port, path, dur, warm, body, method, client):
+    """One write figure from 4 loadgen connections (C): the loadgen result
+    cut to what the writes report keeps, and who wrote."""
+    r = loadgen_run(loadgen, None, port, path, 4, dur, warm, body=body, method=method,
+                    headers=("Content-Type: application/json",))
+    cell = {k: r.get(k) for k in ("requests", "errors", "non2xx", "rps", "latency_us")}
+    cell["client"] = client
+    return cell
+
+
 def c_client_updates(loadgen, port, dur, warm):
     """UpdateFunctionConfiguration from 4 loadgen connections (C, one
     keep-alive connection per function bench-w-00000..3): the server's write
     rate without the Python clients' ~170 µs of CPU per request."""
-    r = loadgen_run(loadgen, None, port, "/2015-03-31/functions/bench-w-0000{c}/configuration", 4,
-                    dur, warm, body=b'{"Timeout": 7}', method="PUT",
-                    headers=("Content-Type: application/json",))
-    cell = {k: r.get(k) for k in ("requests", "errors", "non2xx", "rps", "latency_us")}
-    cell["client"] = "bench/loadgen, 4 connections, 1 thread, one function per connection"
-    return cell
+    return _c_client_writes(loadgen, port, "/2015-03-31/functions/bench-w-0000{c}/configuration",
+                            dur, warm, b'{"Timeout": 7}', "PUT",
+                            "bench/loadgen, 4 connections, 1 thread, one function per connection")
 
 
 def c_client_creates(loadgen, port, dur, warm, zip_b64):
     """CreateFunction from 4 loadgen connections (C): every request a new
     function bench-c-<8 digits> (loadgen's {n} sequence in the body), the
     same small zip as the Python writers."""
-    body = create_body("bench-c-{n}", "simple", zip_b64)
-    r = loadgen_run(loadgen, None, port, "/2015-03-31/functions", 4, dur, warm, body=body,
-                    method="POST", headers=("Content-Type: application/json",))
-    cell = {k: r.get(k) for k in ("requests", "errors", "non2xx", "rps", "latency_us")}
-    cell["client"] = "bench/loadgen, 4 connections, 1 thread, a new function per request"
-    return cell
+    return _c_client_writes(loadgen, port, "/2015-03-31/functions", dur, warm,
+                            create_body("bench-c-{n}", "simple", zip_b64), "POST",
+                            "bench/loadgen, 4 connections, 1 thread, a new function per request")
+
+
+def fmt_c_writes(cc):
+    """A C-client write figure in one line (log and report)."""
+    return (f"{cc['rps']:.0f}/s, p50 {cc['latency_us']['p50']} us, {cc['errors']} errors, "
+            f"{cc['non2xx']} non-2xx")
 
 
 def run_writes(binary, loadgen, args, workdir, stats):
@@ -1469,9 +1479,8 @@ def run_writes(binary, loadgen, args, workdir, stats):
             log(f"writes {mode}: CreateFunction {out['create']['per_s']}/s "
                 f"({out['create']['errors']} errors), UpdateFunctionConfiguration "
                 f"{out['update_configuration']['per_s']}/s ({out['update_configuration']['errors']} errors); "
-                f"C clients: UpdateFunctionConfiguration {cc['rps']:.0f}/s p50 {cc['latency_us']['p50']}us "
-                f"({cc['errors']} errors, {cc['non2xx']} non-2xx), CreateFunction {ccr['rps']:.0f}/s "
-                f"p50 {ccr['latency_us']['p50']}us ({ccr['errors']} errors, {ccr['non2xx']} non-2xx)")
+                f"C clients: UpdateFunctionConfiguration {fmt_c_writes(cc)}; "
+                f"CreateFunction {fmt_c_writes(ccr)}")
         finally:
             ld.stop()
     return res
@@ -1698,9 +1707,7 @@ def human_report(r):
                             ("create", "create_c_clients")):
                 cc = m.get(key)
                 if cc and cc.get("rps") is not None:
-                    L.append(f"  {mode:<9} {op:<21} 4 C connections: {cc['rps']:.0f}/s, "
-                             f"p50 {cc['latency_us']['p50']} us, {cc['errors']} errors, "
-                             f"{cc['non2xx']} non-2xx")
+                    L.append(f"  {mode:<9} {op:<21} 4 C connections: {fmt_c_writes(cc)}")
     L.append("")
     for i, why in enumerate(notes):
         L.append(f"[{i + 1}] not available here: {why}")

@@ -942,7 +942,7 @@ class _TraceEnv(object):
     def __init__(self, env):
         self.env = env
         self.count = 0
-        self.mv = None
+        self.views = None  # the two buffers' memoryviews, once switched
         try:
             self.after = int(env.get("LAMBDAD_TRACE_ENV_AFTER", _TRACE_SWITCH_AFTER))
         except ValueError:
@@ -973,14 +973,13 @@ class _TraceEnv(object):
         self.data, self.key = data, key
         self.encoding = sys.getfilesystemencoding()  # os.environ's encodevalue
         self.which = 0
-        self.mv = views[0]
 
     def set(self, value):
-        if self.mv is None:
+        if self.views is None:
             self.count += 1
             if self.count >= self.after:
                 self._switch()
-                if self.mv is None:
+                if self.views is None:
                     self.after = float("inf")  # no ctypes: os.environ for good
             self.env[_TRACE_KEY] = value
             return
