@@ -40,7 +40,8 @@ static __thread time_t t_emfile_logged;
 
 struct rapi_conn {
     struct ev_handler ev;
-    int fd;
+    int fd;                   /* what is read (and registered in epoll) */
+    int wfd;                  /* what is written: fd, or the events pipe */
     struct rapi_host *host;
     struct http_parser *parser;
     char *out;                /* pending output; capacity kept across replies */
@@ -54,12 +55,17 @@ struct rapi_conn {
     bool streaming;           /* the request being parsed has a claimed body */
     bool pause_wanted;        /* stream_data asked to stop reading */
     bool rd_paused;           /* not reading (no EPOLLIN) until rapi_conn_resume */
+    bool is_unix;             /* accepted on the private AF_UNIX listener */
+    bool wreg;                /* a pipe conn's wfd is in epoll (EPOLLOUT wanted) */
+    bool upgraded;            /* became a pipe conn in this batch (conn_read) */
     struct rapi_conn *prev, *next;
 };
 
 struct rapi_host {
     struct ev_handler ev;
     struct ev_handler uev; /* the private AF_UNIX listener (see rapi.h) */
+    struct ev_handler wev; /* EPOLLOUT of pipe_conn's events pipe */
+    struct rapi_conn *pipe_conn; /* the one conn upgraded to pipes, or NULL */
     int fd;
     int ufd;               /* -1: none */
     int epfd;
@@ -77,11 +83,20 @@ static void conn_free(struct rapi_conn *c, bool notify)
         h->ops->conn_closed(h->user, c);
     if (c->held && c->out_off < c->out_len) {
         /* Best effort: the runtime should still see its 202 before EOF. */
-        ssize_t w = write(c->fd, c->out + c->out_off, c->out_len - c->out_off);
+        ssize_t w = write(c->wfd, c->out + c->out_off, c->out_len - c->out_off);
         (void)w;
     }
     epoll_ctl(h->epfd, EPOLL_CTL_DEL, c->fd, NULL);
     close(c->fd);
+    if (c->wfd != c->fd) {
+        if (c->wreg)
+            epoll_ctl(h->epfd, EPOLL_CTL_DEL, c->wfd, NULL);
+        close(c->wfd);
+    }
+    /* An EPOLLOUT of the closed pipe may still be due in this epoll batch:
+     * it reaches h->wev, which finds no pipe_conn (pipe_wevent). */
+    if (h->pipe_conn == c)
+        h->pipe_conn = NULL;
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -96,9 +111,20 @@ static void conn_free(struct rapi_conn *c, bool notify)
 
 static void conn_update_events(struct rapi_conn *c)
 {
-    struct epoll_event ee = {.events = (c->rd_paused ? 0 : EPOLLIN | EPOLLRDHUP) | (c->want_out ? EPOLLOUT : 0),
+    struct rapi_host *h = c->host;
+    bool split = c->wfd != c->fd; /* a pipe conn: EPOLLOUT is the events pipe's */
+    struct epoll_event ee = {.events = (c->rd_paused ? 0 : EPOLLIN | EPOLLRDHUP) |
+                                       (c->want_out && !split ? EPOLLOUT : 0),
                              .data.ptr = &c->ev};
-    epoll_ctl(c->host->epfd, EPOLL_CTL_MOD, c->fd, &ee);
+    epoll_ctl(h->epfd, EPOLL_CTL_MOD, c->fd, &ee);
+    if (split && c->want_out != c->wreg) {
+        /* Registered only while output waits (an event larger than the
+         * pipe): in the steady state a pipe conn has one fd in epoll. */
+        struct epoll_event we = {.events = EPOLLOUT, .data.ptr = &h->wev};
+        if (epoll_ctl(h->epfd, c->want_out ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, c->wfd, &we) == 0 ||
+            !c->want_out)
+            c->wreg = c->want_out;
+    }
 }
 
 static void conn_set_out_interest(struct rapi_conn *c, bool want)
@@ -189,7 +215,7 @@ static int conn_writev(struct rapi_conn *c, struct iovec *iov, int n)
     c->held = false;
     ssize_t w;
     do
-        w = writev(c->fd, v, k);
+        w = writev(c->wfd, v, k);
     while (w < 0 && errno == EINTR);
     if (w < 0) {
         if (errno != EAGAIN && errno != EWOULDBLOCK)
@@ -219,7 +245,7 @@ static bool conn_flush(struct rapi_conn *c)
 {
     c->held = false;
     while (c->out_off < c->out_len) {
-        ssize_t w = write(c->fd, c->out + c->out_off, c->out_len - c->out_off);
+        ssize_t w = write(c->wfd, c->out + c->out_off, c->out_len - c->out_off);
         if (w < 0) {
             if (errno == EINTR)
                 continue;
@@ -280,6 +306,9 @@ static const char *status_body(int status, const char **reason)
         *reason = "Payload Too Large";
         return "{\"errorMessage\":\"Exceeded maximum allowed payload size (6291556 "
                "bytes).\",\"errorType\":\"RequestEntityTooLarge\"}";
+    case 500:
+        *reason = "Internal Server Error";
+        return "{\"errorMessage\":\"Internal error\",\"errorType\":\"ServiceException\"}";
     case 431:
         *reason = "Request Header Fields Too Large";
         return "{\"errorMessage\":\"Request headers too large\",\"errorType\":\"BadRequest\"}";
@@ -343,12 +372,76 @@ int rapi_send_next(struct rapi_conn *c, const struct rapi_event *ev)
     return rc;
 }
 
+/* GET RAPI_PIPES_PATH on the private AF_UNIX channel (rapi.h): the reply
+ * carries two pipe ends (SCM_RIGHTS) and the connection continues on the
+ * pipes, the socket closed. Returns false when the conn was freed. */
+static bool conn_upgrade(struct rapi_conn *c)
+{
+    struct rapi_host *h = c->host;
+    if (h->pipe_conn || c->close_after_write || c->out_off != c->out_len) {
+        /* One pipe conn per host (h->wev serves it); nothing may be queued
+         * before the switch. */
+        rapi_send_status(c, 403);
+        return true;
+    }
+    int ev[2], rq[2]; /* events: lambdad -> runtime; requests: runtime -> lambdad */
+    if (pipe2(ev, O_CLOEXEC) < 0) {
+        rapi_send_status(c, 500);
+        return true;
+    }
+    if (pipe2(rq, O_CLOEXEC) < 0) {
+        close(ev[0]);
+        close(ev[1]);
+        rapi_send_status(c, 500);
+        return true;
+    }
+    static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+    int give[2] = {ev[0], rq[1]};
+    union {
+        struct cmsghdr h;
+        char buf[CMSG_SPACE(sizeof(give))];
+    } cm;
+    memset(&cm, 0, sizeof(cm));
+    struct iovec iov = {(void *)ok, sizeof(ok) - 1};
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf, .msg_controllen = sizeof(cm.buf)};
+    struct cmsghdr *ch = CMSG_FIRSTHDR(&msg);
+    ch->cmsg_level = SOL_SOCKET;
+    ch->cmsg_type = SCM_RIGHTS;
+    ch->cmsg_len = CMSG_LEN(sizeof(give));
+    memcpy(CMSG_DATA(ch), give, sizeof(give));
+    ssize_t w;
+    do
+        w = sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    while (w < 0 && errno == EINTR);
+    close(ev[0]);
+    close(rq[1]);
+    struct epoll_event ee = {.events = EPOLLIN, .data.ptr = &c->ev};
+    if (w != (ssize_t)iov.iov_len || fcntl(ev[1], F_SETFL, O_NONBLOCK) < 0 ||
+        fcntl(rq[0], F_SETFL, O_NONBLOCK) < 0 || epoll_ctl(h->epfd, EPOLL_CTL_ADD, rq[0], &ee) < 0) {
+        /* The runtime has the pipes or not: either way this conn is over
+         * (a bundled bootstrap reconnects). */
+        close(ev[1]);
+        close(rq[0]);
+        conn_free(c, true);
+        return false;
+    }
+    epoll_ctl(h->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+    close(c->fd);
+    c->fd = rq[0];
+    c->wfd = ev[1];
+    c->upgraded = true;
+    h->pipe_conn = c;
+    return true;
+}
+
 /* Routes one complete request. Returns false when the conn was freed. */
 static bool conn_route(struct rapi_conn *c, const struct http_req *req)
 {
     struct rapi_host *h = c->host;
     const char *path = req->path;
     c->close_after_write = !req->keep_alive;
+    if (strcmp(path, RAPI_PIPES_PATH) == 0 && strcmp(req->method, "GET") == 0 && c->is_unix)
+        return conn_upgrade(c);
     if (strncmp(path, RAPI_PREFIX, sizeof(RAPI_PREFIX) - 1) != 0) {
         rapi_send_status(c, 404);
         return true;
@@ -486,6 +579,15 @@ static void conn_read(struct rapi_conn *c)
             if (!conn_alive(h, self))
                 return;
             httpparse_reset(self->parser);
+            if (self->upgraded) {
+                self->upgraded = false;
+                if (off < (size_t)r) {
+                    /* Bytes sent on the socket behind the upgrade request
+                     * would be lost with it: a broken client. */
+                    conn_free(self, true);
+                    return;
+                }
+            }
         }
         c->corked = false;
         if (!conn_batch_end(c) || fatal)
@@ -570,7 +672,8 @@ static void accept_all(struct rapi_host *h, int lfd, bool tcp)
             continue;
         }
         c->ev.fn = conn_event;
-        c->fd = fd;
+        c->fd = c->wfd = fd;
+        c->is_unix = !tcp;
         c->host = h;
         httpparse_set_hooks(c->parser, conn_head_hook, conn_body_hook, c);
         struct epoll_event ee = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = &c->ev};
@@ -586,6 +689,19 @@ static void accept_all(struct rapi_host *h, int lfd, bool tcp)
         h->conns = c;
         h->n_conns++;
     }
+}
+
+/* EPOLLOUT (or EPOLLERR: the runtime closed its end) of the pipe conn's
+ * events pipe. The conn may have been freed earlier in the same epoll
+ * batch: pipe_conn is then NULL, or a newer pipe conn, which a flush
+ * attempt does not harm. */
+static void pipe_wevent(struct ev_handler *ev, uint32_t events)
+{
+    (void)events;
+    struct rapi_host *h = EV_CONTAINER_OF(ev, struct rapi_host, wev);
+    struct rapi_conn *c = h->pipe_conn;
+    if (c && c->wreg)
+        conn_flush(c);
 }
 
 static void listener_event(struct ev_handler *ev, uint32_t events)
@@ -636,6 +752,7 @@ int rapi_host_open(struct rapi_host **out, int epfd, const char *bind_ip, const 
         t_reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     h->ev.fn = listener_event;
     h->uev.fn = unix_listener_event;
+    h->wev.fn = pipe_wevent;
     h->ufd = -1;
     h->epfd = epfd;
     h->ops = ops;

@@ -1,8 +1,10 @@
 """The Runtime API's fast paths (runtime/rapi.h): lambdad's private AF_UNIX
-channel for its bundled Python bootstrap, and the replies of a pipelined
-/response + GET /next. Standard clients must see a plain HTTP endpoint on
-AWS_LAMBDA_RUNTIME_API, whatever the bundled bootstraps do.
+channel for its bundled Python bootstrap, its upgrade to a pair of pipes,
+and the replies of a pipelined /response + GET /next. Standard clients must
+see a plain HTTP endpoint on AWS_LAMBDA_RUNTIME_API, whatever the bundled
+bootstraps do.
 """
+import base64
 import json
 import os
 
@@ -26,14 +28,17 @@ def lam(srv):
 
 
 # Reports the Runtime API connection of its own process: the peer address of
-# every connected socket (the bootstrap holds exactly one).
+# every connected socket, and the pipes above stdin/stdout/stderr.
 PEER_HANDLER = """\
 import os, socket
 def handler(event, context):
-    peers = []
+    peers, pipes = [], []
     for fd in os.listdir('/proc/self/fd'):
         try:
-            if not os.readlink('/proc/self/fd/' + fd).startswith('socket:'):
+            link = os.readlink('/proc/self/fd/' + fd)
+            if link.startswith('pipe:') and int(fd) > 2:
+                pipes.append(link)
+            if not link.startswith('socket:'):
                 continue
             s = socket.socket(fileno=os.dup(int(fd)))
         except OSError:
@@ -47,16 +52,34 @@ def handler(event, context):
             pass
         finally:
             s.close()
-    return {'api': os.environ['AWS_LAMBDA_RUNTIME_API'], 'peers': peers, 'n': event.get('n')}
+    return {'api': os.environ['AWS_LAMBDA_RUNTIME_API'], 'peers': peers, 'pipes': pipes,
+            'n': event.get('n')}
 """
 
 
-def test_bundled_python_uses_the_private_channel(lam):
+def pipes_of(pid):
+    """The pipe inodes ("pipe:[n]") process pid holds."""
+    out = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if link.startswith("pipe:"):
+            out.add(link)
+    return out
+
+
+def test_bundled_python_uses_the_private_channels_pipes(srv, lam):
     name = py_fn(lam, PEER_HANDLER)
-    for i in range(3):  # and keeps using it across invocations
+    for i in range(3):  # and keeps using them across invocations
         got = invoke_ok(lam, name, {"n": i})
         assert got["n"] == i
-        assert ["AF_UNIX", "\0lambdad-rapi/" + got["api"]] in got["peers"], got
+        # No socket to the Runtime API is left: the private AF_UNIX
+        # connection was upgraded to two pipes whose other ends lambdad holds.
+        assert got["peers"] == [], got
+        assert len(got["pipes"]) == 2, got
+        assert set(got["pipes"]) <= pipes_of(srv.proc.pid), got
 
 
 def test_private_channel_can_be_turned_off(lam):
@@ -127,3 +150,154 @@ def test_pipelined_response_and_next_over_tcp(lam, tmp_path):
     assert seen[0].startswith("HTTP/1.1 200")
     assert all(seen[k].startswith("HTTP/1.1 202") for k in range(1, len(seen), 2)), seen
     assert all(seen[k].startswith("HTTP/1.1 200") for k in range(2, len(seen), 2)), seen
+
+
+# A custom runtime speaking the private channel by hand. At start-up it
+# probes the upgrade: over TCP (404), with bytes behind the request (the
+# pipes it gets are closed at once), then for real (200 and two pipes), and
+# once more while that pipe channel lives (403). It then serves over the
+# pipes: "probe" returns what it saw, "echo" returns {"n": len(data), "data":
+# data * times} (events and results bigger than a pipe's 64 KiB), "stream"
+# streams `total` bytes (chunked, streaming mode) and "die" exits mid-invoke.
+PIPES_BOOTSTRAP = r"""#!/usr/bin/env python3
+import json, os, socket
+API = os.environ['AWS_LAMBDA_RUNTIME_API']
+UPGRADE = b'GET /_lambdad/rapi-pipes HTTP/1.1\r\nHost: x\r\n\r\n'
+
+def unix():
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(b'\0lambdad-rapi/' + API.encode())
+    return s
+
+def upgrade(s, extra=b''):
+    s.sendall(UPGRADE + extra)
+    msg, fds, _f, _a = socket.recv_fds(s, 4096, 2)
+    return msg.split(b'\r\n', 1)[0].decode(), fds
+
+class Pipes:
+    def __init__(self, fds):
+        self.r, self.w = fds
+        self.buf = bytearray()
+    def send(self, b):
+        v, n = memoryview(b), 0
+        while n < len(b):
+            n += os.write(self.w, v[n:])
+    def more(self):
+        d = os.read(self.r, 1 << 16)
+        if not d:
+            raise SystemExit('events pipe closed')
+        self.buf += d
+    def response(self):
+        while b'\r\n\r\n' not in self.buf:
+            self.more()
+        i = self.buf.index(b'\r\n\r\n')
+        lines = bytes(self.buf[:i]).decode('latin-1').split('\r\n')
+        del self.buf[:i + 4]
+        hdrs = {k.strip().lower(): v.strip() for k, _, v in (l.partition(':') for l in lines[1:])}
+        n = int(hdrs.get('content-length', '0'))
+        while len(self.buf) < n:
+            self.more()
+        body = bytes(self.buf[:n])
+        del self.buf[:n]
+        return int(lines[0].split()[1]), hdrs, body
+
+seen = {}
+host, port = API.rsplit(':', 1)
+t = socket.create_connection((host, int(port)))
+t.sendall(UPGRADE)
+seen['tcp'] = t.recv(4096).split(b'\r\n', 1)[0].decode()
+t.close()
+s = unix()
+line, fds = upgrade(s, b'GET /2018-06-01/ping HTTP/1.1\r\nHost: x\r\n\r\n')
+seen['trailing'] = [line, len(fds), [os.read(fds[0], 16).decode() for _ in fds[:1]], s.recv(16).decode()]
+for fd in fds:
+    os.close(fd)
+s.close()
+s = unix()
+line, fds = upgrade(s)
+seen['upgrade'] = [line, len(fds)]
+s.close()
+ch = Pipes(fds)
+s2 = unix()
+line, fds2 = upgrade(s2)
+seen['second'] = [line, len(fds2)]
+s2.close()
+while True:
+    ch.send(b'GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: x\r\n\r\n')
+    st, h, body = ch.response()
+    rid = h['lambda-runtime-aws-request-id'].encode()
+    ev = json.loads(body)
+    mode = ev.get('mode')
+    post = b'POST /2018-06-01/runtime/invocation/' + rid + b'/response HTTP/1.1\r\nHost: x\r\n'
+    if mode == 'die':
+        os._exit(3)
+    if mode == 'stream':
+        ch.send(post + b'Lambda-Runtime-Function-Response-Mode: streaming\r\n'
+                b'Transfer-Encoding: chunked\r\nContent-Type: text/plain\r\n\r\n')
+        piece = bytes(i % 251 for i in range(65536))
+        for _ in range(ev['total'] // 65536):
+            ch.send(b'%x\r\n' % len(piece) + piece + b'\r\n')
+        ch.send(b'0\r\n\r\n')
+    else:
+        if mode == 'probe':
+            out = json.dumps(dict(seen, pid=os.getpid())).encode()
+        else:
+            out = json.dumps({'n': len(ev['data']), 'data': ev['data'] * ev.get('times', 1)}).encode()
+        ch.send(post + b'Content-Length: %d\r\n\r\n' % len(out) + out)
+    st, _, body = ch.response()
+    assert st == 202, (st, body)
+"""
+
+
+@pytest.fixture(scope="module")
+def pipes_fn(lam):
+    return provided_fn(lam, {"bootstrap": (PIPES_BOOTSTRAP, 0o755)}, Timeout=30, MemorySize=512)
+
+
+def test_pipe_upgrade_is_private_and_exclusive(srv, lam, pipes_fn):
+    got = invoke_ok(lam, pipes_fn, {"mode": "probe"})
+    # Only on the private AF_UNIX channel: over TCP the path is unknown.
+    assert got["tcp"].startswith("HTTP/1.1 404"), got
+    # Bytes behind the upgrade request would be lost with the socket: the
+    # connection and the pipes just handed over are closed.
+    line, nfds, reads, sock_read = got["trailing"]
+    assert line.startswith("HTTP/1.1 200") and nfds == 2, got
+    assert reads == [""] and sock_read == "", got
+    assert got["upgrade"] == ["HTTP/1.1 200 OK", 2], got
+    # One pipe channel per environment: a second is refused.
+    assert got["second"][0].startswith("HTTP/1.1 403") and got["second"][1] == 0, got
+    # The runtime serves over the pipes: no socket to lambdad is left open.
+    peers = [os.readlink(f"/proc/{got['pid']}/fd/{fd}") for fd in os.listdir(f"/proc/{got['pid']}/fd")]
+    assert not [p for p in peers if p.startswith("socket:")], peers
+    assert len([p for p in peers if p in pipes_of(srv.proc.pid)]) >= 4, peers  # stdout, stderr, 2 channel
+
+
+def test_pipe_channel_carries_events_and_results_bigger_than_a_pipe(lam, pipes_fn):
+    for size, times in ((10, 1), (200_000, 1), (3_000_000, 1), (1000, 4000)):
+        data = "x" * size
+        got = invoke_ok(lam, pipes_fn, {"mode": "echo", "data": data, "times": times})
+        assert got["n"] == size and got["data"] == data * times
+
+
+def test_pipe_channel_relays_a_large_stream(lam, pipes_fn):
+    total = 16 << 20
+    resp = lam.invoke_with_response_stream(FunctionName=pipes_fn,
+                                           Payload=json.dumps({"mode": "stream", "total": total}))
+    chunks, complete = [], None
+    for ev in resp["EventStream"]:
+        if "PayloadChunk" in ev:
+            chunks.append(ev["PayloadChunk"]["Payload"])
+        else:
+            complete = ev["InvokeComplete"]
+    assert complete is not None and "ErrorCode" not in complete, complete
+    body = b"".join(chunks)
+    assert len(body) == total and body == bytes(i % 251 for i in range(65536)) * (total // 65536)
+    assert invoke_ok(lam, pipes_fn, {"mode": "echo", "data": "after"})["data"] == "after"
+
+
+def test_runtime_dying_on_the_pipe_channel(lam, pipes_fn):
+    resp, body = invoke(lam, pipes_fn, {"mode": "die"})
+    assert resp.get("FunctionError") == "Unhandled", body
+    assert json.loads(body)["errorType"] == "Runtime.ExitError", body
+    # A new environment serves the next invoke over new pipes.
+    assert invoke_ok(lam, pipes_fn, {"mode": "echo", "data": "again"})["data"] == "again"

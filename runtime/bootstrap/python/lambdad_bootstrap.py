@@ -99,6 +99,55 @@ class _ConnectionLost(Exception):
 # --------------------------------------------------------------------------
 
 
+class _Pipes(object):
+    """lambdad's private channel after the pipe upgrade (rapi.h): events
+    are read from one pipe, requests written to another. Offers the socket
+    methods RuntimeClient uses. A reader blocked in read() on a pipe is
+    woken by writes only, so no poll() is needed as on the socket."""
+
+    __slots__ = ("rfd", "wfd")
+
+    def __init__(self, rfd, wfd):
+        self.rfd = rfd
+        self.wfd = wfd
+
+    def recv(self, n, _read=os.read):
+        return _read(self.rfd, n)
+
+    def recv_into(self, view, n, _readv=os.readv):
+        return _readv(self.rfd, (view[:n],))
+
+    def sendall(self, data, _write=os.write):
+        n = _write(self.wfd, data)
+        if n < len(data):  # a signal interrupted a big write
+            view = memoryview(data)
+            while n < len(data):
+                n += _write(self.wfd, view[n:])
+
+    def close(self):
+        for fd in (self.rfd, self.wfd):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def _recv_fds(s, n):
+    """recvmsg() on s for up to n descriptors (close-on-exec). Returns
+    (data, [fd, ...])."""
+    data, anc, _flags, _addr = s.recvmsg(
+        4096, _socket.CMSG_SPACE(4 * n), _socket.MSG_CMSG_CLOEXEC
+    )
+    fds = []
+    for level, kind, blob in anc:
+        if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
+            fds.extend(
+                int.from_bytes(blob[i:i + 4], sys.byteorder, signed=True)
+                for i in range(0, len(blob) - len(blob) % 4, 4)
+            )
+    return data, fds
+
+
 class RuntimeClient(object):
     def __init__(self, address):
         self.address = address
@@ -109,8 +158,8 @@ class RuntimeClient(object):
         self.host = host or "127.0.0.1"
         self.port = int(port or 80)
         self.sock = None
-        # On the private channel: a poll object for self.sock (see _recv),
-        # else None.
+        # On the private channel's socket: a poll object for self.sock (see
+        # _recv), else None (TCP, or the channel's pipes).
         self.poll = None
         self.used = False  # the socket has completed at least one exchange
         self.buf = b""
@@ -171,14 +220,45 @@ class RuntimeClient(object):
             s.close()
             self.private = False
             return False
-        import select  # already loaded in a zygote's environments
-
         self.sock = s
-        self.poll = select.poll()
-        self.poll.register(s, select.POLLIN)
+        self.poll = None
         self.used = False
         self.buf = b""
+        try:
+            if self._pipes(s):
+                return True
+        except (OSError, _ConnectionLost):
+            self._close()
+            self.private = False
+            return False
+        import select  # already loaded in a zygote's environments
+
+        self.poll = select.poll()
+        self.poll.register(s, select.POLLIN)
         return True
+
+    def _pipes(self, s):
+        """Asks lambdad to move the private channel onto two pipes (rapi.h:
+        a pipe costs less per message than an AF_UNIX socket). True when
+        self.sock is now the pipes; False when lambdad refused (its answer
+        is consumed and the socket serves on). Raises OSError or
+        _ConnectionLost when the socket is unusable."""
+        s.sendall(b"GET /_lambdad/rapi-pipes HTTP/1.1\r\n" + self._host_hdr + b"\r\n")
+        data, fds = _recv_fds(s, 2)
+        if len(fds) == 2 and data.startswith(b"HTTP/1.1 200 ") and data.endswith(b"\r\n\r\n"):
+            s.close()
+            self.sock = _Pipes(fds[0], fds[1])
+            return True
+        for fd in fds:
+            os.close(fd)
+        if not data:
+            raise _ConnectionLost("Runtime API closed the connection", False)
+        self.buf = data
+        self._read_response()  # the refusal: a 403 or 404 with a body
+        if self.sock is not s:
+            raise _ConnectionLost("Runtime API closed the connection", False)
+        self.used = False
+        return False
 
     def _close(self):
         if self.sock is not None:
