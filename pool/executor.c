@@ -17,6 +17,7 @@
 #include "pool/timers.h"
 #include "runtime/container.h"
 #include "runtime/log.h"
+#include "runtime/rapi.h"
 #include "runtime/subprocess.h"
 
 struct pool_shared g_pool;
@@ -234,8 +235,10 @@ static void *executor_main(void *arg)
         timers_run(ex, executor_now_ns());
         destroy_dead(ex);
         cap_retry(ex);
+        rapi_reap(); /* connections closed in this pass (rapi.h) */
     }
     fnpool_gc(ex, true);
+    rapi_reap();
     timers_fini(ex);
     rcu_unregister_thread();
     return NULL;

@@ -37,6 +37,8 @@
  * and close it at once (the libev/nginx trick), then re-open the reserve. */
 static __thread int t_reserve_fd = -1;
 static __thread time_t t_emfile_logged;
+/* Connections closed on this thread, freed by rapi_reap (rapi.h). */
+static __thread struct rapi_conn *t_limbo;
 
 struct rapi_conn {
     struct ev_handler ev;
@@ -58,6 +60,7 @@ struct rapi_conn {
     bool is_unix;             /* accepted on the private AF_UNIX listener */
     bool wreg;                /* a pipe conn's wfd is in epoll (EPOLLOUT wanted) */
     bool upgraded;            /* became a pipe conn in this batch (conn_read) */
+    bool dead;                /* closed: in t_limbo until rapi_reap */
     struct rapi_conn *prev, *next;
 };
 
@@ -78,6 +81,8 @@ struct rapi_host {
 
 static void conn_free(struct rapi_conn *c, bool notify)
 {
+    if (c->dead)
+        return;
     struct rapi_host *h = c->host;
     if (notify && h->ops->conn_closed)
         h->ops->conn_closed(h->user, c);
@@ -105,8 +110,25 @@ static void conn_free(struct rapi_conn *c, bool notify)
         c->next->prev = c->prev;
     h->n_conns--;
     httpparse_free(c->parser);
+    c->parser = NULL;
     free(c->out);
-    free(c);
+    c->out = NULL;
+    /* An event of c may still be due in the current epoll batch (a pipe
+     * conn has two descriptors; a socket conn can be closed by another
+     * handler of the batch, e.g. a failed rapi_send_next): c stays
+     * allocated, marked dead, until the loop calls rapi_reap. */
+    c->dead = true;
+    c->next = t_limbo;
+    t_limbo = c;
+}
+
+void rapi_reap(void)
+{
+    while (t_limbo) {
+        struct rapi_conn *c = t_limbo;
+        t_limbo = c->next;
+        free(c);
+    }
 }
 
 static void conn_update_events(struct rapi_conn *c)
@@ -608,6 +630,8 @@ static void conn_read(struct rapi_conn *c)
 static void conn_event(struct ev_handler *ev, uint32_t events)
 {
     struct rapi_conn *c = EV_CONTAINER_OF(ev, struct rapi_conn, ev);
+    if (c->dead)
+        return;
     if ((events & EPOLLOUT) && !conn_flush(c))
         return;
     if (c->rd_paused) {
@@ -692,7 +716,7 @@ static void accept_all(struct rapi_host *h, int lfd, bool tcp)
 }
 
 /* EPOLLOUT (or EPOLLERR: the runtime closed its end) of the pipe conn's
- * events pipe. The conn may have been freed earlier in the same epoll
+ * events pipe. The conn may have been closed earlier in the same epoll
  * batch: pipe_conn is then NULL, or a newer pipe conn, which a flush
  * attempt does not harm. */
 static void pipe_wevent(struct ev_handler *ev, uint32_t events)

@@ -49,7 +49,10 @@
  * its write once the socket buffers fill) until the owner calls
  * rapi_conn_resume. A peer that hangs up while paused is drained anyway.
  *
- * Thread rules: everything here runs on the owning executor thread. */
+ * Thread rules: everything here runs on the owning executor thread, whose
+ * loop calls rapi_reap after each epoll batch: a connection closed during
+ * a batch is freed only then, as an event of it may still be due in the
+ * same batch (it is ignored). */
 #ifndef LAMBDAD_RUNTIME_RAPI_H
 #define LAMBDAD_RUNTIME_RAPI_H
 
@@ -134,6 +137,10 @@ int rapi_send_next(struct rapi_conn *c, const struct rapi_event *ev);
 /* Answers a parked request with a status and the Runtime API's canonical
  * JSON body for it. */
 void rapi_send_status(struct rapi_conn *c, int status);
+
+/* Frees the connections this thread closed since the last call. Call it
+ * between epoll batches, never from a handler. */
+void rapi_reap(void);
 
 /* Reads conn again after stream_data asked for a pause. No-op when it is
  * not paused. */

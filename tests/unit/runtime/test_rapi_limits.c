@@ -91,6 +91,7 @@ static int run_loop(int epfd, int ms)
             struct ev_handler *h = evs[i].data.ptr;
             h->fn(h, evs[i].events);
         }
+        rapi_reap();
     }
 }
 
@@ -157,6 +158,7 @@ int main(void)
         close(filler[i]);
     run_loop(epfd, 200);
     rapi_host_close(h);
+    rapi_reap();
     close(epfd);
     return TEST_DONE();
 }

@@ -1,0 +1,281 @@
+/* Unit test: the private channel's pipe upgrade (rapi.h, "Pipes") and
+ * connections closed while an event of theirs is still due in the same
+ * epoll batch.
+ *  - GET RAPI_PIPES_PATH on the abstract AF_UNIX socket: 200 with two
+ *    descriptors, the socket closed, GET /next and POST /response over the
+ *    pipes, an event bigger than the pipe delivered whole (EPOLLOUT on the
+ *    events pipe);
+ *  - the runtime closing both pipes while an event waits for room: the
+ *    read side's HUP and the events pipe's ERR arrive in one batch, in
+ *    either order; the conn is closed once and nothing touches freed
+ *    memory (the ASan build checks that);
+ *  - a socket conn closed by rapi_send_next (EPIPE) while its HUP is due
+ *    in the same batch.
+ * The test plays the executor: it runs the epoll loop and calls rapi_reap
+ * between batches. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "runtime/evloop.h"
+#include "runtime/rapi.h"
+#include "testing.h"
+
+static struct rapi_conn *g_parked; /* the conn of the last GET /next */
+static int g_closed;               /* conn_closed calls */
+static int g_results;              /* /response calls */
+static size_t g_result_len;
+
+static int op_next(void *u, struct rapi_conn *c)
+{
+    (void)u;
+    g_parked = c;
+    return 0;
+}
+static int op_result(void *u, enum rapi_op op, const char *id, const struct http_req *r)
+{
+    (void)u;
+    (void)op;
+    (void)id;
+    g_results++;
+    g_result_len = r->body_len;
+    return 202;
+}
+static int op_init_error(void *u, const struct http_req *r)
+{
+    (void)u;
+    (void)r;
+    return 202;
+}
+static void op_closed(void *u, struct rapi_conn *c)
+{
+    (void)u;
+    if (c == g_parked)
+        g_parked = NULL;
+    g_closed++;
+}
+static const struct rapi_ops ops = {op_next, op_result, op_init_error, op_closed, NULL, NULL};
+
+static void dispatch(struct epoll_event *evs, int n)
+{
+    for (int i = 0; i < n; i++) {
+        struct ev_handler *h = evs[i].data.ptr;
+        h->fn(h, evs[i].events);
+    }
+}
+
+/* One loop pass: a batch (waiting up to ms), then rapi_reap. */
+static int pass(int epfd, int ms)
+{
+    struct epoll_event evs[16];
+    int n = epoll_wait(epfd, evs, 16, ms);
+    if (n > 0)
+        dispatch(evs, n);
+    rapi_reap();
+    return n;
+}
+
+/* Loop passes until cond holds (at most ~2 s). */
+#define PASS_UNTIL(epfd, cond)                                                                     \
+    do {                                                                                           \
+        for (int i_ = 0; i_ < 200 && !(cond); i_++)                                                \
+            pass(epfd, 10);                                                                        \
+    } while (0)
+
+static bool readable(int fd)
+{
+    struct pollfd p = {fd, POLLIN, 0};
+    return poll(&p, 1, 0) == 1;
+}
+
+static int unix_connect(int port)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    int n = snprintf(sa.sun_path + 1, sizeof(sa.sun_path) - 1, RAPI_UNIX_PREFIX "127.0.0.1:%d", port);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n)) < 0)
+        return -1;
+    return fd;
+}
+
+/* Sends the upgrade, runs the loop, receives the answer and the fds. */
+static int upgrade(int epfd, int s, int fds[2], char *line, size_t cap)
+{
+    static const char req[] = "GET " RAPI_PIPES_PATH " HTTP/1.1\r\nHost: x\r\n\r\n";
+    if (write(s, req, sizeof(req) - 1) != (ssize_t)sizeof(req) - 1)
+        return -1;
+    PASS_UNTIL(epfd, readable(s));
+    char buf[512];
+    union {
+        struct cmsghdr h;
+        char b[CMSG_SPACE(2 * sizeof(int))];
+    } cm;
+    struct iovec iov = {buf, sizeof(buf) - 1};
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.b, .msg_controllen = sizeof(cm.b)};
+    ssize_t r = recvmsg(s, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+    if (r <= 0)
+        return -1;
+    buf[r] = 0;
+    snprintf(line, cap, "%.*s", (int)strcspn(buf, "\r"), buf);
+    int got = 0;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c))
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+            got = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+            memcpy(fds, CMSG_DATA(c), (size_t)got * sizeof(int));
+        }
+    return got;
+}
+
+/* Reads from fd (blocking) until the end of an HTTP head plus len bytes of
+ * body after it; returns the total read. */
+static size_t read_reply(int fd, char *buf, size_t cap, size_t body)
+{
+    size_t have = 0;
+    for (;;) {
+        char *end = memmem(buf, have, "\r\n\r\n", 4);
+        if (end && have >= (size_t)(end + 4 - buf) + body)
+            return have;
+        ssize_t r = read(fd, buf + have, cap - have);
+        if (r <= 0)
+            return have;
+        have += (size_t)r;
+    }
+}
+
+static const char next_req[] = "GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: x\r\n\r\n";
+
+static struct rapi_event event_of(const char *payload, size_t len)
+{
+    return (struct rapi_event){.request_id = "r1", .deadline_ms = 1, .function_arn = "arn:aws:lambda:x",
+                               .payload = payload, .payload_len = len};
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    int epfd = epoll_create1(EPOLL_CLOEXEC);
+    struct rapi_host *h = NULL;
+    CHECK(rapi_host_open(&h, epfd, "127.0.0.1", &ops, NULL) == 0);
+    if (!h)
+        return TEST_DONE();
+    int port = rapi_host_port(h);
+    char line[256];
+    int fds[2] = {-1, -1};
+
+    /* 1. The upgrade, then an exchange over the pipes. */
+    int s = unix_connect(port);
+    CHECK(s >= 0);
+    CHECK(upgrade(epfd, s, fds, line, sizeof(line)) == 2);
+    CHECK_STR(line, "HTTP/1.1 200 OK");
+    char tmp[16];
+    CHECK(read(s, tmp, sizeof(tmp)) == 0); /* lambdad closed the socket */
+    close(s);
+    CHECK(write(fds[1], next_req, sizeof(next_req) - 1) == (ssize_t)sizeof(next_req) - 1);
+    PASS_UNTIL(epfd, g_parked != NULL);
+    CHECK(g_parked != NULL);
+    /* An event of 1 MiB: more than the pipe holds, the rest waits for
+     * EPOLLOUT on the events pipe while the runtime reads. */
+    size_t big = 1 << 20;
+    char *payload = malloc(big);
+    memset(payload, 'e', big);
+    struct rapi_event ev = event_of(payload, big);
+    CHECK(g_parked && rapi_send_next(g_parked, &ev) == 0);
+    char *buf = malloc(big + 4096);
+    size_t have = 0;
+    fcntl(fds[0], F_SETFL, O_NONBLOCK);
+    for (int i = 0; i < 2000 && !(memmem(buf, have, "\r\n\r\n", 4) &&
+                                 have >= (size_t)((char *)memmem(buf, have, "\r\n\r\n", 4) + 4 - buf) + big);
+         i++) {
+        ssize_t r = read(fds[0], buf + have, big + 4096 - have);
+        if (r > 0)
+            have += (size_t)r;
+        else
+            pass(epfd, 10);
+    }
+    char *body = memmem(buf, have, "\r\n\r\n", 4);
+    CHECK(body && have - (size_t)(body + 4 - buf) == big && body[4] == 'e' && buf[have - 1] == 'e');
+    CHECK(strncmp(buf, "HTTP/1.1 200 OK\r\n", 17) == 0);
+    fcntl(fds[0], F_SETFL, 0);
+    static const char resp[] = "POST /2018-06-01/runtime/invocation/r1/response HTTP/1.1\r\nHost: x\r\n"
+                               "Content-Length: 2\r\n\r\n{}";
+    CHECK(write(fds[1], resp, sizeof(resp) - 1) == (ssize_t)sizeof(resp) - 1);
+    PASS_UNTIL(epfd, g_results == 1);
+    CHECK(g_results == 1 && g_result_len == 2);
+    have = read_reply(fds[0], buf, big, 15);
+    CHECK(have > 12 && strncmp(buf, "HTTP/1.1 202 ", 13) == 0);
+
+    /* A second upgrade while this pipe conn lives: 403, no fds. */
+    int s2 = unix_connect(port);
+    int fds2[2] = {-1, -1};
+    CHECK(upgrade(epfd, s2, fds2, line, sizeof(line)) == 0);
+    CHECK(strncmp(line, "HTTP/1.1 403", 12) == 0);
+    close(s2);
+    pass(epfd, 50);
+
+    /* 2. Both pipes closed while an event waits for room, the two events
+     * dispatched in the kernel's order, then (3.) in the reverse one. */
+    for (int order = 0; order < 2; order++) {
+        if (order == 1) {
+            s = unix_connect(port);
+            CHECK(upgrade(epfd, s, fds, line, sizeof(line)) == 2);
+            close(s);
+            pass(epfd, 50);
+        }
+        CHECK(write(fds[1], next_req, sizeof(next_req) - 1) == (ssize_t)sizeof(next_req) - 1);
+        PASS_UNTIL(epfd, g_parked != NULL);
+        CHECK(g_parked != NULL);
+        CHECK(g_parked && rapi_send_next(g_parked, &ev) == 0); /* > 64 KiB: EPOLLOUT registered */
+        int closed = g_closed;
+        close(fds[0]);
+        close(fds[1]);
+        struct epoll_event evs[16];
+        int n = epoll_wait(epfd, evs, 16, 1000);
+        usleep(10000);
+        if (n == 1) /* the second may become ready a moment later */
+            n += epoll_wait(epfd, evs + 1, 15, 100);
+        CHECK(n == 2);
+        if (order == 1 && n == 2) {
+            struct epoll_event t = evs[0];
+            evs[0] = evs[1];
+            evs[1] = t;
+        }
+        dispatch(evs, n);
+        rapi_reap();
+        CHECK(g_closed == closed + 1);
+        CHECK(g_parked == NULL);
+    }
+
+    /* 4. A socket conn (no upgrade) parked in GET /next; the runtime goes
+     * away; in the batch that reports its HUP, an earlier handler sends
+     * the next event, which fails and closes the conn. */
+    s = unix_connect(port);
+    CHECK(write(s, next_req, sizeof(next_req) - 1) == (ssize_t)sizeof(next_req) - 1);
+    PASS_UNTIL(epfd, g_parked != NULL);
+    CHECK(g_parked != NULL);
+    int closed = g_closed;
+    close(s);
+    struct epoll_event evs[16];
+    int n = epoll_wait(epfd, evs, 16, 1000);
+    CHECK(n == 1);
+    struct rapi_event small = event_of("{}", 2);
+    CHECK(g_parked && rapi_send_next(g_parked, &small) < 0); /* EPIPE: closed here */
+    dispatch(evs, n); /* the HUP of the closed conn: ignored */
+    rapi_reap();
+    CHECK(g_closed == closed + 1);
+
+    rapi_host_close(h);
+    rapi_reap();
+    close(epfd);
+    free(payload);
+    free(buf);
+    return TEST_DONE();
+}
