@@ -22,34 +22,10 @@
 
 #include "runtime/evloop.h"
 #include "runtime/rapi.h"
+#include "rapi_stubs.h"
 #include "testing.h"
 
-static int op_next(void *u, struct rapi_conn *c)
-{
-    (void)u;
-    (void)c;
-    return 0;
-}
-static int op_result(void *u, enum rapi_op op, const char *id, const struct http_req *r)
-{
-    (void)u;
-    (void)op;
-    (void)id;
-    (void)r;
-    return 202;
-}
-static int op_init_error(void *u, const struct http_req *r)
-{
-    (void)u;
-    (void)r;
-    return 202;
-}
-static void op_closed(void *u, struct rapi_conn *c)
-{
-    (void)u;
-    (void)c;
-}
-static const struct rapi_ops ops = {op_next, op_result, op_init_error, op_closed, NULL, NULL};
+static const struct rapi_ops ops = {stub_next, stub_result, stub_init_error, stub_closed, NULL, NULL};
 
 /* Child: n connections to port, held until killed. */
 static pid_t flood(int port, int n)
@@ -87,10 +63,7 @@ static int run_loop(int epfd, int ms)
         int n = epoll_wait(epfd, evs, 16, (int)left);
         if (n > 0)
             busy++;
-        for (int i = 0; i < n; i++) {
-            struct ev_handler *h = evs[i].data.ptr;
-            h->fn(h, evs[i].events);
-        }
+        dispatch_events(evs, n);
         rapi_reap();
     }
 }
@@ -106,10 +79,9 @@ static int count_fds(void)
 
 int main(void)
 {
-    signal(SIGPIPE, SIG_IGN);
-    int epfd = epoll_create1(EPOLL_CLOEXEC);
-    struct rapi_host *h = NULL;
-    CHECK(rapi_host_open(&h, epfd, "127.0.0.1", &ops, NULL) == 0);
+    int epfd;
+    struct rapi_host *h = open_test_host(&epfd, &ops);
+    CHECK(h != NULL);
     if (!h)
         return TEST_DONE();
     int port = rapi_host_port(h);

@@ -28,6 +28,7 @@
 
 #include "runtime/evloop.h"
 #include "runtime/rapi.h"
+#include "rapi_stubs.h"
 #include "testing.h"
 
 static struct rapi_conn *g_parked; /* the conn of the last GET /next */
@@ -50,12 +51,6 @@ static int op_result(void *u, enum rapi_op op, const char *id, const struct http
     g_result_len = r->body_len;
     return 202;
 }
-static int op_init_error(void *u, const struct http_req *r)
-{
-    (void)u;
-    (void)r;
-    return 202;
-}
 static void op_closed(void *u, struct rapi_conn *c)
 {
     (void)u;
@@ -63,15 +58,7 @@ static void op_closed(void *u, struct rapi_conn *c)
         g_parked = NULL;
     g_closed++;
 }
-static const struct rapi_ops ops = {op_next, op_result, op_init_error, op_closed, NULL, NULL};
-
-static void dispatch(struct epoll_event *evs, int n)
-{
-    for (int i = 0; i < n; i++) {
-        struct ev_handler *h = evs[i].data.ptr;
-        h->fn(h, evs[i].events);
-    }
-}
+static const struct rapi_ops ops = {op_next, op_result, stub_init_error, op_closed, NULL, NULL};
 
 /* One loop pass: a batch (waiting up to ms), then rapi_reap. */
 static int pass(int epfd, int ms)
@@ -79,7 +66,7 @@ static int pass(int epfd, int ms)
     struct epoll_event evs[16];
     int n = epoll_wait(epfd, evs, 16, ms);
     if (n > 0)
-        dispatch(evs, n);
+        dispatch_events(evs, n);
     rapi_reap();
     return n;
 }
@@ -161,10 +148,9 @@ static struct rapi_event event_of(const char *payload, size_t len)
 
 int main(void)
 {
-    signal(SIGPIPE, SIG_IGN);
-    int epfd = epoll_create1(EPOLL_CLOEXEC);
-    struct rapi_host *h = NULL;
-    CHECK(rapi_host_open(&h, epfd, "127.0.0.1", &ops, NULL) == 0);
+    int epfd;
+    struct rapi_host *h = open_test_host(&epfd, &ops);
+    CHECK(h != NULL);
     if (!h)
         return TEST_DONE();
     int port = rapi_host_port(h);
@@ -248,7 +234,7 @@ int main(void)
             evs[0] = evs[1];
             evs[1] = t;
         }
-        dispatch(evs, n);
+        dispatch_events(evs, n);
         rapi_reap();
         CHECK(g_closed == closed + 1);
         CHECK(g_parked == NULL);
@@ -268,7 +254,7 @@ int main(void)
     CHECK(n == 1);
     struct rapi_event small = event_of("{}", 2);
     CHECK(g_parked && rapi_send_next(g_parked, &small) < 0); /* EPIPE: closed here */
-    dispatch(evs, n); /* the HUP of the closed conn: ignored */
+    dispatch_events(evs, n); /* the HUP of the closed conn: ignored */
     rapi_reap();
     CHECK(g_closed == closed + 1);
 
