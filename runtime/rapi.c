@@ -41,7 +41,8 @@ static __thread time_t t_emfile_logged;
 static __thread struct rapi_conn *t_limbo;
 
 struct rapi_conn {
-    struct ev_handler ev;
+    struct ev_handler ev;     /* fd's events */
+    struct ev_handler wev;    /* a pipe conn's wfd events (pipe_wevent) */
     int fd;                   /* what is read (and registered in epoll) */
     int wfd;                  /* what is written: fd, or the events pipe */
     struct rapi_host *host;
@@ -58,7 +59,6 @@ struct rapi_conn {
     bool pause_wanted;        /* stream_data asked to stop reading */
     bool rd_paused;           /* not reading (no EPOLLIN) until rapi_conn_resume */
     bool is_unix;             /* accepted on the private AF_UNIX listener */
-    bool wreg;                /* a pipe conn's wfd is in epoll (EPOLLOUT wanted) */
     bool upgraded;            /* became a pipe conn in this batch (conn_read) */
     bool dead;                /* closed: in t_limbo until rapi_reap */
     struct rapi_conn *prev, *next;
@@ -67,8 +67,6 @@ struct rapi_conn {
 struct rapi_host {
     struct ev_handler ev;
     struct ev_handler uev; /* the private AF_UNIX listener (see rapi.h) */
-    struct ev_handler wev; /* EPOLLOUT of pipe_conn's events pipe */
-    struct rapi_conn *pipe_conn; /* the one conn upgraded to pipes, or NULL */
     int fd;
     int ufd;               /* -1: none */
     int epfd;
@@ -83,6 +81,12 @@ static void conn_free(struct rapi_conn *c, bool notify)
 {
     if (c->dead)
         return;
+    /* An event of c may still be due in the current epoll batch (a pipe
+     * conn has two descriptors; a socket conn can be closed by another
+     * handler of the batch, e.g. a failed rapi_send_next): c stays
+     * allocated, marked dead, until the loop calls rapi_reap. Dead first:
+     * a conn_closed callback cannot close it twice. */
+    c->dead = true;
     struct rapi_host *h = c->host;
     if (notify && h->ops->conn_closed)
         h->ops->conn_closed(h->user, c);
@@ -94,14 +98,9 @@ static void conn_free(struct rapi_conn *c, bool notify)
     epoll_ctl(h->epfd, EPOLL_CTL_DEL, c->fd, NULL);
     close(c->fd);
     if (c->wfd != c->fd) {
-        if (c->wreg)
-            epoll_ctl(h->epfd, EPOLL_CTL_DEL, c->wfd, NULL);
+        epoll_ctl(h->epfd, EPOLL_CTL_DEL, c->wfd, NULL);
         close(c->wfd);
     }
-    /* An EPOLLOUT of the closed pipe may still be due in this epoll batch:
-     * it reaches h->wev, which finds no pipe_conn (pipe_wevent). */
-    if (h->pipe_conn == c)
-        h->pipe_conn = NULL;
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -113,11 +112,6 @@ static void conn_free(struct rapi_conn *c, bool notify)
     c->parser = NULL;
     free(c->out);
     c->out = NULL;
-    /* An event of c may still be due in the current epoll batch (a pipe
-     * conn has two descriptors; a socket conn can be closed by another
-     * handler of the batch, e.g. a failed rapi_send_next): c stays
-     * allocated, marked dead, until the loop calls rapi_reap. */
-    c->dead = true;
     c->next = t_limbo;
     t_limbo = c;
 }
@@ -131,22 +125,13 @@ void rapi_reap(void)
     }
 }
 
+/* The read side's epoll interest (and EPOLLOUT, for a socket conn). */
 static void conn_update_events(struct rapi_conn *c)
 {
-    struct rapi_host *h = c->host;
-    bool split = c->wfd != c->fd; /* a pipe conn: EPOLLOUT is the events pipe's */
     struct epoll_event ee = {.events = (c->rd_paused ? 0 : EPOLLIN | EPOLLRDHUP) |
-                                       (c->want_out && !split ? EPOLLOUT : 0),
+                                       (c->want_out && c->wfd == c->fd ? EPOLLOUT : 0),
                              .data.ptr = &c->ev};
-    epoll_ctl(h->epfd, EPOLL_CTL_MOD, c->fd, &ee);
-    if (split && c->want_out != c->wreg) {
-        /* Registered only while output waits (an event larger than the
-         * pipe): in the steady state a pipe conn has one fd in epoll. */
-        struct epoll_event we = {.events = EPOLLOUT, .data.ptr = &h->wev};
-        if (epoll_ctl(h->epfd, c->want_out ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, c->wfd, &we) == 0 ||
-            !c->want_out)
-            c->wreg = c->want_out;
-    }
+    epoll_ctl(c->host->epfd, EPOLL_CTL_MOD, c->fd, &ee);
 }
 
 static void conn_set_out_interest(struct rapi_conn *c, bool want)
@@ -154,7 +139,14 @@ static void conn_set_out_interest(struct rapi_conn *c, bool want)
     if (c->want_out == want)
         return;
     c->want_out = want;
-    conn_update_events(c);
+    if (c->wfd == c->fd) {
+        conn_update_events(c);
+        return;
+    }
+    /* A pipe conn: EPOLLOUT is the events pipe's, in epoll since the
+     * upgrade with no events (EPOLLERR is reported all the same). */
+    struct epoll_event we = {.events = want ? EPOLLOUT : 0, .data.ptr = &c->wev};
+    epoll_ctl(c->host->epfd, EPOLL_CTL_MOD, c->wfd, &we);
 }
 
 void rapi_conn_resume(struct rapi_conn *c)
@@ -396,64 +388,75 @@ int rapi_send_next(struct rapi_conn *c, const struct rapi_event *ev)
 
 /* GET RAPI_PIPES_PATH on the private AF_UNIX channel (rapi.h): the reply
  * carries two pipe ends (SCM_RIGHTS) and the connection continues on the
- * pipes, the socket closed. Returns false when the conn was freed. */
+ * pipes, the socket closed. Everything that can fail is done before the
+ * reply, which then is the last step: a runtime that got the pipes can
+ * use them. Returns false when the conn was freed. */
 static bool conn_upgrade(struct rapi_conn *c)
 {
     struct rapi_host *h = c->host;
-    if (h->pipe_conn || c->close_after_write || c->out_off != c->out_len) {
-        /* One pipe conn per host (h->wev serves it); nothing may be queued
-         * before the switch. */
-        rapi_send_status(c, 403);
+    if (c->close_after_write || c->out_off != c->out_len) {
+        rapi_send_status(c, 400); /* nothing may be queued before the switch */
         return true;
     }
-    int ev[2], rq[2]; /* events: lambdad -> runtime; requests: runtime -> lambdad */
-    if (pipe2(ev, O_CLOEXEC) < 0) {
-        rapi_send_status(c, 500);
+    int ev[2] = {-1, -1}, rq[2] = {-1, -1}; /* events: lambdad -> runtime; requests: runtime -> lambdad */
+    struct epoll_event re = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = &c->ev};
+    struct epoll_event we = {.events = 0, .data.ptr = &c->wev};
+    bool r_added = false, w_added = false;
+    bool ok = pipe2(ev, O_CLOEXEC) == 0 && pipe2(rq, O_CLOEXEC) == 0 &&
+              fcntl(ev[1], F_SETFL, O_NONBLOCK) == 0 && fcntl(rq[0], F_SETFL, O_NONBLOCK) == 0 &&
+              (r_added = epoll_ctl(h->epfd, EPOLL_CTL_ADD, rq[0], &re) == 0) &&
+              (w_added = epoll_ctl(h->epfd, EPOLL_CTL_ADD, ev[1], &we) == 0);
+    ssize_t w = -1;
+    static const char reply[] = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+    if (ok) {
+        int give[2] = {ev[0], rq[1]};
+        union {
+            struct cmsghdr h;
+            char buf[CMSG_SPACE(sizeof(give))];
+        } cm;
+        memset(&cm, 0, sizeof(cm));
+        struct iovec iov = {(void *)reply, sizeof(reply) - 1};
+        struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf,
+                             .msg_controllen = sizeof(cm.buf)};
+        struct cmsghdr *ch = CMSG_FIRSTHDR(&msg);
+        ch->cmsg_level = SOL_SOCKET;
+        ch->cmsg_type = SCM_RIGHTS;
+        ch->cmsg_len = CMSG_LEN(sizeof(give));
+        memcpy(CMSG_DATA(ch), give, sizeof(give));
+        do
+            w = sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+        while (w < 0 && errno == EINTR);
+    }
+    /* The runtime's ends are its own now (or nobody's). */
+    for (int i = 0; i < 2; i++) {
+        int fd = i ? rq[1] : ev[0];
+        if (fd >= 0)
+            close(fd);
+    }
+    if (w == (ssize_t)sizeof(reply) - 1) {
+        epoll_ctl(h->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+        close(c->fd);
+        c->fd = rq[0];
+        c->wfd = ev[1];
+        c->upgraded = true;
         return true;
     }
-    if (pipe2(rq, O_CLOEXEC) < 0) {
-        close(ev[0]);
-        close(ev[1]);
-        rapi_send_status(c, 500);
+    if (r_added)
+        epoll_ctl(h->epfd, EPOLL_CTL_DEL, rq[0], NULL);
+    if (w_added)
+        epoll_ctl(h->epfd, EPOLL_CTL_DEL, ev[1], NULL);
+    for (int i = 0; i < 2; i++) {
+        int fd = i ? rq[0] : ev[1];
+        if (fd >= 0)
+            close(fd);
+    }
+    if (!ok) {
+        rapi_send_status(c, 500); /* the runtime stays on the socket */
         return true;
     }
-    static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
-    int give[2] = {ev[0], rq[1]};
-    union {
-        struct cmsghdr h;
-        char buf[CMSG_SPACE(sizeof(give))];
-    } cm;
-    memset(&cm, 0, sizeof(cm));
-    struct iovec iov = {(void *)ok, sizeof(ok) - 1};
-    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf, .msg_controllen = sizeof(cm.buf)};
-    struct cmsghdr *ch = CMSG_FIRSTHDR(&msg);
-    ch->cmsg_level = SOL_SOCKET;
-    ch->cmsg_type = SCM_RIGHTS;
-    ch->cmsg_len = CMSG_LEN(sizeof(give));
-    memcpy(CMSG_DATA(ch), give, sizeof(give));
-    ssize_t w;
-    do
-        w = sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
-    while (w < 0 && errno == EINTR);
-    close(ev[0]);
-    close(rq[1]);
-    struct epoll_event ee = {.events = EPOLLIN, .data.ptr = &c->ev};
-    if (w != (ssize_t)iov.iov_len || fcntl(ev[1], F_SETFL, O_NONBLOCK) < 0 ||
-        fcntl(rq[0], F_SETFL, O_NONBLOCK) < 0 || epoll_ctl(h->epfd, EPOLL_CTL_ADD, rq[0], &ee) < 0) {
-        /* The runtime has the pipes or not: either way this conn is over
-         * (a bundled bootstrap reconnects). */
-        close(ev[1]);
-        close(rq[0]);
-        conn_free(c, true);
-        return false;
-    }
-    epoll_ctl(h->epfd, EPOLL_CTL_DEL, c->fd, NULL);
-    close(c->fd);
-    c->fd = rq[0];
-    c->wfd = ev[1];
-    c->upgraded = true;
-    h->pipe_conn = c;
-    return true;
+    /* The socket took nothing or part of the reply: this conn is over. */
+    conn_free(c, true);
+    return false;
 }
 
 /* Routes one complete request. Returns false when the conn was freed. */
@@ -646,6 +649,19 @@ static void conn_event(struct ev_handler *ev, uint32_t events)
         conn_read(c);
 }
 
+/* The events pipe of a pipe conn: EPOLLOUT while output waits for room,
+ * EPOLLERR when the runtime closed its end (the conn is then useless). */
+static void pipe_wevent(struct ev_handler *ev, uint32_t events)
+{
+    struct rapi_conn *c = EV_CONTAINER_OF(ev, struct rapi_conn, wev);
+    if (c->dead)
+        return;
+    if (events & (EPOLLERR | EPOLLHUP))
+        conn_free(c, true);
+    else if (c->want_out)
+        conn_flush(c);
+}
+
 static void accept_all(struct rapi_host *h, int lfd, bool tcp)
 {
     for (;;) {
@@ -696,6 +712,7 @@ static void accept_all(struct rapi_host *h, int lfd, bool tcp)
             continue;
         }
         c->ev.fn = conn_event;
+        c->wev.fn = pipe_wevent;
         c->fd = c->wfd = fd;
         c->is_unix = !tcp;
         c->host = h;
@@ -713,19 +730,6 @@ static void accept_all(struct rapi_host *h, int lfd, bool tcp)
         h->conns = c;
         h->n_conns++;
     }
-}
-
-/* EPOLLOUT (or EPOLLERR: the runtime closed its end) of the pipe conn's
- * events pipe. The conn may have been closed earlier in the same epoll
- * batch: pipe_conn is then NULL, or a newer pipe conn, which a flush
- * attempt does not harm. */
-static void pipe_wevent(struct ev_handler *ev, uint32_t events)
-{
-    (void)events;
-    struct rapi_host *h = EV_CONTAINER_OF(ev, struct rapi_host, wev);
-    struct rapi_conn *c = h->pipe_conn;
-    if (c && c->wreg)
-        conn_flush(c);
 }
 
 static void listener_event(struct ev_handler *ev, uint32_t events)
@@ -776,7 +780,6 @@ int rapi_host_open(struct rapi_host **out, int epfd, const char *bind_ip, const 
         t_reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     h->ev.fn = listener_event;
     h->uev.fn = unix_listener_event;
-    h->wev.fn = pipe_wevent;
     h->ufd = -1;
     h->epfd = epfd;
     h->ops = ops;

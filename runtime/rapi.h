@@ -29,10 +29,10 @@
  * through the socket's wait queue: measured on a 2-vCPU VM, a 400-byte
  * ping-pong between processes on different CPUs cost ~7.8 us of CPU per
  * side per round trip over AF_UNIX and ~4.8 us over pipes (23 against 15
- * us round trip). One pipe conn per host (the bundled Python bootstrap
- * uses one connection); a second upgrade is refused with 403. Lambdad's
- * pipe ends are non-blocking; the events pipe is in epoll only while
- * output waits for room (an event bigger than the pipe).
+ * us round trip). lambdad's pipe ends are non-blocking and both in epoll
+ * from the upgrade on (the events pipe asks for EPOLLOUT only while output
+ * waits for room: an event bigger than the pipe); a 500 (pipes or epoll
+ * refused) leaves the connection on the socket. Over TCP the path is 404.
  *
  * Batching: the requests of one read are answered in one write at the end
  * of the batch. When a runtime pipelines GET /next behind its /response (the
@@ -52,7 +52,9 @@
  * Thread rules: everything here runs on the owning executor thread, whose
  * loop calls rapi_reap after each epoll batch: a connection closed during
  * a batch is freed only then, as an event of it may still be due in the
- * same batch (it is ignored). */
+ * same batch (it is ignored). The host itself is not deferred: close it
+ * between batches only (lambdad's environments are destroyed after the
+ * batch that killed them). */
 #ifndef LAMBDAD_RUNTIME_RAPI_H
 #define LAMBDAD_RUNTIME_RAPI_H
 

@@ -254,8 +254,10 @@ class RuntimeClient(object):
         if not data:
             raise _ConnectionLost("Runtime API closed the connection", False)
         self.buf = data
-        self._read_response()  # the refusal: a 403 or 404 with a body
-        if self.sock is not s:
+        status = self._read_response()[0]  # the refusal: a 404 or 500 with a body
+        if status == 200 or self.sock is not s:
+            # A 200 whose descriptors did not arrive (MSG_CTRUNC: at the fd
+            # limit): lambdad has moved the connection to pipes we lack.
             raise _ConnectionLost("Runtime API closed the connection", False)
         self.used = False
         return False
