@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -40,4 +41,26 @@ char *fsutil_mkdtemp(char *tmpl)
         memcpy(tmpl, copy, len + 1);
     free(copy);
     return r;
+}
+
+long fsutil_send_fds(int sock, const void *data, unsigned long len, const int *fds, int n_fds, int flags)
+{
+    if (n_fds < 1 || n_fds > 4) {
+        errno = EINVAL;
+        return -1;
+    }
+    union {
+        char buf[CMSG_SPACE(4 * sizeof(int))];
+        struct cmsghdr align;
+    } u;
+    memset(&u, 0, sizeof(u));
+    struct iovec iov = {.iov_base = (void *)data, .iov_len = len};
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+                        .msg_controllen = CMSG_SPACE((size_t)n_fds * sizeof(int))};
+    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN((size_t)n_fds * sizeof(int));
+    memcpy(CMSG_DATA(c), fds, (size_t)n_fds * sizeof(int));
+    return FS_RETRY(sendmsg(sock, &mh, flags));
 }

@@ -1,5 +1,6 @@
 /* fsutil: file-system helpers shared by the code store, the layer merger,
- * the executors' scratch directories and the server's ephemeral data dir.
+ * the executors' scratch directories and the server's ephemeral data dir;
+ * and descriptor passing (the zygote, the Runtime API's pipes).
  *
  * Thread rules: any thread; disk I/O (never inside an RCU read-side section
  * or while holding a lock a civetweb thread waits on). */
@@ -27,5 +28,10 @@ char *fsutil_mkdtemp(char *tmpl);
 /* rm -rf path, never following symlinks. Returns 0, -ENOENT when path does
  * not exist, or -errno for the first failure. */
 int fsutil_rm_rf(const char *path);
+
+/* sendmsg(2) of len bytes of data on the AF_UNIX socket sock with n_fds
+ * (1 to 4) descriptors attached (SCM_RIGHTS), again on EINTR; flags as for
+ * sendmsg. Returns what sendmsg returned (-1 with errno set). */
+long fsutil_send_fds(int sock, const void *data, unsigned long len, const int *fds, int n_fds, int flags);
 
 #endif

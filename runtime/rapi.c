@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "runtime/evloop.h"
+#include "runtime/fsutil.h"
 #include "runtime/log.h"
 
 #define RAPI_MAX_HEADERS (2u * 1024 * 1024)
@@ -410,22 +411,7 @@ static bool conn_upgrade(struct rapi_conn *c)
     static const char reply[] = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
     if (ok) {
         int give[2] = {ev[0], rq[1]};
-        union {
-            struct cmsghdr h;
-            char buf[CMSG_SPACE(sizeof(give))];
-        } cm;
-        memset(&cm, 0, sizeof(cm));
-        struct iovec iov = {(void *)reply, sizeof(reply) - 1};
-        struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf,
-                             .msg_controllen = sizeof(cm.buf)};
-        struct cmsghdr *ch = CMSG_FIRSTHDR(&msg);
-        ch->cmsg_level = SOL_SOCKET;
-        ch->cmsg_type = SCM_RIGHTS;
-        ch->cmsg_len = CMSG_LEN(sizeof(give));
-        memcpy(CMSG_DATA(ch), give, sizeof(give));
-        do
-            w = sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
-        while (w < 0 && errno == EINTR);
+        w = fsutil_send_fds(c->fd, reply, sizeof(reply) - 1, give, 2, MSG_NOSIGNAL | MSG_DONTWAIT);
     }
     /* The runtime's ends are its own now (or nobody's). */
     for (int i = 0; i < 2; i++) {

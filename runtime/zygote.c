@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "runtime/fsutil.h"
 #include "runtime/log.h"
 
 extern char **environ;
@@ -278,23 +279,7 @@ static ssize_t build_request(char *buf, size_t cap, char **envp, const char *cwd
  * errors when the zygote is gone, or the zygote's -errno. */
 static int request(const char *msg, size_t len, int log_fd, pid_t *pid)
 {
-    union {
-        char buf[CMSG_SPACE(sizeof(int))];
-        struct cmsghdr align;
-    } u;
-    memset(&u, 0, sizeof(u));
-    struct iovec iov = {.iov_base = (void *)msg, .iov_len = len};
-    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
-                        .msg_controllen = sizeof(u.buf)};
-    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(c), &log_fd, sizeof(int));
-    ssize_t w;
-    while ((w = sendmsg(g_fd, &mh, MSG_NOSIGNAL)) < 0 && errno == EINTR)
-        ;
-    if (w < 0)
+    if (fsutil_send_fds(g_fd, msg, len, &log_fd, 1, MSG_NOSIGNAL) < 0)
         return -errno;
     char reply[32];
     ssize_t n = recv_timeout(reply, sizeof(reply) - 1, ZYGOTE_REPLY_MS);
