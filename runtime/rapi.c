@@ -60,7 +60,6 @@ struct rapi_conn {
     bool pause_wanted;        /* stream_data asked to stop reading */
     bool rd_paused;           /* not reading (no EPOLLIN) until rapi_conn_resume */
     bool is_unix;             /* accepted on the private AF_UNIX listener */
-    bool upgraded;            /* became a pipe conn in this batch (conn_read) */
     bool dead;                /* closed: in t_limbo until rapi_reap */
     struct rapi_conn *prev, *next;
 };
@@ -387,6 +386,15 @@ int rapi_send_next(struct rapi_conn *c, const struct rapi_event *ev)
     return rc;
 }
 
+/* Closes those of a and b that are open (>= 0). */
+static void close_open(int a, int b)
+{
+    if (a >= 0)
+        close(a);
+    if (b >= 0)
+        close(b);
+}
+
 /* GET RAPI_PIPES_PATH on the private AF_UNIX channel (rapi.h): the reply
  * carries two pipe ends (SCM_RIGHTS) and the connection continues on the
  * pipes, the socket closed. Everything that can fail is done before the
@@ -413,29 +421,19 @@ static bool conn_upgrade(struct rapi_conn *c)
         int give[2] = {ev[0], rq[1]};
         w = fsutil_send_fds(c->fd, reply, sizeof(reply) - 1, give, 2, MSG_NOSIGNAL | MSG_DONTWAIT);
     }
-    /* The runtime's ends are its own now (or nobody's). */
-    for (int i = 0; i < 2; i++) {
-        int fd = i ? rq[1] : ev[0];
-        if (fd >= 0)
-            close(fd);
-    }
+    close_open(ev[0], rq[1]); /* the runtime's ends are its own now (or nobody's) */
     if (w == (ssize_t)sizeof(reply) - 1) {
         epoll_ctl(h->epfd, EPOLL_CTL_DEL, c->fd, NULL);
         close(c->fd);
-        c->fd = rq[0];
+        c->fd = rq[0]; /* conn_read sees the change */
         c->wfd = ev[1];
-        c->upgraded = true;
         return true;
     }
     if (r_added)
         epoll_ctl(h->epfd, EPOLL_CTL_DEL, rq[0], NULL);
     if (w_added)
         epoll_ctl(h->epfd, EPOLL_CTL_DEL, ev[1], NULL);
-    for (int i = 0; i < 2; i++) {
-        int fd = i ? rq[0] : ev[1];
-        if (fd >= 0)
-            close(fd);
-    }
+    close_open(rq[0], ev[1]);
     if (!ok) {
         rapi_send_status(c, 500); /* the runtime stays on the socket */
         return true;
@@ -583,6 +581,7 @@ static void conn_read(struct rapi_conn *c)
                 break;
             struct rapi_conn *self = c;
             struct rapi_host *h = c->host;
+            int fd = c->fd;
             c->streaming = c->pause_wanted = false; /* the claimed body (if any) is complete */
             if (!conn_route(self, httpparse_request(self->parser)))
                 return;
@@ -590,14 +589,11 @@ static void conn_read(struct rapi_conn *c)
             if (!conn_alive(h, self))
                 return;
             httpparse_reset(self->parser);
-            if (self->upgraded) {
-                self->upgraded = false;
-                if (off < (size_t)r) {
-                    /* Bytes sent on the socket behind the upgrade request
-                     * would be lost with it: a broken client. */
-                    conn_free(self, true);
-                    return;
-                }
+            if (self->fd != fd && off < (size_t)r) {
+                /* Upgraded to pipes (conn_upgrade): bytes sent on the socket
+                 * behind the request would be lost with it, a broken client. */
+                conn_free(self, true);
+                return;
             }
         }
         c->corked = false;
