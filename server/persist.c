@@ -23,13 +23,19 @@
 
 #define JOURNAL_NAME "journal"
 #define JOURNAL_OLD "journal.old" /* rotated out, being checkpointed */
-#define JOURNAL_CHECKPOINT (1u << 20) /* bytes of journal before docs are synced */
-/* A journal starts as this many zero bytes, written and synced, that the
- * batches then overwrite in place: fdatasync of an overwrite flushes the
- * data alone, where an append also waits for a file-system journal commit
- * (the new size and blocks). Past it the journal grows by appending. */
-#define JOURNAL_PREZERO (JOURNAL_CHECKPOINT + (256u << 10))
-#define PREZERO_HEADROOM (64ull << 20) /* free space a pre-zeroing leaves at least */
+#define JOURNAL_CHECKPOINT (16u << 20) /* default bytes of journal before a checkpoint */
+/* A journal starts as JOURNAL_ZERO_FIRST zero bytes, written and synced,
+ * that the batches then overwrite in place: fdatasync of an overwrite
+ * flushes the data alone, where an append also waits for a file-system
+ * journal commit (the new size and blocks). When a batch would pass the
+ * zeroed end, the zeros are extended by JOURNAL_ZERO_STEP (one append and
+ * sync per step), up to the checkpoint size + JOURNAL_ZERO_SLACK; past that
+ * the journal grows by appending. A handle written now and then keeps a
+ * small journal; a busy one reaches the checkpoint size in steps. */
+#define JOURNAL_ZERO_SLACK (256u << 10)
+#define JOURNAL_ZERO_STEP (1u << 20)
+#define JOURNAL_ZERO_FIRST (JOURNAL_ZERO_STEP + JOURNAL_ZERO_SLACK)
+#define PREZERO_HEADROOM (64ull << 20) /* free space a pre-zeroing step leaves at least */
 
 struct persist {
     char *root;    /* <data-dir> */
@@ -57,6 +63,9 @@ struct persist {
     /* Leader only (committing): */
     size_t jsize;             /* journal bytes since the last checkpoint: the write offset */
     size_t next_checkpoint;   /* jsize that triggers the next checkpoint */
+    size_t zeroed;            /* leader: journal bytes pre-zeroed or written (or, after a
+                               * failed pre-zeroing, the limit: no more tries) */
+    size_t ckpt_bytes;        /* journal bytes per checkpoint (JOURNAL_CHECKPOINT) */
     bool journal_only;        /* test hook: never update documents (see journal_open) */
 };
 
@@ -358,39 +367,64 @@ static int journal_create(struct persist *p)
     return openat(p->dir_fd, JOURNAL_NAME, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 }
 
-/* Fills an empty (or short) journal with JOURNAL_PREZERO zero bytes and
- * syncs them, so the batches overwrite allocated blocks in place. Best
- * effort (see journal_prezero): a journal that is not (fully) pre-zeroed
- * still works, its batches then extend the file. Skipped when the file
- * system would be left with less than PREZERO_HEADROOM free: on a nearly
- * full disk the zeros would take the room the checkpoint needs to write
- * the documents (and a start-up replay could then not finish). */
-static int prezero_fd(int fd)
+/* Fills fd with zeros from its end up to upto bytes and syncs them, so the
+ * batches overwrite allocated blocks in place; *size gets the file's size
+ * after. Best effort (see journal_prezero): a journal that is not (fully)
+ * pre-zeroed still works, its batches then extend the file. Returns 0 or
+ * -errno; -ENOSPC when the file system would be left with less than
+ * PREZERO_HEADROOM free: on a nearly full disk the zeros would take the
+ * room the checkpoint needs to write the documents (and a start-up replay
+ * could then not finish). */
+static int prezero_fd(int fd, size_t upto, size_t *size)
 {
     struct stat st;
     struct statvfs vfs;
-    if (fstat(fd, &st) || fstatvfs(fd, &vfs))
+    if (fstat(fd, &st))
         return -errno;
-    if ((uint64_t)vfs.f_bavail * vfs.f_frsize < (uint64_t)JOURNAL_PREZERO + PREZERO_HEADROOM)
+    *size = (size_t)st.st_size;
+    if (*size >= upto)
+        return 0;
+    if (fstatvfs(fd, &vfs))
+        return -errno;
+    if ((uint64_t)vfs.f_bavail * vfs.f_frsize < (uint64_t)(upto - *size) + PREZERO_HEADROOM)
         return -ENOSPC;
-    for (off_t off = st.st_size; off < (off_t)JOURNAL_PREZERO;) {
-        size_t n = (size_t)JOURNAL_PREZERO - (size_t)off;
+    for (size_t off = *size; off < upto;) {
+        size_t n = upto - off;
         if (n > sizeof(zeros))
             n = sizeof(zeros);
-        int rc = pwrite_all(fd, zeros, n, off);
+        int rc = pwrite_all(fd, zeros, n, (off_t)off);
         if (rc)
             return rc;
-        off += (off_t)n;
+        off += n;
+        *size = off;
     }
     return fdatasync(fd) ? -errno : 0;
 }
 
-static void journal_prezero(struct persist *p, int fd)
+/* Leader: before a batch of len bytes at jsize, makes sure the zeroed part
+ * of the journal covers it (see JOURNAL_ZERO_FIRST). A failure leaves the
+ * batch to append (logged once per journal: zeroed is then taken as the
+ * limit). */
+static void journal_prezero(struct persist *p, size_t len)
 {
-    int rc = prezero_fd(fd);
-    if (rc)
+    size_t limit = p->ckpt_bytes + JOURNAL_ZERO_SLACK;
+    if (p->jsize == 0)
+        p->zeroed = 0; /* a fresh or emptied journal */
+    if (p->jsize + len <= p->zeroed || p->zeroed >= limit)
+        return;
+    size_t upto = p->zeroed ? p->zeroed + JOURNAL_ZERO_STEP : JOURNAL_ZERO_FIRST;
+    while (upto < p->jsize + len + JOURNAL_ZERO_SLACK && upto < limit)
+        upto += JOURNAL_ZERO_STEP;
+    if (upto > limit)
+        upto = limit;
+    size_t size = 0;
+    int rc = prezero_fd(p->jfd, upto, &size);
+    p->zeroed = size;
+    if (rc) {
         LOG_WARN("%s/" JOURNAL_NAME ": cannot pre-zero (%s); batches append instead", p->dir,
                  strerror(-rc));
+        p->zeroed = limit > size ? limit : size;
+    }
 }
 
 static int journal_open(struct persist *p)
@@ -406,7 +440,8 @@ static int journal_open(struct persist *p)
     int rc = journal_recover(p, true);
     if (rc)
         return rc;
-    p->next_checkpoint = JOURNAL_CHECKPOINT;
+    p->ckpt_bytes = JOURNAL_CHECKPOINT;
+    p->next_checkpoint = p->ckpt_bytes;
     if (pthread_mutex_init(&p->mu, NULL) || pthread_cond_init(&p->cv, NULL) ||
         pthread_cond_init(&p->ckpt_cv, NULL))
         return -ENOMEM;
@@ -415,6 +450,15 @@ static int journal_open(struct persist *p)
      * live only in the journal, so a kill -9 must be repaired by replay. */
     const char *jo = getenv("LAMBDAD_TEST_JOURNAL_ONLY");
     p->journal_only = jo && !strcmp(jo, "1");
+    /* For the tests of rotation and checkpoint (unit and kill -9): a
+     * smaller journal per checkpoint, so a few thousand changes rotate it. */
+    const char *cb = getenv("LAMBDAD_TEST_JOURNAL_CHECKPOINT");
+    if (cb && *cb) {
+        char *end = NULL;
+        unsigned long long v = strtoull(cb, &end, 10);
+        if (*end == 0 && v >= 4096 && v <= JOURNAL_CHECKPOINT)
+            p->ckpt_bytes = p->next_checkpoint = (size_t)v;
+    }
     return 0;
 }
 
@@ -581,16 +625,18 @@ int persist_stage(struct persist *p, const char *id, const char *data, size_t le
 static int journal_append(struct persist *p, const char *buf, size_t len)
 {
     /* Lazily, at a journal's first batch (an empty journal: after open,
-     * rotation or checkpoint_now): a handle that is never written (most of
-     * the seven at most start-ups) costs no 1.25 MiB write + sync, and a
-     * rotation does not do it with mu held. */
-    if (p->jsize == 0)
-        journal_prezero(p, p->jfd);
+     * rotation or checkpoint_now) and then in steps: a handle that is never
+     * written (most of the seven at most start-ups) costs no write + sync,
+     * and a rotation does not do it with mu held. */
+    journal_prezero(p, len);
     int rc = pwrite_all(p->jfd, buf, len, (off_t)p->jsize);
     if (!rc && fdatasync(p->jfd))
         rc = -errno;
-    if (!rc)
+    if (!rc) {
         p->jsize += len;
+        if (p->jsize > p->zeroed)
+            p->zeroed = p->jsize;
+    }
     return rc;
 }
 
@@ -625,14 +671,14 @@ static bool rotate_locked(struct persist *p)
         }
         if (e) {
             LOG_WARN("%s: cannot rotate the journal (%s); it keeps growing", p->dir, strerror(e));
-            p->next_checkpoint = p->jsize + JOURNAL_CHECKPOINT;
+            p->next_checkpoint = p->jsize + p->ckpt_bytes;
             return false;
         }
         p->ofd = p->jfd;
         p->jfd = nfd;
         p->jsize = 0;
     }
-    p->next_checkpoint = JOURNAL_CHECKPOINT;
+    p->next_checkpoint = p->ckpt_bytes;
     p->checkpointing = true;
     return true;
 }
@@ -652,7 +698,7 @@ static void checkpoint_old(struct persist *p)
         /* journal.old stays: retried at the next checkpoint, replayed at
          * start-up. */
         LOG_WARN("%s: checkpoint failed (%s); the journal keeps growing", p->dir, strerror(-r));
-        p->next_checkpoint = p->jsize + JOURNAL_CHECKPOINT;
+        p->next_checkpoint = p->jsize + p->ckpt_bytes;
     }
     p->checkpointing = false;
     pthread_cond_broadcast(&p->cv);

@@ -23,9 +23,12 @@
  * writers share one disk flush, and the API answers after that flush. A
  * journal starts as 1.25 MiB of synced zeros that the batches overwrite in
  * place, so a flush writes data only (an append would also wait for a
- * file-system journal commit of the new size); replay treats the zero tail
- * as the clean end. Between checkpoints the journal is the only durable
- * copy. Every 1 MiB the leader renames the journal to journal.old and opens
+ * file-system journal commit of the new size); when a batch would pass
+ * them the zeros are extended by 1 MiB (one write + sync per step) up to
+ * the checkpoint size; replay treats the zero tail as the clean end.
+ * Between checkpoints the journal is the only durable copy. Every 16 MiB
+ * (LAMBDAD_TEST_JOURNAL_CHECKPOINT=<bytes> sets less, for the tests) the
+ * leader renames the journal to journal.old and opens
  * a fresh, pre-zeroed journal (directory fsync'd before anything in it is
  * acknowledged); a checkpoint thread (one per handle, started at the first
  * rotation, joined by persist_close) then replays journal.old into the

@@ -127,11 +127,15 @@ def test_restart_after_kill9_restores_everything(lambdad_factory):
     assert_gone(client, gone)
 
 
-@pytest.mark.parametrize("acked_before_kill", [8, 1500])
-def test_kill9_during_create_burst(lambdad_factory, acked_before_kill):
-    """1,500 creates write more than 1 MiB of journal, so the kill also
-    lands among journal rotations and background checkpoints."""
-    srv = lambdad_factory()
+@pytest.mark.parametrize("acked_before_kill,checkpoint_bytes", [(8, None), (1500, 1 << 20), (1500, None)],
+                         ids=["8", "1500-rotating", "1500-growing"])
+def test_kill9_during_create_burst(lambdad_factory, acked_before_kill, checkpoint_bytes):
+    """1,500 creates write more than 1 MiB of journal. With a checkpoint
+    every 1 MiB (LAMBDAD_TEST_JOURNAL_CHECKPOINT) the kill also lands among
+    journal rotations and background checkpoints; with the default (16 MiB)
+    among the steps that extend the journal's pre-zeroed part."""
+    env = {"LAMBDAD_TEST_JOURNAL_CHECKPOINT": str(checkpoint_bytes)} if checkpoint_bytes else {}
+    srv = lambdad_factory(env=env)
     acked = {}  # name -> (CodeSha256, zip bytes), only for 2xx answers
     lock = threading.Lock()
     stop = threading.Event()
@@ -168,11 +172,16 @@ def test_kill9_during_create_burst(lambdad_factory, acked_before_kill):
     with lock:
         acked_now = dict(acked)
     print(f"{len(acked_now)} creates acknowledged before the kill")
-    if acked_before_kill > 8:
+    fdir = os.path.join(srv.data_dir, "functions")
+    if checkpoint_bytes:
         # Documents are written only by a checkpoint: the burst went through
         # at least one journal rotation before the kill.
-        fdir = os.path.join(srv.data_dir, "functions")
         assert any(f.endswith(".json") for f in os.listdir(fdir)), sorted(os.listdir(fdir))[:10]
+    elif acked_before_kill > 8:
+        # No checkpoint yet: the journal holds every change, past its first
+        # 1.25 MiB of zeros (extended at least once).
+        assert not any(f.endswith(".json") for f in os.listdir(fdir)), sorted(os.listdir(fdir))[:10]
+        assert os.path.getsize(os.path.join(fdir, "journal")) >= (9 << 18)
 
     srv.start()  # must come up despite whatever the kill left half-written
     client = srv.client()

@@ -352,6 +352,46 @@ int main(void)
         persist_close(p);
     }
 
+    /* With the default checkpoint size (16 MiB) a journal past its first
+     * 1.25 MiB of zeros is not rotated: its zeros grow by 1 MiB steps, the
+     * batches are still written in place (a zero tail remains), no
+     * document is written before the close, and a reopen sees every change. */
+    {
+        snprintf(path, sizeof(path), "%s/data", dir);
+        CHECK(persist_open(&p, path) == 0);
+        char big[1100];
+        int bad = 0;
+        for (int i = 0; i < 1500 && !bad; i++) {
+            char id[32];
+            snprintf(id, sizeof(id), "r.a.grow%04d", i);
+            int n = snprintf(big, sizeof(big), "{\"name\":\"grow%04d\",\"v\":%d,\"pad\":\"", i, i);
+            memset(big + n, 'y', 1000);
+            snprintf(big + n + 1000, sizeof(big) - (size_t)n - 1000, "\"}");
+            bad = persist_write(p, id, big, strlen(big)) != 0;
+        }
+        CHECK(!bad);
+        struct stat jst;
+        snprintf(path, sizeof(path), "%s/data/functions/journal", dir);
+        long used = journal_used(path);
+        /* 1,500 records of ~1.1 KB: ~1.65 MiB, zeros to 2.25 MiB. */
+        CHECK(used > (3 << 19) && used < (2 << 20));
+        CHECK(stat(path, &jst) == 0 && jst.st_size == (9 << 18));
+        snprintf(path, sizeof(path), "%s/data/functions/journal.old", dir);
+        CHECK(access(path, F_OK) != 0);
+        snprintf(path, sizeof(path), "%s/data/functions/r.a.grow0000.json", dir);
+        CHECK(access(path, F_OK) != 0);
+        persist_close(p);
+        CHECK(access(path, F_OK) == 0);
+        snprintf(path, sizeof(path), "%s/data", dir);
+        CHECK(persist_open(&p, path) == 0);
+        CHECK(doc_v(dir, "r.a.grow1499") == 1499);
+        persist_close(p);
+    }
+
+    /* From here on a checkpoint every 1 MiB of journal (the test hook), so
+     * a few thousand small changes rotate it. */
+    CHECK(setenv("LAMBDAD_TEST_JOURNAL_CHECKPOINT", "1048576", 1) == 0);
+
     /* Past 1 MiB of journal the journal is rotated out and checkpointed
      * while writing goes on: the documents appear without a close, the
      * journal starts over, journal.old is gone once its checkpoint is done,
