@@ -340,9 +340,10 @@ class Lambdad:
         self.cmd = None
         self.log_path = None
 
-    def start(self, wait_s=20):
+    def start(self, wait_s=20, reuse_data_dir=False):
         self.port = free_port()
-        self.data_dir = tempfile.mkdtemp(prefix=f"lambdad-bench-{self.tag}-", dir=self.workdir)
+        if not reuse_data_dir:
+            self.data_dir = tempfile.mkdtemp(prefix=f"lambdad-bench-{self.tag}-", dir=self.workdir)
         self.cmd = [str(self.binary), "--host", "127.0.0.1", "--port", str(self.port),
                     "--data-dir", self.data_dir] + (["--ephemeral"] if self.ephemeral else []) + [
                     "--log-level", "warn"] + self.extra
@@ -389,6 +390,13 @@ class Lambdad:
 
     def rss_kb(self):
         return proc_status_kb(self.proc.pid, "VmRSS")
+
+    def restart(self):
+        """SIGTERM (a clean stop: lambdad checkpoints its journals into the
+        documents) and start again on the same data dir."""
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=120)
+        self.start(reuse_data_dir=True)
 
     def stop(self):
         if self.proc is None or self.proc.poll() is not None:
@@ -1448,6 +1456,28 @@ def fmt_c_writes(cc):
             f"{cc['non2xx']} non-2xx")
 
 
+def sustained_updates(ld, nf, zip_b64):
+    """20 UpdateFunctionConfiguration of each of nf new functions from the 4
+    writer processes (~24 MB of journal for 1,000: more than one journal
+    checkpoint, which the 4,000-change cells may end before). The functions
+    are created first and a durable lambdad restarted (its clean stop
+    checkpoints), so no checkpoint owed by earlier cells (their new
+    documents) lands in this one."""
+    names = [f"bench-s-{i:05d}" for i in range(nf)]
+    setup = parallel_writes(ld.port, "create", names, zip_b64)
+    if setup["errors"]:
+        raise HarnessError(f"sustained writes set-up: {setup.get('first_error')}")
+    if not ld.ephemeral:
+        ld.restart()
+    cell = parallel_writes(ld.port, "update", names * 20, zip_b64)
+    cell["functions"] = nf
+    return cell
+
+
+def fmt_sustained(c):
+    return f"x{c['requested']} over {c['functions']} functions: {c['per_s']}/s, {c['errors']} errors"
+
+
 def run_writes(binary, loadgen, args, workdir, stats):
     """CreateFunction then UpdateFunctionConfiguration from 4 concurrent
     writer processes, each on its own keep-alive connection: with the data
@@ -1473,6 +1503,8 @@ def run_writes(binary, loadgen, args, workdir, stats):
                 loadgen, ld.port, 1 if args.quick else 3, 0.25)
             out["create_c_clients"] = c_client_creates(
                 loadgen, ld.port, 1 if args.quick else 3, 0.25, zip_b64)
+            out["update_configuration_sustained"] = sustained_updates(ld, 100 if args.quick else 1000,
+                                                                      zip_b64)
             res[mode] = out
             cc = out["update_configuration_c_clients"]
             ccr = out["create_c_clients"]
@@ -1480,7 +1512,8 @@ def run_writes(binary, loadgen, args, workdir, stats):
                 f"({out['create']['errors']} errors), UpdateFunctionConfiguration "
                 f"{out['update_configuration']['per_s']}/s ({out['update_configuration']['errors']} errors); "
                 f"C clients: UpdateFunctionConfiguration {fmt_c_writes(cc)}; "
-                f"CreateFunction {fmt_c_writes(ccr)}")
+                f"CreateFunction {fmt_c_writes(ccr)}; sustained UpdateFunctionConfiguration "
+                f"{fmt_sustained(out['update_configuration_sustained'])}")
         finally:
             ld.stop()
     return res
@@ -1703,6 +1736,9 @@ def human_report(r):
                 if c:
                     L.append(f"  {mode:<9} {op:<21} x{c['requested']}: {c['per_s']}/s, "
                              f"{c['errors']} errors")
+            c = m.get("update_configuration_sustained")
+            if c:
+                L.append(f"  {mode:<9} {'update_configuration':<21} sustained {fmt_sustained(c)}")
             for op, key in (("update_configuration", "update_configuration_c_clients"),
                             ("create", "create_c_clients")):
                 cc = m.get(key)
