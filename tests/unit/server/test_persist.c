@@ -117,6 +117,22 @@ static long journal_used(const char *path)
     return used;
 }
 
+/* Writes n documents "r.a.<prefix><4 digits>" of ~1.1 KB each ("v" = i),
+ * each durably on its own. Returns 0, or -1 at the first failure. */
+static int write_padded(struct persist *p, const char *prefix, int n)
+{
+    char big[1100], id[32];
+    for (int i = 0; i < n; i++) {
+        snprintf(id, sizeof(id), "r.a.%s%04d", prefix, i);
+        int h = snprintf(big, sizeof(big), "{\"name\":\"%s%04d\",\"v\":%d,\"pad\":\"", prefix, i, i);
+        memset(big + h, 'x', 1000);
+        snprintf(big + h + 1000, sizeof(big) - (size_t)h - 1000, "\"}");
+        if (persist_write(p, id, big, strlen(big)))
+            return -1;
+    }
+    return 0;
+}
+
 /* Waits (up to 30 s) until path no longer exists: the background
  * checkpoint deletes journal.old when it is done. */
 static bool gone_within(const char *path)
@@ -359,17 +375,7 @@ int main(void)
     {
         snprintf(path, sizeof(path), "%s/data", dir);
         CHECK(persist_open(&p, path) == 0);
-        char big[1100];
-        int bad = 0;
-        for (int i = 0; i < 1500 && !bad; i++) {
-            char id[32];
-            snprintf(id, sizeof(id), "r.a.grow%04d", i);
-            int n = snprintf(big, sizeof(big), "{\"name\":\"grow%04d\",\"v\":%d,\"pad\":\"", i, i);
-            memset(big + n, 'y', 1000);
-            snprintf(big + n + 1000, sizeof(big) - (size_t)n - 1000, "\"}");
-            bad = persist_write(p, id, big, strlen(big)) != 0;
-        }
-        CHECK(!bad);
+        CHECK(write_padded(p, "grow", 1500) == 0);
         struct stat jst;
         snprintf(path, sizeof(path), "%s/data/functions/journal", dir);
         long used = journal_used(path);
@@ -399,17 +405,7 @@ int main(void)
     {
         snprintf(path, sizeof(path), "%s/data", dir);
         CHECK(persist_open(&p, path) == 0);
-        char big[1100];
-        int bad = 0;
-        for (int i = 0; i < 1100 && !bad; i++) {
-            char id[32];
-            snprintf(id, sizeof(id), "r.a.rot%04d", i);
-            int n = snprintf(big, sizeof(big), "{\"name\":\"rot%04d\",\"v\":%d,\"pad\":\"", i, i);
-            memset(big + n, 'x', 1000);
-            snprintf(big + n + 1000, sizeof(big) - (size_t)n - 1000, "\"}");
-            bad = persist_write(p, id, big, strlen(big)) != 0;
-        }
-        CHECK(!bad);
+        CHECK(write_padded(p, "rot", 1100) == 0);
         /* The checkpoint runs on its own thread: wait for it to finish. */
         snprintf(path, sizeof(path), "%s/data/functions/journal.old", dir);
         CHECK(gone_within(path));
