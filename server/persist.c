@@ -56,6 +56,7 @@ struct persist {
     bool ckpt_pending;        /* journal.old waits for the checkpoint thread */
     bool ckpt_stop;           /* persist_close: the checkpoint thread ends */
     bool ckpt_started;        /* ckpt_thread runs (started at the first rotation) */
+    bool ckpt_failed;         /* the last checkpoint failed: the leader delays the retry */
     pthread_t ckpt_thread;
     pthread_cond_t ckpt_cv;   /* wakes the checkpoint thread */
     unsigned long long flushes; /* journal flushes so far */
@@ -355,10 +356,13 @@ static int journal_recover(struct persist *p, bool startup)
         return rc;
     if (p->ofd >= 0 && (rc = old_journal_drop(p)))
         return rc;
-    if (ftruncate(p->jfd, 0) || fdatasync(p->jfd))
+    if (ftruncate(p->jfd, 0))
         return -errno;
+    /* Empty now, even if the sync below fails: the next batch must start
+     * at offset 0 (a stale jsize would leave a hole of zeros in front of
+     * it, where a replay stops). */
     p->jsize = 0;
-    return 0;
+    return fdatasync(p->jfd) ? -errno : 0;
 }
 
 /* Opens (creating) <dir>/journal; batches are written at jsize. */
@@ -641,7 +645,7 @@ static int journal_append(struct persist *p, const char *buf, size_t len)
 }
 
 /* Leader (committing, mu held), after its batch is durable: every
- * JOURNAL_CHECKPOINT bytes the journal is rotated out to journal.old and a
+ * ckpt_bytes (16 MiB) the journal is rotated out to journal.old and a
  * fresh journal (pre-zeroed at its first batch) takes the next batches, so
  * the checkpoint of journal.old (the start-up replay: each document
  * rewritten in place from its last record, then syncfs + directory fsync,
@@ -650,6 +654,13 @@ static int journal_append(struct persist *p, const char *buf, size_t len)
  * Between checkpoints the documents lag; the journals are the durable copy. */
 static bool rotate_locked(struct persist *p)
 {
+    if (p->ckpt_failed) {
+        /* journal.old stays; the checkpoint is retried once another
+         * ckpt_bytes of journal are written (jsize is the leader's: the
+         * checkpoint thread cannot read it). */
+        p->ckpt_failed = false;
+        p->next_checkpoint = p->jsize + p->ckpt_bytes;
+    }
     if (p->journal_only || p->jsize < p->next_checkpoint || p->checkpointing)
         return false;
     if (p->ofd < 0) {
@@ -698,7 +709,7 @@ static void checkpoint_old(struct persist *p)
         /* journal.old stays: retried at the next checkpoint, replayed at
          * start-up. */
         LOG_WARN("%s: checkpoint failed (%s); the journal keeps growing", p->dir, strerror(-r));
-        p->next_checkpoint = p->jsize + p->ckpt_bytes;
+        p->ckpt_failed = true;
     }
     p->checkpointing = false;
     pthread_cond_broadcast(&p->cv);

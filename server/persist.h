@@ -25,7 +25,7 @@
  * place, so a flush writes data only (an append would also wait for a
  * file-system journal commit of the new size); when a batch would pass
  * them the zeros are extended by 1 MiB (one write + sync per step) up to
- * the checkpoint size; replay treats the zero tail as the clean end.
+ * the checkpoint size + 256 KiB; replay treats the zero tail as the clean end.
  * Between checkpoints the journal is the only durable copy. Every 16 MiB
  * (LAMBDAD_TEST_JOURNAL_CHECKPOINT=<bytes> sets less, for the tests) the
  * leader renames the journal to journal.old and opens
