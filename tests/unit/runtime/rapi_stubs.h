@@ -7,6 +7,7 @@
 
 #include "runtime/evloop.h"
 #include "runtime/rapi.h"
+#include "testing.h"
 
 static inline int stub_next(void *u, struct rapi_conn *c)
 {
@@ -44,12 +45,18 @@ static inline void dispatch_events(struct epoll_event *evs, int n)
 }
 
 /* An epoll set (*epfd) and a Runtime API host on 127.0.0.1 registered in
- * it, SIGPIPE ignored as in lambdad. NULL when the host cannot open. */
-static inline struct rapi_host *open_test_host(int *epfd, const struct rapi_ops *ops)
+ * it (its port in *port), SIGPIPE ignored as in lambdad. When the host
+ * cannot open, that is a failed check and the test ends there. */
+static inline struct rapi_host *open_test_host(int *epfd, int *port, const struct rapi_ops *ops)
 {
     signal(SIGPIPE, SIG_IGN);
     *epfd = epoll_create1(EPOLL_CLOEXEC);
     struct rapi_host *h = NULL;
-    return rapi_host_open(&h, *epfd, "127.0.0.1", ops, NULL) == 0 ? h : NULL;
+    int rc = rapi_host_open(&h, *epfd, "127.0.0.1", ops, NULL);
+    CHECK(rc == 0 && h != NULL);
+    if (rc || !h)
+        exit(TEST_DONE());
+    *port = rapi_host_port(h);
+    return h;
 }
 #endif
