@@ -64,8 +64,9 @@ struct persist {
     /* Leader only (committing): */
     size_t jsize;             /* journal bytes since the last checkpoint: the write offset */
     size_t next_checkpoint;   /* jsize that triggers the next checkpoint */
-    size_t zeroed;            /* leader: journal bytes pre-zeroed or written (or, after a
-                               * failed pre-zeroing, the limit: no more tries) */
+    size_t zeroed;            /* journal bytes pre-zeroed (the file's size after the last
+                               * step), or the limit after a failed one: no more tries.
+                               * journal_prezero leaves it >= jsize + len or >= the limit */
     size_t ckpt_bytes;        /* journal bytes per checkpoint (JOURNAL_CHECKPOINT) */
     bool journal_only;        /* test hook: never update documents (see journal_open) */
 };
@@ -636,11 +637,8 @@ static int journal_append(struct persist *p, const char *buf, size_t len)
     int rc = pwrite_all(p->jfd, buf, len, (off_t)p->jsize);
     if (!rc && fdatasync(p->jfd))
         rc = -errno;
-    if (!rc) {
+    if (!rc)
         p->jsize += len;
-        if (p->jsize > p->zeroed)
-            p->zeroed = p->jsize;
-    }
     return rc;
 }
 
