@@ -60,6 +60,7 @@ struct rapi_conn {
     bool pause_wanted;        /* stream_data asked to stop reading */
     bool rd_paused;           /* not reading (no EPOLLIN) until rapi_conn_resume */
     bool is_unix;             /* accepted on the private AF_UNIX listener */
+    bool marshal_events;      /* events go out as marshal frames (rapi.h) */
     bool dead;                /* closed: in t_limbo until rapi_reap */
     struct rapi_conn *prev, *next;
 };
@@ -347,8 +348,108 @@ void rapi_send_status(struct rapi_conn *c, int status)
         conn_free(c, true);
 }
 
+/* Python marshal writers (format version 4, CPython 3.4 and later) for
+ * the marshal events frame (rapi.h, "Marshal events"). */
+static char *m_u32(char *p, uint32_t v)
+{
+    p[0] = (char)(v & 0xFF);
+    p[1] = (char)((v >> 8) & 0xFF);
+    p[2] = (char)((v >> 16) & 0xFF);
+    p[3] = (char)(v >> 24);
+    return p + 4;
+}
+
+/* NULL as None; else a str of s's bytes read as Latin-1 (what the HTTP
+ * form's header values are to a client decoding them as Latin-1), written
+ * as UTF-8: at most 5 + 2 * strlen(s) bytes. */
+static char *m_str(char *p, const char *s)
+{
+    if (!s) {
+        *p++ = 'N';
+        return p;
+    }
+    *p++ = 'u';
+    char *len_at = p;
+    p += 4;
+    char *start = p;
+    for (const unsigned char *q = (const unsigned char *)s; *q; q++) {
+        if (*q < 0x80) {
+            *p++ = (char)*q;
+        } else {
+            *p++ = (char)(0xC0 | (*q >> 6));
+            *p++ = (char)(0x80 | (*q & 0x3F));
+        }
+    }
+    m_u32(len_at, (uint32_t)(p - start));
+    return p;
+}
+
+/* An int: 'i' (32-bit) or 'l' (15-bit digits, least significant first,
+ * the count negative for a negative value): at most 5 + 2 * 5 bytes. */
+static char *m_int(char *p, int64_t v)
+{
+    if (v >= INT32_MIN && v <= INT32_MAX) {
+        *p++ = 'i';
+        return m_u32(p, (uint32_t)(int32_t)v);
+    }
+    uint64_t a = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+    *p++ = 'l';
+    char *n_at = p;
+    p += 4;
+    int32_t n = 0;
+    for (; a; a >>= 15, n++) {
+        *p++ = (char)(a & 0xFF);
+        *p++ = (char)((a >> 8) & 0x7F);
+    }
+    m_u32(n_at, (uint32_t)(v < 0 ? -n : n));
+    return p;
+}
+
+static size_t str_cap(const char *s)
+{
+    return s ? 5 + 2 * strlen(s) : 1;
+}
+
+/* The marshal events frame of ev (rapi.h): head in a buffer, the payload
+ * as the second part. */
+static int send_marshal_event(struct rapi_conn *c, const struct rapi_event *ev)
+{
+    size_t cap = 5 + 2 + str_cap(ev->request_id) + 15 + str_cap(ev->function_arn) +
+                 str_cap(ev->trace_id) + str_cap(ev->client_context) +
+                 str_cap(ev->cognito_identity) + 5;
+    char stackbuf[1024];
+    char *head = cap <= sizeof(stackbuf) ? stackbuf : malloc(cap);
+    if (!head) {
+        conn_free(c, true);
+        return -ENOMEM;
+    }
+    char *p = head + 5;
+    *p++ = ')'; /* a tuple of fewer than 256 items */
+    *p++ = 7;
+    p = m_str(p, ev->request_id);
+    p = m_int(p, ev->deadline_ms);
+    p = m_str(p, ev->function_arn);
+    p = m_str(p, ev->trace_id);
+    p = m_str(p, ev->client_context);
+    p = m_str(p, ev->cognito_identity);
+    *p++ = 's';
+    p = m_u32(p, (uint32_t)ev->payload_len);
+    head[0] = 0;
+    m_u32(head + 1, (uint32_t)((size_t)(p - head) - 5 + ev->payload_len));
+    struct iovec iov[2] = {{head, (size_t)(p - head)}, {(void *)ev->payload, ev->payload_len}};
+    c->parked = false;
+    int rc = conn_writev(c, iov, 2);
+    if (head != stackbuf)
+        free(head);
+    if (rc < 0)
+        conn_free(c, true);
+    return rc;
+}
+
 int rapi_send_next(struct rapi_conn *c, const struct rapi_event *ev)
 {
+    if (c->marshal_events)
+        return send_marshal_event(c, ev);
     /* Headers: the C++ client (awslambdaric, Node's native client) needs the
      * request id and deadline; Content-Type must be exactly
      * application/json or awslambdaric hands the handler raw bytes. */
@@ -400,7 +501,7 @@ static void close_open(int a, int b)
  * pipes, the socket closed. Everything that can fail is done before the
  * reply, which then is the last step: a runtime that got the pipes can
  * use them. Returns false when the conn was freed. */
-static bool conn_upgrade(struct rapi_conn *c)
+static bool conn_upgrade(struct rapi_conn *c, const struct http_req *req)
 {
     struct rapi_host *h = c->host;
     if (c->close_after_write || c->out_off != c->out_len) {
@@ -416,17 +517,24 @@ static bool conn_upgrade(struct rapi_conn *c)
               (r_added = epoll_ctl(h->epfd, EPOLL_CTL_ADD, rq[0], &re) == 0) &&
               (w_added = epoll_ctl(h->epfd, EPOLL_CTL_ADD, ev[1], &we) == 0);
     ssize_t w = -1;
-    static const char reply[] = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+    const char *events = http_req_header(req, RAPI_EVENTS_HEADER);
+    bool marshal = events && strcmp(events, RAPI_EVENTS_MARSHAL) == 0;
+    static const char plain[] = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+    static const char with_marshal[] = "HTTP/1.1 200 OK\r\n" RAPI_EVENTS_HEADER ": " RAPI_EVENTS_MARSHAL
+                                       "\r\nContent-Length: 0\r\n\r\n";
+    const char *reply = marshal ? with_marshal : plain;
+    size_t reply_len = marshal ? sizeof(with_marshal) - 1 : sizeof(plain) - 1;
     if (ok) {
         int give[2] = {ev[0], rq[1]};
-        w = fsutil_send_fds(c->fd, reply, sizeof(reply) - 1, give, 2, MSG_NOSIGNAL | MSG_DONTWAIT);
+        w = fsutil_send_fds(c->fd, reply, reply_len, give, 2, MSG_NOSIGNAL | MSG_DONTWAIT);
     }
     close_open(ev[0], rq[1]); /* the runtime's ends are its own now (or nobody's) */
-    if (w == (ssize_t)sizeof(reply) - 1) {
+    if (w == (ssize_t)reply_len) {
         epoll_ctl(h->epfd, EPOLL_CTL_DEL, c->fd, NULL);
         close(c->fd);
         c->fd = rq[0]; /* conn_read sees the change */
         c->wfd = ev[1];
+        c->marshal_events = marshal;
         return true;
     }
     if (r_added)
@@ -450,7 +558,7 @@ static bool conn_route(struct rapi_conn *c, const struct http_req *req)
     const char *path = req->path;
     c->close_after_write = !req->keep_alive;
     if (strcmp(path, RAPI_PIPES_PATH) == 0 && strcmp(req->method, "GET") == 0 && c->is_unix)
-        return conn_upgrade(c);
+        return conn_upgrade(c, req);
     if (strncmp(path, RAPI_PREFIX, sizeof(RAPI_PREFIX) - 1) != 0) {
         rapi_send_status(c, 404);
         return true;

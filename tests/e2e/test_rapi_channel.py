@@ -303,3 +303,84 @@ def test_runtime_dying_on_the_pipe_channel(lam, pipes_fn):
     assert json.loads(body)["errorType"] == "Runtime.ExitError", body
     # A new environment serves the next invoke over new pipes.
     assert invoke_ok(lam, pipes_fn, {"mode": "echo", "data": "again"})["data"] == "again"
+
+
+# What a handler sees of its invocation: the context object, the trace id in
+# os.environ and in the C environ, the event.
+CONTEXT_HANDLER = """\
+import ctypes, os
+def handler(event, context):
+    cc = context.client_context
+    getenv = ctypes.CDLL(None).getenv
+    getenv.restype = ctypes.c_char_p
+    c_trace = getenv(b'_X_AMZN_TRACE_ID')
+    return {
+        'event': event,
+        'request_id': context.aws_request_id,
+        'arn': context.invoked_function_arn,
+        'deadline_type': type(context._epoch_deadline_time_in_ms).__name__,
+        'remaining_ok': 0 < context.get_remaining_time_in_millis() <= 7000,
+        'memory': context.memory_limit_in_mb,
+        'version': context.function_version,
+        'tenant_id': context.tenant_id,
+        'custom': cc.custom if cc else None,
+        'env': cc.env if cc else None,
+        'client': [cc.client.installation_id, cc.client.app_title] if cc and cc.client else None,
+        'identity': [context.identity.cognito_identity_id, context.identity.cognito_identity_pool_id],
+        'trace': os.environ.get('_X_AMZN_TRACE_ID'),
+        'c_trace': c_trace.decode('utf-8', 'surrogateescape') if c_trace else None,
+    }
+"""
+
+
+def raw_invoke(srv, name, event, headers):
+    """POST /invocations with the given headers as raw bytes (http.client
+    sends str values as Latin-1); returns the decoded result."""
+    import http.client
+    conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=30)
+    try:
+        conn.request("POST", f"/2015-03-31/functions/{name}/invocations",
+                     body=json.dumps(event).encode(), headers=headers)
+        r = conn.getresponse()
+        body = r.read()
+        assert r.status == 200 and r.getheader("X-Amz-Function-Error") is None, (r.status, body)
+        return json.loads(body), r.getheader("X-Amz-Request-Id") or r.getheader("x-amzn-RequestId")
+    finally:
+        conn.close()
+
+
+def test_marshal_events_carry_what_http_events_carry(srv, lam):
+    """The bundled bootstrap reads events as marshal frames on the pipes
+    (rapi.h); over TCP (the private channel off) it reads the HTTP form.
+    A handler sees the same invocation either way: ids, ARN, deadline,
+    client context with non-ASCII text, a trace id with a Latin-1 byte in
+    os.environ and the C environ, a Unicode event."""
+    import base64
+    marshal_fn = py_fn(lam, CONTEXT_HANDLER)
+    http_fn = py_fn(lam, CONTEXT_HANDLER, Environment={"Variables": {"LAMBDAD_RAPI_PRIVATE": "0"}})
+    ctx = {"custom": {"k": "caf\u00e9 \u2713", "n": 1}, "env": {"locale": "fr_FR"},
+           "client": {"installation_id": "inst-1", "app_title": "T\u00eete"}}
+    trace = "Root=1-5f84c7a5-0123456789abcdef01234567;Parent=0123456789abcdef;Sampled=1;x=\u00e9"
+    event = {"text": "\u00e9\u2713\U0001F600", "n": [1, 2.5, None]}
+    seen = {}
+    for name in (marshal_fn, http_fn):
+        got, rid = raw_invoke(srv, name, event, {
+            "Content-Type": "application/json", "X-Amzn-Trace-Id": trace,
+            "X-Amz-Client-Context": base64.b64encode(json.dumps(ctx).encode()).decode()})
+        assert got["request_id"] == rid, (got, rid)
+        assert got["arn"].endswith(":function:" + name), got
+        for k in ("request_id", "arn"):
+            got.pop(k)
+        seen[name] = got
+    assert seen[marshal_fn] == seen[http_fn], seen
+    got = seen[marshal_fn]
+    assert got["event"] == event and got["deadline_type"] == "int" and got["remaining_ok"], got
+    assert got["custom"] == ctx["custom"] and got["env"] == ctx["env"], got
+    assert got["client"] == ["inst-1", "T\u00eete"], got
+    assert got["trace"] == trace, got
+    # the C environ holds the Latin-1 byte as os.environ encodes it (UTF-8)
+    assert got["c_trace"] == trace, got
+    assert got["identity"] == [None, None] and got["tenant_id"] is None, got
+    # and the marshal function really is on the pipes
+    peers = invoke_ok(lam, py_fn(lam, PEER_HANDLER), {"n": 0})
+    assert peers["peers"] == [] and len(peers["pipes"]) == 2, peers

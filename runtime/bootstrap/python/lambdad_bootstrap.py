@@ -37,6 +37,7 @@ DESIGN
 import os
 import sys
 import _socket
+from marshal import loads as _marshal_loads
 from time import time as _time
 
 
@@ -62,6 +63,7 @@ _ACCEPTED_LEN = len(_ACCEPTED)
 _ERROR_LOG_IDENT = "\u00a0"  # awslambdaric indents traceback lines with NBSP
 
 _environ = os.environ
+_int_from_bytes = int.from_bytes
 _GLOBAL_AWS_REQUEST_ID = None
 _GLOBAL_TENANT_ID = None
 
@@ -164,6 +166,7 @@ class RuntimeClient(object):
         self.used = False  # the socket has completed at least one exchange
         self.buf = b""
         self.next_sent = False  # a GET /next was pipelined behind /response
+        self.marshal = False  # events arrive as marshal frames (rapi.h)
         self.private = _environ.get("LAMBDAD_RAPI_PRIVATE", "1") != "0"
         host_hdr = ("Host: %s\r\n" % address).encode("latin-1")
         self._host_hdr = host_hdr
@@ -243,11 +246,13 @@ class RuntimeClient(object):
         self.sock is now the pipes; False when lambdad refused (its answer
         is consumed and the socket serves on). Raises OSError or
         _ConnectionLost when the socket is unusable."""
-        s.sendall(b"GET /_lambdad/rapi-pipes HTTP/1.1\r\n" + self._host_hdr + b"\r\n")
+        s.sendall(b"GET /_lambdad/rapi-pipes HTTP/1.1\r\n" + self._host_hdr
+                  + b"Lambdad-Events: marshal\r\n\r\n")
         data, fds = _recv_fds(s, 2)
         if len(fds) == 2 and data.startswith(b"HTTP/1.1 200 ") and data.endswith(b"\r\n\r\n"):
             s.close()
             self.sock = _Pipes(fds[0], fds[1])
+            self.marshal = b"\r\nLambdad-Events: marshal\r\n" in data
             return True
         for fd in fds:
             os.close(fd)
@@ -272,13 +277,15 @@ class RuntimeClient(object):
         self.poll = None
         self.buf = b""
         self.next_sent = False
+        self.marshal = False
 
     # -- one exchange ------------------------------------------------------
 
-    def _exchange(self, head, body):
-        """Sends one request and returns (status, headers, body). Retries
-        once on a new connection when a reused keep-alive socket turns out to
-        be closed before any response byte arrived."""
+    def _exchange(self, head, body, read=None):
+        """Sends one request and returns (status, headers, body) as read
+        (default _read_response). Retries once on a new connection when a
+        reused keep-alive socket turns out to be closed before any response
+        byte arrived."""
         for attempt in (0, 1):
             if self.sock is None:
                 self._connect()
@@ -289,7 +296,7 @@ class RuntimeClient(object):
                     self.sock.sendall(body)
                 else:
                     self.sock.sendall(head + body if body else head)
-                return self._read_response()
+                return read() if read is not None else self._read_response()
             except (OSError, _ConnectionLost) as e:
                 fresh = getattr(e, "fresh", True)
                 self._close()
@@ -402,26 +409,69 @@ class RuntimeClient(object):
             parts.append(buf[:size])
             buf = buf[size + 2:]
 
+    def _read_event(self):
+        """The answer to GET /next: a marshal events frame (rapi.h) on a
+        channel that asked for them, else (and for any status other than
+        an event) an HTTP response. Returns (status, event tuple or headers,
+        body)."""
+        if not self.marshal:
+            return self._read_response()
+        buf = self.buf
+        fresh = True
+        while len(buf) < 5 and not (buf and buf[0]):
+            chunk = self._recv()
+            if not chunk:
+                raise _ConnectionLost("Runtime API closed the connection", fresh and not buf)
+            fresh = False
+            buf += chunk
+        if buf[0]:  # "HTTP/1.1 ...": a status, not an event
+            self.buf = buf
+            return self._read_response()
+        end = 5 + _int_from_bytes(buf[1:5], "little")
+        if len(buf) < end:
+            buf = self._read_exact(buf, end)
+        if len(buf) > end:
+            self.buf = buf[end:]
+            buf = buf[:end]
+        else:
+            self.buf = b""
+        try:
+            event = _marshal_loads(buf[5:])
+        except (ValueError, EOFError, TypeError) as e:
+            raise _ConnectionLost("bad event frame: %s" % e, False)
+        self.used = True
+        return 200, event, None
+
     # -- Runtime API operations --------------------------------------------
 
     def next_invocation(self):
-        """GET /next; blocks with no timeout. Returns (headers, body)."""
+        """GET /next; blocks with no timeout. Returns the event as
+        (request id, deadline ms, invoked function ARN, trace id, client
+        context, Cognito identity, tenant id, content type, body); the ids
+        and contexts may be None, the deadline a header's text."""
         if self.next_sent:
             # Pipelined behind the previous /response: only read the answer.
             self.next_sent = False
             try:
-                status, headers, body = self._read_response()
+                status, headers, body = self._read_event()
             except (OSError, _ConnectionLost):
                 self._close()
-                status, headers, body = self._exchange(self._next_req, b"")
+                status, headers, body = self._exchange(self._next_req, b"", self._read_event)
         else:
-            status, headers, body = self._exchange(self._next_req, b"")
+            status, headers, body = self._exchange(self._next_req, b"", self._read_event)
         if status != 200:
             raise _ConnectionLost(
                 "GET /next answered %d: %s" % (status, body[:512].decode("utf-8", "replace")),
                 False,
             )
-        return headers, body
+        if body is None:  # a marshal frame
+            rid, deadline, arn, trace, cc, ci, payload = headers
+            return rid, deadline, arn, trace, cc, ci, None, "application/json", payload
+        get = headers.get
+        return (get("lambda-runtime-aws-request-id"), get("lambda-runtime-deadline-ms"),
+                get("lambda-runtime-invoked-function-arn"), get("lambda-runtime-trace-id"),
+                get("lambda-runtime-client-context"), get("lambda-runtime-cognito-identity"),
+                get("lambda-runtime-aws-tenant-id"), get("content-type"), body)
 
     def post(self, path, body, content_type, extra=b""):
         head = (
@@ -441,11 +491,8 @@ class RuntimeClient(object):
 
     def post_invocation_result(self, invoke_id, body, content_type):
         _flush()
-        head = (
-            self._inv_prefix + invoke_id.encode() + b"/response HTTP/1.1\r\n"
-            + self._host_hdr + b"Content-Type: " + content_type
-            + b"\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n"
-        )
+        head = b"%s%s/response HTTP/1.1\r\n%sContent-Type: %s\r\nContent-Length: %d\r\n\r\n" % (
+            self._inv_prefix, invoke_id.encode(), self._host_hdr, content_type, len(body))
         if self.sock is not None and len(body) <= 65536:
             # One write carries the result and the next GET /next (HTTP/1.1
             # pipelining, which lambdad's Runtime API host supports): one
@@ -666,8 +713,11 @@ def _make_codec(ensure_ascii):
         join = "".join
 
         def encode(obj):
-            clear()  # an aborted encode leaves stale ids behind
-            return join(c_encode(obj, 0))
+            try:
+                return join(c_encode(obj, 0))
+            except BaseException:
+                clear()  # an aborted encode leaves stale ids behind
+                raise
 
         ws = " \t\n\r"
 
@@ -701,7 +751,8 @@ def _make_codec(ensure_ascii):
 
 
 def to_json(obj):
-    del _decimal_raw[:]
+    if _decimal_raw:
+        del _decimal_raw[:]
     s = _encode(obj)
     if _decimal_raw:
         for i, raw in enumerate(_decimal_raw):
@@ -714,15 +765,11 @@ def marshal_response(response):
     if isinstance(response, bytes):
         return response, b"application/unknown"
     try:
-        return _encode_result(response), b"application/json"
+        return to_json(response).encode("utf-8"), b"application/json"
     except Exception as e:
         raise FaultException(
             FaultException.MARSHAL_ERROR, "Unable to marshal response: {}".format(str(e)), None
         )
-
-
-def _encode_result(response):
-    return to_json(response).encode("utf-8")
 
 
 # --------------------------------------------------------------------------
@@ -1096,20 +1143,18 @@ def _parse_json_header(value, name):
         )
 
 
-def _handle(client, request_handler, invoke_id, headers, body):
+def _handle(client, request_handler, invoke_id, deadline, arn, cc, ci, tenant_id, content_type,
+            body):
     try:
-        cc = headers.get("lambda-runtime-client-context")
-        ci = headers.get("lambda-runtime-cognito-identity")
-        deadline = headers.get("lambda-runtime-deadline-ms")
         context = LambdaContext(
             invoke_id,
             _parse_json_header(cc, "Client Context") if cc else None,
             _parse_json_header(ci, "Cognito Identity") if ci else None,
             int(deadline) if deadline else 0,
-            headers.get("lambda-runtime-invoked-function-arn"),
-            headers.get("lambda-runtime-aws-tenant-id"),
+            arn,
+            tenant_id,
         )
-        if headers.get("content-type") == "application/json":
+        if content_type == "application/json":
             try:
                 event = _loads(body)
             except Exception as e:
@@ -1193,21 +1238,21 @@ def main():
     trace_env = _TraceEnv(env)
     while True:
         try:
-            headers, body = next_invocation()
+            invoke_id, deadline, arn, trace_id, cc, ci, tenant_id, content_type, body = (
+                next_invocation())
         except (OSError, _ConnectionLost, ValueError) as e:
             _die("GET /next failed: %s" % e)
-        invoke_id = headers.get("lambda-runtime-aws-request-id")
         if not invoke_id:
             _die("GET /next returned no Lambda-Runtime-Aws-Request-Id")
         _GLOBAL_AWS_REQUEST_ID = invoke_id
-        _GLOBAL_TENANT_ID = headers.get("lambda-runtime-aws-tenant-id")
-        trace_id = headers.get("lambda-runtime-trace-id")
+        _GLOBAL_TENANT_ID = tenant_id
         if trace_id is not None:
             trace_env.set(trace_id)
         else:
             trace_env.unset()
         try:
-            _handle(client, request_handler, invoke_id, headers, body)
+            _handle(client, request_handler, invoke_id, deadline, arn, cc, ci, tenant_id,
+                    content_type, body)
         except (OSError, _ConnectionLost) as e:
             _die("posting the result of %s failed: %s" % (invoke_id, e))
 

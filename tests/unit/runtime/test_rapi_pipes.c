@@ -94,11 +94,17 @@ static int unix_connect(int port)
     return fd;
 }
 
-/* Sends the upgrade, runs the loop, receives the answer and the fds. */
-static int upgrade(int epfd, int s, int fds[2], char *line, size_t cap)
+/* Sends the upgrade (asking for marshal events when marshal), runs the
+ * loop, receives the answer (its head when head is not NULL) and the fds. */
+static int upgrade_ex(int epfd, int s, int fds[2], char *line, size_t cap, bool marshal, char *head,
+                      size_t head_cap)
 {
-    static const char req[] = "GET " RAPI_PIPES_PATH " HTTP/1.1\r\nHost: x\r\n\r\n";
-    if (write(s, req, sizeof(req) - 1) != (ssize_t)sizeof(req) - 1)
+    static const char plain[] = "GET " RAPI_PIPES_PATH " HTTP/1.1\r\nHost: x\r\n\r\n";
+    static const char with_marshal[] = "GET " RAPI_PIPES_PATH " HTTP/1.1\r\nHost: x\r\n" RAPI_EVENTS_HEADER
+                                       ": " RAPI_EVENTS_MARSHAL "\r\n\r\n";
+    const char *req = marshal ? with_marshal : plain;
+    size_t len = marshal ? sizeof(with_marshal) - 1 : sizeof(plain) - 1;
+    if (write(s, req, len) != (ssize_t)len)
         return -1;
     PASS_UNTIL(epfd, readable(s));
     char buf[512];
@@ -113,6 +119,8 @@ static int upgrade(int epfd, int s, int fds[2], char *line, size_t cap)
         return -1;
     buf[r] = 0;
     snprintf(line, cap, "%.*s", (int)strcspn(buf, "\r"), buf);
+    if (head)
+        snprintf(head, head_cap, "%.*s", (int)(head_cap - 1), buf);
     int got = 0;
     for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c))
         if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
@@ -120,6 +128,11 @@ static int upgrade(int epfd, int s, int fds[2], char *line, size_t cap)
             memcpy(fds, CMSG_DATA(c), (size_t)got * sizeof(int));
         }
     return got;
+}
+
+static int upgrade(int epfd, int s, int fds[2], char *line, size_t cap)
+{
+    return upgrade_ex(epfd, s, fds, line, cap, false, NULL, 0);
 }
 
 /* The body of the reply in buf[0..have) when its head and body bytes of
@@ -215,6 +228,64 @@ int main(void)
     have = read_reply(fds2[0], buf, big, 2);
     CHECK(have > 17 && strncmp(buf, "HTTP/1.1 200 OK\r\n", 17) == 0 && !memcmp(buf + have - 2, "{}", 2));
     int closed2 = g_closed;
+    close(fds2[0]);
+    close(fds2[1]);
+    PASS_UNTIL(epfd, g_closed > closed2);
+    CHECK(g_closed == closed2 + 1);
+
+    /* A connection asking for marshal events: the answer says so, and an
+     * event is one frame (rapi.h) whose bytes Python's marshal.loads reads
+     * as ('r1', 1764930000000, 'arn:aws:lambda:x', 't\xe9', '{"a":1}',
+     * None, b'{}'): the trace id's Latin-1 byte becomes U+00E9 in UTF-8,
+     * the deadline a 3-digit long. Other answers stay HTTP. */
+    s2 = unix_connect(port);
+    char head[256];
+    CHECK(upgrade_ex(epfd, s2, fds2, line, sizeof(line), true, head, sizeof(head)) == 2);
+    CHECK_STR(head, "HTTP/1.1 200 OK\r\n" RAPI_EVENTS_HEADER ": " RAPI_EVENTS_MARSHAL
+                    "\r\nContent-Length: 0\r\n\r\n");
+    close(s2);
+    g_parked = NULL;
+    CHECK(write(fds2[1], next_req, sizeof(next_req) - 1) == (ssize_t)sizeof(next_req) - 1);
+    PASS_UNTIL(epfd, g_parked != NULL);
+    struct rapi_event rich = {.request_id = "r1", .deadline_ms = 1764930000000LL,
+                              .function_arn = "arn:aws:lambda:x", .trace_id = "t\xe9",
+                              .client_context = "{\"a\":1}", .payload = "{}", .payload_len = 2};
+    CHECK(g_parked && rapi_send_next(g_parked, &rich) == 0);
+    static const char frame[] =
+        "\x00\x45\x00\x00\x00\x29\x07\x75\x02\x00\x00\x00\x72\x31\x6c\x03\x00\x00\x00\x80"
+        "\x14\x0d\x5c\x6b\x06\x75\x10\x00\x00\x00\x61\x72\x6e\x3a\x61\x77\x73\x3a\x6c\x61"
+        "\x6d\x62\x64\x61\x3a\x78\x75\x03\x00\x00\x00\x74\xc3\xa9\x75\x07\x00\x00\x00\x7b"
+        "\x22\x61\x22\x3a\x31\x7d\x4e\x73\x02\x00\x00\x00\x7b\x7d";
+    have = 0;
+    for (int i = 0; i < 200 && have < sizeof(frame) - 1; i++) {
+        struct pollfd p = {fds2[0], POLLIN, 0};
+        ssize_t r = poll(&p, 1, 10) == 1 ? read(fds2[0], buf + have, big - have) : 0;
+        if (r > 0)
+            have += (size_t)r;
+    }
+    CHECK(have == sizeof(frame) - 1 && memcmp(buf, frame, sizeof(frame) - 1) == 0);
+    /* A small deadline is a 32-bit int ('i'); a status is still HTTP. */
+    g_parked = NULL;
+    CHECK(write(fds2[1], next_req, sizeof(next_req) - 1) == (ssize_t)sizeof(next_req) - 1);
+    PASS_UNTIL(epfd, g_parked != NULL);
+    CHECK(g_parked && rapi_send_next(g_parked, &small) == 0);
+    have = 0;
+    for (int i = 0; i < 200 && (have < 5 || have < 5 + (size_t)(unsigned char)buf[1]); i++) {
+        struct pollfd p = {fds2[0], POLLIN, 0};
+        ssize_t r = poll(&p, 1, 10) == 1 ? read(fds2[0], buf + have, big - have) : 0;
+        if (r > 0)
+            have += (size_t)r;
+    }
+    CHECK(have > 19 && buf[0] == 0 && memcmp(buf + 14, "i\x01\x00\x00\x00", 5) == 0 &&
+          (size_t)(unsigned char)buf[1] == have - 5 && !memcmp(buf + have - 2, "{}", 2));
+    CHECK(write(fds2[1], next_req, sizeof(next_req) - 1) == (ssize_t)sizeof(next_req) - 1);
+    PASS_UNTIL(epfd, g_parked != NULL);
+    CHECK(g_parked != NULL);
+    if (g_parked)
+        rapi_send_status(g_parked, 500);
+    have = read_reply(fds2[0], buf, big, 0);
+    CHECK(have > 13 && strncmp(buf, "HTTP/1.1 500 ", 13) == 0);
+    closed2 = g_closed;
     close(fds2[0]);
     close(fds2[1]);
     PASS_UNTIL(epfd, g_closed > closed2);
