@@ -410,13 +410,15 @@ static size_t str_cap(const char *s)
     return s ? 5 + 2 * strlen(s) : 1;
 }
 
+#define JSON_TYPE "application/json"
+
 /* The marshal events frame of ev (rapi.h): head in a buffer, the payload
  * as the second part. */
 static int send_marshal_event(struct rapi_conn *c, const struct rapi_event *ev)
 {
     size_t cap = 5 + 2 + str_cap(ev->request_id) + 15 + str_cap(ev->function_arn) +
                  str_cap(ev->trace_id) + str_cap(ev->client_context) +
-                 str_cap(ev->cognito_identity) + 5;
+                 str_cap(ev->cognito_identity) + 1 + sizeof(JSON_TYPE) + 4 + 5;
     char stackbuf[1024];
     char *head = cap <= sizeof(stackbuf) ? stackbuf : malloc(cap);
     if (!head) {
@@ -425,13 +427,15 @@ static int send_marshal_event(struct rapi_conn *c, const struct rapi_event *ev)
     }
     char *p = head + 5;
     *p++ = ')'; /* a tuple of fewer than 256 items */
-    *p++ = 7;
+    *p++ = 9;
     p = m_str(p, ev->request_id);
     p = m_int(p, ev->deadline_ms);
     p = m_str(p, ev->function_arn);
     p = m_str(p, ev->trace_id);
     p = m_str(p, ev->client_context);
     p = m_str(p, ev->cognito_identity);
+    *p++ = 'N'; /* tenant id: none */
+    p = m_str(p, JSON_TYPE);
     *p++ = 's';
     p = m_u32(p, (uint32_t)ev->payload_len);
     head[0] = 0;

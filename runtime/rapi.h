@@ -38,10 +38,11 @@
  * answered with that header too, and from then on each event (the answer
  * to GET /next) goes out as one frame instead of an HTTP response: a zero
  * byte, the length of the rest (4 bytes, little-endian), then a Python
- * marshal (format 4) 7-tuple (request id, deadline ms, invoked function
+ * marshal (format 4) 9-tuple (request id, deadline ms, invoked function
  * ARN, trace id or None, client context or None, Cognito identity or None,
- * payload bytes); the strings are the header values' bytes read as Latin-1,
- * as a client reading the HTTP form gets them. Every other answer stays
+ * tenant id (None), content type ("application/json"), payload bytes); the
+ * strings are the header values' bytes read as Latin-1, as a client
+ * reading the HTTP form gets them. Every other answer stays
  * HTTP (a status line starts with "H", never a zero byte). The bundled
  * Python bootstrap reads an event with one marshal.loads instead of parsing
  * header lines: a third of its CPU per warm invoke was that parse.

@@ -60,6 +60,10 @@ _ACCEPTED = (
     b"Content-Length: 15\r\n\r\n{\"status\":\"OK\"}"
 )
 _ACCEPTED_LEN = len(_ACCEPTED)
+# POST .../<id>/response (prefix, id, Host line, content type, length), and
+# the same followed by the body and a pipelined request.
+_RESULT_HEAD = b"%s%s/response HTTP/1.1\r\n%sContent-Type: %s\r\nContent-Length: %d\r\n\r\n"
+_RESULT_AND_NEXT = _RESULT_HEAD + b"%s%s"
 _ERROR_LOG_IDENT = "\u00a0"  # awslambdaric indents traceback lines with NBSP
 
 _environ = os.environ
@@ -464,9 +468,8 @@ class RuntimeClient(object):
                 "GET /next answered %d: %s" % (status, body[:512].decode("utf-8", "replace")),
                 False,
             )
-        if body is None:  # a marshal frame
-            rid, deadline, arn, trace, cc, ci, payload = headers
-            return rid, deadline, arn, trace, cc, ci, None, "application/json", payload
+        if body is None:  # a marshal frame: the tuple below
+            return headers
         get = headers.get
         return (get("lambda-runtime-aws-request-id"), get("lambda-runtime-deadline-ms"),
                 get("lambda-runtime-invoked-function-arn"), get("lambda-runtime-trace-id"),
@@ -491,14 +494,13 @@ class RuntimeClient(object):
 
     def post_invocation_result(self, invoke_id, body, content_type):
         _flush()
-        head = b"%s%s/response HTTP/1.1\r\n%sContent-Type: %s\r\nContent-Length: %d\r\n\r\n" % (
-            self._inv_prefix, invoke_id.encode(), self._host_hdr, content_type, len(body))
+        head = (self._inv_prefix, invoke_id.encode(), self._host_hdr, content_type, len(body))
         if self.sock is not None and len(body) <= 65536:
             # One write carries the result and the next GET /next (HTTP/1.1
             # pipelining, which lambdad's Runtime API host supports): one
             # system call and one wake-up less per invocation.
             try:
-                self.sock.sendall(head + body + self._next_req)
+                self.sock.sendall(_RESULT_AND_NEXT % (head + (body, self._next_req)))
                 # lambdad answers with this exact 202, usually in the same
                 # segment as the next event (rapi.h): skip the parser.
                 buf = self.buf or self._recv()
@@ -514,9 +516,9 @@ class RuntimeClient(object):
             except (OSError, _ConnectionLost):
                 self._close()
                 self.next_sent = False
-                status, _h, rbody = self._exchange(head, body)
+                status, _h, rbody = self._exchange(_RESULT_HEAD % head, body)
         else:
-            status, _h, rbody = self._exchange(head, body)
+            status, _h, rbody = self._exchange(_RESULT_HEAD % head, body)
         if status != 202 and not 200 <= status < 300:
             sys.stderr.write(
                 "lambdad bootstrap: POST /response answered %d: %s\n"

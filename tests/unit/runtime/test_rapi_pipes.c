@@ -236,7 +236,8 @@ int main(void)
     /* A connection asking for marshal events: the answer says so, and an
      * event is one frame (rapi.h) whose bytes Python's marshal.loads reads
      * as ('r1', 1764930000000, 'arn:aws:lambda:x', 't\xe9', '{"a":1}',
-     * None, b'{}'): the trace id's Latin-1 byte becomes U+00E9 in UTF-8,
+     * None, None, 'application/json', b'{}'): the trace id's Latin-1 byte
+     * becomes U+00E9 in UTF-8,
      * the deadline a 3-digit long. Other answers stay HTTP. */
     s2 = unix_connect(port);
     char head[256];
@@ -252,10 +253,11 @@ int main(void)
                               .client_context = "{\"a\":1}", .payload = "{}", .payload_len = 2};
     CHECK(g_parked && rapi_send_next(g_parked, &rich) == 0);
     static const char frame[] =
-        "\x00\x45\x00\x00\x00\x29\x07\x75\x02\x00\x00\x00\x72\x31\x6c\x03\x00\x00\x00\x80"
+        "\x00\x5b\x00\x00\x00\x29\x09\x75\x02\x00\x00\x00\x72\x31\x6c\x03\x00\x00\x00\x80"
         "\x14\x0d\x5c\x6b\x06\x75\x10\x00\x00\x00\x61\x72\x6e\x3a\x61\x77\x73\x3a\x6c\x61"
         "\x6d\x62\x64\x61\x3a\x78\x75\x03\x00\x00\x00\x74\xc3\xa9\x75\x07\x00\x00\x00\x7b"
-        "\x22\x61\x22\x3a\x31\x7d\x4e\x73\x02\x00\x00\x00\x7b\x7d";
+        "\x22\x61\x22\x3a\x31\x7d\x4e\x4e\x75\x10\x00\x00\x00\x61\x70\x70\x6c\x69\x63\x61"
+        "\x74\x69\x6f\x6e\x2f\x6a\x73\x6f\x6e\x73\x02\x00\x00\x00\x7b\x7d";
     have = 0;
     for (int i = 0; i < 200 && have < sizeof(frame) - 1; i++) {
         struct pollfd p = {fds2[0], POLLIN, 0};
