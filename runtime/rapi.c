@@ -412,6 +412,31 @@ static size_t str_cap(const char *s)
 
 #define JSON_TYPE "application/json"
 
+/* A buffer of cap bytes for an event's head: stackbuf when it fits.
+ * NULL (and c closed) when malloc fails. */
+static char *event_head(struct rapi_conn *c, size_t cap, char *stackbuf, size_t stack_cap)
+{
+    char *head = cap <= stack_cap ? stackbuf : malloc(cap);
+    if (!head)
+        conn_free(c, true);
+    return head;
+}
+
+/* Writes an event: its head (len bytes, from event_head) and the payload;
+ * frees the head. A failed write closes c. */
+static int send_event(struct rapi_conn *c, char *head, size_t len, const char *stackbuf,
+                      const struct rapi_event *ev)
+{
+    struct iovec iov[2] = {{head, len}, {(void *)ev->payload, ev->payload_len}};
+    c->parked = false;
+    int rc = conn_writev(c, iov, 2);
+    if (head != stackbuf)
+        free(head);
+    if (rc < 0)
+        conn_free(c, true);
+    return rc;
+}
+
 /* The marshal events frame of ev (rapi.h): head in a buffer, the payload
  * as the second part. */
 static int send_marshal_event(struct rapi_conn *c, const struct rapi_event *ev)
@@ -420,11 +445,9 @@ static int send_marshal_event(struct rapi_conn *c, const struct rapi_event *ev)
                  str_cap(ev->trace_id) + str_cap(ev->client_context) +
                  str_cap(ev->cognito_identity) + 1 + sizeof(JSON_TYPE) + 4 + 5;
     char stackbuf[1024];
-    char *head = cap <= sizeof(stackbuf) ? stackbuf : malloc(cap);
-    if (!head) {
-        conn_free(c, true);
+    char *head = event_head(c, cap, stackbuf, sizeof(stackbuf));
+    if (!head)
         return -ENOMEM;
-    }
     char *p = head + 5;
     *p++ = ')'; /* a tuple of fewer than 256 items */
     *p++ = 9;
@@ -440,14 +463,7 @@ static int send_marshal_event(struct rapi_conn *c, const struct rapi_event *ev)
     p = m_u32(p, (uint32_t)ev->payload_len);
     head[0] = 0;
     m_u32(head + 1, (uint32_t)((size_t)(p - head) - 5 + ev->payload_len));
-    struct iovec iov[2] = {{head, (size_t)(p - head)}, {(void *)ev->payload, ev->payload_len}};
-    c->parked = false;
-    int rc = conn_writev(c, iov, 2);
-    if (head != stackbuf)
-        free(head);
-    if (rc < 0)
-        conn_free(c, true);
-    return rc;
+    return send_event(c, head, (size_t)(p - head), stackbuf, ev);
 }
 
 int rapi_send_next(struct rapi_conn *c, const struct rapi_event *ev)
@@ -461,11 +477,9 @@ int rapi_send_next(struct rapi_conn *c, const struct rapi_event *ev)
                  (ev->client_context ? strlen(ev->client_context) : 0) +
                  (ev->cognito_identity ? strlen(ev->cognito_identity) : 0);
     char stackbuf[1024];
-    char *head = cap <= sizeof(stackbuf) ? stackbuf : malloc(cap);
-    if (!head) {
-        conn_free(c, true);
+    char *head = event_head(c, cap, stackbuf, sizeof(stackbuf));
+    if (!head)
         return -ENOMEM;
-    }
     int n = snprintf(head, cap,
                      "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
                      "Lambda-Runtime-Aws-Request-Id: %s\r\n"
@@ -481,14 +495,7 @@ int rapi_send_next(struct rapi_conn *c, const struct rapi_event *ev)
         n += snprintf(head + n, cap - (size_t)n, "Lambda-Runtime-Cognito-Identity: %s\r\n",
                       ev->cognito_identity);
     n += snprintf(head + n, cap - (size_t)n, "Content-Length: %zu\r\n\r\n", ev->payload_len);
-    struct iovec iov[2] = {{head, (size_t)n}, {(void *)ev->payload, ev->payload_len}};
-    c->parked = false;
-    int rc = conn_writev(c, iov, 2);
-    if (head != stackbuf)
-        free(head);
-    if (rc < 0)
-        conn_free(c, true);
-    return rc;
+    return send_event(c, head, (size_t)n, stackbuf, ev);
 }
 
 /* Closes those of a and b that are open (>= 0). */
