@@ -18,9 +18,11 @@
 
 #include "server/http.h"
 
-/* Sets the Event payload limit (bytes; default 1048576). Main thread,
- * before http_start. */
-void api_invoke_configure(size_t async_payload_limit);
+/* Sets the Event payload limit (bytes; default 1048576) and how long an
+ * HTTP thread that is the only one waiting for a RequestResponse result
+ * polls for it before it sleeps (--invoke-spin-us; 0: sleep at once).
+ * Main thread, before http_start. */
+void api_invoke_configure(size_t async_payload_limit, int spin_us);
 
 /* POST /2015-03-31/functions/{FunctionName}/invocations[?Qualifier=Q] (Invoke). */
 void api_invoke(struct http_req *req);

@@ -25,6 +25,7 @@ enum opt_id {
     OPT_IMAGE, OPT_DOCKER_HOST, OPT_ASYNC_LIMIT, OPT_RETRY_DELAYS, OPT_BOOTSTRAP, OPT_PYTHON_ZYGOTE,
     OPT_DOCKER_API, OPT_DOCKER_API_MEMORY, OPT_DOCKER_API_TIMEOUT, OPT_DOCKER_API_PREFIX,
     OPT_VALIDATE_ROLES, OPT_STATE_MS, OPT_HTTP_KEEPALIVE, OPT_LOGS_MAX_BYTES,
+    OPT_INVOKE_SPIN,
     OPT_HELP,
 };
 
@@ -84,6 +85,9 @@ static const struct opt_desc g_opts[] = {
     {"logs-max-bytes", 1, OPT_LOGS_MAX_BYTES, "LAMBDAD_LOGS_MAX_BYTES",
      "cap on the CloudWatch Logs events kept (message bytes + 64 per event, in memory and on "
      "disk), oldest dropped first; 0: no cap (default 67108864)"},
+    {"invoke-spin-us", 1, OPT_INVOKE_SPIN, "LAMBDAD_INVOKE_SPIN_US",
+     "microseconds an HTTP thread waiting alone for its invoke's result polls before it sleeps "
+     "(0-10000, 0: always sleep; default 200)"},
     {"help", 0, OPT_HELP, NULL, "print this help and exit"},
 };
 #define N_OPTS (sizeof(g_opts) / sizeof(g_opts[0]))
@@ -275,6 +279,11 @@ static int config_set(struct lambdad_config *c, enum opt_id id, const char *name
         c->logs_max_bytes = b;
         return 0;
     }
+    case OPT_INVOKE_SPIN:
+        if (parse_int(v, 0, 10000, &n))
+            return fail(err, errlen, "invalid %s '%s' (expected microseconds, 0-10000)", name, v);
+        c->invoke_spin_us = (int)n;
+        return 0;
     case OPT_BOOTSTRAP:
         if (!*v)
             return fail(err, errlen, "invalid %s: empty", name);
@@ -360,6 +369,7 @@ static void set_defaults(struct lambdad_config *c)
     c->python_zygote = true;
     c->network = fnspec_strdup("host");
     c->async_payload_limit = 1048576;
+    c->invoke_spin_us = 200;
     c->logs_max_bytes = 67108864ull;
     c->retry_delay_ms[0] = 60000;
     c->retry_delay_ms[1] = 120000;

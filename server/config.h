@@ -47,6 +47,7 @@ struct lambdad_config {
     size_t n_images;
     char *docker_host;
     size_t async_payload_limit;
+    int invoke_spin_us;          /* --invoke-spin-us (server/api_invoke.h) */
     int retry_delay_ms[2];
     char *bootstrap_dir;
     bool python_zygote; /* --python-zygote on|off */

@@ -153,7 +153,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "lambdad: cannot load %s/event-source-mappings: %s\n", cfg.data_dir, strerror(-rc));
         goto out_registry;
     }
-    api_invoke_configure(cfg.async_payload_limit);
+    api_invoke_configure(cfg.async_payload_limit, cfg.invoke_spin_us);
     admin_init(cs, config_executor_name(cfg.executor));
     rc = logs_store_init(persist, cfg.data_dir, cfg.logs_max_bytes);
     if (rc < 0) {

@@ -1049,3 +1049,59 @@ def test_container_ttl(lambdad_factory):
     assert time.monotonic() - t0 >= 0.9
     wait_for(lambda: not pid_alive(pid), 3, what="reaped runtime to exit")
     assert invoke_ok(client, name, {})["pid"] != pid
+
+
+# ----------------------------------------------- --invoke-spin-us (issue 12)
+
+SPIN_ECHO = """
+import time
+def handler(event, context):
+    time.sleep(event["sleep_ms"] / 1000.0)
+    return {"i": event["i"], "rid": context.aws_request_id}
+"""
+
+
+@pytest.mark.parametrize("spin_us", ["0", "10000"])
+def test_invoke_spin_flag_every_caller_gets_its_own_result(lambdad_factory, spin_us):
+    """A lone waiter polls for its result for up to --invoke-spin-us before it
+    sleeps; more waiters sleep at once. With no polling (0) and with a 10 ms
+    poll (handlers both shorter and longer than it; alone and 12 at a time)
+    every caller gets its own invocation's answer."""
+    server = lambdad_factory(ephemeral=True, args=["--invoke-spin-us", spin_us])
+    lam = server.client()
+    name = unique_name("spin")
+    create_function(lam, name, make_zip({"lambda_function.py": SPIN_ECHO}))
+
+    def call(i, sleep_ms, out):
+        r = lam.invoke(FunctionName=name, Payload=json.dumps({"i": i, "sleep_ms": sleep_ms}))
+        body = json.loads(r["Payload"].read())
+        out[i] = (body, r["ResponseMetadata"]["RequestId"], r.get("FunctionError"))
+
+    seq = {}
+    for i, ms in enumerate([0, 0, 25, 0, 40, 1, 0]):  # alone: polled for, or slept on
+        call(i, ms, seq)
+    results = {}
+    threads = [threading.Thread(target=call, args=(100 + i, (i * 7) % 30, results)) for i in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    results.update(seq)
+    assert sorted(results) == list(range(7)) + list(range(100, 112))
+    for i, (body, rid, err) in results.items():
+        assert err is None, body
+        assert body["i"] == i and body["rid"] == rid, (i, body, rid)
+
+
+def test_invoke_spin_flag_checked(lambdad_factory):
+    import subprocess
+    for bad in ("x", "-1", "10001", ""):
+        srv = lambdad_factory(ephemeral=True, start=False, args=["--invoke-spin-us", bad])
+        p = subprocess.run(srv.command(), capture_output=True, text=True, timeout=30)
+        assert p.returncode == 2, (bad, p.stderr)
+        assert "--invoke-spin-us" in p.stderr and len(p.stderr.strip().splitlines()) == 1
+    srv = lambdad_factory(ephemeral=True, env={"LAMBDAD_INVOKE_SPIN_US": "0"})
+    lam = srv.client()
+    name = unique_name("spin")
+    create_function(lam, name)
+    assert lam.invoke(FunctionName=name, Payload=b"{}")["StatusCode"] == 200
