@@ -128,7 +128,10 @@ static int zygote_start(void)
         sv[1] = n;
     }
     char **env = zygote_env();
-    char *argv[] = {g_python, g_script, NULL};
+    /* The bootstrap's C speed-up, when this build made it (CMakeLists.txt):
+     * zygote.py loads it before forking environments. */
+    char ext[] = LAMBDAD_PYEXT;
+    char *argv[] = {g_python, g_script, access(ext, R_OK) == 0 ? ext : NULL, NULL};
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t attr;
     posix_spawn_file_actions_init(&fa);

@@ -36,7 +36,7 @@ PACKAGES=(
   build-essential cmake pkg-config
   libcivetweb-dev liburcu-dev libcurl4-openssl-dev zlib1g-dev libzip-dev libssl-dev libjansson-dev libexpat1-dev
   clang libclang-rt-14-dev
-  python3 python3-venv python3-pip
+  python3 python3-venv python3-pip python3-dev
   nodejs curl zip debootstrap gnuplot-nox
 )
 

@@ -7,7 +7,9 @@ its environment and a child process inherits it (Python: getenv too).
 glibc's setenv keeps every value it was ever given, so a new id per invoke
 through os.environ / process.env leaked ~144-150 bytes per invoke. The
 Python bootstrap writes it with plain os.environ for the first 1,000
-invokes of an environment and then through buffers of its own; the Node
+invokes of an environment and then through buffers of its own (through
+ctypes; with lambdad's C extension, which environments forked from the
+zygote have, from the first invoke on); the Node
 bootstrap assigns process.env for its first 50,000 (500 here) and then
 serves the variable from a Proxy of process.env. Checked here: ids sent
 and generated, the handler setting and deleting the variable itself, both
@@ -42,6 +44,8 @@ def handler(event, context):
     if not event:
         return 1
     out = {"pid": os.getpid()}
+    boot = __import__("sys").modules.get("lambdad_bootstrap")
+    out["fast"] = boot is not None and getattr(boot, "_fast_set_trace", None) is not None
     if event.get("look"):
         c = getenv(b"_X_AMZN_TRACE_ID")
         out["py"] = os.environ.get("_X_AMZN_TRACE_ID")
@@ -102,6 +106,7 @@ def _server(tmp_path_factory, tag, *args):
 def srv(request, tmp_path_factory):
     args = ("--python-zygote", "off") if request.param == "zygote-off" else ()
     s = _server(tmp_path_factory, request.param, *args)
+    s.zygote = request.param == "zygote-on"
     yield s
     stop_and_check(s)
 
@@ -205,6 +210,11 @@ def test_trace_id_before_and_after_the_switch(srv, runtime):
     try:
         _, first = _look(inv)
         pid = first["pid"]
+        if runtime == "python":
+            # Forked from the zygote, the bootstrap sets the id with lambdad's
+            # C extension (runtime/bootstrap/python/lambdad_fast.c) from the
+            # first invoke; a fresh python3 has no extension (ctypes path).
+            assert first["fast"] is srv.zygote, first
         _check_phase(inv, pid, runtime)  # os.environ / process.env
         inv.warm(SWITCH_AFTER + 10 - inv.n)  # past both switches (1,000 and 500)
         _check_phase(inv, pid, runtime)  # the bootstrap's own buffers / Proxy

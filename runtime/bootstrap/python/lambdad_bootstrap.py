@@ -1048,6 +1048,17 @@ _TRACE_SWITCH_AFTER = 1000
 _TRACE_OFF = len(_TRACE_KEY) + 1  # the value's offset in "_X_AMZN_TRACE_ID=..."
 
 
+# _lambdad_fast.set_trace (runtime/bootstrap/python/lambdad_fast.c) when the
+# zygote loaded lambdad's extension (use_fast), else None.
+_fast_set_trace = None
+
+
+def use_fast(mod):
+    """Called by the zygote with lambdad's _lambdad_fast extension."""
+    global _fast_set_trace
+    _fast_set_trace = mod.set_trace
+
+
 class _TraceEnv(object):
     """Sets _X_AMZN_TRACE_ID for each invoke in os.environ and in the C
     environ (child processes, getenv), as awslambdaric does, without glibc's
@@ -1066,7 +1077,9 @@ class _TraceEnv(object):
     change is overridden at the next invoke as setenv did. os.environ's
     mapping is set directly. Anything unusual (no ctypes, an id of 1,024
     bytes or more, a NUL byte, a failing putenv) takes the os.environ
-    path."""
+    path. With lambdad's C extension (_fast_set_trace, loaded by the
+    zygote) the same two-buffer putenv runs in C from the first invoke on:
+    no ctypes, no switch."""
 
     _CAP = 1024
 
@@ -1074,6 +1087,10 @@ class _TraceEnv(object):
         self.env = env
         self.count = 0
         self.views = None  # the two buffers' memoryviews, once switched
+        self.fast = _fast_set_trace
+        if self.fast is not None:
+            self.data, self.key = env._data, env.encodekey(_TRACE_KEY)
+            self.encoding = sys.getfilesystemencoding()  # os.environ's encodevalue
         try:
             self.after = int(env.get("LAMBDAD_TRACE_ENV_AFTER", _TRACE_SWITCH_AFTER))
         except ValueError:
@@ -1106,6 +1123,14 @@ class _TraceEnv(object):
         self.which = 0
 
     def set(self, value):
+        fast = self.fast
+        if fast is not None:
+            v = value.encode(self.encoding, "surrogateescape")
+            if fast(v):
+                self.data[self.key] = v
+            else:
+                self.env[_TRACE_KEY] = value  # raises for a NUL, as os.environ does
+            return
         if self.views is None:
             self.count += 1
             if self.count >= self.after:

@@ -36,6 +36,23 @@ import lambdad_bootstrap  # noqa: E402
 
 _BASELINE |= set(sys.modules)  # what `python3 bootstrap.py` loads anyway
 
+if len(sys.argv) > 1:
+    # lambdad's _lambdad_fast extension (runtime/bootstrap/python/lambdad_fast.c):
+    # loaded by path, so it is not on any environment's sys.path.
+    try:
+        import importlib.machinery
+        import importlib.util
+
+        _loader = importlib.machinery.ExtensionFileLoader("_lambdad_fast", sys.argv[1])
+        _spec = importlib.util.spec_from_file_location("_lambdad_fast", sys.argv[1], loader=_loader)
+        _fast = importlib.util.module_from_spec(_spec)
+        _loader.exec_module(_fast)
+        lambdad_bootstrap.use_fast(_fast)
+        del _loader, _spec, _fast
+    except Exception as e:
+        sys.stderr.write("lambdad zygote: %s not loaded (%s); the bootstrap runs without it\n"
+                         % (sys.argv[1], e))
+
 import _socket  # noqa: E402
 import errno  # noqa: E402
 
