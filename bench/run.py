@@ -710,7 +710,7 @@ def docker_ratio(ex):
 
 # ------------------------------------------------- CPU time per request
 
-CPU_PARTS = ("http", "executor", "lambdad_other", "runtimes", "loadgen", "idle", "rest")
+CPU_PARTS = ("http", "executor", "lambdad_other", "runtimes", "loadgen", "idle", "steal", "rest")
 
 
 def _schedstat(pid, tid):
@@ -808,18 +808,22 @@ def _descendants(root):
     return out
 
 
-def _idle_ns():
+def _idle_steal_ns():
+    """The machine's idle + iowait time, and the time the hypervisor ran
+    something else on its vCPUs (steal), from /proc/stat."""
     with open("/proc/stat") as f:
         cpu = f.readline().split()
-    return _ticks_ns(int(cpu[4]) + int(cpu[5]))
+    steal = int(cpu[8]) if len(cpu) > 8 else 0
+    return _ticks_ns(int(cpu[4]) + int(cpu[5])), _ticks_ns(steal)
 
 
 def cpu_snapshot(ld_pid, lg_pid):
     """On-CPU ns so far of lambdad's HTTP threads, its executors, its other
     threads, the processes below it (the runtimes), loadgen, and the
     machine's idle time (/proc/stat, clock-tick resolution)."""
-    acc = {"wall": time.monotonic_ns(), "idle": _idle_ns(), "executor": 0, "lambdad_other": 0,
-           "switches": {}}
+    idle, steal = _idle_steal_ns()
+    acc = {"wall": time.monotonic_ns(), "idle": idle, "steal": steal, "executor": 0,
+           "lambdad_other": 0, "switches": {}}
     total = _process_ns(ld_pid)
     for tid, part in _lambdad_threads(ld_pid):
         _add_thread(acc, part, ld_pid, tid)
@@ -832,15 +836,16 @@ def cpu_snapshot(ld_pid, lg_pid):
 
 def cpu_per_request(a, b, requests):
     """CPU µs per request between snapshots a and b (requests: how many were
-    answered between them), by part; "rest" is what the machine's CPUs did
-    besides (kernel threads, other processes)."""
+    answered between them), by part; "steal" is vCPU time the hypervisor
+    gave to others, "rest" what the machine's CPUs did besides (kernel
+    threads, other processes); "busy" is neither idle nor steal."""
     if not requests:
         return None
     d = {k: b.get(k, 0) - a.get(k, 0) for k in set(a) | set(b) if k != "switches"}
     capacity = d.pop("wall") * (os.cpu_count() or 1)
     out = {k: round(d.get(k, 0) / requests / 1000, 2) for k in CPU_PARTS if k != "rest"}
     out["rest"] = round((capacity - sum(d.values())) / requests / 1000, 2)
-    out["busy"] = round(sum(v for k, v in out.items() if k != "idle"), 2)
+    out["busy"] = round(sum(v for k, v in out.items() if k not in ("idle", "steal")), 2)
     return out
 
 
@@ -1279,11 +1284,17 @@ def run_scale(binary, args, workdir, stats):
                 else:
                     out.append(dt)
 
+            steal0 = _idle_steal_ns()[1]
+            t0 = time.monotonic_ns()
             for i in range(max(rr_invokes, 2 * k)):
                 timed(fns[i % k], samples, "rr")
                 if k > 1:
                     timed(names[0], ref, "ref")
             cell = {"warm_functions": k, **summarize_ms(samples, errors["rr"])}
+            # vCPU time the hypervisor gave to others while the set ran (its
+            # p99 is the first figure a busy host moves)
+            cell["host_steal_pct"] = round(100 * (_idle_steal_ns()[1] - steal0) /
+                                           ((time.monotonic_ns() - t0) * (os.cpu_count() or 1)), 2)
             one = cell
             if k > 1:
                 one = cell["one_function_same_window"] = summarize_ms(ref, errors["ref"])
@@ -1291,7 +1302,8 @@ def run_scale(binary, args, workdir, stats):
                 # issue-12 goal: within 1.3x of one function at p50 and p99
                 compare_with_one(cell, one, added=k > 1)
             res["round_robin"].append(cell)
-            log(f"scale: round-robin over {k} warm functions: {fmt_cell(cell)}")
+            log(f"scale: round-robin over {k} warm functions: {fmt_cell(cell)}, "
+                f"host steal {cell['host_steal_pct']}%")
             if k == 10:
                 res["env_memory"] = env_memory(ld)
             if k == 100:
@@ -1712,8 +1724,10 @@ def human_report(r):
                 ratio = (f"  ({cell['p50_over_one']}x / {cell['p99_over_one']}x of one function{ref}"
                          + (f", p50 +{cell['p50_added_ms']} ms" if "p50_added_ms" in cell else "") + ")"
                          if "p50_over_one" in cell else "")
+                steal = (f" [host steal {cell['host_steal_pct']}%]"
+                         if cell.get("host_steal_pct") is not None else "")
                 L.append(f"  invoke round-robin over {cell['warm_functions']:>4} warm functions: "
-                         f"{short(cell)}{ratio}")
+                         f"{short(cell)}{ratio}{steal}")
         fl = sc.get("round_robin_floor")
         if isinstance(fl, dict):
             L.append("  round-robin floor (bare processes): " + short(fl))
