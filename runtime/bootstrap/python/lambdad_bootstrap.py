@@ -1088,9 +1088,9 @@ class _TraceEnv(object):
         self.count = 0
         self.views = None  # the two buffers' memoryviews, once switched
         self.fast = _fast_set_trace
-        if self.fast is not None:
-            self.data, self.key = env._data, env.encodekey(_TRACE_KEY)
-            self.encoding = sys.getfilesystemencoding()  # os.environ's encodevalue
+        # os.environ's own mapping and encoding, for both buffer paths
+        self.data, self.key = env._data, env.encodekey(_TRACE_KEY)
+        self.encoding = sys.getfilesystemencoding()  # os.environ's encodevalue
         try:
             self.after = int(env.get("LAMBDAD_TRACE_ENV_AFTER", _TRACE_SWITCH_AFTER))
         except ValueError:
@@ -1104,8 +1104,6 @@ class _TraceEnv(object):
             malloc, putenv = libc.malloc, libc.putenv
             malloc.argtypes, malloc.restype = (ctypes.c_size_t,), ctypes.c_void_p
             putenv.argtypes, putenv.restype = (ctypes.c_void_p,), ctypes.c_int
-            env = self.env
-            data, key = env._data, env.encodekey(_TRACE_KEY)
             size = _TRACE_OFF + self._CAP
             addrs = (malloc(size), malloc(size))
             if not addrs[0] or not addrs[1]:
@@ -1118,8 +1116,6 @@ class _TraceEnv(object):
         except Exception:
             return
         self.addrs, self.views, self.putenv = addrs, views, putenv
-        self.data, self.key = data, key
-        self.encoding = sys.getfilesystemencoding()  # os.environ's encodevalue
         self.which = 0
 
     def set(self, value):
