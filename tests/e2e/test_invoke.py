@@ -1105,3 +1105,31 @@ def test_invoke_spin_flag_checked(lambdad_factory):
     name = unique_name("spin")
     create_function(lam, name)
     assert lam.invoke(FunctionName=name, Payload=b"{}")["StatusCode"] == 200
+
+
+def _kernel_has_futex_hash():
+    """Whether this kernel has PR_FUTEX_HASH (Linux 6.16+): GET_SLOTS on
+    ourselves answers >= 0 there and -1 (EINVAL) before."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    return libc.prctl(78, 2, 0, 0, 0) >= 0
+
+
+@pytest.mark.parametrize("threads,slots", [(None, 16384), (100, 1024), (500, 4096)])
+def test_futex_hash_sized_to_the_http_threads(lambdad_factory, threads, slots):
+    # lambdad sizes its private futex hash to its threads (4 slots per
+    # thread, a power of two, 1,024-65,536) before any starts, and logs what
+    # the kernel then reports; a kernel without the option keeps its own.
+    args = [] if threads is None else ["--http-threads", str(threads)]
+    srv = lambdad_factory(ephemeral=True, args=args)
+    lines = [l for l in srv.log.splitlines() if "futex hash:" in l]
+    assert len(lines) == 1, srv.log_tail()
+    if _kernel_has_futex_hash():
+        assert lines[0].endswith(f"futex hash: {slots} slots"), lines
+    else:
+        assert "futex hash: the kernel's (PR_FUTEX_HASH: " in lines[0], lines
+    lam = srv.client()
+    name = unique_name("fh")
+    create_function(lam, name)
+    out = lam.invoke(FunctionName=name, Payload=b'{"n": 1}')
+    assert out["StatusCode"] == 200 and "FunctionError" not in out, out
