@@ -15,6 +15,7 @@
 #include "pool/internal.h"
 #include "pool/report.h"
 #include "pool/timers.h"
+#include "runtime/clock.h"
 #include "runtime/container.h"
 #include "runtime/log.h"
 #include "runtime/rapi.h"
@@ -24,9 +25,7 @@ struct pool_shared g_pool;
 
 int64_t executor_now_ns(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    return clock_mono_ns();
 }
 
 void executor_invoke(struct executor *ex, struct invocation *inv)

@@ -21,11 +21,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
-#include <time.h>
 #include <unistd.h>
 #include <urcu.h>
 
 #include "pool/pool.h"
+#include "runtime/clock.h"
 #include "runtime/log.h"
 #include "server/api_eventinvoke.h"
 #include "server/api_functions.h"
@@ -68,13 +68,6 @@ static void on_done_sync(struct invocation *inv)
 /* RequestResponse invocations whose HTTP thread is waiting (run_sync). */
 static atomic_int g_waiting;
 
-static int64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* A lone waiter polls for its result for up to g_spin_ns (yielding the
  * CPU to anything runnable) before it sleeps. Measured on 2-vCPU VMs: a
  * FUTEX_WAKE of a thread sleeping on an idle vCPU costs the executor an
@@ -86,8 +79,8 @@ static void spin_for_done(struct waiter *w)
 {
     if (g_spin_ns <= 0 || atomic_load_explicit(&g_waiting, memory_order_relaxed) != 1)
         return;
-    int64_t until = mono_ns() + g_spin_ns;
-    while (atomic_load_explicit(&w->state, memory_order_acquire) == WAIT_PENDING && mono_ns() < until)
+    int64_t until = clock_mono_ns() + g_spin_ns;
+    while (atomic_load_explicit(&w->state, memory_order_acquire) == WAIT_PENDING && clock_mono_ns() < until)
         sched_yield();
 }
 

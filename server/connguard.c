@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "runtime/clock.h"
 #include "runtime/log.h"
 
 enum { SLOT_FREE = 0, SLOT_WAITING, SLOT_BUSY };
@@ -51,9 +52,7 @@ static _Thread_local struct slot *t_slot;
 
 static uint64_t now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    return (uint64_t)clock_mono_ns() / 1000000u;
 }
 
 void connguard_thread_init(void)

@@ -23,6 +23,7 @@
 #include <urcu.h>
 #include <openssl/evp.h>
 
+#include "runtime/clock.h"
 #include "runtime/log.h"
 #include "server/admin.h"
 #include "server/connguard.h"
@@ -668,9 +669,7 @@ void http_send_api_error(struct http_req *req, const struct api_error *err)
 
 static uint64_t now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    return (uint64_t)clock_mono_ns() / 1000000u;
 }
 
 /* Reads and drops what is left of the request body, at most max_bytes and
