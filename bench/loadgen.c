@@ -259,6 +259,13 @@ struct worker {
     uint64_t scan_at_ns; /* next pass over every connection (opens, timeouts) */
 };
 
+/* The next pass over the connections runs no later than t. */
+static void scan_by(struct worker *w, uint64_t t)
+{
+    if (t < w->scan_at_ns)
+        w->scan_at_ns = t;
+}
+
 static void conn_close(struct worker *w, struct conn *c, uint64_t retry_delay_ns)
 {
     if (c->fd >= 0) {
@@ -270,8 +277,7 @@ static void conn_close(struct worker *w, struct conn *c, uint64_t retry_delay_ns
     c->state = CONN_IDLE;
     c->rlen = 0;
     c->retry_at_ns = now_ns() + retry_delay_ns;
-    if (c->retry_at_ns < w->scan_at_ns)
-        w->scan_at_ns = c->retry_at_ns;
+    scan_by(w, c->retry_at_ns);
 }
 
 static void conn_error(struct worker *w, struct conn *c)
@@ -712,16 +718,14 @@ static void *worker_main(void *arg)
                 any_active = true;
                 if (c->state == CONN_IDLE) {
                     if (now < c->retry_at_ns) {
-                        if (c->retry_at_ns < w->scan_at_ns)
-                            w->scan_at_ns = c->retry_at_ns;
+                        scan_by(w, c->retry_at_ns);
                         continue;
                     }
                     if (conn_open(w, c) < 0) {
                         w->connect_errors++;
                         w->errors++;
                         c->retry_at_ns = now + 10 * 1000000ull;
-                        if (c->retry_at_ns < w->scan_at_ns)
-                            w->scan_at_ns = c->retry_at_ns;
+                        scan_by(w, c->retry_at_ns);
                         continue;
                     }
                     if (c->state == CONN_WRITING)
