@@ -227,7 +227,9 @@ void env_complete(struct env *e, const char *status)
     e->cur = NULL;
     e->delivered = false;
     e->served++;
-    atomic_fetch_sub(&g_pool.busy_envs, 1);
+    if (atomic_fetch_sub(&g_pool.busy_envs, 1) == 1 && e->ex->busy == 1)
+        e->ex->lone_done_ns = t;
+    e->ex->busy--;
     report_finish(ex, inv); /* inv is gone from here on */
     if (!report_now)
         env_sink_report(e, request_id, dur_ms, status, peak_due, t);
@@ -289,6 +291,10 @@ void env_assign(struct env *e, struct invocation *inv)
     if (inv->cold)
         atomic_fetch_add(&g_pool.cold_starts, 1);
     atomic_fetch_add(&g_pool.busy_envs, 1);
+    if (e->ex->busy++ == 0 && e->ex->lone_done_ns)
+        /* Poll after the next lone invocation only if this one came soon
+         * enough after the last to be caught (executor_main). */
+        e->ex->poll_next = executor_now_ns() - e->ex->lone_done_ns < (int64_t)e->ex->cfg->spin_us * 1000;
     if (e->parked)
         env_deliver(e); /* arms the deadline */
     else /* The clock runs from assignment: a runtime that never asks for its
@@ -542,6 +548,7 @@ void env_fail(struct env *e, const char *etype, const char *msg, const char *sta
             struct invocation *inv = e->cur;
             e->cur = NULL;
             atomic_fetch_sub(&g_pool.busy_envs, 1);
+            e->ex->busy--;
             fnpool_push_front(e->fp, inv);
         } else {
             report_platform_error(e->cur, etype, msg);

@@ -174,6 +174,9 @@ struct executor {
     struct fnpool *blocked;     /* fnpools to re-dispatch when an env is freed, */
     struct fnpool *blocked_tail; /* oldest first (FIFO: the first to wait asks first) */
     struct fnpool *gc;          /* fnpools to check for emptiness */
+    int busy;                   /* our environments running an invocation */
+    int64_t lone_done_ns;       /* when the last lone invocation finished (0: never) */
+    bool poll_next;             /* the last one after a lone invocation came within the poll */
 };
 
 #endif

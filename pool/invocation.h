@@ -38,6 +38,8 @@ struct pool_config {
     const char *node;           /* interpreter for nodejs runtimes (default node) */
     int retry_delay_ms[2];      /* Event retry back-off (AWS: 60000, 120000) */
     bool python_zygote;         /* fork python environments from a zygote */
+    int spin_us;                /* after a lone invocation the executor polls this long
+                                 * for the next before it sleeps (--invoke-spin-us) */
 };
 
 enum inv_outcome {

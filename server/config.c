@@ -86,7 +86,8 @@ static const struct opt_desc g_opts[] = {
      "cap on the CloudWatch Logs events kept (message bytes + 64 per event, in memory and on "
      "disk), oldest dropped first; 0: no cap (default 67108864)"},
     {"invoke-spin-us", 1, OPT_INVOKE_SPIN, "LAMBDAD_INVOKE_SPIN_US",
-     "microseconds an HTTP thread waiting alone for its invoke's result polls before it sleeps "
+     "microseconds an HTTP thread waiting alone for its invoke's result polls before it sleeps, "
+     "and an executor that finished the only running invocation polls for the next "
      "(0-10000, 0: always sleep; default 200)"},
     {"help", 0, OPT_HELP, NULL, "print this help and exit"},
 };

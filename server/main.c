@@ -210,6 +210,7 @@ int main(int argc, char **argv)
         .instance_id = instance,
         .retry_delay_ms = {cfg.retry_delay_ms[0], cfg.retry_delay_ms[1]},
         .python_zygote = cfg.python_zygote,
+        .spin_us = cfg.invoke_spin_us,
     };
     if (pool_start(&pc, &perr)) {
         fprintf(stderr, "lambdad: %s\n", perr ? perr : "cannot start the executor pool");

@@ -1107,6 +1107,63 @@ def test_invoke_spin_flag_checked(lambdad_factory):
     assert lam.invoke(FunctionName=name, Payload=b"{}")["StatusCode"] == 200
 
 
+def _executor_cpu_ns(pid):
+    """CPU time (ns, /proc schedstat) of lambdad's executor threads."""
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                if not f.read().startswith("executor-"):
+                    continue
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[0])
+        except (OSError, ValueError):
+            pass  # a thread that ended meanwhile
+    return total
+
+
+@pytest.mark.parametrize("spin_us", ["0", "10000"])
+def test_executor_polls_after_a_lone_invocation(lambdad_factory, spin_us):
+    """After the only running invocation finished, its executor polls for the
+    next one for --invoke-spin-us (yielding the CPU) before it sleeps, as
+    long as the last invocation after a lone one came within the poll.
+    Invokes 40 ms apart (a caller now and then): no polls after the first
+    miss. Pairs 2 ms apart, 40 ms between pairs: a 10 ms poll after each
+    pair's second invoke, ~80 ms of the executors' CPU for 8 pairs (a
+    quarter of it asserted: the machine may be busy); with 0, none. Every
+    caller gets its own answer, also when it lands during a poll."""
+    server = lambdad_factory(ephemeral=True, args=["--invoke-spin-us", spin_us])
+    lam = server.client()
+    name = unique_name("spinex")
+    create_function(lam, name, make_zip({"lambda_function.py": SPIN_ECHO}))
+    pid = server.proc.pid
+
+    def call(i):
+        r = lam.invoke(FunctionName=name, Payload=json.dumps({"i": i, "sleep_ms": 0}))
+        body = json.loads(r["Payload"].read())
+        assert r.get("FunctionError") is None and body["i"] == i, body
+
+    call(-1)  # cold start
+    time.sleep(0.1)
+    before = _executor_cpu_ns(pid)
+    for i in range(8):
+        call(i)
+        time.sleep(0.04)
+    sparse_ms = (_executor_cpu_ns(pid) - before) / 1e6
+    before = _executor_cpu_ns(pid)
+    for i in range(8):
+        call(100 + i)
+        time.sleep(0.002)
+        call(200 + i)
+        time.sleep(0.04)
+    pairs_ms = (_executor_cpu_ns(pid) - before) / 1e6
+    assert sparse_ms < 20, (sparse_ms, pairs_ms)
+    if spin_us == "0":
+        assert pairs_ms < 20, (sparse_ms, pairs_ms)
+    else:
+        assert pairs_ms >= 20, (sparse_ms, pairs_ms)
+
+
 def _kernel_has_futex_hash():
     """Whether this kernel has PR_FUTEX_HASH (Linux 6.16+): GET_SLOTS on
     ourselves answers >= 0 there and -1 (EINVAL) before."""
