@@ -1490,6 +1490,39 @@ def fmt_sustained(c):
     return f"x{c['requested']} over {c['functions']} functions: {c['per_s']}/s, {c['errors']} errors"
 
 
+def flush_latency(directory, n=200):
+    """This disk's fdatasync latency in `directory` (where the durable
+    lambdad keeps its journal): 1,150 bytes overwritten in a pre-written
+    file, then fdatasync, back to back and after the device sat idle for
+    200 us (a busy-wait, so the CPU does not sleep either). On the VMs of
+    the README a flush after even 100-200 us of idleness costs ~10x one
+    issued back to back: closed-loop writers that think between changes
+    (the Python writers) pay the slow one, C clients mostly the fast one."""
+    path = os.path.join(directory, "bench-flush-probe")
+    out = {"bytes_per_write": 1150, "writes": n}
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.pwrite(fd, b"\0" * (1 << 20), 0)
+        os.fsync(fd)
+        for key, gap_s in (("back_to_back", 0.0), ("after_200us_idle", 200e-6)):
+            ts = []
+            for i in range(n):
+                if gap_s:
+                    t0 = time.perf_counter()
+                    while time.perf_counter() - t0 < gap_s:
+                        pass
+                os.pwrite(fd, b"x" * 1150, (i * 1150) % (1 << 20))
+                t = time.perf_counter()
+                os.fdatasync(fd)
+                ts.append(time.perf_counter() - t)
+            ts.sort()
+            out[key] = {"p50_us": round(ts[n // 2] * 1e6, 1), "p90_us": round(ts[n * 9 // 10] * 1e6, 1)}
+    finally:
+        os.close(fd)
+        os.unlink(path)
+    return out
+
+
 def run_writes(binary, loadgen, args, workdir, stats):
     """CreateFunction then UpdateFunctionConfiguration from 4 concurrent
     writer processes, each on its own keep-alive connection: with the data
@@ -1499,6 +1532,13 @@ def run_writes(binary, loadgen, args, workdir, stats):
     res = {"writers": 4, "writer_kind": "processes (one keep-alive connection each)",
            "requests_per_op": n}
     zip_b64 = make_zip("simple")
+    try:
+        res["disk_flush"] = flush_latency(workdir)
+        f = res["disk_flush"]
+        log(f"writes: disk flush (fdatasync) p50 {f['back_to_back']['p50_us']} us back to back, "
+            f"{f['after_200us_idle']['p50_us']} us after 200 us idle")
+    except OSError as e:
+        res["disk_flush"] = na(f"flush probe: {e}")
     for mode in ("durable", "ephemeral"):
         ld = Lambdad(binary, ["--lambda-executor", "subprocess"], tag=f"writes-{mode}",
                      workdir=workdir, ephemeral=(mode == "ephemeral"))
@@ -1743,6 +1783,11 @@ def human_report(r):
     if "not_available" in wr:
         L.append("  " + short(wr))
     else:
+        f = wr.get("disk_flush", {})
+        if "back_to_back" in f:
+            L.append(f"  disk flush (fdatasync of {f['bytes_per_write']} bytes in the data dir's file system), p50 / p90: "
+                     f"back to back {f['back_to_back']['p50_us']:.0f} / {f['back_to_back']['p90_us']:.0f} us, "
+                     f"after 200 us idle {f['after_200us_idle']['p50_us']:.0f} / {f['after_200us_idle']['p90_us']:.0f} us")
         for mode in ("durable", "ephemeral"):
             m = wr.get(mode, {})
             for op in ("create", "update_configuration"):
