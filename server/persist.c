@@ -42,7 +42,7 @@ struct persist {
     char *dir;     /* <data-dir>/functions (or the subdir of persist_open_sub) */
     int dir_fd;
     int lock_fd;   /* -1 for a persist_open_sub handle: the parent holds the lock */
-    int jfd;       /* <dir>/journal, O_APPEND */
+    int jfd;       /* <dir>/journal, written with pwrite at jsize */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     bool sync_init;
