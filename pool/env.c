@@ -227,9 +227,9 @@ void env_complete(struct env *e, const char *status)
     e->cur = NULL;
     e->delivered = false;
     e->served++;
-    if (atomic_fetch_sub(&g_pool.busy_envs, 1) == 1 && e->ex->busy == 1)
-        e->ex->lone_done_ns = t;
-    e->ex->busy--;
+    if (atomic_fetch_sub(&g_pool.busy_envs, 1) == 1) /* it ran alone (ours, so ex->busy was 1) */
+        ex->lone_done_ns = t;
+    ex->busy--;
     report_finish(ex, inv); /* inv is gone from here on */
     if (!report_now)
         env_sink_report(e, request_id, dur_ms, status, peak_due, t);
@@ -291,10 +291,11 @@ void env_assign(struct env *e, struct invocation *inv)
     if (inv->cold)
         atomic_fetch_add(&g_pool.cold_starts, 1);
     atomic_fetch_add(&g_pool.busy_envs, 1);
-    if (e->ex->busy++ == 0 && e->ex->lone_done_ns)
+    struct executor *ex = e->ex;
+    if (ex->busy++ == 0 && ex->lone_done_ns)
         /* Poll after the next lone invocation only if this one came soon
          * enough after the last to be caught (executor_main). */
-        e->ex->poll_next = executor_now_ns() - e->ex->lone_done_ns < (int64_t)e->ex->cfg->spin_us * 1000;
+        ex->poll_next = executor_now_ns() - ex->lone_done_ns < (int64_t)ex->cfg->spin_us * 1000;
     if (e->parked)
         env_deliver(e); /* arms the deadline */
     else /* The clock runs from assignment: a runtime that never asks for its

@@ -298,10 +298,10 @@ def test_slow_environment_start_does_not_stall_a_warm_function(lambdad_factory):
     assert b_time, "B's invoke failed"
     # The merge must have been slow enough to prove anything (60,000 files
     # take 0.5 to several s depending on the disk and the page cache; 30,000
-    # once took 0.198 s on a fast host: at least 0.2 s, with A served many
-    # times meanwhile), and A must have been
-    # served throughout it: no A invoke waited for half of B's start
-    # (before the fix one waited for all of it).
+    # once took 0.198 s on a fast host): at least 0.2 s, with A served many
+    # times meanwhile. And A must have been served throughout it: no A
+    # invoke waited for half of B's start (before the fix one waited for
+    # all of it).
     assert b_time[0] > 0.2, f"B started in {b_time[0]:.2f}s: the layer was merged too fast to tell"
     assert len(a_times) >= 10, (len(a_times), b_time[0])
     assert max(a_times) < b_time[0] / 2, (max(a_times), b_time[0], len(a_times))
